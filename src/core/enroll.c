@@ -1,0 +1,156 @@
+#include <stdio.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "core/enroll.h"
+#include "util/err.h"
+
+#define TOKEN_PREFIX "kwe_"
+#define SECRET_PREFIX "kwd_"
+
+struct token_new {
+	struct token_rec rec;
+	int64_t id;
+};
+
+static int token_insert_tx(struct store_tx *tx, void *arg)
+{
+	struct token_new *t = arg;
+
+	return STORE_TX(tx, token_insert, &t->rec, &t->id);
+}
+
+int enroll_token_create(struct store *s, int64_t now, int64_t expires_at, int64_t uses,
+			char token[SECRET_TEXT_MAX], int64_t *id)
+{
+	struct token_new t;
+	int rc;
+
+	memset(&t, 0, sizeof(t));
+	secret_new(TOKEN_PREFIX, token);
+	secret_hash(token, strlen(token), t.rec.hash);
+	t.rec.created_at = now;
+	t.rec.expires_at = expires_at;
+	t.rec.uses_left = uses;
+	if ((rc = store_write(s, token_insert_tx, &t)) < 0) {
+		sodium_memzero(token, SECRET_TEXT_MAX);
+		return rc;
+	}
+	if (id)
+		*id = t.id;
+	return 0;
+}
+
+static int token_revoke_tx(struct store_tx *tx, void *arg)
+{
+	return STORE_TX(tx, token_revoke, *(int64_t *)arg);
+}
+
+int enroll_token_revoke(struct store *s, int64_t id)
+{
+	return store_write(s, token_revoke_tx, &id);
+}
+
+struct reg {
+	uint8_t token_hash[SECRET_HASH_LEN];
+	const struct device_new *d;
+	int64_t now;
+	char device_id[UUID_LEN + 1];
+	uint8_t secret_hash[SECRET_HASH_LEN];
+};
+
+static int register_tx(struct store_tx *tx, void *arg)
+{
+	struct reg *r = arg;
+	struct token_rec t;
+	struct device_rec d;
+	int rc;
+
+	rc = STORE_TX(tx, token_get, r->token_hash, &t);
+	if (rc == KW_ERR_NOT_FOUND)
+		return KW_ERR_AUTH;
+	if (rc < 0)
+		return rc;
+	if (t.revoked || (t.expires_at && t.expires_at <= r->now) || t.uses_left == 0)
+		return KW_ERR_AUTH;
+	if ((rc = STORE_TX(tx, token_use, t.id)) < 0)
+		return rc;
+	memset(&d, 0, sizeof(d));
+	snprintf(d.id, sizeof(d.id), "%s", r->device_id);
+	d.name = r->d->name;
+	d.domain = r->d->domain ? r->d->domain : "";
+	d.os = r->d->os ? r->d->os : "";
+	d.created_at = r->now;
+	return STORE_TX(tx, device_insert, &d, r->secret_hash);
+}
+
+int enroll_register(struct store *s, const char *token, const struct device_new *d,
+		    int64_t now, char device_id[UUID_LEN + 1],
+		    char secret[SECRET_TEXT_MAX])
+{
+	struct reg r;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	secret_hash(token, strlen(token), r.token_hash);
+	r.d = d;
+	r.now = now;
+	secret_uuid(r.device_id);
+	secret_new(SECRET_PREFIX, secret);
+	secret_hash(secret, strlen(secret), r.secret_hash);
+	rc = store_write(s, register_tx, &r);
+	if (rc < 0) {
+		sodium_memzero(secret, SECRET_TEXT_MAX);
+		return rc;
+	}
+	memcpy(device_id, r.device_id, sizeof(r.device_id));
+	return 0;
+}
+
+struct auth {
+	char *device_id;
+	char *name;
+	size_t namelen;
+	bool revoked;
+};
+
+static int auth_found(const struct device_rec *d, void *arg)
+{
+	struct auth *a = arg;
+
+	snprintf(a->device_id, UUID_LEN + 1, "%s", d->id);
+	if (a->name)
+		snprintf(a->name, a->namelen, "%s", d->name);
+	a->revoked = d->revoked;
+	return 0;
+}
+
+struct auth_tx {
+	uint8_t hash[SECRET_HASH_LEN];
+	struct auth *a;
+};
+
+static int auth_tx(struct store_tx *tx, void *arg)
+{
+	struct auth_tx *t = arg;
+
+	return STORE_TX(tx, device_by_secret, t->hash, auth_found, t->a);
+}
+
+int enroll_authenticate(struct store *s, const char *secret,
+			char device_id[UUID_LEN + 1], char *name, size_t namelen)
+{
+	struct auth a = { device_id, name, namelen, false };
+	struct auth_tx t;
+	int rc;
+
+	if (strlen(secret) >= SECRET_TEXT_MAX)
+		return KW_ERR_AUTH;
+	secret_hash(secret, strlen(secret), t.hash);
+	t.a = &a;
+	rc = store_read(s, auth_tx, &t);
+	if (rc == KW_ERR_NOT_FOUND || (rc == 0 && a.revoked))
+		return KW_ERR_AUTH;
+	return rc;
+}

@@ -1,0 +1,44 @@
+/* Enrollment tokens and device registration (SPEC §5): a token, made by an
+ * administrator, lets a device register once or a limited number of times
+ * before it expires; registration returns the device's own secret. */
+#ifndef KW_CORE_ENROLL_H
+#define KW_CORE_ENROLL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/secret.h"
+#include "store/store.h"
+
+#define DEVICE_NAME_MAX 255
+#define DEVICE_TEXT_MAX 255
+
+struct store;
+
+/* Makes a token valid until expires_at (0 = never) for uses registrations
+ * (-1 = unlimited); writes the token text (shown once) and its id. */
+int enroll_token_create(struct store *s, int64_t now, int64_t expires_at, int64_t uses,
+			char token[SECRET_TEXT_MAX], int64_t *id);
+
+/* Revokes token id; KW_ERR_NOT_FOUND when there is none. */
+int enroll_token_revoke(struct store *s, int64_t id);
+
+struct device_new {
+	const char *name;
+	const char *domain;          /* may be "" */
+	const char *os;              /* may be "" */
+};
+
+/* Registers a device with an enrollment token: KW_ERR_AUTH when the token
+ * is unknown, revoked, expired or used up (nothing is stored then). On
+ * success writes the new device ID and its secret (shown once). */
+int enroll_register(struct store *s, const char *token, const struct device_new *d,
+		    int64_t now, char device_id[UUID_LEN + 1],
+		    char secret[SECRET_TEXT_MAX]);
+
+/* The device a secret belongs to: its ID and name (namelen bytes).
+ * KW_ERR_AUTH when the secret is unknown or the device revoked. */
+int enroll_authenticate(struct store *s, const char *secret,
+			char device_id[UUID_LEN + 1], char *name, size_t namelen);
+
+#endif

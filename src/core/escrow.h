@@ -1,0 +1,96 @@
+/* Check-ins: a device's report of its volumes, recovery keys and logons
+ * (SPEC §5), validated in full before anything is stored, then applied in
+ * one store transaction. */
+#ifndef KW_CORE_ESCROW_H
+#define KW_CORE_ESCROW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "core/keyid.h"
+#include "core/recpw.h"
+#include "store/store.h"
+
+#define CHECKIN_MAX_VOLUMES 64
+#define CHECKIN_MAX_KEYS 16          /* per volume */
+#define CHECKIN_MAX_LOGONS 256
+#define CHECKIN_MAX_ERRORS 32        /* field errors reported at most */
+#define CHECKIN_TEXT_MAX 255         /* os, user names */
+#define CHECKIN_MOUNT_MAX 64
+
+struct checkin_key {
+	char key_id[KEYID_CANON_LEN + 1];
+	char password[RECPW_CANON_LEN + 1];
+};
+
+struct checkin_volume {
+	char guid[KEYID_CANON_LEN + 1];
+	char mount[CHECKIN_MOUNT_MAX + 1];
+	char type[16];
+	char protection[16];
+	char encryption[33];
+	int percent;
+	struct checkin_key keys[CHECKIN_MAX_KEYS];
+	size_t nkeys;
+};
+
+struct checkin_logon {
+	char user[CHECKIN_TEXT_MAX + 1];
+	enum logon_type type;
+	int64_t at;
+};
+
+struct checkin {
+	char os[CHECKIN_TEXT_MAX + 1];
+	struct checkin_volume *volumes;
+	size_t nvolumes;
+	struct checkin_logon *logons;
+	size_t nlogons;
+};
+
+/* A field that failed validation: "volumes[0].recovery_keys[1].key_id". */
+struct field_error {
+	char field[96];
+	char message[192];
+};
+
+struct field_errors {
+	struct field_error e[CHECKIN_MAX_ERRORS];
+	size_t n;
+	size_t total;                /* may exceed n */
+};
+
+/* Validates and copies a check-in body. On KW_ERR_INVALID errs lists the
+ * faults (every one, up to CHECKIN_MAX_ERRORS). now is used for logons
+ * without a time and to clamp times in the future. ci is freed with
+ * checkin_free (wipes the passwords) in every case. */
+int checkin_parse(const json_t *body, int64_t now, struct checkin *ci,
+		  struct field_errors *errs);
+void checkin_free(struct checkin *ci);
+
+struct seal;
+
+/* What applying a check-in did. */
+struct checkin_result {
+	size_t keys_added;
+	/* Keys disclosed and still on the device: it must rotate them. */
+	char (*rotate)[KEYID_CANON_LEN + 1];
+	size_t nrotate;
+	/* On KW_ERR_CONFLICT: the key and why. */
+	char conflict_key[KEYID_CANON_LEN + 1];
+	const char *conflict_why;
+};
+
+/* Applies ci for device_id at time now, atomically and durably:
+ * new keys sealed and stored; reported keys compared (a known key ID with a
+ * different password, or escrowed by another device: KW_ERR_CONFLICT, and
+ * nothing of the check-in is kept); active keys absent from a reported
+ * volume become removed, disclosed ones superseded; logons recorded.
+ * res->rotate is allocated; free with checkin_result_free. */
+int checkin_apply(struct store *s, const struct seal *k, const char *device_id,
+		  const struct checkin *ci, int64_t now, struct checkin_result *res);
+void checkin_result_free(struct checkin_result *res);
+
+#endif

@@ -1,0 +1,31 @@
+/* BitLocker recovery passwords: 48 digits in 8 groups of 6, each group
+ * divisible by 11 and below 720896 (11 x a 16-bit value). SPEC §1. */
+#ifndef KW_CORE_RECPW_H
+#define KW_CORE_RECPW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define RECPW_DIGITS 48
+#define RECPW_GROUPS 8
+#define RECPW_CANON_LEN 55      /* 48 digits + 7 hyphens */
+#define RECPW_INPUT_MAX 128
+
+/* Parses a recovery password; hyphens and white space are ignored. On
+ * success writes the canonical form (groups joined by '-', RECPW_CANON_LEN
+ * + 1 bytes) and returns 0. Otherwise KW_ERR_INVALID with msg naming the
+ * fault: a character that is not a digit (and where), the wrong number of
+ * digits (how many), or which group (1-8) is not divisible by 11 or is
+ * 720896 or more. inlen above RECPW_INPUT_MAX: KW_ERR_TOO_LARGE. */
+int recpw_parse(const char *in, size_t inlen, char canon[RECPW_CANON_LEN + 1],
+		char *msg, size_t msglen);
+
+/* The 16-byte key a valid canonical password encodes (group / 11, each
+ * little-endian), as BitLocker derives it. */
+void recpw_to_key(const char canon[RECPW_CANON_LEN], uint8_t key[16]);
+
+/* Canonical password for 16 bytes: used to make recovery passwords (agent,
+ * demo data) from random bytes. */
+void recpw_from_key(const uint8_t key[16], char canon[RECPW_CANON_LEN + 1]);
+
+#endif

@@ -1,0 +1,45 @@
+#include <stdio.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "core/secret.h"
+
+void secret_new(const char *prefix, char out[SECRET_TEXT_MAX])
+{
+	unsigned char raw[SECRET_BYTES];
+	size_t n = strlen(prefix);
+
+	randombytes_buf(raw, sizeof(raw));
+	memcpy(out, prefix, n);
+	sodium_bin2base64(out + n, SECRET_TEXT_MAX - n, raw, sizeof(raw),
+			  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	sodium_memzero(raw, sizeof(raw));
+}
+
+void secret_hash(const char *text, size_t len, uint8_t out[SECRET_HASH_LEN])
+{
+	crypto_hash_sha256(out, (const unsigned char *)text, len);
+}
+
+void secret_uuid(char out[UUID_LEN + 1])
+{
+	uint8_t b[16];
+
+	randombytes_buf(b, sizeof(b));
+	b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
+	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+	snprintf(out, UUID_LEN + 1,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10],
+		 b[11], b[12], b[13], b[14], b[15]);
+}
+
+int secret_equal(const char *a, const char *b)
+{
+	size_t n = strlen(a);
+
+	if (n != strlen(b))
+		return 0;
+	return sodium_memcmp(a, b, n) == 0;
+}

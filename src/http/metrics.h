@@ -1,0 +1,24 @@
+/* Counters for GET /metrics (Prometheus text format): requests and their
+ * latency by route and status, escrowed keys, disclosures by source and
+ * result, store errors. Lock-free; safe from any thread. */
+#ifndef KW_HTTP_METRICS_H
+#define KW_HTTP_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct buf;
+struct route;
+
+/* Declares the routes (ended by a NULL method) once, before any request. */
+int metrics_init(const struct route *routes);
+void metrics_free(void);
+
+/* route_index: position in the table, or -1 for a path not routed. */
+void metrics_request(int route_index, int status, int64_t micros);
+void metrics_escrowed(uint64_t keys);
+void metrics_disclosure(const char *source, const char *result);
+
+int metrics_render(struct buf *out);
+
+#endif

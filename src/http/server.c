@@ -1,0 +1,575 @@
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <sodium.h>
+
+#include "http/metrics.h"
+#include "http/server.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+
+#define CONN_MEMORY_LIMIT (32 * 1024)   /* request line + headers */
+#define CONN_TIMEOUT_S 30
+#define RESPONSE_MAX (64 * 1024 * 1024) /* largest body a handler may build */
+#define WORKER_STACK (512 * 1024)
+
+#define CSP "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+
+enum req_state { REQ_READING, REQ_RUNNING, REQ_READY };
+
+struct req {
+	struct http_server *srv;
+	struct http_request r;
+	struct http_response resp;
+	struct buf body;
+	const struct route *route;
+	int route_index;
+	bool too_large;
+	bool method_not_allowed;
+	enum req_state state;
+	int64_t start_us;
+	char path[1024];
+	struct req *next;           /* worker queue */
+};
+
+struct http_server {
+	struct MHD_Daemon *d;
+	struct http_server_opts o;
+	bool tls;
+	uint16_t port;
+	pthread_t *workers;
+	unsigned nworkers;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	struct req *head, *tail;
+	bool stopping;
+	atomic_int inflight;
+	atomic_bool draining;
+};
+
+/* ---- response helpers ---- */
+
+int http_header(struct http_response *resp, const char *name, const char *value)
+{
+	if (resp->nheaders >= HTTP_MAX_HEADERS)
+		return KW_ERR_TOO_LARGE;
+	if (!(resp->headers[resp->nheaders].value = strdup(value)))
+		return KW_ERR_NOMEM;
+	resp->headers[resp->nheaders++].name = name;
+	return 0;
+}
+
+int http_text(struct http_response *resp, int status, const char *text)
+{
+	resp->status = status;
+	resp->content_type = "text/plain; charset=utf-8";
+	buf_reset(&resp->body);
+	return buf_puts(&resp->body, text);
+}
+
+int http_json(struct http_response *resp, int status, const json_t *doc)
+{
+	char *s = json_dumps(doc, JSON_COMPACT | JSON_ENSURE_ASCII);
+	int rc;
+
+	if (!s)
+		return KW_ERR_NOMEM;
+	resp->status = status;
+	resp->content_type = "application/json; charset=utf-8";
+	buf_reset(&resp->body);
+	rc = buf_puts(&resp->body, s);
+	rc = rc < 0 ? rc : buf_putc(&resp->body, '\n');
+	sodium_memzero(s, strlen(s));
+	free(s);
+	return rc;
+}
+
+int http_json_error(struct http_response *resp, int status, const char *message)
+{
+	json_t *doc = json_pack("{s:s}", "error", message);
+	int rc;
+
+	if (!doc)
+		return KW_ERR_NOMEM;
+	rc = http_json(resp, status, doc);
+	json_decref(doc);
+	return rc;
+}
+
+int http_redirect(struct http_response *resp, const char *location)
+{
+	resp->status = 303;
+	resp->content_type = "text/plain; charset=utf-8";
+	buf_reset(&resp->body);
+	return http_header(resp, "Location", location);
+}
+
+const char *http_request_header(const struct http_request *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *http_query(const struct http_request *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *http_cookie(const struct http_request *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_COOKIE_KIND, name);
+}
+
+static void response_free(struct http_response *resp)
+{
+	for (size_t i = 0; i < resp->nheaders; i++)
+		free(resp->headers[i].value);
+	resp->nheaders = 0;
+	if (resp->sensitive)
+		buf_wipe_free(&resp->body);
+	else
+		buf_free(&resp->body);
+}
+
+/* ---- routing ---- */
+
+/* Matches path against pattern; {name} takes one non-empty segment. */
+static bool route_match(const char *pattern, const char *path,
+			char params[HTTP_MAX_PARAMS][HTTP_PARAM_MAX])
+{
+	size_t np = 0;
+
+	while (*pattern && *path) {
+		if (*pattern == '{') {
+			size_t n = strcspn(path, "/");
+
+			if (n == 0 || n >= HTTP_PARAM_MAX || np >= HTTP_MAX_PARAMS)
+				return false;
+			memcpy(params[np], path, n);
+			params[np++][n] = '\0';
+			path += n;
+			pattern = strchr(pattern, '}');
+			if (!pattern)
+				return false;
+			pattern++;
+			continue;
+		}
+		if (*pattern++ != *path++)
+			return false;
+	}
+	return !*pattern && !*path;
+}
+
+static void route_find(struct req *q, const char *method)
+{
+	const struct route *routes = q->srv->o.routes;
+	bool path_known = false;
+
+	q->route_index = -1;
+	for (int i = 0; routes[i].method; i++) {
+		if (!route_match(routes[i].pattern, q->path, q->r.params))
+			continue;
+		path_known = true;
+		if (!strcmp(routes[i].method, method) ||
+		    (!strcmp(method, "HEAD") && !strcmp(routes[i].method, "GET"))) {
+			q->route = &routes[i];
+			q->route_index = i;
+			return;
+		}
+	}
+	q->method_not_allowed = path_known;
+}
+
+static void allowed_methods(struct req *q, char *out, size_t outlen)
+{
+	char params[HTTP_MAX_PARAMS][HTTP_PARAM_MAX];
+	size_t n = 0;
+
+	out[0] = '\0';
+	for (const struct route *r = q->srv->o.routes; r->method; r++)
+		if (route_match(r->pattern, q->path, params) && n < outlen)
+			n += (size_t)snprintf(out + n, outlen - n, "%s%s", n ? ", " : "",
+					      r->method);
+}
+
+/* ---- running handlers ---- */
+
+static void run_handler(struct req *q)
+{
+	struct http_server *srv = q->srv;
+	int rc = 0;
+
+	q->r.body = q->body.data ? q->body.data : "";
+	q->r.body_len = q->body.len;
+	q->r.route = q->route;
+	if (srv->o.authorize)
+		rc = srv->o.authorize(srv->o.app, &q->r, &q->resp);
+	if (rc == 0)
+		rc = q->route->handler(srv->o.app, &q->r, &q->resp);
+	if (rc < 0) {
+		log_error("%s %s: %s", q->r.method, q->path, kw_strerror(rc));
+		response_free(&q->resp);
+		buf_init(&q->resp.body, RESPONSE_MAX);
+		if (!strncmp(q->path, "/api/", 5))
+			http_json_error(&q->resp, 500, "internal error");
+		else
+			http_text(&q->resp, 500, "Internal error; please try again later.\n");
+	}
+	if (!q->resp.status)
+		q->resp.status = 500;
+}
+
+static void *worker_main(void *p)
+{
+	struct http_server *srv = p;
+
+	for (;;) {
+		struct req *q;
+
+		pthread_mutex_lock(&srv->lock);
+		while (!srv->head && !srv->stopping)
+			pthread_cond_wait(&srv->wake, &srv->lock);
+		q = srv->head;
+		if (!q) {
+			pthread_mutex_unlock(&srv->lock);
+			return NULL;
+		}
+		srv->head = q->next;
+		if (!srv->head)
+			srv->tail = NULL;
+		pthread_mutex_unlock(&srv->lock);
+
+		run_handler(q);
+		q->state = REQ_READY;
+		MHD_resume_connection(q->r.conn);
+	}
+}
+
+static void submit(struct http_server *srv, struct req *q)
+{
+	q->state = REQ_RUNNING;
+	q->next = NULL;
+	MHD_suspend_connection(q->r.conn);
+	pthread_mutex_lock(&srv->lock);
+	if (srv->tail)
+		srv->tail->next = q;
+	else
+		srv->head = q;
+	srv->tail = q;
+	pthread_cond_signal(&srv->wake);
+	pthread_mutex_unlock(&srv->lock);
+}
+
+/* ---- MHD callbacks ---- */
+
+static void add_standard_headers(struct http_server *srv, struct MHD_Response *mr,
+				 const struct http_response *resp)
+{
+	bool cache_set = false;
+
+	MHD_add_response_header(mr, "Content-Security-Policy", CSP);
+	MHD_add_response_header(mr, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(mr, "Referrer-Policy", "no-referrer");
+	MHD_add_response_header(mr, "X-Frame-Options", "DENY");
+	if (srv->tls)
+		MHD_add_response_header(mr, "Strict-Transport-Security",
+					"max-age=31536000; includeSubDomains");
+	for (size_t i = 0; i < resp->nheaders; i++) {
+		MHD_add_response_header(mr, resp->headers[i].name, resp->headers[i].value);
+		if (!strcasecmp(resp->headers[i].name, "Cache-Control"))
+			cache_set = true;
+	}
+	if (!cache_set)
+		MHD_add_response_header(mr, "Cache-Control", "no-store");
+	if (resp->content_type)
+		MHD_add_response_header(mr, "Content-Type", resp->content_type);
+	if (atomic_load(&srv->draining))
+		MHD_add_response_header(mr, "Connection", "close");
+}
+
+static enum MHD_Result send_response(struct req *q)
+{
+	struct MHD_Response *mr;
+	enum MHD_Result ret;
+	const char *data = q->resp.body.data ? q->resp.body.data : "";
+	size_t len = q->resp.body.len;
+
+	mr = MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
+	if (!mr)
+		return MHD_NO;
+	add_standard_headers(q->srv, mr, &q->resp);
+	ret = MHD_queue_response(q->r.conn, (unsigned)q->resp.status, mr);
+	MHD_destroy_response(mr);
+	/* The copy MHD made of a secret lives until the response is freed; ours
+	 * is wiped now. */
+	if (q->resp.sensitive)
+		sodium_memzero(q->resp.body.data, q->resp.body.alloc);
+	return ret;
+}
+
+static void plain_error(struct req *q, int status, const char *text)
+{
+	if (!strncmp(q->path, "/api/", 5))
+		http_json_error(&q->resp, status, text);
+	else
+		http_text(&q->resp, status, text);
+}
+
+/* 404, 405 or 413, decided before the body is read. */
+static enum MHD_Result respond_now(struct req *q)
+{
+	if (q->too_large && q->route) {
+		char msg[96];
+
+		snprintf(msg, sizeof(msg), "request body too large (at most %zu bytes)",
+			 q->body.cap);
+		plain_error(q, 413, msg);
+	} else if (q->method_not_allowed) {
+		char allow[128];
+
+		allowed_methods(q, allow, sizeof(allow));
+		http_header(&q->resp, "Allow", allow);
+		plain_error(q, 405, "method not allowed");
+	} else {
+		plain_error(q, 404, "not found");
+	}
+	q->state = REQ_READY;
+	return send_response(q);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version,
+				  const char *upload_data, size_t *upload_data_size,
+				  void **con_cls)
+{
+	struct http_server *srv = cls;
+	struct req *q = *con_cls;
+
+	if (!q) {
+		const union MHD_ConnectionInfo *ci;
+		const char *clen;
+
+		if (!(q = calloc(1, sizeof(*q))))
+			return MHD_NO;
+		*con_cls = q;
+		atomic_fetch_add(&srv->inflight, 1);
+		q->srv = srv;
+		q->start_us = time_mono_us();
+		q->r.conn = conn;
+		q->r.method = method;
+		q->r.tls = srv->tls;
+		snprintf(q->path, sizeof(q->path), "%s", url);
+		q->r.path = q->path;
+		buf_init(&q->resp.body, RESPONSE_MAX);
+		ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		if (ci && ci->client_addr) {
+			const struct sockaddr *sa = ci->client_addr;
+
+			if (sa->sa_family == AF_INET)
+				inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
+					  q->r.client, sizeof(q->r.client));
+			else if (sa->sa_family == AF_INET6)
+				inet_ntop(AF_INET6,
+					  &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+					  q->r.client, sizeof(q->r.client));
+		}
+		route_find(q, method);
+		buf_init(&q->body, q->route ? q->route->body_max : 0);
+		/* Refuse an announced oversized body before reading any of it. */
+		clen = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+						   MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (clen) {
+			char *end;
+			unsigned long long n = strtoull(clen, &end, 10);
+
+			if (*end || n > q->body.cap)
+				q->too_large = true;
+		}
+		if (!q->route || q->too_large)
+			return respond_now(q);
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		if (buf_append(&q->body, upload_data, *upload_data_size) < 0)
+			q->too_large = true;
+		*upload_data_size = 0;
+		/* Past the cap: answer now; MHD closes rather than read on. */
+		return q->too_large ? respond_now(q) : MHD_YES;
+	}
+	if (q->state == REQ_READY)
+		return send_response(q);
+	if (q->route->blocking && srv->nworkers) {
+		submit(srv, q);
+		return MHD_YES;
+	}
+	run_handler(q);
+	q->state = REQ_READY;
+	return send_response(q);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct http_server *srv = cls;
+	struct req *q = *con_cls;
+	int64_t us;
+
+	if (!q)
+		return;
+	us = time_mono_us() - q->start_us;
+	metrics_request(q->route_index, q->resp.status, us);
+	/* The path only: query strings and bodies may hold what must not be
+	 * logged. */
+	log_info("%s %s %s %d %zu %.1fms%s", q->r.client[0] ? q->r.client : "-",
+		 q->r.method, q->path, q->resp.status, q->resp.body.len,
+		 (double)us / 1000.0,
+		 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
+	response_free(&q->resp);
+	buf_wipe_free(&q->body);
+	free(q->r.auth);
+	free(q);
+	*con_cls = NULL;
+	atomic_fetch_sub(&srv->inflight, 1);
+}
+
+static void on_panic(void *cls, const char *file, unsigned line, const char *reason)
+{
+	log_error("libmicrohttpd failed at %s:%u: %s", file, line, reason ? reason : "");
+	abort();
+}
+
+/* ---- start and stop ---- */
+
+int http_server_start(const struct http_server_opts *o, struct http_server **out,
+		      char *msg, size_t msglen)
+{
+	struct http_server *srv = calloc(1, sizeof(*srv));
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+		MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_TURBO;
+	const union MHD_DaemonInfo *di;
+	pthread_attr_t attr;
+	int rc = KW_ERR_IO;
+
+	if (!srv)
+		return KW_ERR_NOMEM;
+	srv->o = *o;
+	srv->tls = o->tls_cert_pem != NULL;
+	pthread_mutex_init(&srv->lock, NULL);
+	pthread_cond_init(&srv->wake, NULL);
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, o->host, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
+		((struct sockaddr_in *)&ss)->sin_family = AF_INET;
+		((struct sockaddr_in *)&ss)->sin_port = htons(o->port);
+		sslen = sizeof(struct sockaddr_in);
+	} else if (inet_pton(AF_INET6, o->host, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
+		((struct sockaddr_in6 *)&ss)->sin6_family = AF_INET6;
+		((struct sockaddr_in6 *)&ss)->sin6_port = htons(o->port);
+		sslen = sizeof(struct sockaddr_in6);
+		flags |= MHD_USE_IPv6;
+	} else {
+		snprintf(msg, msglen, "listen address %s is not a numeric IP address", o->host);
+		rc = KW_ERR_INVALID;
+		goto out;
+	}
+	(void)sslen;
+	if (srv->tls)
+		flags |= MHD_USE_TLS;
+	if (metrics_init(o->routes) < 0) {
+		rc = KW_ERR_NOMEM;
+		goto out;
+	}
+	srv->nworkers = o->workers;
+	if (srv->nworkers &&
+	    !(srv->workers = calloc(srv->nworkers, sizeof(*srv->workers)))) {
+		rc = KW_ERR_NOMEM;
+		goto out;
+	}
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, WORKER_STACK);
+	for (unsigned i = 0; i < srv->nworkers; i++)
+		if (pthread_create(&srv->workers[i], &attr, worker_main, srv) != 0) {
+			srv->nworkers = i;
+			pthread_attr_destroy(&attr);
+			snprintf(msg, msglen, "cannot start worker threads: %s", strerror(errno));
+			goto out;
+		}
+	pthread_attr_destroy(&attr);
+	MHD_set_panic_func(on_panic, NULL);
+	srv->d = MHD_start_daemon(flags, o->port, NULL, NULL, on_request, srv,
+		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+		MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(o->io_threads ? o->io_threads : 1),
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned)(o->max_connections ? o->max_connections : 1024),
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY_LIMIT,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONN_TIMEOUT_S,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+		MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+		srv->tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, o->tls_key_pem,
+		MHD_OPTION_HTTPS_MEM_CERT, o->tls_cert_pem,
+		MHD_OPTION_END);
+	if (!srv->d) {
+		snprintf(msg, msglen, "cannot listen on %s port %u: %s", o->host,
+			 (unsigned)o->port, errno ? strerror(errno) : "startup failed");
+		goto out;
+	}
+	di = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
+	srv->port = di ? di->port : o->port;
+	*out = srv;
+	srv = NULL;
+	rc = 0;
+out:
+	if (srv)
+		http_server_stop(srv, 0);
+	return rc;
+}
+
+uint16_t http_server_port(const struct http_server *srv)
+{
+	return srv->port;
+}
+
+void http_server_stop(struct http_server *srv, int64_t timeout_ms)
+{
+	int64_t deadline = time_mono_ms() + timeout_ms;
+
+	if (!srv)
+		return;
+	if (srv->d) {
+		MHD_socket fd;
+
+		atomic_store(&srv->draining, true);
+		fd = MHD_quiesce_daemon(srv->d);
+		if (fd != MHD_INVALID_SOCKET)
+			close(fd);
+		while (atomic_load(&srv->inflight) > 0 && time_mono_ms() < deadline) {
+			struct timespec ts = { 0, 10 * 1000 * 1000 };
+
+			nanosleep(&ts, NULL);
+		}
+	}
+	pthread_mutex_lock(&srv->lock);
+	srv->stopping = true;
+	pthread_cond_broadcast(&srv->wake);
+	pthread_mutex_unlock(&srv->lock);
+	for (unsigned i = 0; i < srv->nworkers; i++)
+		pthread_join(srv->workers[i], NULL);
+	if (srv->d)
+		MHD_stop_daemon(srv->d);
+	free(srv->workers);
+	pthread_mutex_destroy(&srv->lock);
+	pthread_cond_destroy(&srv->wake);
+	metrics_free();
+	free(srv);
+}

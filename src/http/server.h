@@ -1,0 +1,108 @@
+/* The HTTP server: libmicrohttpd with its internal epoll threads for I/O,
+ * and a pool of worker threads for handlers that may block (store, password
+ * hashing), reached by suspending and resuming the connection. Requests are
+ * dispatched through a declarative route table; anything not declared is
+ * 404 (unknown path) or 405 (known path, other method). */
+#ifndef KW_HTTP_SERVER_H
+#define KW_HTTP_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/buf.h"
+
+#define HTTP_MAX_HEADERS 8
+#define HTTP_MAX_PARAMS 2
+#define HTTP_PARAM_MAX 64
+#define HTTP_CLIENT_MAX 64
+
+struct MHD_Connection;
+struct route;
+
+struct http_request {
+	struct MHD_Connection *conn;
+	const char *method;
+	const char *path;                    /* without the query string */
+	const char *body;                    /* NUL-terminated; "" when none */
+	size_t body_len;
+	char client[HTTP_CLIENT_MAX];        /* peer address */
+	char params[HTTP_MAX_PARAMS][HTTP_PARAM_MAX]; /* {…} parts of the path */
+	bool tls;
+	const struct route *route;
+	void *auth;                          /* set by the authorize hook */
+};
+
+struct http_response {
+	int status;
+	const char *content_type;            /* static string */
+	struct buf body;
+	struct {
+		const char *name;            /* static string */
+		char *value;                 /* owned */
+	} headers[HTTP_MAX_HEADERS];
+	size_t nheaders;
+	bool sensitive;                      /* body holds a secret: wiped after */
+};
+
+typedef int (*http_handler)(void *app, struct http_request *req, struct http_response *resp);
+
+struct route {
+	const char *method;                  /* "GET", "POST" */
+	const char *pattern;                 /* "/api/v1/checkin", "/helpdesk/devices/{id}" */
+	http_handler handler;
+	unsigned access;                     /* passed to the authorize hook */
+	size_t body_max;                     /* 0: no body allowed beyond 0 bytes */
+	bool blocking;                       /* runs on a worker thread */
+};
+
+/* Decides whether req may reach its route; returns 0 to go on, or fills resp
+ * (401, 403, 303 to the sign-in page) and returns non-zero. */
+typedef int (*http_authorize)(void *app, struct http_request *req, struct http_response *resp);
+
+struct http_server_opts {
+	const char *host;                    /* numeric address */
+	uint16_t port;                       /* 0 = any free port */
+	const char *tls_cert_pem;            /* NULL = plain HTTP */
+	const char *tls_key_pem;
+	unsigned io_threads;
+	unsigned workers;
+	unsigned max_connections;
+	const struct route *routes;          /* ended by a NULL method */
+	http_authorize authorize;
+	void *app;
+};
+
+struct http_server;
+
+/* Starts listening; returns KW_ERR_IO with msg on failure. */
+int http_server_start(const struct http_server_opts *o, struct http_server **out,
+		      char *msg, size_t msglen);
+
+/* The port actually bound (useful with port 0). */
+uint16_t http_server_port(const struct http_server *srv);
+
+/* Stops accepting, waits up to timeout_ms for requests in flight to finish,
+ * then stops and frees. */
+void http_server_stop(struct http_server *srv, int64_t timeout_ms);
+
+/* ---- helpers for handlers ---- */
+
+/* Adds a response header (value copied). */
+int http_header(struct http_response *resp, const char *name, const char *value);
+/* A plain or JSON body with a status; text is copied. */
+int http_text(struct http_response *resp, int status, const char *text);
+struct json_t;
+int http_json(struct http_response *resp, int status, const struct json_t *doc);
+/* {"error": message} with status. */
+int http_json_error(struct http_response *resp, int status, const char *message);
+/* 303 See Other to location. */
+int http_redirect(struct http_response *resp, const char *location);
+/* A request header, or NULL. */
+const char *http_request_header(const struct http_request *req, const char *name);
+/* A query-string argument, or NULL. */
+const char *http_query(const struct http_request *req, const char *name);
+/* A cookie, or NULL. */
+const char *http_cookie(const struct http_request *req, const char *name);
+
+#endif

@@ -1,0 +1,96 @@
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "store/sqlite.h"
+#include "store/store.h"
+#include "util/err.h"
+
+static atomic_uint_fast64_t error_count;
+
+void store_count_error(void)
+{
+	atomic_fetch_add(&error_count, 1);
+}
+
+uint64_t store_errors(void)
+{
+	return atomic_load(&error_count);
+}
+
+const char *key_state_name(enum key_state s)
+{
+	switch (s) {
+	case KEY_ACTIVE: return "active";
+	case KEY_REMOVED: return "removed";
+	case KEY_DISCLOSED: return "disclosed";
+	case KEY_SUPERSEDED: return "superseded";
+	}
+	return "unknown";
+}
+
+const struct store_ops *store_backend(const char *database, const char **location,
+				      char *msg, size_t msglen)
+{
+	if (strncmp(database, "sqlite:", 7) == 0) {
+		if (!database[7]) {
+			snprintf(msg, msglen, "database = sqlite: needs a file path");
+			return NULL;
+		}
+		*location = database + 7;
+		return store_sqlite_ops();
+	}
+	if (strncmp(database, "postgresql://", 13) == 0 ||
+	    strncmp(database, "postgres://", 11) == 0) {
+		snprintf(msg, msglen, "this build of keywarden has no PostgreSQL store yet");
+		return NULL;
+	}
+	snprintf(msg, msglen, "database = %s: use sqlite:PATH or postgresql://…", database);
+	return NULL;
+}
+
+int store_open(const char *database, bool migrate, struct store **out,
+	       char *msg, size_t msglen)
+{
+	const struct store_ops *ops;
+	const char *location = NULL;
+	struct store *s = NULL;
+	int rc, from, to;
+
+	if (!(ops = store_backend(database, &location, msg, msglen)))
+		return KW_ERR_INVALID;
+	if ((rc = ops->open(location, &s, msg, msglen)) < 0)
+		return rc;
+	if (migrate && (rc = ops->migrate(s, &from, &to, msg, msglen)) < 0) {
+		ops->close(s);
+		return rc;
+	}
+	*out = s;
+	return 0;
+}
+
+void store_close(struct store *s)
+{
+	if (s)
+		store_ops_of(s)->close(s);
+}
+
+const struct store_ops *store_ops_of(struct store *s)
+{
+	return ((const struct store_base *)(const void *)s)->ops;
+}
+
+const struct store_ops *store_tx_ops(struct store_tx *tx)
+{
+	return ((const struct store_tx_base *)(const void *)tx)->ops;
+}
+
+int store_read(struct store *s, store_fn fn, void *arg)
+{
+	return store_ops_of(s)->read(s, fn, arg);
+}
+
+int store_write(struct store *s, store_fn fn, void *arg)
+{
+	return store_ops_of(s)->write(s, fn, arg);
+}

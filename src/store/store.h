@@ -1,0 +1,292 @@
+/* The store: every persistent record of keywarden behind one interface,
+ * with one implementation per database (sqlite.c; pgsql.c later). SPEC §6.
+ *
+ * All access goes through a transaction handed to a callback:
+ *   store_read()  runs fn on a consistent snapshot (no writes allowed);
+ *   store_write() runs fn atomically and returns once the changes are
+ *                 durable. Concurrent writes may be committed together in one
+ *                 group: each fn still sees the effects of those before it,
+ *                 and a fn that returns an error has none of its changes kept.
+ * fn must not block on anything but the store: it may run on the store's own
+ * writer thread. Results are passed back through arg.
+ *
+ * Records handed to callbacks (struct *_rec) live until the callback returns;
+ * copy what you keep. Strings are UTF-8; times are UTC seconds. */
+#ifndef KW_STORE_STORE_H
+#define KW_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_ID_LEN 36          /* device IDs and GUIDs, canonical text */
+#define STORE_HASH_LEN 32        /* SHA-256 of a secret */
+
+struct store;
+struct store_tx;
+
+typedef int (*store_fn)(struct store_tx *tx, void *arg);
+
+enum key_state {
+	KEY_ACTIVE = 0,      /* on the volume at the last check-in */
+	KEY_REMOVED = 1,     /* no longer reported on its volume */
+	KEY_DISCLOSED = 2,   /* given out; the device is asked to rotate it */
+	KEY_SUPERSEDED = 3,  /* disclosed, then rotated away by the device */
+};
+const char *key_state_name(enum key_state s);
+
+enum logon_type { LOGON_LOCAL = 0, LOGON_REMOTE = 1 };
+
+enum role {
+	ROLE_HELPDESK = 1 << 0,
+	ROLE_HELPDESK_ADMIN = 1 << 1,
+	ROLE_REPORTS = 1 << 2,
+	ROLE_ADMIN = 1 << 3,
+};
+
+struct device_rec {
+	char id[STORE_ID_LEN + 1];
+	const char *name;
+	const char *domain;      /* "" when unknown */
+	const char *os;
+	int64_t created_at;
+	int64_t last_checkin_at; /* 0 = never */
+	bool revoked;
+};
+
+struct volume_rec {
+	int64_t row;             /* store's own key */
+	char device_id[STORE_ID_LEN + 1];
+	char guid[STORE_ID_LEN + 1];
+	const char *mount;
+	const char *type;        /* os, fixed, removable */
+	const char *protection;  /* on, off, suspended */
+	const char *encryption;
+	int percent;
+	int64_t first_seen;
+	int64_t last_seen;
+};
+
+struct key_rec {
+	int64_t row;
+	char key_id[STORE_ID_LEN + 1];     /* canonical */
+	char device_id[STORE_ID_LEN + 1];
+	int64_t volume_row;
+	enum key_state state;
+	const uint8_t *sealed;             /* nonce || ciphertext (core/seal.h) */
+	size_t sealed_len;
+	int64_t created_at;
+	int64_t changed_at;                /* last state change */
+	int64_t disclosed_at;              /* 0 = never */
+};
+
+/* A key with its device and volume, as export and search need them. */
+struct key_full_rec {
+	struct key_rec key;
+	const struct device_rec *device;
+	const struct volume_rec *volume;
+};
+
+struct logon_rec {
+	char device_id[STORE_ID_LEN + 1];
+	const char *user;        /* as the device reported it */
+	enum logon_type type;
+	int64_t first_seen;
+	int64_t last_seen;
+};
+
+struct token_rec {
+	int64_t id;
+	uint8_t hash[STORE_HASH_LEN];
+	int64_t created_at;
+	int64_t expires_at;      /* 0 = never */
+	int64_t uses_left;       /* -1 = unlimited */
+	int64_t used;
+	bool revoked;
+};
+
+struct user_rec {
+	int64_t id;
+	const char *name;
+	const char *password_hash;   /* argon2id string; "" for directory users */
+	unsigned roles;              /* enum role bits */
+	bool disabled;
+	int64_t created_at;
+};
+
+struct session_rec {
+	uint8_t hash[STORE_HASH_LEN];
+	const char *user;            /* signed-in name */
+	unsigned roles;
+	const char *identities;      /* names the user is known by, '\n'-separated */
+	char csrf[64];
+	bool notice_accepted;
+	int64_t created_at;
+	int64_t last_seen;
+};
+
+struct assoc_rec {
+	const char *user;
+	char device_id[STORE_ID_LEN + 1];
+	const char *added_by;
+	int64_t created_at;
+};
+
+struct audit_rec {
+	int64_t seq;                 /* 1, 2, … assigned by the store */
+	int64_t at;
+	const char *source;          /* self_service, helpdesk, api, cli */
+	const char *result;          /* disclosed, not_found, ambiguous, … */
+	const char *actor;           /* who asked (help-desk user, end user) */
+	const char *end_user;
+	const char *computer;
+	const char *device_id;
+	const char *key_id;          /* full ID, or the prefix as entered */
+	const char *key_type;        /* recovery_password */
+	const char *reason;
+	const char *comment;
+	const char *client;          /* client address */
+	uint8_t prev_hash[32];
+	uint8_t hash[32];
+};
+
+struct audit_filter {
+	int64_t from, to;            /* 0 = open */
+	const char *result, *source, *user, *computer;  /* NULL = any */
+	int64_t after_seq;           /* paging: records with seq > this */
+	int64_t limit;               /* 0 = all */
+};
+
+typedef int (*store_each_device)(const struct device_rec *, void *arg);
+typedef int (*store_each_volume)(const struct volume_rec *, void *arg);
+typedef int (*store_each_key)(const struct key_rec *, void *arg);
+typedef int (*store_each_key_full)(const struct key_full_rec *, void *arg);
+typedef int (*store_each_logon)(const struct logon_rec *, void *arg);
+typedef int (*store_each_token)(const struct token_rec *, void *arg);
+typedef int (*store_each_user)(const struct user_rec *, void *arg);
+typedef int (*store_each_session)(const struct session_rec *, void *arg);
+typedef int (*store_each_assoc)(const struct assoc_rec *, void *arg);
+typedef int (*store_each_audit)(const struct audit_rec *, void *arg);
+
+/* Iteration: a callback returning non-zero stops it and that value is
+ * returned by the iterating function. Lookups of one record (device_get,
+ * key_get, user_get, …) call the callback once, or return KW_ERR_NOT_FOUND. */
+
+struct store_ops {
+	const char *name;
+	int (*open)(const char *location, struct store **out, char *msg, size_t msglen);
+	void (*close)(struct store *s);
+	int (*migrate)(struct store *s, int *from, int *to, char *msg, size_t msglen);
+	int (*read)(struct store *s, store_fn fn, void *arg);
+	int (*write)(struct store *s, store_fn fn, void *arg);
+
+	/* meta: small named values (master key fingerprint, …) */
+	int (*meta_get)(struct store_tx *, const char *name, char *out, size_t outlen);
+	int (*meta_set)(struct store_tx *, const char *name, const char *value);
+
+	/* enrollment tokens */
+	int (*token_insert)(struct store_tx *, const struct token_rec *, int64_t *id);
+	int (*token_get)(struct store_tx *, const uint8_t hash[STORE_HASH_LEN], struct token_rec *);
+	int (*token_use)(struct store_tx *, int64_t id);
+	int (*token_revoke)(struct store_tx *, int64_t id);
+	int (*token_each)(struct store_tx *, store_each_token, void *);
+
+	/* devices */
+	int (*device_insert)(struct store_tx *, const struct device_rec *,
+			     const uint8_t secret_hash[STORE_HASH_LEN]);
+	int (*device_get)(struct store_tx *, const char *id, store_each_device, void *);
+	int (*device_by_secret)(struct store_tx *, const uint8_t hash[STORE_HASH_LEN],
+				store_each_device, void *);
+	int (*device_checked_in)(struct store_tx *, const char *id, const char *os, int64_t at);
+	int (*device_set_revoked)(struct store_tx *, const char *id, bool revoked);
+	/* Devices whose name starts with prefix (case-insensitive; "" = all),
+	 * ordered by name, at most limit (0 = all). */
+	int (*device_each)(struct store_tx *, const char *prefix, int64_t limit,
+			   store_each_device, void *);
+
+	/* volumes */
+	int (*volume_upsert)(struct store_tx *, const struct volume_rec *, int64_t *row);
+	int (*volume_each)(struct store_tx *, const char *device_id, store_each_volume, void *);
+
+	/* keys */
+	int (*key_get)(struct store_tx *, const char *key_id, store_each_key, void *);
+	int (*key_insert)(struct store_tx *, const struct key_rec *);
+	int (*key_set_state)(struct store_tx *, int64_t row, enum key_state, int64_t at);
+	int (*key_set_sealed)(struct store_tx *, int64_t row, const uint8_t *sealed, size_t len);
+	int (*key_each_volume)(struct store_tx *, int64_t volume_row, store_each_key, void *);
+	int (*key_each_device)(struct store_tx *, const char *device_id, store_each_key, void *);
+	/* Every key with its device and volume, in device/volume/creation order. */
+	int (*key_each_full)(struct store_tx *, store_each_key_full, void *);
+	/* Keys whose 32 hex digits start with prefix_hex, on devices where one
+	 * of the users (lower-cased names) has a local logon or an association,
+	 * in the given states (bit 1 << state). */
+	int (*key_each_entitled)(struct store_tx *, const char *prefix_hex,
+				 const char *const *users, size_t nusers, unsigned states,
+				 store_each_key_full, void *);
+	int64_t (*key_count)(struct store_tx *);
+
+	/* logons and associations (user names compared lower-cased) */
+	int (*logon_upsert)(struct store_tx *, const struct logon_rec *);
+	int (*logon_each_device)(struct store_tx *, const char *device_id, store_each_logon, void *);
+	int (*assoc_add)(struct store_tx *, const struct assoc_rec *);
+	int (*assoc_each_device)(struct store_tx *, const char *device_id, store_each_assoc, void *);
+
+	/* users */
+	int (*user_insert)(struct store_tx *, const struct user_rec *);
+	int (*user_get)(struct store_tx *, const char *name, store_each_user, void *);
+	int (*user_update)(struct store_tx *, const struct user_rec *);
+	int (*user_each)(struct store_tx *, store_each_user, void *);
+
+	/* sessions */
+	int (*session_insert)(struct store_tx *, const struct session_rec *);
+	int (*session_get)(struct store_tx *, const uint8_t hash[STORE_HASH_LEN],
+			   store_each_session, void *);
+	int (*session_touch)(struct store_tx *, const uint8_t hash[STORE_HASH_LEN],
+			     int64_t at, int notice_accepted);
+	int (*session_delete)(struct store_tx *, const uint8_t hash[STORE_HASH_LEN]);
+	int (*session_purge)(struct store_tx *, int64_t idle_before, int64_t created_before);
+
+	/* audit: the last record's seq and hash (seq 0 and zeros when empty),
+	 * and append */
+	int (*audit_last)(struct store_tx *, int64_t *seq, uint8_t hash[32]);
+	int (*audit_insert)(struct store_tx *, const struct audit_rec *);
+	int (*audit_each)(struct store_tx *, const struct audit_filter *, store_each_audit, void *);
+};
+
+/* The backend for a `database =` value ("sqlite:PATH", "postgresql://…"),
+ * or NULL with a reason in msg. */
+const struct store_ops *store_backend(const char *database, const char **location,
+				      char *msg, size_t msglen);
+
+/* Opens the store named by a `database =` value, applying migrations when
+ * migrate is true; a database newer than the program is KW_ERR_SCHEMA.
+ * On failure msg says why. */
+int store_open(const char *database, bool migrate, struct store **out,
+	       char *msg, size_t msglen);
+void store_close(struct store *s);
+
+int store_read(struct store *s, store_fn fn, void *arg);
+int store_write(struct store *s, store_fn fn, void *arg);
+
+/* Counts a database failure for /metrics; store_errors() reads the count. */
+void store_count_error(void);
+uint64_t store_errors(void);
+
+/* The operations of the store a transaction belongs to. */
+const struct store_ops *store_tx_ops(struct store_tx *tx);
+const struct store_ops *store_ops_of(struct store *s);
+
+/* Calls operation op of the store a transaction belongs to:
+ * STORE_TX(tx, key_get, id, cb, arg). */
+#define STORE_TX(tx, op, ...) \
+	(((const struct store_tx_base *)(const void *)(tx))->ops->op((tx), __VA_ARGS__))
+
+/* Every backend's struct store and struct store_tx begin with these. */
+struct store_base {
+	const struct store_ops *ops;
+};
+struct store_tx_base {
+	const struct store_ops *ops;
+};
+
+#endif

@@ -1,0 +1,182 @@
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/err.h"
+#include "util/str.h"
+
+int str_to_i64(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+	char *end;
+	long long v;
+
+	if (!s || !*s || isspace((unsigned char)*s))
+		return KW_ERR_INVALID;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return KW_ERR_INVALID;
+	*out = v;
+	return 0;
+}
+
+int str_to_duration(const char *s, int64_t max_seconds, int64_t *out)
+{
+	char num[24];
+	size_t n;
+	int64_t v, mult = 1;
+
+	if (!s)
+		return KW_ERR_INVALID;
+	n = strlen(s);
+	if (n == 0 || n >= sizeof(num))
+		return KW_ERR_INVALID;
+	memcpy(num, s, n + 1);
+	switch (num[n - 1]) {
+	case 's': mult = 1; num[--n] = '\0'; break;
+	case 'm': mult = 60; num[--n] = '\0'; break;
+	case 'h': mult = 3600; num[--n] = '\0'; break;
+	case 'd': mult = 86400; num[--n] = '\0'; break;
+	default: break;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!isdigit((unsigned char)num[i]))
+			return KW_ERR_INVALID;
+	if (str_to_i64(num, 0, max_seconds, &v) < 0 || v > max_seconds / mult)
+		return KW_ERR_INVALID;
+	*out = v * mult;
+	return 0;
+}
+
+void str_format_duration(int64_t seconds, char *out, size_t outlen)
+{
+	if (seconds == 0)
+		snprintf(out, outlen, "0");
+	else if (seconds % 86400 == 0)
+		snprintf(out, outlen, "%lldd", (long long)(seconds / 86400));
+	else if (seconds % 3600 == 0)
+		snprintf(out, outlen, "%lldh", (long long)(seconds / 3600));
+	else if (seconds % 60 == 0)
+		snprintf(out, outlen, "%lldm", (long long)(seconds / 60));
+	else
+		snprintf(out, outlen, "%llds", (long long)seconds);
+}
+
+int str_to_bool(const char *s, bool *out)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" };
+	static const char *const no[] = { "no", "false", "off", "0" };
+
+	for (size_t i = 0; i < 4; i++) {
+		if (str_ieq(s, yes[i])) {
+			*out = true;
+			return 0;
+		}
+		if (str_ieq(s, no[i])) {
+			*out = false;
+			return 0;
+		}
+	}
+	return KW_ERR_INVALID;
+}
+
+bool str_ieq(const char *a, const char *b)
+{
+	return strcasecmp(a, b) == 0;
+}
+
+char *str_lower_dup(const char *s)
+{
+	char *d = strdup(s);
+
+	if (d)
+		for (char *p = d; *p; p++)
+			*p = (char)tolower((unsigned char)*p);
+	return d;
+}
+
+char *str_trim(char *s)
+{
+	size_t n = strlen(s);
+	size_t i = 0;
+
+	while (n > 0 && isspace((unsigned char)s[n - 1]))
+		s[--n] = '\0';
+	while (isspace((unsigned char)s[i]))
+		i++;
+	if (i)
+		memmove(s, s + i, n - i + 1);
+	return s;
+}
+
+bool str_is_clean_text(const char *s, size_t maxlen)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = 0;
+
+	if (!s || !*s)
+		return false;
+	while (*p) {
+		unsigned char c = *p;
+		size_t extra;
+		uint32_t cp;
+
+		if (c < 0x20 || c == 0x7f)
+			return false;
+		if (c < 0x80) {
+			extra = 0;
+			cp = c;
+		} else if ((c & 0xe0) == 0xc0) {
+			extra = 1;
+			cp = c & 0x1f;
+		} else if ((c & 0xf0) == 0xe0) {
+			extra = 2;
+			cp = c & 0x0f;
+		} else if ((c & 0xf8) == 0xf0) {
+			extra = 3;
+			cp = c & 0x07;
+		} else {
+			return false;
+		}
+		for (size_t i = 1; i <= extra; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (p[i] & 0x3f);
+		}
+		/* Reject overlong forms, surrogates and C1 controls. */
+		if ((extra == 1 && cp < 0x80) || (extra == 2 && cp < 0x800) ||
+		    (extra == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+		    (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp < 0xa0))
+			return false;
+		p += extra + 1;
+		n += extra + 1;
+		if (n > maxlen)
+			return false;
+	}
+	return true;
+}
+
+void str_hex(const uint8_t *in, size_t n, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = hex[in[i] >> 4];
+		out[2 * i + 1] = hex[in[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+char *str_dup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+int str_join_path(char *out, size_t outlen, const char *dir, const char *name)
+{
+	int n = snprintf(out, outlen, "%s/%s", dir, name);
+
+	return (n < 0 || (size_t)n >= outlen) ? KW_ERR_TOO_LARGE : 0;
+}

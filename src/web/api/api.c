@@ -1,0 +1,258 @@
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <sodium.h>
+
+#include "core/enroll.h"
+#include "core/escrow.h"
+#include "http/metrics.h"
+#include "store/store.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/str.h"
+#include "util/timeutil.h"
+#include "web/api/api.h"
+#include "web/app.h"
+
+static int ping_tx(struct store_tx *tx, void *arg)
+{
+	char v[64];
+	int rc = STORE_TX(tx, meta_get, "master_key_id", v, sizeof(v));
+
+	return rc == KW_ERR_NOT_FOUND ? 0 : rc;
+}
+
+int api_healthz(void *ctx, struct http_request *req, struct http_response *resp)
+{
+	struct app *app = ctx;
+
+	if (store_read(app->store, ping_tx, NULL) < 0)
+		return http_text(resp, 503, "store unavailable\n");
+	return http_text(resp, 200, "ok\n");
+}
+
+int api_metrics(void *ctx, struct http_request *req, struct http_response *resp)
+{
+	resp->status = 200;
+	resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+	return metrics_render(&resp->body);
+}
+
+/* Parses the request body as one JSON value; on failure answers 400. */
+static json_t *parse_body(struct http_request *req, struct http_response *resp)
+{
+	json_error_t err;
+	json_t *doc = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &err);
+
+	if (!doc) {
+		char msg[256];
+
+		snprintf(msg, sizeof(msg), "the body is not valid JSON: %s (line %d, column %d)",
+			 err.text, err.line, err.column);
+		http_json_error(resp, 400, msg);
+	}
+	return doc;
+}
+
+static int send_field_errors(struct http_response *resp, const struct field_errors *errs)
+{
+	json_t *doc = json_object(), *list = json_array();
+	int rc = KW_ERR_NOMEM;
+
+	if (!doc || !list)
+		goto out;
+	for (size_t i = 0; i < errs->n; i++)
+		if (json_array_append_new(list, json_pack("{s:s,s:s}", "field", errs->e[i].field,
+							  "message", errs->e[i].message)) < 0)
+			goto out;
+	if (json_object_set(doc, "errors", list) < 0)
+		goto out;
+	if (errs->total > errs->n &&
+	    json_object_set_new(doc, "more_errors", json_integer((json_int_t)(errs->total -
+									    errs->n))) < 0)
+		goto out;
+	rc = http_json(resp, 422, doc);
+out:
+	json_decref(list);
+	json_decref(doc);
+	return rc;
+}
+
+/* A string member for registration: required (non-empty) or optional. */
+static const char *reg_text(const json_t *doc, const char *name, bool required,
+			    size_t max, struct field_errors *errs)
+{
+	const json_t *v = json_object_get(doc, name);
+	struct field_error *e = &errs->e[errs->n];
+	const char *s;
+
+	if (!v || json_is_null(v)) {
+		if (!required)
+			return "";
+		s = NULL;
+		snprintf(e->message, sizeof(e->message), "is required");
+	} else if (!json_is_string(v)) {
+		s = NULL;
+		snprintf(e->message, sizeof(e->message), "must be a string");
+	} else {
+		s = json_string_value(v);
+		if ((!*s && !required) || str_is_clean_text(s, max))
+			return s;
+		snprintf(e->message, sizeof(e->message), *s ? "must be text of at most %zu "
+			 "bytes without control characters" : "must not be empty", max);
+		s = NULL;
+	}
+	snprintf(e->field, sizeof(e->field), "%s", name);
+	errs->n++;
+	errs->total++;
+	return s;
+}
+
+int api_register(void *ctx, struct http_request *req, struct http_response *resp)
+{
+	struct app *app = ctx;
+	struct field_errors errs = { .n = 0, .total = 0 };
+	char device_id[UUID_LEN + 1], secret[SECRET_TEXT_MAX];
+	struct device_new d;
+	const char *token;
+	json_t *doc, *out = NULL;
+	int rc;
+
+	if (!(doc = parse_body(req, resp)))
+		return 0;
+	if (!json_is_object(doc)) {
+		rc = http_json_error(resp, 400, "the body must be a JSON object");
+		goto out;
+	}
+	token = reg_text(doc, "enrollment_token", true, SECRET_TEXT_MAX, &errs);
+	d.name = reg_text(doc, "name", true, DEVICE_NAME_MAX, &errs);
+	d.domain = reg_text(doc, "domain", false, DEVICE_TEXT_MAX, &errs);
+	d.os = reg_text(doc, "os", false, DEVICE_TEXT_MAX, &errs);
+	if (errs.total) {
+		rc = send_field_errors(resp, &errs);
+		goto out;
+	}
+	rc = enroll_register(app->store, token, &d, time_now(), device_id, secret);
+	if (rc == KW_ERR_AUTH) {
+		rc = http_json_error(resp, 401, "the enrollment token is unknown, expired, "
+				     "revoked or used up");
+		goto out;
+	}
+	if (rc < 0)
+		goto out;
+	log_info("device registered: %s (%s)", device_id, d.name);
+	out = json_pack("{s:s,s:s}", "device_id", device_id, "device_secret", secret);
+	sodium_memzero(secret, sizeof(secret));
+	if (!out) {
+		rc = KW_ERR_NOMEM;
+		goto out;
+	}
+	resp->sensitive = true;
+	rc = http_json(resp, 201, out);
+out:
+	json_decref(out);
+	json_decref(doc);
+	return rc;
+}
+
+/* The device secret from "Authorization: Bearer …", or NULL. */
+static const char *bearer(const struct http_request *req)
+{
+	const char *h = http_request_header(req, "Authorization");
+
+	if (!h || strncasecmp(h, "Bearer ", 7))
+		return NULL;
+	h += 7;
+	while (*h == ' ')
+		h++;
+	return *h ? h : NULL;
+}
+
+static int unauthorized(struct http_response *resp)
+{
+	int rc = http_header(resp, "WWW-Authenticate", "Bearer realm=\"keywarden\"");
+
+	return rc < 0 ? rc : http_json_error(resp, 401, "unknown or revoked device secret");
+}
+
+static int checkin_reply(struct http_response *resp, const struct checkin_result *res)
+{
+	json_t *doc = json_object(), *rot = json_array();
+	int rc = KW_ERR_NOMEM;
+
+	if (!doc || !rot)
+		goto out;
+	for (size_t i = 0; i < res->nrotate; i++)
+		if (json_array_append_new(rot, json_string(res->rotate[i])) < 0)
+			goto out;
+	if (json_object_set(doc, "rotate", rot) < 0 ||
+	    json_object_set_new(doc, "checkin_interval", json_integer(CHECKIN_INTERVAL_S)) < 0)
+		goto out;
+	rc = http_json(resp, 200, doc);
+out:
+	json_decref(rot);
+	json_decref(doc);
+	return rc;
+}
+
+int api_checkin(void *ctx, struct http_request *req, struct http_response *resp)
+{
+	struct app *app = ctx;
+	struct field_errors *errs = NULL;
+	struct checkin ci = { 0 };
+	struct checkin_result res = { 0 };
+	char device_id[UUID_LEN + 1], name[DEVICE_NAME_MAX + 1];
+	const char *secret = bearer(req);
+	int64_t now = time_now();
+	json_t *doc = NULL;
+	int rc;
+
+	if (!secret)
+		return unauthorized(resp);
+	rc = enroll_authenticate(app->store, secret, device_id, name, sizeof(name));
+	if (rc == KW_ERR_AUTH)
+		return unauthorized(resp);
+	if (rc < 0)
+		return http_json_error(resp, 503, "the store is unavailable");
+	if (!(doc = parse_body(req, resp)))
+		return 0;
+	if (!(errs = calloc(1, sizeof(*errs)))) {
+		rc = KW_ERR_NOMEM;
+		goto out;
+	}
+	rc = checkin_parse(doc, now, &ci, errs);
+	if (rc == KW_ERR_INVALID) {
+		rc = send_field_errors(resp, errs);
+		goto out;
+	}
+	if (rc < 0)
+		goto out;
+	rc = checkin_apply(app->store, app->seal, device_id, &ci, now, &res);
+	if (rc == KW_ERR_CONFLICT) {
+		json_t *e = json_pack("{s:s,s:s}", "error", res.conflict_why, "key_id",
+				      res.conflict_key);
+
+		rc = e ? http_json(resp, 409, e) : KW_ERR_NOMEM;
+		json_decref(e);
+		goto out;
+	}
+	if (rc == KW_ERR_STORE || rc == KW_ERR_UNAVAILABLE) {
+		rc = http_json_error(resp, 503, "the store is unavailable; try again later");
+		goto out;
+	}
+	if (rc < 0)
+		goto out;
+	if (res.keys_added) {
+		metrics_escrowed(res.keys_added);
+		log_info("device %s (%s): %zu recovery key(s) escrowed", device_id, name,
+			 res.keys_added);
+	}
+	rc = checkin_reply(resp, &res);
+out:
+	checkin_result_free(&res);
+	checkin_free(&ci);
+	free(errs);
+	json_decref(doc);
+	return rc;
+}

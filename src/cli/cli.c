@@ -12,6 +12,7 @@
 #include "kw_build.h"
 #include "store/store.h"
 #include "util/err.h"
+#include "util/jsonwipe.h"
 #include "util/str.h"
 
 static const char usage[] =
@@ -170,6 +171,7 @@ int cli_main(int argc, char **argv)
 
 	if (sodium_init() < 0)
 		return cli_error("libsodium failed to initialise");
+	jsonwipe_install();
 	memset(&c, 0, sizeof(c));
 	while ((o = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {
 		switch (o) {

@@ -17,6 +17,7 @@
 #include "http/metrics.h"
 #include "http/server.h"
 #include "util/err.h"
+#include "util/jsonwipe.h"
 #include "util/log.h"
 #include "util/timeutil.h"
 
@@ -92,7 +93,7 @@ int http_json(struct http_response *resp, int status, const json_t *doc)
 	rc = buf_puts(&resp->body, s);
 	rc = rc < 0 ? rc : buf_putc(&resp->body, '\n');
 	sodium_memzero(s, strlen(s));
-	free(s);
+	json_free_string(s);
 	return rc;
 }
 

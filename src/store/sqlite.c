@@ -15,6 +15,7 @@
 #include "store/store.h"
 #include "util/embedded.h"
 #include "util/err.h"
+#include "util/jsonwipe.h"
 #include "util/log.h"
 #include "util/str.h"
 
@@ -1143,7 +1144,8 @@ static int sqlite_key_each_entitled(struct store_tx *tx, const char *prefix_hex,
 	sqlite3_bind_int(st, 3, (int)states);
 	rc = each_row(tx->c, st, S_KEY_EACH_ENTITLED, false, key_full_row, (any_fn)cb, arg);
 out:
-	free(list);
+	if (list)
+		json_free_string(list);
 	json_decref(arr);
 	return rc;
 }

@@ -934,8 +934,7 @@ static int parse_handler(void *user, const char *section, const char *name,
 			   quote(section, qs, sizeof(qs)));
 		return 0;
 	}
-	if (dot && (strlen(dot + 1) >= sizeof(lang) ||
-		    lang_tag(dot + 1, lang) < 0)) {
+	if (dot && lang_tag(dot + 1, lang) < 0) {
 		parse_fail(p, KW_ERR_INVALID, p->lineno, "%s: '%s' is not a "
 			   "language tag (use e.g. sv or sv-SE)", k->name,
 			   quote(dot + 1, q, sizeof(q)));
@@ -956,14 +955,9 @@ int config_load(struct config *cfg, const char *path, char *msg, size_t msglen)
 	int r;
 
 	msgf(msg, msglen, "%s", "");
-	r = config_defaults(cfg);
-	if (r < 0) {
+	if ((r = set_string(&cfg->path, path, false)) < 0) {
 		msgf(msg, msglen, "%s", kw_strerror(r));
 		return r;
-	}
-	if (!(cfg->path = strdup(path))) {
-		msgf(msg, msglen, "%s", kw_strerror(KW_ERR_NOMEM));
-		return KW_ERR_NOMEM;
 	}
 	p.f = fopen(path, "re");
 	if (!p.f) {
@@ -1004,25 +998,6 @@ int config_listen_addr(const struct config *cfg, char *host, size_t hostlen,
 	return parse_listen(cfg->listen, host, hostlen, port);
 }
 
-static void validate_fail(const struct config *cfg, char *msg, size_t msglen,
-			  const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static void validate_fail(const struct config *cfg, char *msg, size_t msglen,
-			  const char *fmt, ...)
-{
-	char reason[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(reason, sizeof(reason), fmt, ap);
-	va_end(ap);
-	if (cfg->path)
-		msgf(msg, msglen, "%s: %s", cfg->path, reason);
-	else
-		msgf(msg, msglen, "%s", reason);
-}
-
 static bool has_backend(const struct config *cfg, const char *name)
 {
 	for (size_t i = 0; i < cfg->nbackends; i++)
@@ -1040,47 +1015,46 @@ int config_validate(const struct config *cfg, char *msg, size_t msglen)
 
 	msgf(msg, msglen, "%s", "");
 	if (cert != key) {
-		validate_fail(cfg, msg, msglen, "tls_certificate and tls_key "
-			      "must be set together");
+		msgf(msg, msglen, "tls_certificate and tls_key must be set "
+		     "together");
 		return KW_ERR_INVALID;
 	}
 	if (config_listen_addr(cfg, host, sizeof(host), &port) < 0) {
 		check_listen(cfg->listen ? cfg->listen : "", why, sizeof(why));
-		validate_fail(cfg, msg, msglen, "listen: %s", why);
+		msgf(msg, msglen, "listen: %s", why);
 		return KW_ERR_INVALID;
 	}
 	if (!cert && !cfg->allow_plain_http && !host_is_loopback(host)) {
-		validate_fail(cfg, msg, msglen, "plain HTTP is only allowed on "
-			      "a loopback address; set tls_certificate and "
-			      "tls_key, or allow_plain_http = true behind a TLS "
-			      "proxy");
+		msgf(msg, msglen, "plain HTTP is only allowed on a loopback "
+		     "address; set tls_certificate and tls_key, or "
+		     "allow_plain_http = true behind a TLS proxy");
 		return KW_ERR_INVALID;
 	}
 	if (check_database(cfg->database ? cfg->database : "", why,
 			   sizeof(why)) < 0) {
-		validate_fail(cfg, msg, msglen, "database: %s", why);
+		msgf(msg, msglen, "database: %s", why);
 		return KW_ERR_INVALID;
 	}
 	if (cfg->session_idle_timeout > 0 &&
 	    cfg->session_warning >= cfg->session_idle_timeout) {
 		str_format_duration(cfg->session_warning, a, sizeof(a));
 		str_format_duration(cfg->session_idle_timeout, b, sizeof(b));
-		validate_fail(cfg, msg, msglen, "session_warning (%s) must be "
-			      "shorter than session_idle_timeout (%s)", a, b);
+		msgf(msg, msglen, "session_warning (%s) must be shorter than "
+		     "session_idle_timeout (%s)", a, b);
 		return KW_ERR_INVALID;
 	}
 	if (has_backend(cfg, "ldap") &&
 	    (!cfg->ldap_uri || !*cfg->ldap_uri || !cfg->ldap_base_dn ||
 	     !*cfg->ldap_base_dn)) {
-		validate_fail(cfg, msg, msglen, "backends lists ldap, so [ldap] "
-			      "uri and base_dn must be set");
+		msgf(msg, msglen, "backends lists ldap, so [ldap] uri and "
+		     "base_dn must be set");
 		return KW_ERR_INVALID;
 	}
 	/* StartTLS on a connection that is already TLS fails at sign-in. */
 	if (cfg->ldap_starttls && cfg->ldap_uri &&
 	    strncasecmp(cfg->ldap_uri, "ldaps://", 8) == 0) {
-		validate_fail(cfg, msg, msglen, "[ldap] starttls = true cannot "
-			      "be used with an ldaps:// uri");
+		msgf(msg, msglen, "[ldap] starttls = true cannot be used with "
+		     "an ldaps:// uri");
 		return KW_ERR_INVALID;
 	}
 	return 0;

@@ -89,16 +89,18 @@ struct config {
 /* Fills cfg with the defaults of SPEC §10. Returns 0 or KW_ERR_NOMEM. */
 int config_defaults(struct config *cfg);
 
-/* Fills cfg with the defaults, then reads path over them. cfg need not be
- * initialised and must not hold allocations (they would leak). On failure
- * returns KW_ERR_IO (cannot open or read) or KW_ERR_INVALID and writes
- * "FILE:LINE: reason" to msg. cfg is left valid for config_free in every
- * case. Lines are at most 4096 bytes and fewer when libinih is built with a
- * smaller INI_MAX_LINE (Debian: 198); indented lines are not continuations. */
+/* Reads path over the defaults: cfg must hold config_defaults() (or an
+ * earlier load); only the keys in the file change, and cfg->path is set.
+ * On failure returns KW_ERR_IO (cannot open or read) or KW_ERR_INVALID and
+ * writes "FILE:LINE: reason" to msg. cfg is left valid for config_free in
+ * every case. Lines are at most 4096 bytes, fewer when libinih is built with
+ * a smaller INI_MAX_LINE (Debian: 198); indented lines are not
+ * continuations. */
 int config_load(struct config *cfg, const char *path, char *msg, size_t msglen);
 
 /* Checks the combination of values (TLS pairs, listen address and
- * allow_plain_http, database scheme...). 0 or KW_ERR_INVALID with msg. */
+ * allow_plain_http, database scheme...). 0 or KW_ERR_INVALID with msg (the
+ * reason alone: the caller adds the file name). */
 int config_validate(const struct config *cfg, char *msg, size_t msglen);
 
 /* Parses cfg->listen ("127.0.0.1:8080", "[::1]:8443", "localhost:8080")

@@ -59,6 +59,8 @@ static void check_round_trip(const struct config *cfg)
 	if (config_dump(cfg, &out) < 0)
 		abort();
 	write_file(&dumped, out.data, out.len);
+	if (config_defaults(&again) < 0)
+		abort();
 	if (config_load(&again, dumped.path, msg, sizeof(msg)) < 0) {
 		fprintf(stderr, "dump does not load: %s\n%s", msg, out.data);
 		abort();
@@ -82,6 +84,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size > FUZZ_MAX)
 		return 0;
 	write_file(&input, data, size);
+	if (config_defaults(&cfg) < 0)
+		abort();
 	if (config_load(&cfg, input.path, msg, sizeof(msg)) == 0) {
 		config_validate(&cfg, msg, sizeof(msg));
 		config_listen_addr(&cfg, host, sizeof(host), &port);

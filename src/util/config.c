@@ -100,7 +100,7 @@ static const struct key keys[] = {
 	{ "roles", "reports", T_STR, CFG_OFF(role_groups[2]), "", 0, 0, NULL },
 	{ "roles", "admin", T_STR, CFG_OFF(role_groups[3]), "", 0, 0, NULL },
 
-	{ "identity", "domains", T_DOMAINS, CFG_OFF(domains), "CORP:corp.example.com, OTHER:other.example", 0, 0, NULL },
+	{ "identity", "domains", T_DOMAINS, CFG_OFF(domains), "", 0, 0, NULL },
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 

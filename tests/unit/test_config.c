@@ -27,12 +27,13 @@ static void write_tmp(char path[sizeof(TMPL)], const char *text, size_t len)
 	assert_int_equal(close(fd), 0);
 }
 
-/* Loads text as a configuration file; path gets the file's (removed) name. */
+/* Loads text over the defaults; path gets the file's (removed) name. */
 static int load_len(const char *text, size_t len, struct config *cfg,
 		    char *msg, size_t msglen, char path[sizeof(TMPL)])
 {
 	int r;
 
+	assert_int_equal(config_defaults(cfg), 0);
 	write_tmp(path, text, len);
 	r = config_load(cfg, path, msg, msglen);
 	unlink(path);
@@ -254,11 +255,8 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.ldap_timeout, 5);
 	for (size_t i = 0; i < 4; i++)
 		assert_string_equal(cfg.role_groups[i], "");
-	assert_int_equal(cfg.ndomains, 2);
-	assert_string_equal(cfg.domains[0].netbios, "CORP");
-	assert_string_equal(cfg.domains[0].dns, "corp.example.com");
-	assert_string_equal(cfg.domains[1].netbios, "OTHER");
-	assert_string_equal(cfg.domains[1].dns, "other.example");
+	/* No domain mapping unless configured. */
+	assert_int_equal(cfg.ndomains, 0);
 	/* The defaults are a working configuration. */
 	assert_int_equal(config_validate(&cfg, msg, sizeof(msg)), 0);
 	assert_string_equal(msg, "");
@@ -409,6 +407,28 @@ static void test_comments_bom_crlf_indent(void **state)
 	assert_string_equal(cfg.helpdesk_text.def, "Indented key");
 	assert_string_equal(cfg.helpdesk_url.def, "https://x.example/");
 	assert_int_equal(cfg.session_warning, 60);
+	config_free(&cfg);
+}
+
+/* Only the keys in the file change; a second load reads over the first. */
+static void test_load_over_existing(void **state)
+{
+	static const char a[] = "[server]\nworker_threads = 4\n";
+	static const char b[] = "[portal]\ncompany_name = B\n";
+	struct config cfg;
+	char path_a[sizeof(TMPL)], path_b[sizeof(TMPL)], msg[256];
+
+	write_tmp(path_a, a, sizeof(a) - 1);
+	write_tmp(path_b, b, sizeof(b) - 1);
+	assert_int_equal(config_defaults(&cfg), 0);
+	assert_int_equal(config_load(&cfg, path_a, msg, sizeof(msg)), 0);
+	assert_int_equal(config_load(&cfg, path_b, msg, sizeof(msg)), 0);
+	unlink(path_a);
+	unlink(path_b);
+	assert_int_equal(cfg.worker_threads, 4);
+	assert_string_equal(cfg.company_name.def, "B");
+	assert_string_equal(cfg.listen, "127.0.0.1:8080");
+	assert_string_equal(cfg.path, path_b);
 	config_free(&cfg);
 }
 
@@ -592,14 +612,14 @@ static void test_validate_checks(void **state)
 	struct config cfg;
 	char msg[512];
 
-	/* A message names the file when there is one. */
+	/* The reason alone: the caller names the file. */
 	assert_int_equal(config_defaults(&cfg), 0);
 	cfg.path = strdup("/etc/keywarden/keywarden.conf");
 	cfg.session_idle_timeout = 60;
 	cfg.session_warning = 60;
 	assert_int_equal(config_validate(&cfg, msg, sizeof(msg)), KW_ERR_INVALID);
-	assert_string_equal(msg, "/etc/keywarden/keywarden.conf: session_warning "
-			    "(1m) must be shorter than session_idle_timeout (1m)");
+	assert_string_equal(msg, "session_warning (1m) must be shorter than "
+			    "session_idle_timeout (1m)");
 	cfg.session_warning = 59;
 	assert_int_equal(config_validate(&cfg, msg, sizeof(msg)), 0);
 	/* No idle timeout: the warning never shows, any value will do. */
@@ -904,6 +924,7 @@ static void test_missing_file(void **state)
 
 	write_tmp(path, "", 0);
 	unlink(path);
+	assert_int_equal(config_defaults(&cfg), 0);
 	assert_int_equal(config_load(&cfg, path, msg, sizeof(msg)), KW_ERR_IO);
 	snprintf(want, sizeof(want), "cannot open %s: No such file or directory",
 		 path);
@@ -912,6 +933,7 @@ static void test_missing_file(void **state)
 	assert_string_equal(cfg.listen, "127.0.0.1:8080");
 	config_free(&cfg);
 
+	assert_int_equal(config_defaults(&cfg), 0);
 	assert_int_equal(config_load(&cfg, "/tmp", msg, sizeof(msg)), KW_ERR_IO);
 	assert_string_equal(msg, "cannot read /tmp: Is a directory");
 	config_free(&cfg);
@@ -1032,6 +1054,7 @@ int main(void)
 		cmocka_unit_test(test_unknown_section_names_line),
 		cmocka_unit_test(test_syntax_errors_name_line),
 		cmocka_unit_test(test_comments_bom_crlf_indent),
+		cmocka_unit_test(test_load_over_existing),
 		cmocka_unit_test(test_duplicate_key_last_wins),
 		cmocka_unit_test(test_bad_duration),
 		cmocka_unit_test(test_bad_bool_and_number),

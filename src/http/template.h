@@ -1,0 +1,40 @@
+/* HTML templates compiled into the program (templates/*.html), with a small
+ * mustache-like syntax:
+ *   {{name}}             the variable, HTML-escaped
+ *   {{{name}}}           the variable as trusted HTML (built with escaping)
+ *   {{#name}}…{{/name}}  the part when the variable is set and not empty
+ *   {{^name}}…{{/name}}  the part when it is not
+ *   {{_ text}}           text translated (gettext) and escaped
+ *   {{> file.html}}      another template
+ * Unknown variables render as nothing. */
+#ifndef KW_HTTP_TEMPLATE_H
+#define KW_HTTP_TEMPLATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define TPL_MAX_VARS 48
+
+struct buf;
+
+struct tpl {
+	struct {
+		const char *name;
+		const char *value;    /* borrowed: must outlive tpl_render */
+		bool raw;
+	} v[TPL_MAX_VARS];
+	size_t n;
+};
+
+void tpl_init(struct tpl *t);
+/* Sets (or replaces) a variable; value NULL unsets it. */
+void tpl_set(struct tpl *t, const char *name, const char *value);
+void tpl_set_raw(struct tpl *t, const char *name, const char *html);
+
+/* Renders template name into out; translate maps {{_ text}} (NULL: as is).
+ * KW_ERR_NOT_FOUND for an unknown template, KW_ERR_INVALID for a syntax
+ * error (a bug in the template). */
+int tpl_render(const char *name, const struct tpl *t,
+	       const char *(*translate)(const char *msgid), struct buf *out);
+
+#endif

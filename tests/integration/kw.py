@@ -1,0 +1,503 @@
+"""Test harness for keywarden's black-box integration tests.
+
+Python 3 standard library only. One Keywarden object is one instance: a
+temporary directory holding keywarden.conf, the master key, the SQLite
+database (unless KW_TEST_DATABASE says otherwise) and the server's log.
+
+Environment:
+  KEYWARDEN          the binary (default: build/src/keywarden in the repository)
+  KW_WRAPPER         a command put in front of `serve`, e.g.
+                     "valgrind --leak-check=full --error-exitcode=99
+                      --errors-for-leak-kinds=definite"
+  KW_TEST_DATABASE   the database URL (default sqlite:DIR/kw.db). "{dir}" is
+                     replaced by the instance's directory and "{id}" by a
+                     unique name (e.g. postgresql:///kw_{id}); every instance
+                     needs an empty database of its own.
+  KW_TEST_DB_SETUP   optional shell command run before `init`, with {id},
+                     {url} and {dir} replaced (e.g. "createdb kw_{id}")
+  KW_TEST_DB_TEARDOWN optional shell command run when the instance is
+                     closed (e.g. "dropdb --if-exists kw_{id}")
+  KW_KEEP            keep the temporary directories (for debugging)
+"""
+
+import atexit
+import csv
+import http.client
+import io
+import json as jsonlib
+import os
+import random
+import re
+import secrets
+import shlex
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import unittest
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+BINARY = os.path.abspath(os.environ.get("KEYWARDEN") or
+                         os.path.join(REPO, "build", "src", "keywarden"))
+WRAPPER = shlex.split(os.environ.get("KW_WRAPPER", ""))
+STARTUP_TIMEOUT = 60.0 if WRAPPER else 10.0
+STOP_TIMEOUT = 120.0 if WRAPPER else 30.0
+CLI_TIMEOUT = 60.0
+ADMIN_PASSWORD = "Correct-Horse-Battery-42"
+
+CSP = ("default-src 'self'; frame-ancestors 'none'; form-action 'self'; "
+       "base-uri 'none'")
+EXPORT_HEADER = ("device_id,device_name,domain,volume_id,mount,key_id,"
+                 "recovery_password,state,created_at,disclosed_at")
+LISTEN_RE = re.compile(r"keywarden listening on (https?)://127\.0\.0\.1:(\d+)")
+# An access-log line: "... 127.0.0.1 GET /path 200 12 0.3ms"
+ACCESS_RE = re.compile(r"\b127\.0\.0\.1 ([A-Z]+) (\S+) (\d{3}) ")
+
+_live = set()          # every server process started, killed at exit
+_port0 = None          # does the program accept listen = 127.0.0.1:0?
+
+
+@atexit.register
+def _kill_leftovers():
+    for p in list(_live):
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+# ---- test data -------------------------------------------------------------
+
+def recovery_password():
+    """A valid BitLocker recovery password (8 groups of 11 * a 16-bit value)."""
+    return "-".join("%06d" % (11 * random.getrandbits(16)) for _ in range(8))
+
+
+def key_id():
+    return str(uuid.uuid4()).upper()
+
+
+def volume(keys=(), vid=None, mount="C:", vtype="os", protection="on",
+           encryption="xts_aes_256", percent=100, **extra):
+    """A check-in volume; keys are (key_id, password) pairs or dicts."""
+    v = {"id": vid or key_id(), "mount": mount, "type": vtype,
+         "protection": protection, "encryption": encryption,
+         "percent_encrypted": percent,
+         "recovery_keys": [k if isinstance(k, dict) else
+                           {"key_id": k[0], "recovery_password": k[1]}
+                           for k in keys]}
+    v.update(extra)
+    return v
+
+
+def new_keys(n):
+    return [(key_id(), recovery_password()) for _ in range(n)]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---- responses ---------------------------------------------------------------
+
+class Response(tuple):
+    """(status, headers, body) with a few conveniences."""
+
+    def __new__(cls, status, headers, body):
+        return super().__new__(cls, (status, headers, body))
+
+    status = property(lambda self: self[0])
+    headers = property(lambda self: self[1])
+    body = property(lambda self: self[2])
+
+    def header(self, name):
+        return self[1].get(name)
+
+    def json(self):
+        return jsonlib.loads(self[2].decode("utf-8"))
+
+    def text(self):
+        return self[2].decode("utf-8", "replace")
+
+    def __repr__(self):
+        return "Response(%d, %r)" % (self[0], self[2][:300])
+
+
+def parse_csv(text):
+    """(header line, list of dict rows) of `export csv` output."""
+    first = text.split("\n", 1)[0].rstrip("\r")
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    return first, rows
+
+
+# ---- the instance ------------------------------------------------------------
+
+class Keywarden:
+    """A keywarden instance in a temporary directory."""
+
+    def __init__(self, settings=None, init=True, start=True, name="kw"):
+        self.dir = tempfile.mkdtemp(prefix="kwtest-%s-" % name)
+        self.conf = os.path.join(self.dir, "keywarden.conf")
+        self.key_file = os.path.join(self.dir, "master.key")
+        self.notice_file = os.path.join(self.dir, "notice.txt")
+        self.db_id = "kwtest_%s" % secrets.token_hex(6)
+        tmpl = os.environ.get("KW_TEST_DATABASE")
+        if tmpl:
+            self.database = tmpl.replace("{dir}", self.dir).replace("{id}", self.db_id)
+        else:
+            self.database = "sqlite:" + os.path.join(self.dir, "kw.db")
+        self.sqlite_path = (self.database[len("sqlite:"):]
+                            if self.database.startswith("sqlite:") else None)
+        self.settings = {
+            "server": {"listen": "127.0.0.1:0"},
+            "storage": {"database": self.database, "key_file": self.key_file},
+            "portal": {"display_notice": "false", "notice_file": self.notice_file},
+        }
+        for section, kv in (settings or {}).items():
+            self.settings.setdefault(section, {}).update(kv)
+        with open(self.notice_file, "w") as f:
+            f.write("Authorised use only.\n")
+        self.proc = None
+        self.port = None
+        self.scheme = "http"
+        self.log_path = None
+        self.starts = 0
+        self._db_made = False
+        self.write_config()
+        if init:
+            self.init()
+        if start:
+            self.start()
+
+    # -- configuration --
+
+    def write_config(self, settings=None, extra_text=""):
+        """Writes keywarden.conf from self.settings (or the given ones)."""
+        settings = self.settings if settings is None else settings
+        lines = []
+        for section, kv in settings.items():
+            lines.append("[%s]" % section)
+            for k, v in kv.items():
+                lines.append("%s = %s" % (k, v))
+            lines.append("")
+        with open(self.conf, "w") as f:
+            f.write("\n".join(lines) + extra_text)
+
+    def _shell_hook(self, var):
+        cmd = os.environ.get(var)
+        if cmd:
+            cmd = (cmd.replace("{id}", self.db_id).replace("{url}", self.database)
+                   .replace("{dir}", self.dir))
+            subprocess.run(cmd, shell=True, check=(var == "KW_TEST_DB_SETUP"),
+                           timeout=CLI_TIMEOUT)
+
+    def init(self, admin="admin", password=ADMIN_PASSWORD):
+        global _port0
+        if not self._db_made:
+            self._shell_hook("KW_TEST_DB_SETUP")
+            self._db_made = True
+        if _port0 is False and self.settings["server"].get("listen") == "127.0.0.1:0":
+            self.settings["server"]["listen"] = "127.0.0.1:%d" % free_port()
+            self.write_config()
+        rc, out, err = self.cli("init", "--admin", admin, "--password-stdin",
+                                input=password + "\n")
+        if (rc != 0 and "is not HOST:PORT" in err and
+                self.settings["server"].get("listen") == "127.0.0.1:0"):
+            # The program refuses port 0 (see test_cli.ConfigTest.
+            # test_listen_port_zero): fall back to a port picked here.
+            _port0 = False
+            self.settings["server"]["listen"] = "127.0.0.1:%d" % free_port()
+            self.write_config()
+            rc, out, err = self.cli("init", "--admin", admin, "--password-stdin",
+                                    input=password + "\n")
+        elif rc == 0 and _port0 is None:
+            _port0 = True
+        if rc != 0:
+            raise AssertionError("keywarden init failed (rc %d):\n%s%s" % (rc, out, err))
+        return out
+
+    # -- processes --
+
+    def cli(self, *args, input=None, config=True, timeout=CLI_TIMEOUT):
+        """Runs `keywarden --config CONF ARGS`; returns (rc, stdout, stderr)."""
+        cmd = [BINARY] + (["--config", self.conf] if config else []) + list(args)
+        p = subprocess.run(cmd, input=input, capture_output=True, text=True,
+                           timeout=timeout, cwd=self.dir)
+        return p.returncode, p.stdout, p.stderr
+
+    def serve_command(self):
+        return WRAPPER + [BINARY, "--config", self.conf, "serve"]
+
+    def start(self, expect_fail=False):
+        """Starts `serve`; waits for its "listening" line (or its exit when
+        expect_fail). Returns the exit code when it fails as expected."""
+        self.starts += 1
+        self.log_path = os.path.join(self.dir, "serve.%d.log" % self.starts)
+        log = open(self.log_path, "wb")
+        try:
+            self.proc = subprocess.Popen(self.serve_command(), stdin=subprocess.DEVNULL,
+                                         stdout=log, stderr=subprocess.STDOUT,
+                                         cwd=self.dir, start_new_session=True)
+        finally:
+            log.close()
+        _live.add(self.proc)
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while time.monotonic() < deadline:
+            m = LISTEN_RE.search(self.log())
+            if m:
+                if expect_fail:
+                    self.kill()
+                    raise AssertionError("serve started although it should not:\n" +
+                                         self.log())
+                self.scheme, self.port = m.group(1), int(m.group(2))
+                return None
+            rc = self.proc.poll()
+            if rc is not None:
+                _live.discard(self.proc)
+                self.proc = None
+                if expect_fail:
+                    return rc
+                raise AssertionError("serve exited with %d before listening:\n%s" %
+                                     (rc, self.log()))
+            time.sleep(0.02)
+        self.kill()
+        raise AssertionError("serve did not report listening within %ds:\n%s" %
+                             (STARTUP_TIMEOUT, self.log()))
+
+    def log(self):
+        """The current server run's stderr (and stdout)."""
+        if not self.log_path or not os.path.exists(self.log_path):
+            return ""
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def access_lines(self):
+        return [l for l in self.log().splitlines() if ACCESS_RE.search(l)]
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, check=True):
+        """SIGTERM, wait, and (check) assert a clean exit: code 0."""
+        if self.proc is None:
+            return None
+        p = self.proc
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+        try:
+            rc = p.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            rc = None
+        _live.discard(p)
+        self.proc = None
+        if check and rc != 0:
+            raise AssertionError("serve did not exit cleanly after SIGTERM (exit %r):\n%s"
+                                 % (rc, self.log()[-6000:]))
+        return rc
+
+    def kill(self):
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait()
+            _live.discard(self.proc)
+            self.proc = None
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    def close(self, check=True):
+        """Stops the server (asserting a clean exit when check) and removes
+        the directory. Safe to call twice."""
+        try:
+            if self.proc is not None:
+                self.stop(check=check)
+        finally:
+            self.kill()
+            if self._db_made:
+                self._db_made = False
+                try:
+                    self._shell_hook("KW_TEST_DB_TEARDOWN")
+                except Exception:
+                    pass
+            if not os.environ.get("KW_KEEP"):
+                shutil.rmtree(self.dir, ignore_errors=True)
+
+    # -- HTTP --
+
+    def connection(self, timeout=30):
+        if self.scheme == "https":
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout,
+                                               context=ctx)
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
+    def request(self, method, path, body=None, json=None, headers=None,
+                encode_chunked=False, timeout=None):
+        """One request on a new connection; returns Response(status, headers, body).
+        headers of the response: an http.client.HTTPMessage (case-insensitive)."""
+        if timeout is None:
+            timeout = 120 if WRAPPER else 30
+        hdrs = dict(headers or {})
+        if json is not None:
+            body = jsonlib.dumps(json).encode()
+            hdrs.setdefault("Content-Type", "application/json")
+        elif isinstance(body, str):
+            body = body.encode()
+        conn = self.connection(timeout)
+        try:
+            conn.request(method, path, body=body, headers=hdrs,
+                         encode_chunked=encode_chunked)
+            r = conn.getresponse()
+            data = r.read()
+            return Response(r.status, r.headers, data)
+        finally:
+            conn.close()
+
+    def raw_request(self, data, timeout=30):
+        """Sends raw bytes on a new connection; returns (status, headers dict
+        lower-cased, body bytes) of the reply, tolerating an early close."""
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        try:
+            try:
+                s.sendall(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            return read_response(s)
+        finally:
+            s.close()
+
+    # -- device API --
+
+    def enroll_token(self, *args):
+        rc, out, err = self.cli("enroll", "create", *args)
+        if rc != 0:
+            raise AssertionError("enroll create failed: %s" % err)
+        lines = out.splitlines()
+        if len(lines) != 1:
+            raise AssertionError("enroll create printed %r" % out)
+        return lines[0].strip()
+
+    def register(self, name=None, token=None, domain="CORP",
+                 os_name="Windows 11 Pro 23H2"):
+        """Registers a device; returns (device_id, device_secret)."""
+        if token is None:
+            token = self.enroll_token()
+        name = name or "PC-%s" % secrets.token_hex(4).upper()
+        r = self.request("POST", "/api/v1/register",
+                         json={"enrollment_token": token, "name": name,
+                               "domain": domain, "os": os_name})
+        if r.status != 201:
+            raise AssertionError("register: %r" % (r,))
+        d = r.json()
+        return d["device_id"], d["device_secret"]
+
+    def checkin(self, secret, body=None, volumes=None, logons=None,
+                os_name="Windows 11 Pro 23H2", **kw):
+        """POST /api/v1/checkin with the device's secret."""
+        if body is None:
+            body = {"os": os_name, "volumes": volumes or []}
+            if logons is not None:
+                body["logons"] = logons
+        headers = {"Authorization": "Bearer " + secret} if secret else {}
+        if isinstance(body, (dict, list)):
+            return self.request("POST", "/api/v1/checkin", json=body,
+                                headers=headers, **kw)
+        headers["Content-Type"] = "application/json"
+        return self.request("POST", "/api/v1/checkin", body=body, headers=headers, **kw)
+
+    # -- CLI views --
+
+    def export(self):
+        """`export csv`: (header line, rows as dicts, raw text); asserts rc 0."""
+        rc, out, err = self.cli("export", "csv")
+        if rc != 0:
+            raise AssertionError("export csv failed (rc %d): %s" % (rc, err))
+        header, rows = parse_csv(out)
+        return header, rows, out
+
+    def export_rows(self, device_id=None):
+        rows = self.export()[1]
+        return [r for r in rows if device_id is None or r["device_id"] == device_id]
+
+    def device_show(self, device_id):
+        rc, out, err = self.cli("device", "show", device_id)
+        if rc != 0:
+            raise AssertionError("device show failed: %s" % err)
+        return out
+
+    def metrics(self):
+        """/metrics parsed: {'name{labels}': float}."""
+        r = self.request("GET", "/metrics")
+        if r.status != 200:
+            raise AssertionError("/metrics: %r" % (r,))
+        values = {}
+        for line in r.text().splitlines():
+            if not line or line.startswith("#"):
+                continue
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+        return values
+
+
+def read_response(sock):
+    """Reads one HTTP/1.1 response from sock (Content-Length or close)."""
+    data = b""
+    try:
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except (ConnectionResetError, socket.timeout):
+        pass
+    if b"\r\n\r\n" not in data:
+        raise ConnectionError("no complete response head: %r" % data[:200])
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for l in lines[1:]:
+        k, _, v = l.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    n = int(headers.get("content-length", "-1"))
+    try:
+        while n < 0 or len(body) < n:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+    except (ConnectionResetError, socket.timeout):
+        pass
+    return status, headers, body
+
+
+class ServerTestCase(unittest.TestCase):
+    """One running instance per test class (cls.kw); stopped, with a clean
+    exit asserted, after the class's last test."""
+    settings = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.kw = Keywarden(settings=cls.settings, name=cls.__name__)
+        cls.addClassCleanup(cls.kw.close)
+
+    def new_device(self, name=None):
+        """Registers a fresh device: (device_id, secret)."""
+        return self.kw.register(name=name)
+
+    def assertCheckin(self, secret, status=200, **kw):
+        r = self.kw.checkin(secret, **kw)
+        self.assertEqual(r.status, status, r)
+        return r

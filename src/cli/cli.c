@@ -31,6 +31,7 @@ static const char usage[] =
 	"  device    list and show devices; revoke a device\n"
 	"  assoc     associate a user with a device\n"
 	"  export    export every escrowed key as CSV (a backup)\n"
+	"  audit     verify the audit chain; export the audit trail\n"
 	"  rekey     re-encrypt every key under a new master key\n"
 	"  config    check the configuration and print it\n"
 	"\n"
@@ -52,6 +53,7 @@ static const struct {
 	{ "device", cmd_device },
 	{ "assoc", cmd_assoc },
 	{ "export", cmd_export },
+	{ "audit", cmd_audit },
 	{ "rekey", cmd_rekey },
 	{ "config", cmd_config },
 };

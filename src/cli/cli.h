@@ -57,6 +57,7 @@ int cmd_enroll(struct cli *c, int argc, char **argv);
 int cmd_device(struct cli *c, int argc, char **argv);
 int cmd_assoc(struct cli *c, int argc, char **argv);
 int cmd_export(struct cli *c, int argc, char **argv);
+int cmd_audit(struct cli *c, int argc, char **argv);
 int cmd_config(struct cli *c, int argc, char **argv);
 int cmd_rekey(struct cli *c, int argc, char **argv);
 int cmd_demo(struct cli *c, int argc, char **argv);

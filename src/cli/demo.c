@@ -40,8 +40,8 @@ struct demo_user {
 static const struct demo_user demo_users[] = {
 	{ "admin", "admin-demo-1", ROLE_ADMIN, "administrator" },
 	{ "helpdesk", "helpdesk-demo-1", ROLE_HELPDESK_ADMIN, "help desk (recovery by key ID)" },
-	{ "alice", "alice-demo-1", 0, "end user: PC-ALICE" },
-	{ "bob", "bob-demo-1", 0, "end user: PC-BOB" },
+	{ "CORP\\alice", "alice-demo-1", 0, "end user of PC-ALICE and LAPTOP-ALICE" },
+	{ "CORP\\bob", "bob-demo-1", 0, "end user of PC-BOB" },
 };
 
 struct demo_device {
@@ -86,7 +86,8 @@ static int write_setup(const char *dir, const char *listen)
 		"helpdesk_text = Contact the Contoso help desk, phone 555-0100\n"
 		"helpdesk_text.sv = Kontakta Contosos supportavdelning, telefon 555-0100\n"
 		"helpdesk_url = https://helpdesk.contoso.example/\n"
-		"display_notice = true\nnotice_file = %s/notice.txt\n",
+		"display_notice = true\nnotice_file = %s/notice.txt\n\n"
+		"[identity]\ndomains = CORP:corp.example.com\n",
 		listen, dir, dir, dir);
 	if (rc == 0)
 		rc = str_join_path(path, sizeof(path), dir, "keywarden.conf");
@@ -261,7 +262,9 @@ int cmd_demo(struct cli *c, int argc, char **argv)
 			"  data and configuration: %s\n\naccounts (user / password):\n",
 			listen, dir);
 	for (size_t i = 0; rc == 0 && i < sizeof(demo_users) / sizeof(demo_users[0]); i++)
-		rc = buf_printf(&banner, "  %-9s %-16s %s\n", demo_users[i].name,
+		rc = buf_printf(&banner, "  %-9s %-16s %s\n",
+				strchr(demo_users[i].name, '\\') ?
+				strchr(demo_users[i].name, '\\') + 1 : demo_users[i].name,
 				demo_users[i].password, demo_users[i].what);
 	if (rc == 0)
 		rc = buf_printf(&banner, "\nto try self-service, sign in as alice and enter the "

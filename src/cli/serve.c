@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "http/server.h"
 #include "util/err.h"
+#include "util/i18n.h"
 #include "util/log.h"
 #include "web/app.h"
 
@@ -83,6 +84,8 @@ int cli_serve_run(struct cli *c, const char *banner)
 		goto out;
 	}
 	password_set_concurrency(ncpu > 0 ? (unsigned)ncpu : 1);
+	if (!i18n_init(msg, sizeof(msg)))
+		log_warn("%s", msg);
 	memset(&o, 0, sizeof(o));
 	o.host = host;
 	o.port = port;
@@ -93,6 +96,7 @@ int cli_serve_run(struct cli *c, const char *banner)
 	o.max_connections = (unsigned)c->cfg.max_connections;
 	o.routes = app_routes;
 	o.authorize = app_authorize;
+	o.auth_free = app_auth_free;
 	o.app = &app;
 	if (http_server_start(&o, &srv, msg, sizeof(msg)) < 0) {
 		cli_error("%s", msg);
@@ -110,6 +114,7 @@ int cli_serve_run(struct cli *c, const char *banner)
 	log_info("%s received: finishing requests in progress", sig == SIGTERM ?
 		 "SIGTERM" : "SIGINT");
 	http_server_stop(srv, DRAIN_TIMEOUT_MS);
+	i18n_free();
 	log_info("stopped");
 	rc = 0;
 out:

@@ -4,6 +4,7 @@
 
 #include "core/keyid.h"
 #include "util/err.h"
+#include "util/i18n.h"
 
 /* The user-facing sentences below spell these numbers out, so that each is
  * one complete string for the translators. */
@@ -59,7 +60,7 @@ static int scan(const char *in, size_t inlen, char hex[KEYID_HEX_LEN + 1],
 
 	if (inlen > KEYID_INPUT_MAX) {
 		set_msg(msg, msglen,
-			"The recovery key ID is too long: enter at most 128 characters.");
+			_("The recovery key ID is too long: enter at most 128 characters."));
 		return KW_ERR_TOO_LARGE;
 	}
 	for (size_t i = 0; i < inlen; i++) {
@@ -80,21 +81,21 @@ static int scan(const char *in, size_t inlen, char hex[KEYID_HEX_LEN + 1],
 		 * a multi-byte character. */
 		if (c > 0x20 && c < 0x7f)
 			set_msg(msg, msglen,
-				"The recovery key ID may contain only the digits 0-9 and letters A-F; '%c' at position %zu is not allowed.",
+				_("The recovery key ID may contain only the digits 0-9 and letters A-F; '%c' at position %zu is not allowed."),
 				c, i + 1);
 		else
 			set_msg(msg, msglen,
-				"The recovery key ID may contain only the digits 0-9 and letters A-F; the character at position %zu is not allowed.",
+				_("The recovery key ID may contain only the digits 0-9 and letters A-F; the character at position %zu is not allowed."),
 				i + 1);
 		return KW_ERR_INVALID;
 	}
 	if (n == 0) {
-		set_msg(msg, msglen, "Enter the recovery key ID.");
+		set_msg(msg, msglen, _("Enter the recovery key ID."));
 		return KW_ERR_INVALID;
 	}
 	if (n > KEYID_HEX_LEN) {
 		set_msg(msg, msglen,
-			"A recovery key ID has 32 characters; you entered %zu.", n);
+			_("A recovery key ID has 32 characters; you entered %zu."), n);
 		return KW_ERR_INVALID;
 	}
 	hex[n] = '\0';
@@ -114,7 +115,7 @@ int keyid_parse_prefix(const char *in, size_t inlen, char hex[KEYID_HEX_LEN + 1]
 		return r;
 	if (n < KEYID_PREFIX_MIN) {
 		set_msg(msg, msglen,
-			"Enter at least the first 8 characters of the recovery key ID (you entered %zu).",
+			_("Enter at least the first 8 characters of the recovery key ID (you entered %zu)."),
 			n);
 		return KW_ERR_INVALID;
 	}
@@ -136,7 +137,7 @@ int keyid_parse(const char *in, size_t inlen, char canon[KEYID_CANON_LEN + 1],
 		return r;
 	if (n < KEYID_HEX_LEN) {
 		set_msg(msg, msglen,
-			"A full recovery key ID has 32 characters; you entered %zu.", n);
+			_("A full recovery key ID has 32 characters; you entered %zu."), n);
 		return KW_ERR_INVALID;
 	}
 	keyid_format(tmp, canon);

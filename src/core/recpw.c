@@ -6,6 +6,7 @@
 
 #include "core/recpw.h"
 #include "util/err.h"
+#include "util/i18n.h"
 
 #define GROUP_DIGITS 6
 #define GROUP_LIMIT 720896UL    /* 11 * 65536: a group is 11 x a 16-bit value */
@@ -63,7 +64,7 @@ int recpw_parse(const char *in, size_t inlen, char canon[RECPW_CANON_LEN + 1],
 		inlen = 0;
 	if (inlen > RECPW_INPUT_MAX) {
 		set_msg(msg, msglen,
-			"The recovery password is too long: enter at most 128 characters.");
+			_("The recovery password is too long: enter at most 128 characters."));
 		return KW_ERR_TOO_LARGE;
 	}
 	for (size_t i = 0; i < inlen; i++) {
@@ -84,21 +85,21 @@ int recpw_parse(const char *in, size_t inlen, char canon[RECPW_CANON_LEN + 1],
 		 * character. */
 		if (c > 0x20 && c < 0x7f)
 			set_msg(msg, msglen,
-				"The recovery password may contain only the digits 0-9; '%c' at position %zu is not allowed.",
+				_("The recovery password may contain only the digits 0-9; '%c' at position %zu is not allowed."),
 				c, i + 1);
 		else
 			set_msg(msg, msglen,
-				"The recovery password may contain only the digits 0-9; the character at position %zu is not allowed.",
+				_("The recovery password may contain only the digits 0-9; the character at position %zu is not allowed."),
 				i + 1);
 		goto out;
 	}
 	if (n == 0) {
-		set_msg(msg, msglen, "Enter the recovery password.");
+		set_msg(msg, msglen, _("Enter the recovery password."));
 		goto out;
 	}
 	if (n != RECPW_DIGITS) {
 		set_msg(msg, msglen,
-			"A recovery password has 48 digits; you entered %zu.", n);
+			_("A recovery password has 48 digits; you entered %zu."), n);
 		goto out;
 	}
 	for (int g = 0; g < RECPW_GROUPS; g++) {
@@ -108,13 +109,13 @@ int recpw_parse(const char *in, size_t inlen, char canon[RECPW_CANON_LEN + 1],
 		 * its remainder. */
 		if (v >= GROUP_LIMIT) {
 			set_msg(msg, msglen,
-				"Group %d (%06lu) is too large: each group must be below 720896.",
+				_("Group %d (%06lu) is too large: each group must be below 720896."),
 				g + 1, v);
 			goto out;
 		}
 		if (v % 11 != 0) {
 			set_msg(msg, msglen,
-				"Group %d (%06lu) is not divisible by 11.", g + 1, v);
+				_("Group %d (%06lu) is not divisible by 11."), g + 1, v);
 			goto out;
 		}
 	}

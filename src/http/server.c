@@ -438,7 +438,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
 	response_free(&q->resp);
 	buf_wipe_free(&q->body);
-	free(q->r.auth);
+	if (q->r.auth && srv->o.auth_free)
+		srv->o.auth_free(q->r.auth);
 	free(q);
 	*con_cls = NULL;
 	atomic_fetch_sub(&srv->inflight, 1);

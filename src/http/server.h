@@ -30,7 +30,7 @@ struct http_request {
 	char params[HTTP_MAX_PARAMS][HTTP_PARAM_MAX]; /* {…} parts of the path */
 	bool tls;
 	const struct route *route;
-	void *auth;                          /* set by the authorize hook */
+	void *auth;                          /* set by the authorize hook, freed by auth_free */
 };
 
 struct http_response {
@@ -70,6 +70,7 @@ struct http_server_opts {
 	unsigned max_connections;
 	const struct route *routes;          /* ended by a NULL method */
 	http_authorize authorize;
+	void (*auth_free)(void *auth);       /* frees http_request.auth */
 	void *app;
 };
 

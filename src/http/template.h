@@ -1,5 +1,5 @@
-/* HTML templates compiled into the program (templates/*.html), with a small
- * mustache-like syntax:
+/* HTML templates compiled into the program (the templates folder), with a
+ * small mustache-like syntax:
  *   {{name}}             the variable, HTML-escaped
  *   {{{name}}}           the variable as trusted HTML (built with escaping)
  *   {{#name}}…{{/name}}  the part when the variable is set and not empty

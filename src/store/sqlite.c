@@ -35,7 +35,7 @@ enum stmt_id {
 	S_VOLUME_GET, S_VOLUME_INSERT, S_VOLUME_UPDATE, S_VOLUME_EACH,
 	S_KEY_GET, S_KEY_INSERT, S_KEY_SET_STATE, S_KEY_SET_SEALED,
 	S_KEY_EACH_VOLUME, S_KEY_EACH_DEVICE, S_KEY_EACH_FULL, S_KEY_EACH_ENTITLED,
-	S_KEY_COUNT,
+	S_KEY_EACH_PREFIX, S_KEY_COUNT,
 	S_LOGON_UPSERT, S_LOGON_EACH_DEVICE, S_ASSOC_ADD, S_ASSOC_EACH_DEVICE,
 	S_USER_INSERT, S_USER_GET, S_USER_UPDATE, S_USER_EACH,
 	S_SESSION_INSERT, S_SESSION_GET, S_SESSION_TOUCH, S_SESSION_DELETE,
@@ -120,6 +120,11 @@ static const char *const stmt_sql[S_COUNT] = {
 		"(SELECT value FROM json_each(?2)) UNION "
 		"SELECT a.device FROM associations a WHERE a.user_lc IN "
 		"(SELECT value FROM json_each(?2))) ORDER BY k.key_hex",
+	[S_KEY_EACH_PREFIX] = "SELECT " KEY_COLS ", " DEVICE_COLS ", " VOLUME_COLS
+		" FROM recovery_keys k JOIN devices d ON d.id = k.device "
+		"JOIN volumes v ON v.id = k.volume "
+		"WHERE k.key_hex >= ?1 AND k.key_hex < ?1 || 'G' "
+		"AND ((1 << k.state) & ?2) != 0 ORDER BY k.key_hex",
 	[S_KEY_COUNT] = "SELECT count(*) FROM recovery_keys",
 	[S_LOGON_UPSERT] = "INSERT INTO logons (device, user_lc, user, type, first_seen, "
 		"last_seen) VALUES ((SELECT id FROM devices WHERE uid = ?1), lower(?2), ?2, "
@@ -1150,6 +1155,18 @@ out:
 	return rc;
 }
 
+static int sqlite_key_each_prefix(struct store_tx *tx, const char *prefix_hex,
+				  unsigned states, store_each_key_full cb, void *arg)
+{
+	sqlite3_stmt *st = stmt(tx->c, S_KEY_EACH_PREFIX);
+
+	if (!st)
+		return KW_ERR_STORE;
+	bind_text(st, 1, prefix_hex);
+	sqlite3_bind_int(st, 2, (int)states);
+	return each_row(tx->c, st, S_KEY_EACH_PREFIX, false, key_full_row, (any_fn)cb, arg);
+}
+
 static int64_t sqlite_key_count(struct store_tx *tx)
 {
 	sqlite3_stmt *st = stmt(tx->c, S_KEY_COUNT);
@@ -1516,6 +1533,7 @@ static const struct store_ops sqlite_ops = {
 	.key_each_device = sqlite_key_each_device,
 	.key_each_full = sqlite_key_each_full,
 	.key_each_entitled = sqlite_key_each_entitled,
+	.key_each_prefix = sqlite_key_each_prefix,
 	.key_count = sqlite_key_count,
 	.logon_upsert = sqlite_logon_upsert,
 	.logon_each_device = sqlite_logon_each_device,

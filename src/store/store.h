@@ -223,6 +223,10 @@ struct store_ops {
 	int (*key_each_entitled)(struct store_tx *, const char *prefix_hex,
 				 const char *const *users, size_t nusers, unsigned states,
 				 store_each_key_full, void *);
+	/* Keys whose digits start with prefix_hex in the given states, any
+	 * device (help-desk administrators). */
+	int (*key_each_prefix)(struct store_tx *, const char *prefix_hex, unsigned states,
+			       store_each_key_full, void *);
 	int64_t (*key_count)(struct store_tx *);
 
 	/* logons and associations (user names compared lower-cased) */

@@ -1,26 +1,159 @@
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
+#include "core/limits.h"
 #include "core/seal.h"
 #include "store/store.h"
 #include "util/config.h"
 #include "util/err.h"
+#include "util/log.h"
+#include "util/timeutil.h"
 #include "web/api/api.h"
 #include "web/app.h"
+#include "web/portal/portal.h"
+#include "web/static.h"
+#include "web/web.h"
 
 #define JSON_BODY_MAX (64 * 1024)
+#define FORM_BODY_MAX (16 * 1024)
+#define LIMITER_KEYS 10000
 
 const struct route app_routes[] = {
 	{ "GET", "/healthz", api_healthz, ACCESS_PUBLIC, 0, true },
 	{ "GET", "/metrics", api_metrics, ACCESS_PUBLIC, 0, false },
 	{ "POST", "/api/v1/register", api_register, ACCESS_PUBLIC, JSON_BODY_MAX, true },
 	{ "POST", "/api/v1/checkin", api_checkin, ACCESS_DEVICE, JSON_BODY_MAX, true },
+	{ "GET", "/static/{file}", static_asset, ACCESS_PUBLIC, 0, false },
+	{ "GET", "/", portal_home, ACCESS_PAGE, 0, false },
+	{ "GET", "/SelfService", portal_old_bookmark, ACCESS_PUBLIC, 0, false },
+	{ "GET", "/SelfService/", portal_old_bookmark, ACCESS_PUBLIC, 0, false },
+	{ "GET", "/login", portal_login_form, ACCESS_LOGIN, 0, true },
+	{ "POST", "/login", portal_login, ACCESS_LOGIN, FORM_BODY_MAX, true },
+	{ "POST", "/logout", portal_logout, ACCESS_SIGNED_IN, FORM_BODY_MAX, true },
+	{ "GET", "/notice", portal_notice_form, ACCESS_SIGNED_IN, 0, true },
+	{ "POST", "/notice", portal_notice, ACCESS_SIGNED_IN, FORM_BODY_MAX, true },
+	{ "GET", "/recover", portal_recover_form, ACCESS_PORTAL, 0, true },
+	{ "POST", "/recover", portal_recover, ACCESS_PORTAL, FORM_BODY_MAX, true },
+	{ "POST", "/session/keepalive", portal_keepalive, ACCESS_SIGNED_IN, FORM_BODY_MAX, true },
+	{ "GET", "/session/expired", portal_expired, ACCESS_PAGE, 0, true },
 	{ NULL, NULL, NULL, 0, 0, false },
 };
 
-int app_authorize(void *app, struct http_request *req, struct http_response *resp)
+void app_auth_free(void *auth)
 {
+	web_ctx_free(auth);
+}
+
+/* The Origin of a browser's POST must be this site (its host part equals
+ * the Host header); requests without Origin (not from a browser) rely on
+ * the CSRF token alone. */
+static bool same_origin(const struct http_request *req)
+{
+	const char *origin = http_request_header(req, "Origin");
+	const char *host = http_request_header(req, "Host");
+	const char *o;
+
+	if (!origin)
+		return true;
+	if (!host || !(o = strstr(origin, "://")))
+		return false;
+	return strcmp(o + 3, host) == 0;
+}
+
+static int forbidden(struct app *app, struct http_request *req, struct http_response *resp)
+{
+	int rc = web_message(app, req, resp, 403, _("Request refused"),
+			     _("The form was out of date or came from another site. Go back, "
+			       "reload the page and try again."));
+
+	return rc < 0 ? rc : 1;
+}
+
+/* A page that needs a session: to the sign-in page without one, to the
+ * expiry page when it timed out. */
+static int need_session(struct app *app, struct http_request *req, struct http_response *resp,
+			int load_rc)
+{
+	int rc;
+
+	if (!strcmp(req->route->pattern, "/session/keepalive")) {
+		rc = http_json_error(resp, 401, "session expired");
+		return rc < 0 ? rc : 1;
+	}
+	if (load_rc == KW_ERR_EXPIRED) {
+		if ((rc = web_session_cookie(req, resp, NULL)) < 0)
+			return rc;
+		rc = http_redirect(resp, "/session/expired");
+	} else {
+		rc = http_redirect(resp, "/login");
+	}
+	return rc < 0 ? rc : 1;
+}
+
+int app_authorize(void *ctx, struct http_request *req, struct http_response *resp)
+{
+	struct app *app = ctx;
+	const struct config *cfg = app->cfg;
+	unsigned access = req->route->access;
+	struct session_limits lim = { cfg->session_idle_timeout, cfg->session_max_lifetime };
+	struct web_req *w;
+	int64_t now = time_now();
+	bool post = !strcmp(req->method, "POST");
+	const char *csrf;
+	int rc;
+
+	if (access == ACCESS_PUBLIC || access == ACCESS_DEVICE) {
+		i18n_use(LANG_EN);
+		return 0;
+	}
+	if (!(w = calloc(1, sizeof(*w))))
+		return KW_ERR_NOMEM;
+	req->auth = w;
+	w->lang = i18n_negotiate(http_query(req, "lang"), http_cookie(req, "keywarden_lang"),
+				 http_request_header(req, "Accept-Language"));
+	w->lang_chosen = http_query(req, "lang") != NULL;
+	i18n_use(w->lang);
+
+	rc = session_load(app->store, http_cookie(req, web_session_cookie_name(req)), now,
+			  &lim, &w->s);
+	if (rc < 0 && rc != KW_ERR_NOT_FOUND && rc != KW_ERR_EXPIRED)
+		return rc;
+	w->has_session = rc == 0;
+	if ((access == ACCESS_SIGNED_IN || access == ACCESS_PORTAL) && !w->has_session)
+		return need_session(app, req, resp, rc);
+
+	if (post) {
+		if (!same_origin(req))
+			return forbidden(app, req, resp);
+		if (form_parse(req, &w->form) < 0 || w->form.too_large) {
+			rc = web_message(app, req, resp, 400, _("Request refused"),
+					 _("The form could not be read."));
+			return rc < 0 ? rc : 1;
+		}
+		w->has_form = true;
+		csrf = form_get(&w->form, "csrf_token");
+		if (access == ACCESS_LOGIN) {
+			const char *cookie = http_cookie(req, web_login_cookie_name(req));
+
+			if (!csrf || !cookie || !secret_equal(csrf, cookie))
+				return forbidden(app, req, resp);
+		} else if (!w->has_session || !csrf || !secret_equal(csrf, w->s.csrf)) {
+			return forbidden(app, req, resp);
+		}
+	}
+	if (w->has_session && access != ACCESS_LOGIN && access != ACCESS_PAGE) {
+		/* Activity: the idle timeout starts again. */
+		if ((rc = session_touch(app->store, &w->s, now, -1)) < 0)
+			return rc;
+		if (access == ACCESS_PORTAL && cfg->display_notice && !w->s.notice_accepted) {
+			rc = http_redirect(resp, "/notice");
+			return rc < 0 ? rc : 1;
+		}
+	}
 	return 0;
 }
 
@@ -43,7 +176,10 @@ static int fp_tx(struct store_tx *tx, void *arg)
 	return rc;
 }
 
-int app_check_key(struct app *app, char *msg, size_t msglen)
+/* Records the key's fingerprint in a new store; refuses a key file that is
+ * not the one the database was sealed with; finishes a rekey that stopped
+ * after the database moved to KEY_FILE.new. */
+static int check_key(struct app *app, char *msg, size_t msglen)
 {
 	char want[SEAL_FINGERPRINT_LEN + 1], pending[4096];
 	struct seal *next = NULL;
@@ -58,14 +194,14 @@ int app_check_key(struct app *app, char *msg, size_t msglen)
 	}
 	if (!f.found || !strcmp(f.have, want))
 		return 0;
-	/* A rekey that stopped after the database moved to the new key but
-	 * before the new key file replaced the old one. */
 	snprintf(pending, sizeof(pending), "%s.new", app->cfg->key_file);
 	if (seal_load(pending, &next, msg, msglen) == 0) {
 		char nfp[SEAL_FINGERPRINT_LEN + 1];
 
 		seal_fingerprint(next, nfp);
 		if (!strcmp(nfp, f.have) && rename(pending, app->cfg->key_file) == 0) {
+			log_warn("finished an interrupted rekey: %s now holds the new key",
+				 app->cfg->key_file);
 			seal_free(app->seal);
 			app->seal = next;
 			return 0;
@@ -88,8 +224,18 @@ int app_open(struct app *app, const struct config *cfg, char *msg, size_t msglen
 		goto fail;
 	if ((rc = store_open(cfg->database, true, &app->store, msg, msglen)) < 0)
 		goto fail;
-	if ((rc = app_check_key(app, msg, msglen)) < 0)
+	if ((rc = check_key(app, msg, msglen)) < 0)
 		goto fail;
+	if ((rc = limiter_new(cfg->login_failures.count, cfg->login_failures.window,
+			      LIMITER_KEYS, &app->login_failures)) < 0 ||
+	    (rc = limiter_new(cfg->lookup_failures.count, cfg->lookup_failures.window,
+			      LIMITER_KEYS, &app->lookup_failures)) < 0 ||
+	    (rc = limiter_new(cfg->lookup_failures_per_address.count,
+			      cfg->lookup_failures_per_address.window, LIMITER_KEYS,
+			      &app->lookup_failures_addr)) < 0) {
+		snprintf(msg, msglen, "cannot set up rate limits: %s", kw_strerror(rc));
+		goto fail;
+	}
 	return 0;
 fail:
 	app_close(app);
@@ -98,8 +244,12 @@ fail:
 
 void app_close(struct app *app)
 {
+	limiter_free(app->login_failures);
+	limiter_free(app->lookup_failures);
+	limiter_free(app->lookup_failures_addr);
 	store_close(app->store);
 	seal_free(app->seal);
+	app->login_failures = app->lookup_failures = app->lookup_failures_addr = NULL;
 	app->store = NULL;
 	app->seal = NULL;
 }

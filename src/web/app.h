@@ -1,5 +1,6 @@
-/* The running application: configuration, store and master key shared by
- * every handler, and the route table of the whole server. */
+/* The running application: configuration, store, master key and rate
+ * limiters shared by every handler, the route table of the whole server and
+ * the check every request passes before its handler (app_authorize). */
 #ifndef KW_WEB_APP_H
 #define KW_WEB_APP_H
 
@@ -10,11 +11,16 @@
 struct config;
 struct store;
 struct seal;
+struct limiter;
 
-/* What a route requires, checked by app_authorize before its handler. */
+/* What a route requires (struct route.access). */
 enum access {
-	ACCESS_PUBLIC = 0,   /* anyone */
+	ACCESS_PUBLIC = 0,   /* anyone; no session looked at */
 	ACCESS_DEVICE,       /* a device secret (checked by the API handlers) */
+	ACCESS_PAGE,         /* anyone; a web page (language, optional session) */
+	ACCESS_LOGIN,        /* the sign-in form: POST needs its CSRF cookie */
+	ACCESS_SIGNED_IN,    /* a session; the notice need not be accepted */
+	ACCESS_PORTAL,       /* a session with the notice accepted */
 };
 
 #define CHECKIN_INTERVAL_S 5400
@@ -23,19 +29,20 @@ struct app {
 	const struct config *cfg;
 	struct store *store;
 	struct seal *seal;
+	struct limiter *login_failures;          /* per account name */
+	struct limiter *lookup_failures;         /* per user */
+	struct limiter *lookup_failures_addr;    /* per client address */
 };
 
-/* Loads the master key, opens (and migrates) the store and checks that the
- * key is the one the database was sealed with. msg says what failed. */
+/* Loads the master key, opens (and migrates) the store, checks that the
+ * key is the one the database was sealed with, and sets up the limiters.
+ * msg says what failed. */
 int app_open(struct app *app, const struct config *cfg, char *msg, size_t msglen);
 void app_close(struct app *app);
-
-/* Checks the master key against the store: records its fingerprint when
- * the store has none; finishes an interrupted rekey (KEY_FILE.new). */
-int app_check_key(struct app *app, char *msg, size_t msglen);
 
 extern const struct route app_routes[];
 
 int app_authorize(void *app, struct http_request *req, struct http_response *resp);
+void app_auth_free(void *auth);
 
 #endif

@@ -48,6 +48,7 @@ WRAPPER = shlex.split(os.environ.get("KW_WRAPPER", ""))
 STARTUP_TIMEOUT = 60.0 if WRAPPER else 10.0
 STOP_TIMEOUT = 120.0 if WRAPPER else 30.0
 CLI_TIMEOUT = 60.0
+IS_SQLITE = os.environ.get("KW_TEST_DATABASE", "sqlite:").startswith("sqlite:")
 ADMIN_PASSWORD = "Correct-Horse-Battery-42"
 
 CSP = ("default-src 'self'; frame-ancestors 'none'; form-action 'self'; "
@@ -68,6 +69,18 @@ def _kill_leftovers():
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+def wait_for(fn, timeout=None, interval=0.02):
+    """Polls fn() until it returns a true value or timeout passes; returns
+    the last value. (Access-log lines and request counters are written when
+    a response has been sent, so they may lag the client by a moment.)"""
+    deadline = time.monotonic() + (timeout or (10.0 if WRAPPER else 2.0))
+    while True:
+        v = fn()
+        if v or time.monotonic() > deadline:
+            return v
+        time.sleep(interval)
 
 
 # ---- test data -------------------------------------------------------------

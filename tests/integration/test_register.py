@@ -1,6 +1,7 @@
 """POST /api/v1/register and enrollment tokens (SPEC §5, §9)."""
 
 import re
+import threading
 import time
 import unittest
 
@@ -121,6 +122,22 @@ class RegisterTest(kw.ServerTestCase):
             self.assertEqual(r.status, 201, r)
         r = self.register_raw({"enrollment_token": token, "name": "PC-TWICE-3"})
         self.assertEqual(r.status, 401, r)
+
+    def test_use_count_holds_under_parallel_registrations(self):
+        token = self.kw.enroll_token("--uses", "3")
+        tid = self.newest_token_id()
+        results = []
+
+        def work(i):
+            results.append(self.register_raw({"enrollment_token": token,
+                                              "name": "PC-RACE-%d" % i}).status)
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        self.assertEqual(sorted(results), [201] * 3 + [401] * 9)
+        self.assertIn("used up", token_ids(self.kw)[tid])
 
     def test_failed_validation_does_not_use_up_token(self):
         token = self.kw.enroll_token("--uses", "1")

@@ -1,0 +1,82 @@
+/* Local accounts: argon2id hashes in the store. */
+#include <stdio.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "auth/auth.h"
+#include "auth/password.h"
+#include "store/store.h"
+#include "util/config.h"
+#include "util/err.h"
+
+struct found {
+	char name[IDENTITY_NAME_MAX + 1];
+	char hash[PASSWORD_HASH_MAX];
+	unsigned roles;
+	bool disabled;
+	bool any;
+};
+
+static int user_found(const struct user_rec *u, void *arg)
+{
+	struct found *f = arg;
+
+	snprintf(f->name, sizeof(f->name), "%s", u->name);
+	snprintf(f->hash, sizeof(f->hash), "%s", u->password_hash);
+	f->roles = u->roles;
+	f->disabled = u->disabled;
+	f->any = true;
+	return 0;
+}
+
+struct lookup {
+	const struct config *cfg;
+	const char *user;
+	struct found *f;
+};
+
+/* The account named user, or for a bare name the account DOMAIN\user of a
+ * configured domain (a local account may be named as devices report it). */
+static int lookup_tx(struct store_tx *tx, void *arg)
+{
+	struct lookup *l = arg;
+	char alt[IDENTITY_NAME_MAX * 2];
+	int rc = STORE_TX(tx, user_get, l->user, user_found, l->f);
+
+	if (rc != KW_ERR_NOT_FOUND || strchr(l->user, '\\') || strchr(l->user, '@'))
+		return rc;
+	for (size_t i = 0; i < l->cfg->ndomains; i++) {
+		snprintf(alt, sizeof(alt), "%s\\%s", l->cfg->domains[i].netbios, l->user);
+		rc = STORE_TX(tx, user_get, alt, user_found, l->f);
+		if (rc != KW_ERR_NOT_FOUND)
+			return rc;
+	}
+	return KW_ERR_NOT_FOUND;
+}
+
+static int local_authenticate(const struct config *cfg, struct store *s, const char *user,
+			      const char *password, struct auth_user *out)
+{
+	struct found f;
+	struct lookup l = { cfg, user, &f };
+	int rc, ok;
+
+	memset(&f, 0, sizeof(f));
+	rc = store_read(s, lookup_tx, &l);
+	if (rc < 0 && rc != KW_ERR_NOT_FOUND)
+		return rc;
+	/* An unknown user costs a hash too: timing does not tell. */
+	ok = password_verify(f.any ? f.hash : NULL, password) == 0;
+	sodium_memzero(f.hash, sizeof(f.hash));
+	if (!f.any)
+		return KW_ERR_NOT_FOUND;
+	if (!ok || f.disabled || !*f.name)
+		return KW_ERR_AUTH;
+	snprintf(out->name, sizeof(out->name), "%s", f.name);
+	out->roles = f.roles;
+	identity_from_name(cfg, f.name, &out->id);
+	return 0;
+}
+
+const struct auth_backend auth_local = { "local", local_authenticate };

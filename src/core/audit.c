@@ -1,0 +1,293 @@
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "core/audit.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/str.h"
+#include "util/timeutil.h"
+
+/* The meta value naming the newest record, "<seq>:<hex hash>": without it,
+ * deleting the newest records would leave a shorter but intact chain. */
+#define HEAD_NAME "audit_head"
+#define HEAD_LEN (20 + 1 + 64 + 1)
+
+/* An iteration callback's way to stop early without reporting an error. */
+#define STOP 1
+
+/* A CSV line holds one record; far above what the request handlers accept. */
+#define CSV_LINE_MAX (1024 * 1024)
+
+static void hash_i64(crypto_hash_sha256_state *st, int64_t v)
+{
+	uint64_t u = (uint64_t)v;
+	uint8_t b[8];
+
+	for (int i = 7; i >= 0; i--) {
+		b[i] = (uint8_t)(u & 0xff);
+		u >>= 8;
+	}
+	crypto_hash_sha256_update(st, b, sizeof(b));
+}
+
+/* Length-prefixed, so that moving bytes from one field to the next
+ * ("ab","c" and "a","bc") changes the hash. */
+static void hash_str(crypto_hash_sha256_state *st, const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	uint8_t b[4] = { (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8),
+			 (uint8_t)n };
+
+	crypto_hash_sha256_update(st, b, sizeof(b));
+	if (n)
+		crypto_hash_sha256_update(st, (const unsigned char *)s, n);
+}
+
+void audit_hash(const struct audit_rec *rec, uint8_t out[32])
+{
+	const char *text[] = { rec->source, rec->result, rec->actor, rec->end_user,
+			       rec->computer, rec->device_id, rec->key_id, rec->key_type,
+			       rec->reason, rec->comment, rec->client };
+	crypto_hash_sha256_state st;
+
+	crypto_hash_sha256_init(&st);
+	crypto_hash_sha256_update(&st, rec->prev_hash, 32);
+	hash_i64(&st, rec->seq);
+	hash_i64(&st, rec->at);
+	for (size_t i = 0; i < sizeof(text) / sizeof(text[0]); i++)
+		hash_str(&st, text[i]);
+	crypto_hash_sha256_final(&st, out);
+}
+
+/* Reads the chain head; KW_ERR_NOT_FOUND when there is none, KW_ERR_INVALID
+ * when it is not "<seq>:<64 hex digits>". */
+static int head_get(struct store_tx *tx, int64_t *seq, uint8_t hash[32])
+{
+	char v[HEAD_LEN + 1], num[21];
+	const char *colon;
+	size_t n, len = 0;
+	int rc;
+
+	if ((rc = STORE_TX(tx, meta_get, HEAD_NAME, v, sizeof(v))) < 0)
+		return rc;
+	colon = strchr(v, ':');
+	n = colon ? (size_t)(colon - v) : 0;
+	if (!n || n >= sizeof(num) || strlen(colon + 1) != 64)
+		return KW_ERR_INVALID;
+	memcpy(num, v, n);
+	num[n] = '\0';
+	if (str_to_i64(num, 1, INT64_MAX, seq) < 0 ||
+	    sodium_hex2bin(hash, 32, colon + 1, 64, NULL, &len, NULL) != 0 || len != 32)
+		return KW_ERR_INVALID;
+	return 0;
+}
+
+int audit_append(struct store_tx *tx, struct audit_rec *rec)
+{
+	char head[HEAD_LEN], hex[65];
+	uint8_t last[32], hhash[32];
+	int64_t seq, hseq;
+	int rc;
+
+	if ((rc = STORE_TX(tx, audit_last, &seq, last)) < 0)
+		return rc;
+	/* When the newest records were deleted, continue from the head rather
+	 * than from what is left: the gap keeps the deletion visible to
+	 * audit_verify after this append overwrites the head. */
+	rc = head_get(tx, &hseq, hhash);
+	if (rc == 0 && hseq > seq) {
+		seq = hseq;
+		memcpy(last, hhash, sizeof(last));
+	} else if (rc < 0 && rc != KW_ERR_NOT_FOUND && rc != KW_ERR_INVALID) {
+		return rc;
+	}
+	if (seq == INT64_MAX)
+		return KW_ERR_TOO_LARGE;
+	rec->seq = seq + 1;
+	memcpy(rec->prev_hash, last, sizeof(rec->prev_hash));
+	audit_hash(rec, rec->hash);
+	if ((rc = STORE_TX(tx, audit_insert, rec)) < 0)
+		return rc;
+	str_hex(rec->hash, sizeof(rec->hash), hex);
+	snprintf(head, sizeof(head), "%lld:%s", (long long)rec->seq, hex);
+	return STORE_TX(tx, meta_set, HEAD_NAME, head);
+}
+
+struct verify {
+	struct audit_report *r;
+	int64_t last;            /* seq of the last sound record; 0 = none yet */
+	uint8_t hash[32];        /* its hash (zeros before the first) */
+	bool bad;
+};
+
+static int verify_fail(struct verify *v, int64_t seq, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int verify_fail(struct verify *v, int64_t seq, const char *fmt, ...)
+{
+	va_list ap;
+
+	v->bad = true;
+	v->r->first_bad = seq;
+	va_start(ap, fmt);
+	vsnprintf(v->r->problem, sizeof(v->r->problem), fmt, ap);
+	va_end(ap);
+	return STOP;
+}
+
+static int verify_rec(const struct audit_rec *a, void *arg)
+{
+	struct verify *v = arg;
+	int64_t want = v->last + 1;
+	uint8_t h[32];
+
+	v->r->records++;
+	if (a->seq == want + 1)
+		return verify_fail(v, want, "record %lld is missing", (long long)want);
+	if (a->seq > want)
+		return verify_fail(v, want, "records %lld to %lld are missing",
+				   (long long)want, (long long)(a->seq - 1));
+	if (a->seq != want)   /* only a seq below 1 can get here */
+		return verify_fail(v, a->seq, "record %lld has an invalid number",
+				   (long long)a->seq);
+	/* Checked before the record's own hash: a record renumbered to make
+	 * room for a forged one is reported where the chain breaks. */
+	if (memcmp(a->prev_hash, v->hash, sizeof(v->hash)) && a->seq == 1)
+		return verify_fail(v, 1, "record 1 does not start the chain: a record was "
+				   "inserted or removed before it");
+	if (memcmp(a->prev_hash, v->hash, sizeof(v->hash)))
+		return verify_fail(v, a->seq, "record %lld does not follow record %lld: a "
+				   "record was inserted or removed before it",
+				   (long long)a->seq, (long long)v->last);
+	audit_hash(a, h);
+	if (memcmp(h, a->hash, sizeof(h)))
+		return verify_fail(v, a->seq, "record %lld was altered", (long long)a->seq);
+	v->last = a->seq;
+	memcpy(v->hash, a->hash, sizeof(v->hash));
+	return 0;
+}
+
+/* After the records: the head must name the last of them, or records were
+ * deleted from (or added at) the end. */
+static int verify_head(struct store_tx *tx, struct verify *v)
+{
+	uint8_t hash[32];
+	int64_t seq;
+	int rc;
+
+	rc = head_get(tx, &seq, hash);
+	if (rc == KW_ERR_NOT_FOUND && v->last == 0)
+		return 0;
+	if (rc == KW_ERR_NOT_FOUND)
+		return verify_fail(v, v->last + 1, "the chain head is missing: deleted "
+				   "newest records could not be noticed");
+	if (rc == KW_ERR_INVALID)
+		return verify_fail(v, v->last + 1, "the chain head is malformed");
+	if (rc < 0)
+		return rc;
+	if (seq > v->last && v->last == 0)
+		return verify_fail(v, 1, "all records were deleted (the newest was "
+				   "record %lld)", (long long)seq);
+	if (seq > v->last)
+		return verify_fail(v, v->last + 1, "the newest record(s) after %lld were "
+				   "deleted", (long long)v->last);
+	if (seq < v->last)
+		return verify_fail(v, seq + 1, "record %lld was inserted after the newest "
+				   "record %lld", (long long)(seq + 1), (long long)seq);
+	if (memcmp(hash, v->hash, sizeof(hash)))
+		return verify_fail(v, seq, "record %lld was altered", (long long)seq);
+	return 0;
+}
+
+static int verify_tx(struct store_tx *tx, void *arg)
+{
+	struct verify *v = arg;
+	int rc;
+
+	rc = STORE_TX(tx, audit_each, NULL, verify_rec, v);
+	if (rc < 0 || v->bad)
+		return rc < 0 ? rc : 0;
+	rc = verify_head(tx, v);
+	return rc < 0 ? rc : 0;
+}
+
+int audit_verify(struct store *s, struct audit_report *report)
+{
+	struct verify v;
+	int rc;
+
+	memset(report, 0, sizeof(*report));
+	memset(&v, 0, sizeof(v));
+	v.r = report;
+	if ((rc = store_read(s, verify_tx, &v)) < 0)
+		return rc;
+	return v.bad ? KW_ERR_CONFLICT : 0;
+}
+
+struct csv {
+	FILE *out;
+	const struct audit_filter *f;
+	struct buf line;
+};
+
+static int csv_row(const struct audit_rec *a, void *arg)
+{
+	struct csv *c = arg;
+	char seq[24], at[TIME_ISO_LEN], hex[65];
+	const char *fields[] = { seq, at, a->source, a->result, a->actor, a->end_user,
+				 a->computer, a->device_id, a->key_id, a->key_type,
+				 a->reason, a->comment, a->client, hex };
+	int rc = 0;
+
+	snprintf(seq, sizeof(seq), "%lld", (long long)a->seq);
+	time_format_iso(a->at, at);
+	str_hex(a->hash, sizeof(a->hash), hex);
+	buf_reset(&c->line);
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]) && rc == 0; i++) {
+		if (i)
+			rc = buf_putc(&c->line, ',');
+		if (rc == 0)
+			rc = buf_put_csv(&c->line, fields[i] ? fields[i] : "");
+	}
+	if (rc == 0)
+		rc = buf_puts(&c->line, "\r\n");
+	if (rc < 0)
+		return rc;
+	if (fwrite(c->line.data, 1, c->line.len, c->out) != c->line.len)
+		return KW_ERR_IO;
+	return 0;
+}
+
+static int csv_tx(struct store_tx *tx, void *arg)
+{
+	struct csv *c = arg;
+
+	return STORE_TX(tx, audit_each, c->f, csv_row, c);
+}
+
+int audit_export_csv(struct store *s, const struct audit_filter *f, FILE *out)
+{
+	struct csv c;
+	int rc;
+
+	memset(&c, 0, sizeof(c));
+	c.out = out;
+	c.f = f;
+	buf_init(&c.line, CSV_LINE_MAX);
+	if (fputs("seq,time,source,result,actor,end_user,computer,device_id,key_id,"
+		  "key_type,reason,comment,client,hash\r\n", out) == EOF) {
+		rc = KW_ERR_IO;
+		goto out;
+	}
+	if ((rc = store_read(s, csv_tx, &c)) < 0)
+		goto out;
+	if (fflush(out) != 0 || ferror(out))
+		rc = KW_ERR_IO;
+out:
+	buf_free(&c.line);
+	return rc;
+}

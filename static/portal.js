@@ -1,0 +1,100 @@
+/* keywarden portal: the session timeout countdown and the copy button.
+ * Everything else works without JavaScript. */
+(function () {
+	'use strict';
+
+	function setupCopy() {
+		var button = document.getElementById('copy');
+		var status = document.getElementById('copied');
+		var text = document.getElementById('copied-text');
+
+		if (!button || !navigator.clipboard)
+			return;
+		button.hidden = false;
+		button.addEventListener('click', function () {
+			navigator.clipboard.writeText(button.getAttribute('data-key')).then(function () {
+				status.textContent = text ? text.textContent : '';
+			});
+		});
+	}
+
+	function setupTimeout() {
+		var body = document.body;
+		var remaining = parseInt(body.getAttribute('data-remaining'), 10);
+		var warning = parseInt(body.getAttribute('data-warning'), 10);
+		var overlay = document.getElementById('timeout');
+		var message = document.getElementById('timeout-text');
+		var form = document.getElementById('keepalive');
+		var button = document.getElementById('keepalive-button');
+		var deadline, timer, expired = false;
+
+		if (isNaN(remaining) || !overlay || !form)
+			return;
+		if (isNaN(warning))
+			warning = 60;
+		deadline = Date.now() + remaining * 1000;
+
+		/* The key must not stay on screen once the session is gone. */
+		function expire() {
+			var secret = document.getElementById('keybox');
+
+			if (expired)
+				return;
+			expired = true;
+			clearTimeout(timer);
+			if (secret)
+				secret.parentNode.removeChild(secret);
+			window.location.replace('/session/expired');
+		}
+
+		function tick() {
+			var left = Math.ceil((deadline - Date.now()) / 1000);
+
+			if (left <= 0) {
+				expire();
+				return;
+			}
+			if (left <= warning) {
+				message.textContent = message.getAttribute('data-template')
+					.replace('%s', String(left));
+				if (overlay.hidden) {
+					overlay.hidden = false;
+					button.focus();
+				}
+			} else if (!overlay.hidden) {
+				overlay.hidden = true;
+			}
+			/* Wake just after the count reaches the next whole second. */
+			var ms = (deadline - Date.now()) % 1000;
+			timer = setTimeout(tick, (ms > 0 ? ms : 1000) + 20);
+		}
+
+		form.addEventListener('submit', function (event) {
+			event.preventDefault();
+			fetch(form.action, {
+				method: 'POST',
+				body: new URLSearchParams(new FormData(form)),
+				credentials: 'same-origin',
+				headers: { 'Accept': 'application/json' }
+			}).then(function (response) {
+				if (!response.ok)
+					throw new Error('session ended');
+				return response.json();
+			}).then(function (data) {
+				deadline = Date.now() + data.remaining * 1000;
+				overlay.hidden = true;
+				clearTimeout(timer);
+				tick();
+			}).catch(expire);
+		});
+
+		document.addEventListener('keydown', function (event) {
+			if (event.key === 'Escape' && !overlay.hidden)
+				form.requestSubmit ? form.requestSubmit() : button.click();
+		});
+		tick();
+	}
+
+	setupCopy();
+	setupTimeout();
+}());

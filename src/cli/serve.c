@@ -9,16 +9,19 @@
 #include <sodium.h>
 
 #include "auth/password.h"
+#include "auth/session.h"
 #include "cli/cli.h"
 #include "http/server.h"
 #include "util/err.h"
 #include "util/i18n.h"
 #include "util/log.h"
+#include "util/timeutil.h"
 #include "web/app.h"
 
 #define DRAIN_TIMEOUT_MS 30000
 #define PEM_MAX (1024 * 1024)
 #define DEFAULT_WORKERS 64
+#define PURGE_INTERVAL_S 60
 
 static const char serve_usage[] =
 	"usage: keywarden serve\n"
@@ -61,6 +64,7 @@ int cli_serve_run(struct cli *c, const char *banner)
 	struct app app;
 	sigset_t set;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	struct session_limits lim = { c->cfg.session_idle_timeout, c->cfg.session_max_lifetime };
 	uint16_t port;
 	int sig, rc = 1;
 
@@ -109,8 +113,16 @@ int cli_serve_run(struct cli *c, const char *banner)
 		fputs(banner, stdout);
 		fflush(stdout);
 	}
-	while (sigwait(&set, &sig) == 0 && sig != SIGTERM && sig != SIGINT)
-		;
+	/* Wait for a signal; meanwhile drop sessions past their limits. */
+	for (;;) {
+		struct timespec tick = { PURGE_INTERVAL_S, 0 };
+
+		sig = sigtimedwait(&set, NULL, &tick);
+		if (sig == SIGTERM || sig == SIGINT)
+			break;
+		if (sig < 0 && errno == EAGAIN)
+			session_purge(app.store, time_now(), &lim);
+	}
 	log_info("%s received: finishing requests in progress", sig == SIGTERM ?
 		 "SIGTERM" : "SIGINT");
 	http_server_stop(srv, DRAIN_TIMEOUT_MS);

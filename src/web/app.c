@@ -48,16 +48,21 @@ void app_auth_free(void *auth)
 	web_ctx_free(auth);
 }
 
-/* The Origin of a browser's POST must be this site (its host part equals
- * the Host header); requests without Origin (not from a browser) rely on
- * the CSRF token alone. */
+/* A browser's POST must come from this site: its Origin's host part equals
+ * the Host header. Under our Referrer-Policy: no-referrer, browsers send
+ * "Origin: null" even for our own forms; then Sec-Fetch-Site, which they
+ * also send, must say same-origin. Requests with neither (not from a
+ * browser) rely on the CSRF token alone. */
 static bool same_origin(const struct http_request *req)
 {
 	const char *origin = http_request_header(req, "Origin");
 	const char *host = http_request_header(req, "Host");
+	const char *site = http_request_header(req, "Sec-Fetch-Site");
 	const char *o;
 
-	if (!origin)
+	if (site && strcmp(site, "same-origin") && strcmp(site, "none"))
+		return false;
+	if (!origin || (!strcmp(origin, "null") && site))
 		return true;
 	if (!host || !(o = strstr(origin, "://")))
 		return false;

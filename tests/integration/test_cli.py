@@ -199,6 +199,19 @@ class KeyFileTest(InstanceTestCase):
         k.start()
         self.assertEqual(k.request("GET", "/healthz").status, 200)
 
+    def test_second_init_keeps_key_file(self):
+        keys = self.escrow(1, 2)
+        with open(self.kw.key_file) as f:
+            key = f.read()
+        rc, out, err = self.kw.cli("init", "--password-stdin",
+                                   input="Another-Password-123\n")
+        with open(self.kw.key_file) as f:
+            self.assertEqual(f.read(), key, "init replaced an existing key file")
+        self.assertEqual({r["key_id"]: r["recovery_password"]
+                          for r in self.kw.export_rows()}, keys)
+        if rc != 0:
+            self.assertTrue(err.strip())
+
     def test_key_file_readable_by_others_refused(self):
         for m in (0o644, 0o640, 0o604):
             os.chmod(self.kw.key_file, m)
@@ -301,6 +314,30 @@ class RekeyTest(InstanceTestCase):
         with open(self.kw.key_file, "w") as f:
             f.write(new_text)
         self.assertEqual(self.kw.export()[2], after)
+
+    # BUG: `keywarden rekey` run while `serve` is running succeeds (exit 0),
+    # but the running server keeps sealing new keys under the OLD master key:
+    # a check-in acknowledged with 200 after the rekey stores a key that the
+    # new key file cannot open, and `export csv` then fails with "key ... does
+    # not decrypt with this key file" (the server even restarts without
+    # complaint). rekey must refuse while a server uses the database, or the
+    # server must notice the new master key before it writes.
+    @unittest.expectedFailure
+    def test_rekey_while_serving(self):
+        self.kw.start()
+        did, secret = self.kw.register()
+        k1, k2 = new_keys(2)
+        self.assertEqual(self.kw.checkin(secret, volumes=[volume([k1])]).status, 200)
+        rc, out, err = self.kw.cli("rekey")
+        if rc != 0:
+            return          # refusing while the server runs is fine
+        r = self.kw.checkin(secret, volumes=[volume([k2])])
+        self.assertEqual(r.status, 200, r)
+        self.kw.stop()
+        rc, out, err = self.kw.cli("export", "csv")
+        self.assertEqual(rc, 0, err)
+        got = {r["key_id"]: r["recovery_password"] for r in kw.parse_csv(out)[1]}
+        self.assertEqual(got, dict([k1, k2]))
 
     def test_rekey_twice(self):
         keys = self.escrow(1, 3)
@@ -502,6 +539,7 @@ COMMANDS = {
     "device": [["list"], ["show", "ID"], ["revoke", "ID"]],
     "assoc": [["add", "USER", "ID"]],
     "export": [["csv"]],
+    "audit": [["verify"], ["export"]],
     "rekey": [],
     "config": [["check"]],
 }
@@ -565,17 +603,14 @@ class HelpTest(InstanceTestCase):
             self.assertEqual(out, "", args)
             self.assertTrue(err.strip(), args)
 
-    # BUG (missing): SPEC §9 lists `import csv FILE` / `import ldap` and
-    # `audit verify` / `audit export`, but keywarden answers "unknown command
-    # 'import'" / "unknown command 'audit'" (exit 2), so `COMMAND --help`
-    # fails for them.
+    # BUG (missing): SPEC §9 lists `import csv FILE` and `import ldap`, but
+    # `keywarden import --help` answers "keywarden: unknown command 'import';
+    # see keywarden --help" with exit 2.
     @unittest.expectedFailure
-    def test_spec_commands_import_and_audit_exist(self):
-        for cmd, subs in (("import", [["csv", "FILE"], ["ldap"]]),
-                          ("audit", [["verify"], ["export"]])):
-            self.assertHelp(cmd)
-            for sub in subs:
-                self.assertHelp(cmd, *sub)
+    def test_spec_command_import_exists(self):
+        self.assertHelp("import")
+        for sub in (["csv", "FILE"], ["ldap"]):
+            self.assertHelp("import", *sub)
 
 
 if __name__ == "__main__":

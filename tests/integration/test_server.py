@@ -63,6 +63,22 @@ class HeadersTest(kw.ServerTestCase):
             self.assertEqual(r.status, status, (method, path, r))
             self.assertStandardHeaders(r, (method, path, status))
 
+    def test_pages_and_static_files_carry_security_headers(self):
+        # the portal's own pages are tested elsewhere; here only that the
+        # server-wide headers and charsets reach every kind of response
+        seen = 0
+        for method, path in (("GET", "/login"), ("GET", "/"), ("GET", "/SelfService"),
+                             ("GET", "/static/portal.css"), ("GET", "/static/portal.js"),
+                             ("POST", "/login")):
+            r = self.kw.request(method, path, body="" if method == "POST" else None,
+                                headers={"Content-Type": "application/x-www-form-urlencoded"}
+                                if method == "POST" else {})
+            if r.status == 404:
+                continue
+            seen += 1
+            self.assertStandardHeaders(r, (method, path, r.status))
+        self.assertGreater(seen, 0)
+
     def test_unknown_path_404(self):
         for path in ("/nope", "/api/v1/checkin/extra", "/api/v2/checkin", "/healthz/x",
                      "/%2e%2e/etc/passwd"):
@@ -325,6 +341,33 @@ class DrainTest(unittest.TestCase):
         t0 = time.monotonic()
         self.assertEqual(self.kw.stop(), 0)
         self.assertLess(time.monotonic() - t0, 10 if not kw.WRAPPER else 60)
+
+    def test_sigint_exits_zero(self):
+        self.assertEqual(self.kw.request("GET", "/healthz").status, 200)
+        self.kw.proc.send_signal(signal.SIGINT)
+        self.assertEqual(self.kw.proc.wait(kw.STOP_TIMEOUT), 0, self.kw.log())
+        self.kw.proc = None
+
+    # BUG: a second `keywarden serve` on a port another keywarden already
+    # listens on starts without error ("keywarden listening on ...") and the
+    # kernel then splits connections between the two processes (20 requests:
+    # 8 reached the first instance, 12 the second), so devices escrow into two
+    # different databases. Cause: MHD_OPTION_LISTENING_ADDRESS_REUSE = 1 in
+    # http/server.c sets SO_REUSEPORT. Expected: the second serve exits
+    # non-zero with "address already in use" for that port.
+    @unittest.expectedFailure
+    def test_port_in_use_fails_clearly(self):
+        other = kw.Keywarden(name="busy", start=False)
+        self.addCleanup(other.close, False)
+        other.settings["server"]["listen"] = "127.0.0.1:%d" % self.kw.port
+        other.write_config()
+        try:
+            rc = other.start(expect_fail=True)
+        finally:
+            other.kill()
+        self.assertNotEqual(rc, 0)
+        self.assertIn(str(self.kw.port), other.log())
+        self.assertEqual(self.kw.request("GET", "/healthz").status, 200)
 
     def test_new_connections_refused_while_draining(self):
         did, secret = self.kw.register()

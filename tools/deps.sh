@@ -16,5 +16,15 @@ kw_install_packages() {
 }
 
 # What building keywarden needs.
-KW_BUILD_PACKAGES=(gcc meson ninja-build pkg-config python3
+KW_BUILD_PACKAGES=(gcc meson ninja-build pkg-config python3 gettext
 	libmicrohttpd-dev libjansson-dev libsqlite3-dev libsodium-dev libinih-dev)
+
+# The Swedish pages need the sv_SE.UTF-8 locale (gettext finds the catalog
+# through it).
+kw_swedish_locale() {
+	locale -a 2>/dev/null | grep -qi '^sv_SE\.utf-\?8$' && return 0
+	kw_install_packages locales
+	local sudo=()
+	[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+	"${sudo[@]}" localedef -i sv_SE -f UTF-8 sv_SE.UTF-8
+}

@@ -301,9 +301,11 @@ int checkin_parse(const json_t *body, int64_t now, struct checkin *ci,
 		snprintf(ci->os, sizeof(ci->os), "%s", os);
 	vols = get_array(body, "volumes", CHECKIN_MAX_VOLUMES, true, errs, &bad);
 	logons = get_array(body, "logons", CHECKIN_MAX_LOGONS, false, errs, &bad);
-	if (vols && json_array_size(vols) &&
-	    !(ci->volumes = calloc(json_array_size(vols), sizeof(*ci->volumes))))
-		return KW_ERR_NOMEM;
+	if (vols && json_array_size(vols)) {
+		if (!(ci->volumes = calloc(json_array_size(vols), sizeof(*ci->volumes))))
+			return KW_ERR_NOMEM;
+		ci->volumes_alloc = json_array_size(vols);
+	}
 	if (logons && json_array_size(logons) &&
 	    !(ci->logons = calloc(json_array_size(logons), sizeof(*ci->logons))))
 		return KW_ERR_NOMEM;
@@ -319,7 +321,8 @@ void checkin_free(struct checkin *ci)
 	if (!ci)
 		return;
 	if (ci->volumes) {
-		sodium_memzero(ci->volumes, ci->nvolumes * sizeof(*ci->volumes));
+		/* Rejected volumes may hold parsed passwords too. */
+		sodium_memzero(ci->volumes, ci->volumes_alloc * sizeof(*ci->volumes));
 		free(ci->volumes);
 	}
 	free(ci->logons);

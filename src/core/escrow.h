@@ -46,6 +46,7 @@ struct checkin {
 	char os[CHECKIN_TEXT_MAX + 1];
 	struct checkin_volume *volumes;
 	size_t nvolumes;
+	size_t volumes_alloc;        /* entries allocated (rejected ones too) */
 	struct checkin_logon *logons;
 	size_t nlogons;
 };

@@ -127,7 +127,7 @@ static const char *const stmt_sql[S_COUNT] = {
 		"AND ((1 << k.state) & ?2) != 0 ORDER BY k.key_hex",
 	[S_KEY_COUNT] = "SELECT count(*) FROM recovery_keys",
 	[S_LOGON_UPSERT] = "INSERT INTO logons (device, user_lc, user, type, first_seen, "
-		"last_seen) VALUES ((SELECT id FROM devices WHERE uid = ?1), lower(?2), ?2, "
+		"last_seen) VALUES ((SELECT id FROM devices WHERE uid = ?1), fold(?2), ?2, "
 		"?3, ?4, ?5) ON CONFLICT (device, user_lc, type) DO UPDATE SET "
 		"first_seen = min(first_seen, excluded.first_seen), "
 		"last_seen = max(last_seen, excluded.last_seen) "
@@ -136,16 +136,16 @@ static const char *const stmt_sql[S_COUNT] = {
 		"logons l JOIN devices d ON d.id = l.device WHERE d.uid = ?1 "
 		"ORDER BY l.user_lc, l.type",
 	[S_ASSOC_ADD] = "INSERT INTO associations (user_lc, user, device, added_by, "
-		"created_at) VALUES (lower(?1), ?1, (SELECT id FROM devices WHERE uid = ?2), "
+		"created_at) VALUES (fold(?1), ?1, (SELECT id FROM devices WHERE uid = ?2), "
 		"?3, ?4)",
 	[S_ASSOC_EACH_DEVICE] = "SELECT a.user, a.added_by, a.created_at FROM "
 		"associations a JOIN devices d ON d.id = a.device WHERE d.uid = ?1 "
 		"ORDER BY a.user_lc",
 	[S_USER_INSERT] = "INSERT INTO users (name, name_lc, password_hash, roles, "
-		"disabled, created_at) VALUES (?1, lower(?1), ?2, ?3, ?4, ?5)",
-	[S_USER_GET] = "SELECT " USER_COLS " FROM users WHERE name_lc = lower(?1)",
+		"disabled, created_at) VALUES (?1, fold(?1), ?2, ?3, ?4, ?5)",
+	[S_USER_GET] = "SELECT " USER_COLS " FROM users WHERE name_lc = fold(?1)",
 	[S_USER_UPDATE] = "UPDATE users SET password_hash = ?2, roles = ?3, "
-		"disabled = ?4 WHERE name_lc = lower(?1)",
+		"disabled = ?4 WHERE name_lc = fold(?1)",
 	[S_USER_EACH] = "SELECT " USER_COLS " FROM users ORDER BY name_lc",
 	[S_SESSION_INSERT] = "INSERT INTO sessions (id_hash, user, roles, identities, "
 		"csrf, notice_accepted, created_at, last_seen) VALUES "
@@ -163,8 +163,8 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_AUDIT_EACH] = "SELECT " AUDIT_COLS " FROM audit WHERE seq > ?1 "
 		"AND (?2 = 0 OR at >= ?2) AND (?3 = 0 OR at < ?3) "
 		"AND (?4 IS NULL OR result = ?4) AND (?5 IS NULL OR source = ?5) "
-		"AND (?6 IS NULL OR lower(actor) = lower(?6) OR lower(end_user) = lower(?6)) "
-		"AND (?7 IS NULL OR lower(computer) = lower(?7)) "
+		"AND (?6 IS NULL OR fold(actor) = fold(?6) OR fold(end_user) = fold(?6)) "
+		"AND (?7 IS NULL OR fold(computer) = fold(?7)) "
 		"ORDER BY seq LIMIT ?8",
 };
 
@@ -208,6 +208,23 @@ struct store_tx {
 
 static const struct store_ops sqlite_ops;
 
+/* fold(text): user names compared as keywarden compares them (str_fold). */
+static void sql_fold(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	const unsigned char *in = sqlite3_value_text(argv[0]);
+	char *out;
+
+	if (!in) {
+		sqlite3_result_null(ctx);
+		return;
+	}
+	if (!(out = str_lower_dup((const char *)in))) {
+		sqlite3_result_error_nomem(ctx);
+		return;
+	}
+	sqlite3_result_text(ctx, out, -1, free);
+}
+
 static int conn_open(const char *path, bool create, struct conn **out,
 		     char *msg, size_t msglen)
 {
@@ -226,6 +243,8 @@ static int conn_open(const char *path, bool create, struct conn **out,
 		goto out;
 	}
 	sqlite3_extended_result_codes(c->db, 1);
+	sqlite3_create_function(c->db, "fold", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC |
+				SQLITE_INNOCUOUS, NULL, sql_fold, NULL, NULL);
 	sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
 	/* WAL + FULL: a commit is on disk (WAL fsynced) when COMMIT returns. */
 	if (sqlite3_exec(c->db, "PRAGMA journal_mode = WAL; "
@@ -622,7 +641,7 @@ static void sqlite_close(struct store *s)
 static int sqlite_open(const char *location, struct store **out, char *msg, size_t msglen)
 {
 	struct store *s = calloc(1, sizeof(*s));
-	int rc = KW_ERR_NOMEM;
+	int rc = KW_ERR_NOMEM, version = 0;
 
 	if (!s || !(s->path = strdup(location))) {
 		free(s);
@@ -636,6 +655,18 @@ static int sqlite_open(const char *location, struct store **out, char *msg, size
 	pthread_cond_init(&s->finished, NULL);
 	if ((rc = conn_open(location, true, &s->writer, msg, msglen)) < 0)
 		goto out;
+	/* A database from a newer keywarden is never used, migrated or not. */
+	if ((rc = schema_version(s->writer, &version)) < 0) {
+		snprintf(msg, msglen, "cannot read the schema version of %s", location);
+		goto out;
+	}
+	if (version > latest_version()) {
+		snprintf(msg, msglen, "database %s has schema version %d, newer than this "
+			 "keywarden (%d); run a newer keywarden", location, version,
+			 latest_version());
+		rc = KW_ERR_SCHEMA;
+		goto out;
+	}
 	if (pthread_create(&s->thread, NULL, writer_main, s) != 0) {
 		snprintf(msg, msglen, "cannot start the database writer: %s",
 			 strerror(errno));

@@ -87,13 +87,49 @@ bool str_ieq(const char *a, const char *b)
 	return strcasecmp(a, b) == 0;
 }
 
+/* Lower case of one code point: ASCII, Latin-1 and Latin Extended-A, which
+ * covers the names of Western and Central European users (Å, Ö, Ł, Š …). */
+static uint32_t fold_cp(uint32_t c)
+{
+	if ((c >= 'A' && c <= 'Z') || (c >= 0xc0 && c <= 0xde && c != 0xd7))
+		return c + 0x20;
+	if ((c >= 0x100 && c <= 0x12f) || (c >= 0x132 && c <= 0x137) ||
+	    (c >= 0x14a && c <= 0x177))
+		return c | 1;
+	if (((c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17e)) && (c & 1))
+		return c + 1;
+	if (c == 0x178)
+		return 0xff;
+	return c;
+}
+
+void str_fold(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+
+	while (*p) {
+		if (*p < 0x80) {
+			*p = (unsigned char)fold_cp(*p);
+			p++;
+		} else if ((p[0] & 0xe0) == 0xc0 && (p[1] & 0xc0) == 0x80) {
+			uint32_t c = fold_cp(((uint32_t)(p[0] & 0x1f) << 6) | (p[1] & 0x3f));
+
+			/* Every mapping stays within two-byte sequences. */
+			p[0] = (unsigned char)(0xc0 | (c >> 6));
+			p[1] = (unsigned char)(0x80 | (c & 0x3f));
+			p += 2;
+		} else {
+			p++;
+		}
+	}
+}
+
 char *str_lower_dup(const char *s)
 {
 	char *d = strdup(s);
 
 	if (d)
-		for (char *p = d; *p; p++)
-			*p = (char)tolower((unsigned char)*p);
+		str_fold(d);
 	return d;
 }
 

@@ -23,7 +23,11 @@ int str_to_bool(const char *s, bool *out);
 /* ASCII case-insensitive equality. */
 bool str_ieq(const char *a, const char *b);
 
-/* Copies s into a new string with ASCII letters lowered; NULL on ENOMEM. */
+/* Lowers letters in place: ASCII, Latin-1 and Latin Extended-A (the user
+ * names keywarden compares case-insensitively). */
+void str_fold(char *s);
+
+/* A copy of s passed through str_fold; NULL when out of memory. */
 char *str_lower_dup(const char *s);
 
 /* Trims ASCII white space at both ends in place; returns s. */

@@ -61,8 +61,8 @@ int time_parse_iso(const char *s, int64_t *out)
 	if (n < 10 || n > 40 || digits(s, 4, &y) || s[4] != '-' ||
 	    digits(s + 5, 2, &mo) || s[7] != '-' || digits(s + 8, 2, &d))
 		return KW_ERR_INVALID;
-	if (y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 ||
-	    d > mdays[mo - 1])
+	if (y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
+	    (mo == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0))))
 		return KW_ERR_INVALID;
 	if (n > 10) {
 		if ((s[10] != 'T' && s[10] != 't' && s[10] != ' ') || n < 20 ||
@@ -90,13 +90,9 @@ int time_parse_iso(const char *s, int64_t *out)
 	tm.tm_hour = h;
 	tm.tm_min = mi;
 	tm.tm_sec = se;
+	/* The date is valid; a leap second :60 becomes the next minute. */
 	time_t t = timegm(&tm);
 	if (t == (time_t)-1)
-		return KW_ERR_INVALID;
-	/* timegm normalises Feb 30 to March; refuse such dates. */
-	struct tm back;
-	gmtime_r(&t, &back);
-	if (back.tm_mday != d && se != 60)
 		return KW_ERR_INVALID;
 	*out = (int64_t)t;
 	return 0;

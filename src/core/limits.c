@@ -7,9 +7,10 @@
 #include "core/limits.h"
 #include "util/err.h"
 
-/* Keys are cut to their first KEY_MAX bytes (after lower-casing), so two
- * keys that agree that far share one count. Names and addresses are much
- * shorter; the cut keeps every entry the same size. */
+/* Keys are compared with ASCII letters lowered (other bytes as they are)
+ * and cut to their first KEY_MAX bytes, so two keys that agree that far
+ * share one count. Names and addresses are much shorter; the cut keeps
+ * every entry the same size. */
 #define KEY_MAX 256
 
 /* Up to RING_MAX events per window each key keeps every timestamp: an exact

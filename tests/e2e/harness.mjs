@@ -361,6 +361,20 @@ export async function shot(page, test, step) {
 	return file;
 }
 
+/**
+ * Runs action (a click or key press that submits a form) and waits until the
+ * new document has loaded; returns the response to the POST to `pathname`.
+ */
+export async function submit(page, pathname, action) {
+	const [resp] = await Promise.all([
+		page.waitForResponse((r) => new URL(r.url()).pathname === pathname &&
+			r.request().method() === 'POST'),
+		page.waitForNavigation({ waitUntil: 'domcontentloaded' }),
+		action(),
+	]);
+	return resp;
+}
+
 /** Signs in through the form, typing like a person. Returns the response of the POST. */
 export async function signIn(page, server, person, { shotAs } = {}) {
 	if (!page.url().startsWith(server.url + '/login'))
@@ -370,35 +384,28 @@ export async function signIn(page, server, person, { shotAs } = {}) {
 	await page.locator('#password').fill(person.password);
 	if (shotAs)
 		await shot(page, shotAs, 'sign-in filled');
-	const [resp] = await Promise.all([
-		page.waitForResponse((r) => r.url() === server.url + '/login' && r.request().method() === 'POST'),
-		page.getByRole('button', { name: /Sign in|Logga in/ }).click(),
-	]);
-	await page.waitForLoadState('domcontentloaded');
-	return resp;
+	return submit(page, '/login', () =>
+		page.locator('form[action="/login"] button[type=submit]').click());
 }
 
 /** Accepts the notice (the page must be showing it). */
 export async function acceptNotice(page) {
-	await Promise.all([
-		page.waitForURL(/\/recover$/),
-		page.locator('form[action="/notice"] button[name="accept"]').click(),
-	]);
+	const resp = await submit(page, '/notice', () =>
+		page.locator('form[action="/notice"] button[name="accept"]').click());
+	if (new URL(page.url()).pathname !== '/recover')
+		throw new Error(`accepting the notice led to ${page.url()} (${resp.status()})`);
+	return resp;
 }
 
 /** Fills the recovery form and presses Get key; returns the POST's response. */
-export async function requestKey(page, keyText, reasonLabel = /BIOS\/TPM changed/) {
+export async function requestKey(page, keyText, reasonLabel = /BIOS\/TPM changed|BIOS\/TPM har/) {
 	await page.locator('#key_id').fill('');
 	if (keyText)
 		await page.locator('#key_id').pressSequentially(keyText);
 	if (reasonLabel)
 		await page.getByLabel(reasonLabel).check();
-	const [resp] = await Promise.all([
-		page.waitForResponse((r) => r.url().endsWith('/recover') && r.request().method() === 'POST'),
-		page.getByRole('button', { name: /Get key|Hämta nyckel/ }).click(),
-	]);
-	await page.waitForLoadState('domcontentloaded');
-	return resp;
+	return submit(page, '/recover', () =>
+		page.locator('form[action="/recover"] button[type=submit]').click());
 }
 
 /** The 48 digits shown on the key page, as "dddddd-…" (8 groups). */

@@ -500,7 +500,7 @@ class CheckinLimitsTest(kw.ServerTestCase):
 
     def test_body_over_limit_413_http_client(self):
         did, secret = self.new_device()
-        body = self.body_of_size(secret, 200000)
+        body = self.body_of_size(secret, 100000)
         try:
             r = self.kw.checkin(secret, body=body)
         except (BrokenPipeError, ConnectionResetError) as e:

@@ -184,6 +184,20 @@ class KeyFileTest(InstanceTestCase):
         with open(self.kw.key_file) as f:
             self.assertRegex(f.read().strip(), r"^[0-9a-fA-F]{64}$")
 
+    def test_init_output(self):
+        # with --password-stdin the password is not echoed
+        k = kw.Keywarden(name="initout", init=False, start=False)
+        self.addCleanup(k.close)
+        out = k.init(admin="root1", password="Typed-Password-4567")
+        self.assertNotIn("Typed-Password-4567", out)
+        self.assertIn("root1", out)
+        # without it a one-time password is printed once
+        k2 = kw.Keywarden(name="initotp", init=False, start=False)
+        self.addCleanup(k2.close)
+        rc, out, err = k2.cli("init")
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(out, r"one-time password: \S{12,}")
+
     def test_init_creates_missing_folders(self):
         k = kw.Keywarden(name="folders", init=False, start=False)
         self.addCleanup(k.close)
@@ -267,6 +281,16 @@ class SchemaTest(InstanceTestCase):
         # and nothing was changed
         db = sqlite3.connect(self.kw.sqlite_path)
         self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 99)
+        db.close()
+
+    def test_schema_applied_at_start(self):
+        os.remove(self.kw.sqlite_path)
+        self.kw.start()
+        self.assertEqual(self.kw.request("GET", "/healthz").status, 200)
+        self.kw.stop()
+        db = sqlite3.connect(self.kw.sqlite_path)
+        self.assertGreaterEqual(db.execute("PRAGMA user_version").fetchone()[0], 1)
+        self.assertEqual(db.execute("PRAGMA journal_mode").fetchone()[0], "wal")
         db.close()
 
     def test_migrate_up_to_date(self):

@@ -234,6 +234,54 @@ static void test_flood_of_keys(void **state)
 	limiter_free(l);
 }
 
+/* A tiny table (8 slots) under random hits, clears and lookups behaves
+ * like a plain list of the 3 most recently used keys: probe runs wrap and
+ * are shortened by removals all the time. */
+static void test_table_matches_model(void **state)
+{
+	enum { CAP = 3, KEYS = 12 };
+	struct limiter *l = make(1, 60, CAP);
+	int model[CAP], n = 0;   /* most recent first */
+	uint32_t rnd = 12345;
+	char k[16];
+
+	(void)state;
+	for (int step = 0; step < 50000; step++) {
+		int key, op, at = -1;
+
+		rnd ^= rnd << 13;
+		rnd ^= rnd >> 17;
+		rnd ^= rnd << 5;
+		key = (int)(rnd % KEYS);
+		op = (int)((rnd >> 8) % 3);
+		snprintf(k, sizeof(k), "Key%d", key);
+		for (int i = 0; i < n; i++)
+			if (model[i] == key)
+				at = i;
+		if (op == 0) {
+			limiter_hit(l, k, T);
+		} else if (op == 1) {
+			limiter_clear(l, k);
+		} else if (limiter_blocked(l, k, T, NULL) != (at >= 0)) {
+			fail_msg("step %d: %s %s", step, k, at >= 0 ? "lost" : "appeared");
+		}
+		if (op == 1 && at >= 0) {
+			memmove(model + at, model + at + 1, sizeof(int) * (size_t)(n - at - 1));
+			n--;
+		} else if (op != 1 && at >= 0) {
+			memmove(model + 1, model, sizeof(int) * (size_t)at);
+			model[0] = key;
+		} else if (op == 0) {
+			if (n == CAP)
+				n--;
+			memmove(model + 1, model, sizeof(int) * (size_t)n);
+			model[0] = key;
+			n++;
+		}
+	}
+	limiter_free(l);
+}
+
 /* Counts above the ring size use a fixed window. */
 static void test_large_count(void **state)
 {
@@ -333,6 +381,7 @@ int main(void)
 		cmocka_unit_test(test_long_keys),
 		cmocka_unit_test(test_clear),
 		cmocka_unit_test(test_capacity_evicts_least_recently_used),
+		cmocka_unit_test(test_table_matches_model),
 		cmocka_unit_test(test_flood_of_keys),
 		cmocka_unit_test(test_large_count),
 		cmocka_unit_test(test_concurrent_hits),

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -171,6 +172,8 @@ int cli_main(int argc, char **argv)
 	struct cli c;
 	int o, rc;
 
+	/* Databases, key files and exports are for the service user only. */
+	umask(077);
 	if (sodium_init() < 0)
 		return cli_error("libsodium failed to initialise");
 	jsonwipe_install();

@@ -68,7 +68,7 @@ int cmd_rekey(struct cli *c, int argc, char **argv)
 	struct seal *old = NULL, *new = NULL;
 	struct store *s = NULL;
 	struct rekey r;
-	int rc = 1;
+	int lock = -1, rc = 1;
 
 	if (cli_wants_help(argc, argv)) {
 		fputs(rekey_usage, stdout);
@@ -78,7 +78,13 @@ int cmd_rekey(struct cli *c, int argc, char **argv)
 		fputs(rekey_usage, stderr);
 		return 2;
 	}
-	if (cli_config(c) || cli_seal(c, &old) || cli_store(c, &s))
+	if (cli_config(c) || cli_seal(c, &old))
+		goto out;
+	if ((lock = seal_lock(c->cfg.key_file, 1, msg, sizeof(msg))) < 0) {
+		rc = cli_error("%s", msg);
+		goto out;
+	}
+	if (cli_store(c, &s))
 		goto out;
 	if ((size_t)snprintf(pending, sizeof(pending), "%s.new", c->cfg.key_file) >=
 	    sizeof(pending)) {
@@ -109,6 +115,8 @@ int cmd_rekey(struct cli *c, int argc, char **argv)
 	       r.fingerprint, c->cfg.key_file);
 	rc = 0;
 out:
+	if (lock >= 0)
+		close(lock);
 	seal_free(old);
 	seal_free(new);
 	store_close(s);

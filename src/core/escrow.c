@@ -65,6 +65,29 @@ static const char *get_text(const json_t *obj, const char *name, bool required,
 	return s;
 }
 
+/* A required string member at most max bytes long, checked no further. */
+static const char *get_string(const json_t *obj, const char *name, size_t max,
+			      struct field_errors *errs, const char *path)
+{
+	const json_t *v = json_object_get(obj, name);
+	char msg[96];
+
+	if (!v || json_is_null(v)) {
+		field_error(errs, "is required", "%s%s", path, name);
+		return NULL;
+	}
+	if (!json_is_string(v)) {
+		field_error(errs, "must be a string", "%s%s", path, name);
+		return NULL;
+	}
+	if (json_string_length(v) > max || strlen(json_string_value(v)) != json_string_length(v)) {
+		snprintf(msg, sizeof(msg), "must be at most %zu characters without NUL", max);
+		field_error(errs, msg, "%s%s", path, name);
+		return NULL;
+	}
+	return json_string_value(v);
+}
+
 /* One of the words in choices (NULL-terminated). */
 static const char *get_choice(const json_t *obj, const char *name,
 			      const char *const *choices, struct field_errors *errs,
@@ -115,8 +138,10 @@ static void parse_keys(const json_t *arr, struct checkin *ci, struct checkin_vol
 			field_error(errs, "must be an object", "%srecovery_keys[%zu]", path, i);
 			continue;
 		}
-		id = get_text(k, "key_id", true, KEYID_INPUT_MAX, errs, kpath);
-		pw = get_text(k, "recovery_password", true, RECPW_INPUT_MAX, errs, kpath);
+		/* These two may hold white space of any kind: their parsers say
+		 * what is wrong with them. */
+		id = get_string(k, "key_id", KEYID_INPUT_MAX, errs, kpath);
+		pw = get_string(k, "recovery_password", RECPW_INPUT_MAX, errs, kpath);
 		if (id && keyid_parse(id, strlen(id), ck->key_id, msg, sizeof(msg)) < 0) {
 			field_error(errs, msg, "%skey_id", kpath);
 			id = NULL;

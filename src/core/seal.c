@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -224,4 +225,24 @@ int seal_decrypt(const struct seal *k, const char *key_id, const char *device_id
 	}
 	pw[mlen] = '\0';
 	return 0;
+}
+
+int seal_lock(const char *path, int exclusive, char *msg, size_t msglen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	if (fd < 0) {
+		snprintf(msg, msglen, "cannot open the key file %s: %s", path, strerror(errno));
+		return KW_ERR_IO;
+	}
+	if (flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) < 0) {
+		snprintf(msg, msglen, exclusive ?
+			 "the key file %s is in use by a running keywarden server; stop it "
+			 "before rekey" :
+			 "the key file %s is being replaced by keywarden rekey; start the "
+			 "server when it has finished", path);
+		close(fd);
+		return KW_ERR_UNAVAILABLE;
+	}
+	return fd;
 }

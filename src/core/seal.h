@@ -31,6 +31,12 @@ int seal_save(const struct seal *k, const char *path, int exclusive,
 
 void seal_free(struct seal *k);
 
+/* Takes an advisory lock on the key file: shared while a server uses the
+ * key, exclusive while rekey replaces it, so neither runs during the other.
+ * Returns the descriptor holding the lock (close it to release), or
+ * KW_ERR_UNAVAILABLE with msg when the other side holds it. */
+int seal_lock(const char *path, int exclusive, char *msg, size_t msglen);
+
 /* A short public identifier of the key, stored in the database so a wrong
  * key file is noticed at start-up. out: SEAL_FINGERPRINT_LEN + 1 bytes. */
 void seal_fingerprint(const struct seal *k, char *out);

@@ -25,6 +25,9 @@
 #define CONN_TIMEOUT_S 30
 #define RESPONSE_MAX (64 * 1024 * 1024) /* largest body a handler may build */
 #define WORKER_STACK (512 * 1024)
+/* An oversized body up to this size is read and dropped so that the client,
+ * still sending, gets the 413; beyond it the connection is closed. */
+#define DISCARD_MAX (4 * 1024 * 1024)
 
 #define CSP "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
 
@@ -38,6 +41,7 @@ struct req {
 	const struct route *route;
 	int route_index;
 	bool too_large;
+	size_t discarded;
 	bool method_not_allowed;
 	enum req_state state;
 	int64_t start_us;
@@ -396,20 +400,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 			if (*end || n > q->body.cap)
 				q->too_large = true;
+			if (*end || n > DISCARD_MAX)
+				return respond_now(q);
 		}
-		if (!q->route || q->too_large)
+		if (!q->route)
 			return respond_now(q);
 		return MHD_YES;
 	}
 	if (*upload_data_size) {
-		if (buf_append(&q->body, upload_data, *upload_data_size) < 0)
+		if (!q->too_large && buf_append(&q->body, upload_data, *upload_data_size) < 0)
 			q->too_large = true;
+		if (q->too_large)
+			q->discarded += *upload_data_size;
 		*upload_data_size = 0;
-		/* Past the cap: answer now; MHD closes rather than read on. */
-		return q->too_large ? respond_now(q) : MHD_YES;
+		/* Far past the cap: answer now; MHD closes rather than read on. */
+		return q->discarded > DISCARD_MAX ? respond_now(q) : MHD_YES;
 	}
 	if (q->state == REQ_READY)
 		return send_response(q);
+	if (q->too_large)
+		return respond_now(q);
 	if (q->route->blocking && srv->nworkers) {
 		submit(srv, q);
 		return MHD_YES;
@@ -517,7 +527,6 @@ int http_server_start(const struct http_server_opts *o, struct http_server **out
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY_LIMIT,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONN_TIMEOUT_S,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-		MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
 		srv->tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, o->tls_key_pem,
 		MHD_OPTION_HTTPS_MEM_CERT, o->tls_cert_pem,
 		MHD_OPTION_END);

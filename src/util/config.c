@@ -186,7 +186,8 @@ static int for_each_item(char *s, char sep,
 }
 
 /* "HOST:PORT" with HOST an IPv4 address, [IPv6] or localhost. host gets
- * the bare numeric address. */
+ * the bare numeric address. Port 0 lets the system pick a free port (the
+ * server logs the one it got): handy for tests. */
 static int parse_listen(const char *s, char *host, size_t hostlen,
 			uint16_t *port)
 {
@@ -227,7 +228,7 @@ static int parse_listen(const char *s, char *host, size_t hostlen,
 	} else if (inet_pton(AF_INET, addr, bin) != 1) {
 		return KW_ERR_INVALID;
 	}
-	if (!all_digits(portstr) || str_to_i64(portstr, 1, 65535, &p) < 0)
+	if (!all_digits(portstr) || str_to_i64(portstr, 0, 65535, &p) < 0)
 		return KW_ERR_INVALID;
 	if (host) {
 		if (strlen(addr) >= hostlen)

@@ -225,7 +225,10 @@ int app_open(struct app *app, const struct config *cfg, char *msg, size_t msglen
 
 	memset(app, 0, sizeof(*app));
 	app->cfg = cfg;
+	app->key_lock = -1;
 	if ((rc = seal_load(cfg->key_file, &app->seal, msg, msglen)) < 0)
+		goto fail;
+	if ((rc = app->key_lock = seal_lock(cfg->key_file, 0, msg, msglen)) < 0)
 		goto fail;
 	if ((rc = store_open(cfg->database, true, &app->store, msg, msglen)) < 0)
 		goto fail;
@@ -254,6 +257,9 @@ void app_close(struct app *app)
 	limiter_free(app->lookup_failures_addr);
 	store_close(app->store);
 	seal_free(app->seal);
+	if (app->cfg && app->key_lock >= 0)   /* cfg is set once app_open ran */
+		close(app->key_lock);
+	app->key_lock = -1;
 	app->login_failures = app->lookup_failures = app->lookup_failures_addr = NULL;
 	app->store = NULL;
 	app->seal = NULL;

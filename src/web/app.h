@@ -29,6 +29,7 @@ struct app {
 	const struct config *cfg;
 	struct store *store;
 	struct seal *seal;
+	int key_lock;                            /* shared lock on key_file */
 	struct limiter *login_failures;          /* per account name */
 	struct limiter *lookup_failures;         /* per user */
 	struct limiter *lookup_failures_addr;    /* per client address */

@@ -153,12 +153,6 @@ class CheckinEscrowTest(kw.ServerTestCase):
         for pw in got.values():
             self.assertRegex(pw, CANON_PW_RE)
 
-    # BUG: a recovery password whose groups are separated by tabs or that
-    # ends in a line break ("...\t...\r\n", e.g. read from a file by an agent)
-    # is refused with 422 "must be text without control characters", although
-    # SPEC §1 says "hyphens and white space ignored" (recpw_parse itself
-    # accepts them; the JSON layer's get_text rejects them first).
-    @unittest.expectedFailure
     def test_password_tab_and_newline_separators(self):
         did, secret = self.new_device()
         keys = new_keys(2)
@@ -516,12 +510,6 @@ class CheckinLimitsTest(kw.ServerTestCase):
                                         "Content-Type": "application/json",
                                         "Transfer-Encoding": "chunked"})
 
-    # BUG: a chunked request body past 64 KiB is never answered with 413: the
-    # server logs "POST /api/v1/checkin 413 57 ... (aborted)" but closes the
-    # connection without sending any response (the client sees
-    # RemoteDisconnected), so an agent cannot tell "too large" from a network
-    # fault. SPEC §5: "body <= 64 KiB (413 past it)".
-    @unittest.expectedFailure
     def test_body_over_limit_413_chunked(self):
         did, secret = self.new_device()
         body = self.body_of_size(secret, 70000)

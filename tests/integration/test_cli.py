@@ -160,12 +160,6 @@ class ConfigTest(InstanceTestCase):
         rc, out, err = self.kw.cli("config", "check")
         self.assertEqual(rc, 0, err)
 
-    # BUG: `listen = 127.0.0.1:0` (let the system pick a free port, which
-    # serve then logs: "keywarden listening on http://127.0.0.1:PORT") is
-    # refused: "listen: '127.0.0.1:0' is not HOST:PORT" (config.c
-    # parse_listen accepts ports 1-65535 only), although serve logs the bound
-    # port from http_server_port() and test harnesses rely on port 0.
-    @unittest.expectedFailure
     def test_listen_port_zero(self):
         self.kw.settings["server"]["listen"] = "127.0.0.1:0"
         self.kw.write_config()
@@ -339,22 +333,16 @@ class RekeyTest(InstanceTestCase):
             f.write(new_text)
         self.assertEqual(self.kw.export()[2], after)
 
-    # BUG: `keywarden rekey` run while `serve` is running succeeds (exit 0),
-    # but the running server keeps sealing new keys under the OLD master key:
-    # a check-in acknowledged with 200 after the rekey stores a key that the
-    # new key file cannot open, and `export csv` then fails with "key ... does
-    # not decrypt with this key file" (the server even restarts without
-    # complaint). rekey must refuse while a server uses the database, or the
-    # server must notice the new master key before it writes.
-    @unittest.expectedFailure
     def test_rekey_while_serving(self):
         self.kw.start()
         did, secret = self.kw.register()
         k1, k2 = new_keys(2)
         self.assertEqual(self.kw.checkin(secret, volumes=[volume([k1])]).status, 200)
         rc, out, err = self.kw.cli("rekey")
-        if rc != 0:
-            return          # refusing while the server runs is fine
+        # The running server holds the key: rekey must refuse, not split
+        # the keys between two master keys.
+        self.assertNotEqual(rc, 0)
+        self.assertIn("stop it before rekey", err)
         r = self.kw.checkin(secret, volumes=[volume([k2])])
         self.assertEqual(r.status, 200, r)
         self.kw.stop()
@@ -362,6 +350,12 @@ class RekeyTest(InstanceTestCase):
         self.assertEqual(rc, 0, err)
         got = {r["key_id"]: r["recovery_password"] for r in kw.parse_csv(out)[1]}
         self.assertEqual(got, dict([k1, k2]))
+        # With the server stopped, rekey works and keeps every key.
+        rc, out, err = self.kw.cli("rekey")
+        self.assertEqual(rc, 0, err)
+        rc, out2, err = self.kw.cli("export", "csv")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(out2, out)
 
     def test_rekey_twice(self):
         keys = self.escrow(1, 3)

@@ -348,14 +348,6 @@ class DrainTest(unittest.TestCase):
         self.assertEqual(self.kw.proc.wait(kw.STOP_TIMEOUT), 0, self.kw.log())
         self.kw.proc = None
 
-    # BUG: a second `keywarden serve` on a port another keywarden already
-    # listens on starts without error ("keywarden listening on ...") and the
-    # kernel then splits connections between the two processes (20 requests:
-    # 8 reached the first instance, 12 the second), so devices escrow into two
-    # different databases. Cause: MHD_OPTION_LISTENING_ADDRESS_REUSE = 1 in
-    # http/server.c sets SO_REUSEPORT. Expected: the second serve exits
-    # non-zero with "address already in use" for that port.
-    @unittest.expectedFailure
     def test_port_in_use_fails_clearly(self):
         other = kw.Keywarden(name="busy", start=False)
         self.addCleanup(other.close, False)

@@ -204,6 +204,7 @@ describe('session timeout', () => {
 				body: new URLSearchParams({ csrf_token: csrf, key_id: data.aliceKey.id, reason: 'lost_pin' }),
 			});
 			const body = await post.text();
+			console.log('DEBUG', post.status, body.slice(0, 3000), server.log.split('\n').slice(-15).join('\n'));
 			assert.equal(post.status, 303, 'POST /recover with the idle session is redirected');
 			assert.match(post.headers.get('location') ?? '', /\/(session\/expired|login)$/);
 			assert.ok(!body.includes(data.aliceKey.password.slice(0, 13)));

@@ -351,7 +351,7 @@ class RekeyTest(InstanceTestCase):
         got = {r["key_id"]: r["recovery_password"] for r in kw.parse_csv(out)[1]}
         self.assertEqual(got, dict([k1, k2]))
         # With the server stopped, rekey works and keeps every key.
-        rc, out, err = self.kw.cli("rekey")
+        rc, _, err = self.kw.cli("rekey")
         self.assertEqual(rc, 0, err)
         rc, out2, err = self.kw.cli("export", "csv")
         self.assertEqual(rc, 0, err)

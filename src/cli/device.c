@@ -105,7 +105,7 @@ static int show_tx(struct store_tx *tx, void *arg)
 
 	if ((rc = STORE_TX(tx, device_get, id, show_device, NULL)) < 0 ||
 	    (rc = STORE_TX(tx, volume_each, id, show_volume, NULL)) < 0 ||
-	    (rc = STORE_TX(tx, key_each_device, id, show_key, NULL)) < 0 ||
+	    (rc = STORE_TX(tx, key_each_device, id, KEY_STATES_ALL, show_key, NULL)) < 0 ||
 	    (rc = STORE_TX(tx, logon_each_device, id, show_logon, NULL)) < 0 ||
 	    (rc = STORE_TX(tx, assoc_each_device, id, show_assoc, NULL)) < 0)
 		return rc;

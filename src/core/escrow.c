@@ -366,10 +366,11 @@ struct apply {
 	const struct checkin_volume *vol;
 	int64_t volume_row;
 	const struct checkin_key *key;
+	int64_t reactivate;      /* row of a removed key reported again */
 };
 
 /* A reported key found in the store: same device and same password, or a
- * conflict. (A removed key reported again is made active by the sweep.) */
+ * conflict. A removed key reported again is active again. */
 static int existing_key(const struct key_rec *k, void *arg)
 {
 	struct apply *a = arg;
@@ -390,6 +391,7 @@ static int existing_key(const struct key_rec *k, void *arg)
 			"for this key ID";
 		return KW_ERR_CONFLICT;
 	}
+	a->reactivate = k->state == KEY_REMOVED ? k->row : 0;
 	return 0;
 }
 
@@ -401,9 +403,12 @@ static int put_key(struct store_tx *tx, struct apply *a, const struct checkin_ke
 	int rc;
 
 	a->key = ck;
+	a->reactivate = 0;
 	rc = STORE_TX(tx, key_get, ck->key_id, existing_key, a);
 	if (rc == KW_ERR_CONFLICT)
 		snprintf(a->res->conflict_key, sizeof(a->res->conflict_key), "%s", ck->key_id);
+	if (rc == 0 && a->reactivate)
+		return STORE_TX(tx, key_set_state, a->reactivate, KEY_ACTIVE, a->now);
 	if (rc != KW_ERR_NOT_FOUND)
 		return rc;
 	memset(&k, 0, sizeof(k));
@@ -423,8 +428,8 @@ static int put_key(struct store_tx *tx, struct apply *a, const struct checkin_ke
 	return 0;
 }
 
-/* After a volume's report: stored keys of the volume that were not
- * reported have left it; reported keys marked removed are back. */
+/* After a volume's report: its live keys that were not reported have left
+ * it (active ones are removed, disclosed ones superseded). */
 struct sweep {
 	int64_t row[CHECKIN_MAX_KEYS * 4];
 	enum key_state to[CHECKIN_MAX_KEYS * 4];
@@ -442,9 +447,7 @@ static int sweep_key(const struct key_rec *k, void *arg)
 	for (size_t i = 0; i < sw->vol->nkeys; i++)
 		if (!strcmp(sw->vol->keys[i].key_id, k->key_id))
 			reported = true;
-	if (reported && k->state == KEY_REMOVED)
-		to = KEY_ACTIVE;
-	else if (!reported && k->state == KEY_ACTIVE)
+	if (!reported && k->state == KEY_ACTIVE)
 		to = KEY_REMOVED;
 	else if (!reported && k->state == KEY_DISCLOSED)
 		to = KEY_SUPERSEDED;
@@ -467,7 +470,9 @@ static int sweep_volume(struct store_tx *tx, struct apply *a)
 	do {
 		memset(&sw, 0, sizeof(sw));
 		sw.vol = a->vol;
-		if ((rc = STORE_TX(tx, key_each_volume, a->volume_row, sweep_key, &sw)) < 0)
+		if ((rc = STORE_TX(tx, key_each_volume, a->volume_row,
+				   KEY_STATE_BIT(KEY_ACTIVE) | KEY_STATE_BIT(KEY_DISCLOSED),
+				   sweep_key, &sw)) < 0)
 			return rc;
 		for (size_t i = 0; i < sw.n; i++)
 			if ((rc = STORE_TX(tx, key_set_state, sw.row[i], sw.to[i], a->now)) < 0)
@@ -532,7 +537,8 @@ static int apply_tx(struct store_tx *tx, void *arg)
 		if ((rc = STORE_TX(tx, logon_upsert, &l)) < 0)
 			return rc;
 	}
-	return STORE_TX(tx, key_each_device, a->device_id, collect_rotate, a->res);
+	return STORE_TX(tx, key_each_device, a->device_id, KEY_STATE_BIT(KEY_DISCLOSED),
+			collect_rotate, a->res);
 }
 
 int checkin_apply(struct store *s, const struct seal *k, const char *device_id,

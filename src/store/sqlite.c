@@ -105,9 +105,11 @@ static const char *const stmt_sql[S_COUNT] = {
 		"disclosed_at = CASE WHEN ?2 = 2 THEN ?3 ELSE disclosed_at END WHERE id = ?1",
 	[S_KEY_SET_SEALED] = "UPDATE recovery_keys SET sealed = ?2 WHERE id = ?1",
 	[S_KEY_EACH_VOLUME] = "SELECT " KEY_COLS ", d.uid FROM recovery_keys k JOIN "
-		"devices d ON d.id = k.device WHERE k.volume = ?1 ORDER BY k.id",
+		"devices d ON d.id = k.device WHERE k.volume = ?1 AND k.state IN "
+		"(?2, ?3, ?4, ?5) ORDER BY k.id",
 	[S_KEY_EACH_DEVICE] = "SELECT " KEY_COLS ", d.uid FROM recovery_keys k JOIN "
-		"devices d ON d.id = k.device WHERE d.uid = ?1 ORDER BY k.id",
+		"devices d ON d.id = k.device WHERE d.uid = ?1 AND k.state IN "
+		"(?2, ?3, ?4, ?5) ORDER BY k.id",
 	[S_KEY_EACH_FULL] = "SELECT " KEY_COLS ", " DEVICE_COLS ", " VOLUME_COLS
 		" FROM recovery_keys k JOIN devices d ON d.id = k.device "
 		"JOIN volumes v ON v.id = k.volume ORDER BY d.name_lc, d.id, v.id, k.id",
@@ -1118,25 +1120,35 @@ static int sqlite_key_set_sealed(struct store_tx *tx, int64_t row, const uint8_t
 	return exec_stmt(tx->c, st, S_KEY_SET_SEALED);
 }
 
+/* Binds the states of a mask to ?2..?5 (-1 for the ones left out), so that
+ * the (volume, state) and (device, state) indexes skip the other keys. */
+static void bind_states(sqlite3_stmt *st, unsigned states)
+{
+	for (int s = 0; s < 4; s++)
+		sqlite3_bind_int(st, 2 + s, (states & KEY_STATE_BIT(s)) ? s : -1);
+}
+
 static int sqlite_key_each_volume(struct store_tx *tx, int64_t volume_row,
-				  store_each_key cb, void *arg)
+				  unsigned states, store_each_key cb, void *arg)
 {
 	sqlite3_stmt *st = stmt(tx->c, S_KEY_EACH_VOLUME);
 
 	if (!st)
 		return KW_ERR_STORE;
 	sqlite3_bind_int64(st, 1, volume_row);
+	bind_states(st, states);
 	return each_row(tx->c, st, S_KEY_EACH_VOLUME, false, key_row, (any_fn)cb, arg);
 }
 
 static int sqlite_key_each_device(struct store_tx *tx, const char *device_id,
-				  store_each_key cb, void *arg)
+				  unsigned states, store_each_key cb, void *arg)
 {
 	sqlite3_stmt *st = stmt(tx->c, S_KEY_EACH_DEVICE);
 
 	if (!st)
 		return KW_ERR_STORE;
 	bind_text(st, 1, device_id);
+	bind_states(st, states);
 	return each_row(tx->c, st, S_KEY_EACH_DEVICE, false, key_row, (any_fn)cb, arg);
 }
 

@@ -34,6 +34,8 @@ enum key_state {
 	KEY_SUPERSEDED = 3,  /* disclosed, then rotated away by the device */
 };
 const char *key_state_name(enum key_state s);
+#define KEY_STATE_BIT(s) (1u << (s))
+#define KEY_STATES_ALL 0xfu
 
 enum logon_type { LOGON_LOCAL = 0, LOGON_REMOTE = 1 };
 
@@ -213,8 +215,12 @@ struct store_ops {
 	int (*key_insert)(struct store_tx *, const struct key_rec *);
 	int (*key_set_state)(struct store_tx *, int64_t row, enum key_state, int64_t at);
 	int (*key_set_sealed)(struct store_tx *, int64_t row, const uint8_t *sealed, size_t len);
-	int (*key_each_volume)(struct store_tx *, int64_t volume_row, store_each_key, void *);
-	int (*key_each_device)(struct store_tx *, const char *device_id, store_each_key, void *);
+	/* A volume's or a device's keys in the given states (bit 1 << state;
+	 * KEY_STATES_ALL for every key), oldest first. */
+	int (*key_each_volume)(struct store_tx *, int64_t volume_row, unsigned states,
+			       store_each_key, void *);
+	int (*key_each_device)(struct store_tx *, const char *device_id, unsigned states,
+			       store_each_key, void *);
 	/* Every key with its device and volume, in device/volume/creation order. */
 	int (*key_each_full)(struct store_tx *, store_each_key_full, void *);
 	/* Keys whose 32 hex digits start with prefix_hex, on devices where one

@@ -31,7 +31,7 @@ const struct route app_routes[] = {
 	{ "GET", "/", portal_home, ACCESS_PAGE, 0, false },
 	{ "GET", "/SelfService", portal_old_bookmark, ACCESS_PUBLIC, 0, false },
 	{ "GET", "/SelfService/", portal_old_bookmark, ACCESS_PUBLIC, 0, false },
-	{ "GET", "/login", portal_login_form, ACCESS_LOGIN, 0, true },
+	{ "GET", "/login", portal_login_form, ACCESS_LOGIN, 0, false },
 	{ "POST", "/login", portal_login, ACCESS_LOGIN, FORM_BODY_MAX, true },
 	{ "POST", "/logout", portal_logout, ACCESS_SIGNED_IN, FORM_BODY_MAX, true },
 	{ "GET", "/notice", portal_notice_form, ACCESS_SIGNED_IN, 0, true },

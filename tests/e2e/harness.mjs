@@ -353,11 +353,14 @@ function slug(s) {
 	return s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 60);
 }
 
-/** Saves a full-page screenshot as artifacts/<test>--<step>.png. */
-export async function shot(page, test, step) {
+/**
+ * Saves a screenshot as artifacts/<test>--<step>.png: the full page, or only
+ * the viewport with { fullPage: false } (for fixed overlays).
+ */
+export async function shot(page, test, step, { fullPage = true } = {}) {
 	fs.mkdirSync(ARTIFACTS, { recursive: true });
 	const file = path.join(ARTIFACTS, `${slug(test)}--${slug(step)}.png`);
-	await page.screenshot({ path: file, fullPage: true });
+	await page.screenshot({ path: file, fullPage });
 	return file;
 }
 

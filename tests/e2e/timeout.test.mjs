@@ -104,12 +104,12 @@ describe('session timeout', () => {
 			assert.match(await page.locator('#timeout-title').innerText(), /about to expire/);
 			assert.equal(await page.evaluate(() => document.activeElement.id), 'keepalive-button',
 				'focus moves to Continue');
-			await shot(page, name, 'phone 2 dialog');
+			await shot(page, name, 'phone 2 dialog', { fullPage: false });
 			await sleep(1100);
 			const n2 = await secondsShown(page);
 			assert.ok(n2 !== null && n2 < n1, `the number goes down (${n1} then ${n2})`);
 			await page.setViewportSize(DESKTOP);
-			await shot(page, name, 'desktop 2 dialog');
+			await shot(page, name, 'desktop 2 dialog', { fullPage: false });
 			await page.setViewportSize({ width: 390, height: 844 });
 
 			// -- Continue hides it and keeps the session alive --
@@ -183,7 +183,16 @@ describe('session timeout', () => {
 		}
 	});
 
-	test('4b. the server ends an idle session on its own (no JavaScript in the browser)', async () => {
+	test('4b. the server ends an idle session on its own (no JavaScript in the browser)', {
+		// BUG: src/auth/session.c session_remaining() uses -1 as "no limit"
+		// and then replaces any negative idle remainder by the lifetime left:
+		//   if (lim->idle > 0) left = last_seen + idle - now;      // e.g. -5
+		//   if (lim->max_lifetime > 0) { life = ...;                // e.g. 3585
+		//           if (left < 0 || life < left) left = life; }    // -> 3585
+		// so with session_max_lifetime set (default 1h) an idle session never
+		// expires on the server; only the page's JavaScript ends it.
+		todo: 'BUG: the server does not enforce session_idle_timeout when session_max_lifetime is set',
+	}, async () => {
 		const name = '04b-server-idle';
 		const context = await newContext(browser, { javaScriptEnabled: false });
 		const page = await context.newPage();
@@ -204,7 +213,6 @@ describe('session timeout', () => {
 				body: new URLSearchParams({ csrf_token: csrf, key_id: data.aliceKey.id, reason: 'lost_pin' }),
 			});
 			const body = await post.text();
-			console.log('DEBUG', post.status, body.slice(0, 3000), server.log.split('\n').slice(-15).join('\n'));
 			assert.equal(post.status, 303, 'POST /recover with the idle session is redirected');
 			assert.match(post.headers.get('location') ?? '', /\/(session\/expired|login)$/);
 			assert.ok(!body.includes(data.aliceKey.password.slice(0, 13)));
@@ -270,8 +278,38 @@ describe('session timeout', () => {
 			await aliceKeyPage(page);
 			await waitFor(async () => (await secondsShown(page)) === 1,
 				{ timeoutMs: (IDLE + 3) * 1000, intervalMs: 50, what: 'the count to reach 1' });
-			await shot(page, '04d-countdown-plural', 'phone one second left');
+			await shot(page, '04d-countdown-plural', 'phone one second left', { fullPage: false });
 			assert.doesNotMatch(await page.locator('#timeout-text').innerText(), /\b1 seconds\b/);
+		} finally {
+			await context.close();
+		}
+	});
+
+	test('4f. keyboard focus stays in the modal countdown dialog', {
+		// BUG: #timeout is role="alertdialog" aria-modal="true", but nothing
+		// keeps focus inside it (no focus trap, the page behind is not
+		// inert): Tab from "Continue" moves to links and buttons hidden
+		// behind the overlay.
+		todo: 'BUG: Tab leaves the aria-modal countdown dialog',
+	}, async () => {
+		const context = await newContext(browser, { viewport: DESKTOP });
+		const page = await context.newPage();
+		try {
+			await aliceKeyPage(page);
+			await waitFor(() => page.locator('#timeout').isVisible(),
+				{ timeoutMs: (IDLE + 2) * 1000, what: 'the dialog' });
+			assert.equal(await page.evaluate(() => document.activeElement.id), 'keepalive-button');
+			for (let i = 0; i < 3; i++) {
+				await page.keyboard.press('Tab');
+				const where = await page.evaluate(() => {
+					const el = document.activeElement;
+					return { inside: !!el.closest('#timeout'), body: el === document.body,
+						what: `${el.tagName} ${el.id} ${(el.innerText || '').trim().slice(0, 30)}` };
+				});
+				if (i === 0)
+					await shot(page, '04f-dialog-focus', 'desktop after tab', { fullPage: false });
+				assert.ok(where.inside || where.body, `focus went behind the dialog to ${where.what}`);
+			}
 		} finally {
 			await context.close();
 		}
@@ -319,14 +357,17 @@ describe('session maximum lifetime', () => {
 			await page.goto(server2.url + '/notice');
 			assert.ok(Number(await page.locator('body').getAttribute('data-remaining')) <= WARNING);
 			await waitFor(() => page.locator('#timeout').isVisible(), { timeoutMs: 3000, what: 'the dialog' });
-			await shot(page, '04e-max-lifetime', 'phone dialog near max lifetime');
-			// After the lifetime, every page ends up on the expiry or sign-in page.
-			await waitFor(() => /\/(session\/expired|login)$/.test(page.url()),
-				{ timeoutMs: 10000, what: 'the page to leave' });
-			assert.ok(Date.now() - t0 >= 14000, 'not before the lifetime is over');
+			await shot(page, '04e-max-lifetime', 'phone dialog near max lifetime', { fullPage: false });
+			// Leave before the page's own countdown ends the session: the
+			// server alone must end it.
+			await page.goto('about:blank');
+			await waitFor(() => Date.now() > t0 + 17500, { timeoutMs: 10000, what: 'the lifetime to pass' });
 			const r = await page.request.post(server2.url + '/session/keepalive',
 				{ form: { csrf_token: csrf }, headers: { Accept: 'application/json' } });
 			assert.equal(r.status(), 401, 'keepalive after the lifetime is refused');
+			const g = await page.request.get(server2.url + '/recover', { maxRedirects: 0 });
+			assert.equal(g.status(), 303);
+			assert.match(g.headers().location ?? '', /\/(session\/expired|login)$/);
 			const resp = await page.goto(server2.url + '/recover');
 			assert.match(new URL(page.url()).pathname, /^\/(session\/expired|login)$/);
 			assert.equal(resp.status(), 200);

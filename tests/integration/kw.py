@@ -22,6 +22,9 @@ Environment:
 
 import atexit
 import csv
+import glob
+import hashlib
+import html
 import http.client
 import io
 import json as jsonlib
@@ -38,6 +41,7 @@ import subprocess
 import tempfile
 import time
 import unittest
+import urllib.parse
 import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -200,6 +204,9 @@ class Keywarden:
         self.proc = None
         self.port = None
         self.scheme = "http"
+        # Values that must never reach the server's log (see leaked()):
+        # passwords, recovery passwords, session cookies, CSRF tokens.
+        self.secrets = set()
         self.log_path = None
         self.starts = 0
         self._db_made = False
@@ -296,6 +303,29 @@ class Keywarden:
             return ""
         with open(self.log_path, "rb") as f:
             return f.read().decode("utf-8", "replace")
+
+    def logs(self):
+        """The log of every server run of this instance, concatenated."""
+        out = []
+        for path in sorted(glob.glob(os.path.join(self.dir, "serve.*.log"))):
+            with open(path, "rb") as f:
+                out.append(f.read().decode("utf-8", "replace"))
+        return "".join(out)
+
+    def leaked(self, extra=()):
+        """The secrets (self.secrets and extra) found in any server log, also
+        with the hyphens of a recovery password dropped."""
+        text = self.logs()
+        found = []
+        for v in set(self.secrets) | set(extra):
+            if not v or len(v) < 6:
+                continue
+            forms = {v}
+            if re.fullmatch(r"\d{6}(-\d{6}){7}", v):
+                forms.add(v.replace("-", ""))
+            if any(f in text for f in forms):
+                found.append(v)
+        return sorted(found)
 
     def access_lines(self):
         return [l for l in self.log().splitlines() if ACCESS_RE.search(l)]
@@ -437,6 +467,52 @@ class Keywarden:
         headers["Content-Type"] = "application/json"
         return self.request("POST", "/api/v1/checkin", body=body, headers=headers, **kw)
 
+    # -- accounts and devices for the portal --
+
+    def add_user(self, name, password, *roles):
+        """`user add NAME [--role R]... --password-stdin`; asserts success."""
+        args = ["user", "add", name]
+        for r in roles:
+            args += ["--role", r]
+        rc, out, err = self.cli(*(args + ["--password-stdin"]), input=password + "\n")
+        if rc != 0:
+            raise AssertionError("user add %s failed (rc %d): %s" % (name, rc, err))
+        self.secrets.add(password)
+
+    def device_with(self, keys=(), logons=(), name=None, vid=None):
+        """Registers a device and checks in one volume holding keys ((key_id,
+        password) pairs) with logons ((user, "local"|"remote") pairs).
+        Returns (device_id, secret, volume, device name)."""
+        name = name or "PC-%s" % secrets.token_hex(4).upper()
+        did, secret = self.register(name=name)
+        vol = volume(keys, vid=vid)
+        r = self.checkin(secret, volumes=[vol],
+                         logons=[{"user": u, "type": t} for u, t in logons])
+        if r.status != 200:
+            raise AssertionError("checkin: %r" % (r,))
+        for _, pw in keys:
+            self.secrets.add(pw)
+        return did, secret, vol, name
+
+    def assoc(self, user, device_id):
+        rc, out, err = self.cli("assoc", "add", user, device_id)
+        if rc != 0:
+            raise AssertionError("assoc add failed (rc %d): %s" % (rc, err))
+
+    def audit_export(self):
+        """`audit export`: list of row dicts; asserts rc 0."""
+        rc, out, err = self.cli("audit", "export")
+        if rc != 0:
+            raise AssertionError("audit export failed (rc %d): %s" % (rc, err))
+        return list(csv.DictReader(io.StringIO(out, newline="")))
+
+    def db(self):
+        """A sqlite3 connection to the instance's database (SQLite only)."""
+        import sqlite3
+        if not self.sqlite_path:
+            raise unittest.SkipTest("not an SQLite database")
+        return sqlite3.connect(self.sqlite_path, timeout=30, isolation_level=None)
+
     # -- CLI views --
 
     def export(self):
@@ -521,3 +597,220 @@ class ServerTestCase(unittest.TestCase):
         r = self.kw.checkin(secret, **kw)
         self.assertEqual(r.status, status, r)
         return r
+
+
+# ---- the portal, as a browser sees it -----------------------------------------
+
+needs_sqlite = unittest.skipUnless(IS_SQLITE, "inspects the SQLite file")
+
+FORM_TYPE = "application/x-www-form-urlencoded"
+CSRF_RE = re.compile(r'<input type="hidden" name="csrf_token" value="([^"]*)">')
+TAG_RE = re.compile(r"<[^>]*>")
+
+
+def key_id_with_prefix(prefix):
+    """A canonical recovery key ID whose 32 hex digits start with prefix."""
+    h = (prefix.replace("-", "").upper() + uuid.uuid4().hex.upper())[:32]
+    return "%s-%s-%s-%s-%s" % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
+
+
+def hex_prefix():
+    """8 random upper-case hex digits: a prefix no other test uses."""
+    return secrets.token_hex(4).upper()
+
+
+def strip_csrf(text):
+    """A page with every CSRF token blanked (to compare two pages)."""
+    return CSRF_RE.sub('<input type="hidden" name="csrf_token" value="">', text)
+
+
+def page_text(body):
+    """The visible text of an HTML page: tags removed, entities decoded."""
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    return html.unescape(TAG_RE.sub("", body))
+
+
+class Cookie:
+    """One Set-Cookie header: name, value and attributes (lower-cased names)."""
+
+    def __init__(self, header):
+        self.header = header
+        parts = [p.strip() for p in header.split(";")]
+        self.name, _, self.value = parts[0].partition("=")
+        self.attrs = {}
+        for p in parts[1:]:
+            k, eq, v = p.partition("=")
+            self.attrs[k.strip().lower()] = v.strip() if eq else True
+
+    def __repr__(self):
+        return "Cookie(%r)" % self.header
+
+
+class Browser:
+    """A browser: a cookie jar, the CSRF token of the last page it showed, and
+    the headers a browser sends with a form (Origin: this site,
+    Sec-Fetch-Site: same-origin). Redirects are not followed; follow() does
+    one step. Every cookie value and token it sees goes into kw.secrets."""
+
+    def __init__(self, kw, accept_language=None):
+        self.kw = kw
+        self.cookies = {}
+        self.csrf = None
+        self.accept_language = accept_language
+        self.last = None
+
+    @property
+    def origin(self):
+        return "%s://127.0.0.1:%d" % (self.kw.scheme, self.kw.port)
+
+    def session_cookie_name(self):
+        return "__Host-keywarden" if self.kw.scheme == "https" else "keywarden"
+
+    @property
+    def session(self):
+        return self.cookies.get(self.session_cookie_name())
+
+    def set_cookies(self, r):
+        got = [Cookie(h) for h in r.headers.get_all("Set-Cookie") or []]
+        for c in got:
+            if c.attrs.get("max-age") == "0" or not c.value:
+                self.cookies.pop(c.name, None)
+            else:
+                self.cookies[c.name] = c.value
+                self.kw.secrets.add(c.value)
+        return got
+
+    def request(self, method, path, form=None, headers=None, body=None):
+        """One request with this browser's cookies; headers with the value None
+        are left out. Returns the Response (its .cookies: the Set-Cookie
+        headers parsed)."""
+        h = {}
+        if self.accept_language:
+            h["Accept-Language"] = self.accept_language
+        if method == "POST":
+            h["Origin"] = self.origin
+            h["Sec-Fetch-Site"] = "same-origin"
+            h["Content-Type"] = FORM_TYPE
+        if self.cookies:
+            h["Cookie"] = "; ".join("%s=%s" % kv for kv in self.cookies.items())
+        for k, v in (headers or {}).items():
+            h.pop(k, None)
+            if v is not None:
+                h[k] = v
+        if form is not None:
+            body = urllib.parse.urlencode(form)
+        r = self.kw.request(method, path, body=body if body is not None else
+                            ("" if method == "POST" else None), headers=h)
+        r.cookies = self.set_cookies(r)
+        ctype = r.header("Content-Type") or ""
+        if ctype.startswith("text/html"):
+            tokens = CSRF_RE.findall(r.text())
+            if tokens:
+                self.csrf = tokens[0]
+                self.kw.secrets.update(tokens)
+        self.last = r
+        return r
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, form=None, csrf=True, **kw):
+        """POST a form; csrf=True adds the token of the last page shown,
+        a string adds that token, None/False sends none."""
+        form = dict(form or {})
+        if csrf is True:
+            if self.csrf is not None:
+                form["csrf_token"] = self.csrf
+        elif csrf:
+            form["csrf_token"] = csrf
+        return self.request("POST", path, form=form, **kw)
+
+    def follow(self, r):
+        loc = r.header("Location")
+        if not loc:
+            raise AssertionError("no Location in %r" % (r,))
+        return self.get(loc)
+
+    def login(self, username, password, **kw):
+        """GET /login, then POST the form as a browser would. Returns the POST's
+        response (303 on success)."""
+        self.kw.secrets.add(password)
+        r = self.get("/login")
+        if r.status != 200:
+            raise AssertionError("GET /login: %r" % (r,))
+        return self.post("/login", {"username": username, "password": password}, **kw)
+
+    def sign_in(self, username, password):
+        """login() and assert it worked; returns the Location it went to."""
+        r = self.login(username, password)
+        if r.status != 303 or not self.session:
+            raise AssertionError("sign-in as %s failed: %r" % (username, r))
+        return r.header("Location")
+
+    def recover(self, key_id, reason="bios_tpm_changed", csrf=True, **kw):
+        """POST /recover as the form does (a GET /recover first when no token
+        is known yet)."""
+        if self.csrf is None:
+            self.get("/recover")
+        form = {}
+        if key_id is not None:
+            form["key_id"] = key_id
+        if reason is not None:
+            form["reason"] = reason
+        r = self.post("/recover", form, csrf=csrf, **kw)
+        for pw in re.findall(r'data-key="([0-9-]+)"', r.text()):
+            self.kw.secrets.add(pw)
+        return r
+
+
+class PortalTestCase(ServerTestCase):
+    """A ServerTestCase for the portal: users, browsers, and at the end of the
+    class a check that no secret used reached the server's log."""
+
+    def setUp(self):
+        self.kw.secrets.add(ADMIN_PASSWORD)
+
+    @classmethod
+    def tearDownClass(cls):
+        leaked = cls.kw.leaked() if getattr(cls, "kw", None) else []
+        if leaked:
+            raise AssertionError("the server log holds secrets: %r" % leaked)
+
+    def browser(self, accept_language=None):
+        return Browser(self.kw, accept_language)
+
+    def new_user(self, base="user", domain="CORP"):
+        """A new local account DOMAIN\\baseNNNN: (name, password)."""
+        name = "%s\\%s%s" % (domain, base, secrets.token_hex(3)) if domain else \
+            "%s%s" % (base, secrets.token_hex(3))
+        pw = "Pw-%s-%s" % (base, secrets.token_urlsafe(9))
+        self.kw.add_user(name, pw)
+        return name, pw
+
+    def signed_in(self, user=None, accept_language=None):
+        """A browser signed in as user ((name, password); a new one if None)."""
+        name, pw = user or self.new_user()
+        b = self.browser(accept_language)
+        b.sign_in(name, pw)
+        b.user = name
+        return b
+
+    def assertPage(self, r, status, what=None):
+        """An HTML page with the status and the portal's headers."""
+        self.assertEqual(r.status, status, what or r)
+        self.assertEqual(r.header("Content-Type"), "text/html; charset=utf-8", what)
+        self.assertEqual(r.header("Content-Security-Policy"), CSP, what)
+        self.assertEqual(r.header("X-Content-Type-Options"), "nosniff", what)
+        self.assertEqual(r.header("Referrer-Policy"), "no-referrer", what)
+
+    def assertRedirect(self, r, location, status=303, what=None):
+        self.assertEqual((r.status, r.header("Location")), (status, location), what or r)
+
+    def assertKeyShown(self, r, password, computer, kid):
+        self.assertPage(r, 200)
+        text = page_text(r.body)
+        self.assertIn(password, text)
+        self.assertIn(computer, text)
+        self.assertIn(kid, text)
+        self.assertEqual(r.header("Cache-Control"), "no-store")

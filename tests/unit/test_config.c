@@ -508,7 +508,7 @@ static void test_rates(void **state)
 static void test_bad_listen(void **state)
 {
 	static const char *const bad[] = {
-		"127.0.0.1", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65536",
+		"127.0.0.1", "127.0.0.1:", "127.0.0.1:65536",
 		"127.0.0.1:80x", "127.0.0.1:+80", "example.com:80", "::1:8080",
 		"[::1:8080", "[::1]8080", "[127.0.0.1]:80", "256.0.0.1:80",
 		":8080", "[]:80", "",
@@ -526,6 +526,21 @@ static void test_bad_listen(void **state)
 
 static void test_listen_addr(void **state)
 {
+	/* Port 0: the system picks a free port (the server logs it). */
+	{
+		struct config c0;
+		char h0[64], m0[256];
+		uint16_t p0 = 1;
+
+		assert_int_equal(config_defaults(&c0), 0);
+		free(c0.listen);
+		c0.listen = strdup("127.0.0.1:0");
+		assert_int_equal(config_listen_addr(&c0, h0, sizeof(h0), &p0), 0);
+		assert_int_equal(p0, 0);
+		assert_int_equal(config_validate(&c0, m0, sizeof(m0)), 0);
+		config_free(&c0);
+	}
+
 	static const struct {
 		const char *listen, *host;
 		uint16_t port;

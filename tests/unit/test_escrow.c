@@ -705,7 +705,7 @@ static int tx_keys(struct store_tx *tx, void *arg)
 	struct stored *s = arg;
 
 	s->n = 0;
-	return STORE_TX(tx, key_each_device, s->device, collect_key, s);
+	return STORE_TX(tx, key_each_device, s->device, KEY_STATES_ALL, collect_key, s);
 }
 
 static void keys_of(struct fx *f, const char *device, struct stored *s)

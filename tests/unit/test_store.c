@@ -970,7 +970,7 @@ static int tx_keys_of_volume(struct store_tx *tx, void *arg)
 	struct key_list *l = arg;
 
 	l->n = 0;
-	return STORE_TX(tx, key_each_volume, l->volume_row, list_key, l);
+	return STORE_TX(tx, key_each_volume, l->volume_row, KEY_STATES_ALL, list_key, l);
 }
 
 static int tx_keys_of_device(struct store_tx *tx, void *arg)
@@ -978,7 +978,7 @@ static int tx_keys_of_device(struct store_tx *tx, void *arg)
 	struct key_list *l = arg;
 
 	l->n = 0;
-	return STORE_TX(tx, key_each_device, DEV1, list_key, l);
+	return STORE_TX(tx, key_each_device, DEV1, KEY_STATES_ALL, list_key, l);
 }
 
 static int tx_key_dangling_volume(struct store_tx *tx, void *arg)

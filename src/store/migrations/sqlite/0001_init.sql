@@ -58,8 +58,8 @@ CREATE TABLE recovery_keys (
 	changed_at INTEGER NOT NULL,
 	disclosed_at INTEGER NOT NULL DEFAULT 0
 ) STRICT;
-CREATE INDEX recovery_keys_volume ON recovery_keys (volume);
-CREATE INDEX recovery_keys_device ON recovery_keys (device);
+CREATE INDEX recovery_keys_volume ON recovery_keys (volume, state);
+CREATE INDEX recovery_keys_device ON recovery_keys (device, state);
 
 CREATE TABLE logons (
 	device INTEGER NOT NULL REFERENCES devices (id),

@@ -3,6 +3,7 @@
  * connections for snapshots. */
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,7 +181,7 @@ struct job {
 	store_fn fn;
 	void *arg;
 	int rc;
-	bool done;
+	sem_t done;                /* posted by the writer for this job alone */
 	struct job *next;
 };
 
@@ -193,7 +194,6 @@ struct store {
 	bool thread_started;
 	pthread_mutex_t lock;
 	pthread_cond_t wake;       /* writer: jobs queued or stopping */
-	pthread_cond_t finished;   /* callers: a group was committed */
 	struct job *head, *tail;
 	bool stopping;
 
@@ -523,12 +523,12 @@ static void *writer_main(void *p)
 
 		run_group(s, group);
 
-		pthread_mutex_lock(&s->lock);
+		/* Wake each caller alone: no herd on one condition. */
 		for (struct job *j = group, *next; j; j = next) {
 			next = j->next;
-			j->done = true;
+			sem_post(&j->done);
 		}
-		pthread_cond_broadcast(&s->finished);
+		pthread_mutex_lock(&s->lock);
 	}
 	pthread_mutex_unlock(&s->lock);
 	return NULL;
@@ -536,11 +536,13 @@ static void *writer_main(void *p)
 
 static int sqlite_write(struct store *s, store_fn fn, void *arg)
 {
-	struct job j = { fn, arg, 0, false, NULL };
+	struct job j = { .fn = fn, .arg = arg };
 
+	sem_init(&j.done, 0, 0);
 	pthread_mutex_lock(&s->lock);
 	if (s->stopping) {
 		pthread_mutex_unlock(&s->lock);
+		sem_destroy(&j.done);
 		return KW_ERR_UNAVAILABLE;
 	}
 	if (s->tail)
@@ -549,9 +551,10 @@ static int sqlite_write(struct store *s, store_fn fn, void *arg)
 		s->head = &j;
 	s->tail = &j;
 	pthread_cond_signal(&s->wake);
-	while (!j.done)
-		pthread_cond_wait(&s->finished, &s->lock);
 	pthread_mutex_unlock(&s->lock);
+	while (sem_wait(&j.done) < 0 && errno == EINTR)
+		;
+	sem_destroy(&j.done);
 	return j.rc;
 }
 
@@ -635,16 +638,25 @@ static void sqlite_close(struct store *s)
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->rlock);
 	pthread_cond_destroy(&s->wake);
-	pthread_cond_destroy(&s->finished);
 	free(s->path);
 	free(s);
 }
 
+/* SQLite's memory statistics take a global mutex on every allocation:
+ * off, before SQLite starts. */
+static void sqlite_setup(void)
+{
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 static int sqlite_open(const char *location, struct store **out, char *msg, size_t msglen)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
 	struct store *s = calloc(1, sizeof(*s));
 	int rc = KW_ERR_NOMEM, version = 0;
 
+	pthread_once(&once, sqlite_setup);
 	if (!s || !(s->path = strdup(location))) {
 		free(s);
 		snprintf(msg, msglen, "out of memory");
@@ -654,7 +666,6 @@ static int sqlite_open(const char *location, struct store **out, char *msg, size
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->rlock, NULL);
 	pthread_cond_init(&s->wake, NULL);
-	pthread_cond_init(&s->finished, NULL);
 	if ((rc = conn_open(location, true, &s->writer, msg, msglen)) < 0)
 		goto out;
 	/* A database from a newer keywarden is never used, migrated or not. */

@@ -1,6 +1,8 @@
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util/log.h"
 
@@ -28,8 +30,12 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 	n = snprintf(line, sizeof(line), "%s.%03ldZ %s: ", ts,
 		     now.tv_nsec / 1000000, names[lvl]);
 	va_start(ap, fmt);
-	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
 	va_end(ap);
-	/* One fputs per line keeps concurrent threads' lines whole. */
-	fprintf(stderr, "%s\n", line);
+	/* One write per line keeps concurrent threads' lines whole, without
+	 * the stdio lock held across the system call. */
+	n = (int)strlen(line);
+	line[n++] = '\n';
+	if (write(STDERR_FILENO, line, (size_t)n) < 0)
+		return;
 }

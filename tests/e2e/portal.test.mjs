@@ -275,6 +275,61 @@ describe('self-service portal', () => {
 		}
 	});
 
+	test('3b. between phone and desktop widths the key fits its card and the page', {
+		// BUG: static/portal.css switches the key to 4 columns at 2rem from
+		// `@media (min-width: 36rem)` (576 px), but 4 groups need ~606 px
+		// plus the card and page padding: from 576 to ~660 px (landscape
+		// phones, small tablets, split screens) the key sticks out of its
+		// card, and below ~606 px the page scrolls sideways.
+		todo: 'BUG: at 576-660 px wide the key overflows its card and the page',
+	}, async () => {
+		const context = await newContext(browser, { viewport: { width: 600, height: 900 } });
+		const page = await context.newPage();
+		try {
+			await aliceAtRecoverForm(page);
+			assert.equal((await requestKey(page, data.aliceKey.id.slice(0, 8))).status(), 200);
+			const problems = [];
+			for (const width of [576, 600, 620, 640, 660, 700, 844]) {
+				await page.setViewportSize({ width, height: 900 });
+				const m = await page.evaluate(() => {
+					const card = document.getElementById('keybox').getBoundingClientRect();
+					const right = Math.max(...[...document.querySelectorAll('#key > span:not(.sep)')]
+						.map((e) => e.getBoundingClientRect().right));
+					return { sw: document.scrollingElement.scrollWidth, iw: innerWidth, card: card.right, right };
+				});
+				if (m.sw > m.iw)
+					problems.push(`${width} px: the page scrolls sideways (${m.sw} > ${m.iw})`);
+				if (m.right > m.card)
+					problems.push(`${width} px: the key ends at ${m.right}, past its card (${m.card})`);
+				if (width === 600)
+					await shot(page, '03b-in-between', '600 key');
+			}
+			assert.deepEqual(problems, []);
+		} finally {
+			await context.close();
+		}
+	});
+
+	test('3c. the page heading has room below the header', {
+		// BUG: static/portal.css `main { padding-top: 1.5rem; padding-bottom:
+		// 1.5rem }` is overridden by the later, more specific `.wrap
+		// { padding: 0 1rem }` (main has class="wrap"), so every <h1> touches
+		// the header's bottom border (0 px gap).
+		todo: 'BUG: main loses its vertical padding; headings stick to the header',
+	}, async () => {
+		const context = await newContext(browser);
+		const page = await context.newPage();
+		try {
+			await page.goto(server.url + '/login');
+			const gap = await page.evaluate(() =>
+				document.querySelector('main h1').getBoundingClientRect().top -
+				document.querySelector('header').getBoundingClientRect().bottom);
+			assert.ok(gap >= 12, `the sign-in heading is ${gap} px below the header`);
+		} finally {
+			await context.close();
+		}
+	});
+
 	test('6. error outcomes as a person sees them', async () => {
 		const name = '06-errors';
 		const context = await newContext(browser);

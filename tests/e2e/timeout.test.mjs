@@ -336,24 +336,29 @@ describe('session maximum lifetime', () => {
 		const page = await context.newPage();
 		try {
 			await page.goto(server2.url + '/login');
-			const t0 = Date.now();
+			const t0 = Date.now();          // the session starts after this
 			await signIn(page, server2, data.people.alice);
+			const t1 = Date.now();          // ... and before this
 			assert.equal(new URL(page.url()).pathname, '/notice');
 			const csrf = await page.locator('input[name=csrf_token]').first().inputValue();
 			const remainings = [];
 			// Leave the page (its countdown would end the session at the idle
-			// timeout) and keep the session busy: a keepalive every 3 s.
+			// timeout) and keep the session busy: a keepalive every 3 s, the
+			// last one well before the lifetime (16 s, in whole seconds) ends.
 			await page.goto('about:blank');
-			while (Date.now() < t0 + 13500) {
+			while (Date.now() + 3000 <= t0 + 13000) {
 				await sleep(3000);
 				const r = await page.request.post(server2.url + '/session/keepalive',
 					{ form: { csrf_token: csrf }, headers: { Accept: 'application/json' } });
 				assert.equal(r.status(), 200, 'the session is alive while within its lifetime');
 				remainings.push((await r.json()).remaining);
 			}
-			assert.ok(remainings.at(-1) <= 4,
+			assert.ok(remainings.length >= 3);
+			assert.ok(remainings.at(-1) < IDLE,
 				`keepalive tells how long is left of the lifetime, not a fresh idle period (${remainings})`);
-			// A page loaded now shows the dialog at once (≤ 6 s left).
+			// A page loaded 11.5 s in (≤ 6 s of the lifetime left, whole
+			// seconds included) shows the dialog at once.
+			await waitFor(() => Date.now() > t0 + 11500, { timeoutMs: 5000, what: '11.5 s' });
 			await page.goto(server2.url + '/notice');
 			assert.ok(Number(await page.locator('body').getAttribute('data-remaining')) <= WARNING);
 			await waitFor(() => page.locator('#timeout').isVisible(), { timeoutMs: 3000, what: 'the dialog' });
@@ -361,7 +366,7 @@ describe('session maximum lifetime', () => {
 			// Leave before the page's own countdown ends the session: the
 			// server alone must end it.
 			await page.goto('about:blank');
-			await waitFor(() => Date.now() > t0 + 17500, { timeoutMs: 10000, what: 'the lifetime to pass' });
+			await waitFor(() => Date.now() > t1 + 17500, { timeoutMs: 10000, what: 'the lifetime to pass' });
 			const r = await page.request.post(server2.url + '/session/keepalive',
 				{ form: { csrf_token: csrf }, headers: { Accept: 'application/json' } });
 			assert.equal(r.status(), 401, 'keepalive after the lifetime is refused');

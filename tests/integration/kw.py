@@ -742,10 +742,13 @@ class Browser:
         return self.post("/login", {"username": username, "password": password}, **kw)
 
     def sign_in(self, username, password):
-        """login() and assert it worked; returns the Location it went to."""
+        """login(), assert it worked and follow the redirect to the page a
+        browser then shows (so that self.csrf is the session's token).
+        Returns where the sign-in redirected to."""
         r = self.login(username, password)
         if r.status != 303 or not self.session:
             raise AssertionError("sign-in as %s failed: %r" % (username, r))
+        self.follow(r)
         return r.header("Location")
 
     def recover(self, key_id, reason="bios_tpm_changed", csrf=True, **kw):

@@ -245,8 +245,8 @@ int api_checkin(void *ctx, struct http_request *req, struct http_response *resp)
 		goto out;
 	if (res.keys_added) {
 		metrics_escrowed(res.keys_added);
-		log_info("device %s (%s): %zu recovery key(s) escrowed", device_id, name,
-			 res.keys_added);
+		log_debug("device %s (%s): %zu recovery key(s) escrowed", device_id, name,
+			  res.keys_added);
 	}
 	rc = checkin_reply(resp, &res);
 out:

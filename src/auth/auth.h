@@ -21,8 +21,9 @@ struct auth_user {
 struct auth_backend {
 	const char *name;
 	/* 0 and *out filled; KW_ERR_NOT_FOUND: unknown here, try the next;
-	 * KW_ERR_AUTH: wrong password, disabled; KW_ERR_UNAVAILABLE: the
-	 * directory did not answer in time. */
+	 * KW_ERR_AUTH: wrong password, disabled (out->name then names the
+	 * account, for the log); KW_ERR_UNAVAILABLE: the directory did not
+	 * answer in time. */
 	int (*authenticate)(const struct config *cfg, struct store *s, const char *user,
 			    const char *password, struct auth_user *out);
 };

@@ -71,9 +71,9 @@ static int local_authenticate(const struct config *cfg, struct store *s, const c
 	sodium_memzero(f.hash, sizeof(f.hash));
 	if (!f.any)
 		return KW_ERR_NOT_FOUND;
+	snprintf(out->name, sizeof(out->name), "%s", f.name);
 	if (!ok || f.disabled || !*f.name)
 		return KW_ERR_AUTH;
-	snprintf(out->name, sizeof(out->name), "%s", f.name);
 	out->roles = f.roles;
 	identity_from_name(cfg, f.name, &out->id);
 	return 0;

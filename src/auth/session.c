@@ -88,7 +88,7 @@ int64_t session_remaining(const struct session *ss, int64_t now,
 	if (lim->max_lifetime > 0) {
 		int64_t life = ss->created_at + lim->max_lifetime - now;
 
-		if (left < 0 || life < left)
+		if (lim->idle <= 0 || life < left)
 			left = life;
 	}
 	return left;

@@ -60,7 +60,13 @@ static int user_update_tx(struct store_tx *tx, void *arg)
 	u.password_hash = op->hash ? op->hash : op->old_hash;
 	u.roles = op->roles;
 	u.disabled = op->disabled;
-	return STORE_TX(tx, user_update, &u);
+	if ((rc = STORE_TX(tx, user_update, &u)) < 0)
+		return rc;
+	/* A disabled account or a replaced password ends the signed-in
+	 * sessions at once. */
+	if (op->hash || op->disabled)
+		return STORE_TX(tx, session_delete_user, u.name);
+	return 0;
 }
 
 static int print_user(const struct user_rec *u, void *arg)

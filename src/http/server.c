@@ -554,16 +554,15 @@ uint16_t http_server_port(const struct http_server *srv)
 void http_server_stop(struct http_server *srv, int64_t timeout_ms)
 {
 	int64_t deadline = time_mono_ms() + timeout_ms;
+	MHD_socket listen_fd = MHD_INVALID_SOCKET;
 
 	if (!srv)
 		return;
 	if (srv->d) {
-		MHD_socket fd;
-
 		atomic_store(&srv->draining, true);
-		fd = MHD_quiesce_daemon(srv->d);
-		if (fd != MHD_INVALID_SOCKET)
-			close(fd);
+		/* The listening socket stays open until MHD_stop_daemon: its
+		 * threads still have it in their epoll sets. */
+		listen_fd = MHD_quiesce_daemon(srv->d);
 		while (atomic_load(&srv->inflight) > 0 && time_mono_ms() < deadline) {
 			struct timespec ts = { 0, 10 * 1000 * 1000 };
 
@@ -578,6 +577,8 @@ void http_server_stop(struct http_server *srv, int64_t timeout_ms)
 		pthread_join(srv->workers[i], NULL);
 	if (srv->d)
 		MHD_stop_daemon(srv->d);
+	if (listen_fd != MHD_INVALID_SOCKET)
+		close(listen_fd);
 	free(srv->workers);
 	pthread_mutex_destroy(&srv->lock);
 	pthread_cond_destroy(&srv->wake);

@@ -40,7 +40,7 @@ enum stmt_id {
 	S_LOGON_UPSERT, S_LOGON_EACH_DEVICE, S_ASSOC_ADD, S_ASSOC_EACH_DEVICE,
 	S_USER_INSERT, S_USER_GET, S_USER_UPDATE, S_USER_EACH,
 	S_SESSION_INSERT, S_SESSION_GET, S_SESSION_TOUCH, S_SESSION_DELETE,
-	S_SESSION_PURGE,
+	S_SESSION_PURGE, S_SESSION_DELETE_USER,
 	S_AUDIT_LAST, S_AUDIT_INSERT, S_AUDIT_EACH,
 	S_COUNT
 };
@@ -160,6 +160,7 @@ static const char *const stmt_sql[S_COUNT] = {
 		"WHERE id_hash = ?1",
 	[S_SESSION_DELETE] = "DELETE FROM sessions WHERE id_hash = ?1",
 	[S_SESSION_PURGE] = "DELETE FROM sessions WHERE last_seen < ?1 OR created_at < ?2",
+	[S_SESSION_DELETE_USER] = "DELETE FROM sessions WHERE fold(user) = fold(?1)",
 	[S_AUDIT_LAST] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
 	[S_AUDIT_INSERT] = "INSERT INTO audit (" AUDIT_COLS ") VALUES (?1, ?2, ?3, ?4, "
 		"?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
@@ -1468,6 +1469,16 @@ static int sqlite_session_purge(struct store_tx *tx, int64_t idle_before, int64_
 	return exec_stmt(tx->c, st, S_SESSION_PURGE);
 }
 
+static int sqlite_session_delete_user(struct store_tx *tx, const char *user)
+{
+	sqlite3_stmt *st = stmt(tx->c, S_SESSION_DELETE_USER);
+
+	if (!st)
+		return KW_ERR_STORE;
+	bind_text(st, 1, user);
+	return exec_stmt(tx->c, st, S_SESSION_DELETE_USER);
+}
+
 /* ---- audit ---- */
 
 static int sqlite_audit_last(struct store_tx *tx, int64_t *seq, uint8_t hash[32])
@@ -1602,6 +1613,7 @@ static const struct store_ops sqlite_ops = {
 	.session_touch = sqlite_session_touch,
 	.session_delete = sqlite_session_delete,
 	.session_purge = sqlite_session_purge,
+	.session_delete_user = sqlite_session_delete_user,
 	.audit_last = sqlite_audit_last,
 	.audit_insert = sqlite_audit_insert,
 	.audit_each = sqlite_audit_each,

@@ -255,6 +255,8 @@ struct store_ops {
 			     int64_t at, int notice_accepted);
 	int (*session_delete)(struct store_tx *, const uint8_t hash[STORE_HASH_LEN]);
 	int (*session_purge)(struct store_tx *, int64_t idle_before, int64_t created_before);
+	/* Ends every session of a user (name compared case-insensitively). */
+	int (*session_delete_user)(struct store_tx *, const char *user);
 
 	/* audit: the last record's seq and hash (seq 0 and zeros when empty),
 	 * and append */

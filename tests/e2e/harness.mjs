@@ -177,9 +177,8 @@ export class Server {
 		try {
 			this.cli(['init', '--password-stdin'], ADMIN_PASSWORD + '\n');
 		} catch (e) {
-			// BUG (reported): the program refuses "listen = 127.0.0.1:0"
-			// although tests/integration/test_cli.py expects it to work.
-			// Fall back to a free port picked here.
+			// Builds before 4326bfa refused "listen = 127.0.0.1:0": fall
+			// back to a free port picked here.
 			if (!/is not HOST:PORT/.test(e.message))
 				throw e;
 			this.portZeroRefused = true;
@@ -342,7 +341,7 @@ export async function newContext(browser, options = {}) {
 	context.on('request', (r) => rec.requests.push(r.url()));
 	context.on('response', (r) => rec.responses.push({ url: r.url(), status: r.status() }));
 	context.on('page', (page) => {
-		page.on('console', (m) => rec.console.push({ type: m.type(), text: m.text() }));
+		page.on('console', (m) => rec.console.push({ type: m.type(), text: m.text(), url: m.location().url }));
 		page.on('pageerror', (e) => rec.pageErrors.push(String(e)));
 	});
 	context.rec = rec;
@@ -415,10 +414,4 @@ export async function requestKey(page, keyText, reasonLabel = /BIOS\/TPM changed
 export async function shownKey(page) {
 	const groups = await page.locator('#key > span:not(.sep)').allTextContents();
 	return groups.map((g) => g.trim()).join('-');
-}
-
-/** True when the page scrolls sideways. */
-export async function scrollsSideways(page) {
-	return page.evaluate(() =>
-		document.scrollingElement.scrollWidth > window.innerWidth);
 }

@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 
 import {
 	DESKTOP, HELPDESK_EN, HELPDESK_URL, NOTICE_EN, PHONE, Server,
-	acceptNotice, hexPrefix, launchBrowser, newContext, requestKey, scrollsSideways, seedStandard,
+	acceptNotice, hexPrefix, launchBrowser, newContext, requestKey, seedStandard,
 	shot, shownKey, signIn, submit,
 } from './harness.mjs';
 
@@ -16,7 +16,8 @@ const PASSWORD_RE = /^(\d{6})(-\d{6}){7}$/;
 let server, data, browser;
 
 before(async () => {
-	server = await new Server().start();
+	server = new Server();
+	await server.start();
 	data = await seedStandard(server);
 	browser = await launchBrowser();
 });
@@ -39,6 +40,10 @@ describe('self-service portal', () => {
 		const context = await newContext(browser);
 		const page = await context.newPage();
 		try {
+			// Old bookmarks lead to the portal.
+			await page.goto(server.url + '/SelfService');
+			assert.equal(new URL(page.url()).pathname, '/login', '/SelfService → / → /login');
+
 			// "/" sends a signed-out visitor to the sign-in page.
 			const home = await page.goto(server.url + '/');
 			assert.equal(new URL(page.url()).pathname, '/login', 'redirected to /login');
@@ -330,6 +335,28 @@ describe('self-service portal', () => {
 		}
 	});
 
+	test('3d. reason radio buttons keep their size when a label wraps (320 px)', {
+		// BUG: static/portal.css `.choice { display: flex }` with `.choice
+		// input { width: 1.25rem }` but no `flex: none`: at 320 px the label
+		// "Operating system files changed" wraps and squeezes its radio button
+		// to about 17 x 20 px (an oval, smaller target) while the others stay
+		// 20 x 20.
+		todo: 'BUG: a wrapping reason label squeezes its radio button',
+	}, async () => {
+		const context = await newContext(browser, { viewport: { width: 320, height: 640 } });
+		const page = await context.newPage();
+		try {
+			await aliceAtRecoverForm(page);
+			const sizes = await page.locator('input[name=reason]').evaluateAll((els) =>
+				els.map((e) => { const r = e.getBoundingClientRect(); return `${e.value} ${r.width}x${r.height}`; }));
+			await shot(page, '03d-radio-320', 'recovery form');
+			for (const sz of sizes)
+				assert.match(sz, / 20x20$/, `radio ${sz}`);
+		} finally {
+			await context.close();
+		}
+	});
+
 	test('6. error outcomes as a person sees them', async () => {
 		const name = '06-errors';
 		const context = await newContext(browser);
@@ -394,6 +421,31 @@ describe('self-service portal', () => {
 			assert.equal(resp.status(), 200);
 			assert.equal(await shownKey(page), data.twinKeys[1].password);
 			assert.ok((await page.locator('#keybox').innerText()).includes(data.aliceLab.name));
+		} finally {
+			await context.close();
+		}
+	});
+
+	test('6b. too many unknown IDs: told how long to wait, with the help-desk text', async () => {
+		const name = '06b-rate-limit';
+		const context = await newContext(browser);
+		const page = await context.newPage();
+		try {
+			// bob, so that alice's tests keep their allowance (5 per 15 min).
+			await page.goto(server.url + '/login');
+			await signIn(page, server, data.people.bob);
+			await acceptNotice(page);
+			for (let i = 0; i < 5; i++)
+				assert.equal((await requestKey(page, hexPrefix())).status(), 404, `failed lookup ${i + 1}`);
+			// The sixth is refused, even for his own key.
+			const resp = await requestKey(page, data.bobKey.id.slice(0, 8));
+			assert.equal(resp.status(), 429);
+			assert.ok(Number(resp.headers()['retry-after']) > 0, 'Retry-After');
+			const main = await page.locator('main').innerText();
+			assert.match(main, /Try again in \d+ minutes|Try again in a minute/, 'how long to wait');
+			assert.ok(!main.includes(data.bobKey.password.slice(0, 13)));
+			assert.ok((await page.locator('body').innerText()).includes(HELPDESK_EN), 'the help-desk text');
+			await shot(page, name, 'phone 429');
 		} finally {
 			await context.close();
 		}
@@ -489,9 +541,11 @@ describe('self-service portal', () => {
 			// spec wants) is logged by Chromium as "Failed to load resource";
 			// that is not a fault of the page.
 			const intended = new Set(pages.filter((p) => p.status >= 400).map((p) => String(p.status)));
+			// The browser's own /favicon.ico request is checked in 8b.
 			const errors = messages.filter((m) => (m.type === 'error' || /Content Security Policy/i.test(m.text)) &&
 				!(/^Failed to load resource: the server responded with a status of (\d+)/.test(m.text) &&
-					intended.has(/status of (\d+)/.exec(m.text)[1])));
+					intended.has(/status of (\d+)/.exec(m.text)[1])) &&
+				!(m.url ?? '').endsWith('/favicon.ico'));
 			assert.deepEqual(errors, [], 'no console errors');
 			assert.deepEqual(pageErrors, [], 'no uncaught exceptions');
 			assert.deepEqual(violations, [], 'no CSP violations');
@@ -508,6 +562,25 @@ describe('self-service portal', () => {
 			// Signed-in pages are never cached.
 			for (const p of pages.filter((x) => /\/(notice|recover)/.test(x.url)))
 				assert.match(p.headers['cache-control'] ?? '', /no-store/, `no-store on ${p.url}`);
+		} finally {
+			await context.close();
+		}
+	});
+
+	test('8b. the browser\'s favicon request does not log a 404 error', {
+		// BUG: no page links an icon and the server has no /favicon.ico, so
+		// every browser's automatic GET /favicon.ico gets 404 and logs
+		// "Failed to load resource: ... 404" in the console of the first page.
+		todo: 'BUG: GET /favicon.ico is 404 (a console error on first load)',
+	}, async () => {
+		const context = await newContext(browser);
+		const page = await context.newPage();
+		try {
+			await page.goto(server.url + '/login');
+			const icon = await page.evaluate(() =>
+				document.querySelector('link[rel~=icon]')?.getAttribute('href') ?? '/favicon.ico');
+			const r = await page.request.get(new URL(icon, server.url).href);
+			assert.equal(r.status(), 200, `the icon ${icon} the browser asks for is answered ${r.status()}`);
 		} finally {
 			await context.close();
 		}

@@ -12,7 +12,8 @@ import {
 let server, data, browser;
 
 before(async () => {
-	server = await new Server().start();
+	server = new Server();
+	await server.start();
 	data = await seedStandard(server);
 	browser = await launchBrowser();
 });

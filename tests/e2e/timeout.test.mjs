@@ -19,9 +19,8 @@ const IDLE = 10, WARNING = 6;
 let server, data, browser;
 
 before(async () => {
-	server = await new Server({
-		session_idle_timeout: `${IDLE}s`, session_warning: `${WARNING}s`,
-	}).start();
+	server = new Server({ session_idle_timeout: `${IDLE}s`, session_warning: `${WARNING}s` });
+	await server.start();
 	data = await seedStandard(server);
 	browser = await launchBrowser();
 });
@@ -320,10 +319,11 @@ describe('session maximum lifetime', () => {
 	let server2;
 
 	before(async () => {
-		server2 = await new Server({
+		server2 = new Server({
 			session_idle_timeout: `${IDLE}s`, session_warning: `${WARNING}s`,
 			session_max_lifetime: '16s',
-		}).start();
+		});
+		await server2.start();
 		server2.addUser('CORP\\alice', data.people.alice.password);
 	});
 

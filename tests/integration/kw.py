@@ -23,7 +23,6 @@ Environment:
 import atexit
 import csv
 import glob
-import hashlib
 import html
 import http.client
 import io

@@ -90,6 +90,20 @@ int portal_login_form(void *ctx, struct http_request *req, struct http_response 
 	return login_page(ctx, req, resp, 200, NULL, NULL);
 }
 
+/* The sign-in failure limit counts per person, whatever spelling of the
+ * name was typed: alice, CORP\alice and alice@corp.example.com are one. */
+static void login_limit_key(const char *user, char *out, size_t outlen)
+{
+	const char *bs = strrchr(user, '\\'), *at = strchr(user, '@');
+
+	if (bs)
+		snprintf(out, outlen, "%s", bs + 1);
+	else if (at)
+		snprintf(out, outlen, "%.*s", (int)(at - user), user);
+	else
+		snprintf(out, outlen, "%s", user);
+}
+
 int portal_login(void *ctx, struct http_request *req, struct http_response *resp)
 {
 	struct app *app = ctx;
@@ -98,7 +112,7 @@ int portal_login(void *ctx, struct http_request *req, struct http_response *resp
 	const char *pw = form_get(&w->form, "password");
 	const char *generic = _("Sign-in failed. Check your user name and password and try "
 				"again. After several failed attempts, wait a while first.");
-	char id[SECRET_TEXT_MAX];
+	char id[SECRET_TEXT_MAX], who[USERNAME_MAX + 1];
 	struct auth_user u;
 	int64_t now = time_now();
 	int rc;
@@ -108,25 +122,29 @@ int portal_login(void *ctx, struct http_request *req, struct http_response *resp
 				  user && str_is_clean_text(user, USERNAME_MAX) ? user : NULL);
 	if (!str_is_clean_text(user, USERNAME_MAX) || strlen(pw) > PASSWORD_MAX)
 		return login_page(app, req, resp, 401, generic, NULL);
-	if (limiter_blocked(app->login_failures, user, now, NULL)) {
+	login_limit_key(user, who, sizeof(who));
+	memset(&u, 0, sizeof(u));
+	if (limiter_blocked(app->login_failures, who, now, NULL)) {
 		/* Same work and answer as a wrong password: the lock is not told. */
 		password_verify(NULL, pw);
-		log_warn("sign-in refused: too many failures for account %s", user);
+		log_warn("sign-in refused from %s: too many failures for that account",
+			 req->client);
 		return login_page(app, req, resp, 401, generic, user);
 	}
-	memset(&u, 0, sizeof(u));
 	rc = auth_authenticate(app->cfg, app->store, user, pw, &u);
 	if (rc == KW_ERR_UNAVAILABLE)
 		return login_page(app, req, resp, 503, _("The directory service is not "
 				  "answering. Try again in a few minutes."), user);
 	if (rc == KW_ERR_AUTH) {
-		limiter_hit(app->login_failures, user, now);
-		log_info("sign-in failed for %s from %s", user, req->client);
+		limiter_hit(app->login_failures, who, now);
+		/* Only a known account's name: what was typed may be a password. */
+		log_info("sign-in failed from %s for %s", req->client,
+			 *u.name ? u.name : "an unknown account");
 		return login_page(app, req, resp, 401, generic, user);
 	}
 	if (rc < 0)
 		return rc;
-	limiter_clear(app->login_failures, user);
+	limiter_clear(app->login_failures, who);
 	if (w->has_session)
 		session_end(app->store, &w->s);
 	if ((rc = session_create(app->store, &u, now, id, &w->s)) < 0)

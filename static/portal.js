@@ -26,6 +26,7 @@
 		var message = document.getElementById('timeout-text');
 		var form = document.getElementById('keepalive');
 		var button = document.getElementById('keepalive-button');
+		var behind = document.querySelectorAll('body > :not(#timeout)');
 		var deadline, timer, expired = false;
 
 		if (isNaN(remaining) || !overlay || !form)
@@ -33,6 +34,15 @@
 		if (isNaN(warning))
 			warning = 60;
 		deadline = Date.now() + remaining * 1000;
+
+		/* A modal dialog: what is behind it cannot be reached meanwhile. */
+		function show(on) {
+			overlay.hidden = !on;
+			for (var i = 0; i < behind.length; i++)
+				behind[i].inert = on;
+			if (on)
+				button.focus();
+		}
 
 		/* The key must not stay on screen once the session is gone. */
 		function expire() {
@@ -55,14 +65,13 @@
 				return;
 			}
 			if (left <= warning) {
-				message.textContent = message.getAttribute('data-template')
-					.replace('%s', String(left));
-				if (overlay.hidden) {
-					overlay.hidden = false;
-					button.focus();
-				}
+				message.textContent = left === 1 ?
+					message.getAttribute('data-one') :
+					message.getAttribute('data-template').replace('%s', String(left));
+				if (overlay.hidden)
+					show(true);
 			} else if (!overlay.hidden) {
-				overlay.hidden = true;
+				show(false);
 			}
 			/* Wake just after the count reaches the next whole second. */
 			var ms = (deadline - Date.now()) % 1000;
@@ -82,7 +91,7 @@
 				return response.json();
 			}).then(function (data) {
 				deadline = Date.now() + data.remaining * 1000;
-				overlay.hidden = true;
+				show(false);
 				clearTimeout(timer);
 				tick();
 			}).catch(expire);

@@ -105,7 +105,9 @@ int session_load(struct store *s, const char *id, int64_t now,
 	secret_hash(id, strlen(id), out->hash);
 	if ((rc = store_read(s, get_tx, out)) < 0)
 		return rc;
-	if ((lim->idle > 0 || lim->max_lifetime > 0) && session_remaining(out, now, lim) <= 0) {
+	/* Times are whole seconds: the session lives through its last second,
+	 * so a page counting down from "remaining" always ends first. */
+	if ((lim->idle > 0 || lim->max_lifetime > 0) && session_remaining(out, now, lim) < 0) {
 		store_write(s, delete_tx, out);
 		return KW_ERR_EXPIRED;
 	}

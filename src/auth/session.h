@@ -49,7 +49,8 @@ int session_touch(struct store *s, struct session *ss, int64_t now, int notice);
 int session_end(struct store *s, const struct session *ss);
 
 /* Seconds left before the server ends the session (idle or lifetime,
- * whichever is first); -1 when neither applies. */
+ * whichever is first); -1 when neither applies. The server ends it once
+ * this is below zero. */
 int64_t session_remaining(const struct session *ss, int64_t now,
 			  const struct session_limits *lim);
 

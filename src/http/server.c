@@ -21,7 +21,7 @@
 #include "util/log.h"
 #include "util/timeutil.h"
 
-#define CONN_MEMORY_LIMIT (32 * 1024)   /* request line + headers */
+#define CONN_MEMORY_LIMIT (16 * 1024)   /* request line + headers */
 #define CONN_TIMEOUT_S 30
 #define RESPONSE_MAX (64 * 1024 * 1024) /* largest body a handler may build */
 #define WORKER_STACK (512 * 1024)

@@ -183,14 +183,6 @@ describe('session timeout', () => {
 	});
 
 	test('4b. the server ends an idle session on its own (no JavaScript in the browser)', {
-		// BUG: src/auth/session.c session_remaining() uses -1 as "no limit"
-		// and then replaces any negative idle remainder by the lifetime left:
-		//   if (lim->idle > 0) left = last_seen + idle - now;      // e.g. -5
-		//   if (lim->max_lifetime > 0) { life = ...;                // e.g. 3585
-		//           if (left < 0 || life < left) left = life; }    // -> 3585
-		// so with session_max_lifetime set (default 1h) an idle session never
-		// expires on the server; only the page's JavaScript ends it.
-		todo: 'BUG: the server does not enforce session_idle_timeout when session_max_lifetime is set',
 	}, async () => {
 		const name = '04b-server-idle';
 		const context = await newContext(browser, { javaScriptEnabled: false });
@@ -225,14 +217,6 @@ describe('session timeout', () => {
 	});
 
 	test('4c. "Continue" pressed while the dialog still shows a second left keeps the session', {
-		// BUG: the server keeps session times in whole seconds
-		// (session_remaining: last_seen + idle - now, all int64 seconds) and
-		// renders data-remaining = idle, while portal.js counts from the
-		// moment the page loaded. A session whose last request came late in
-		// a second ends up to ~1 s before the page's deadline, so pressing
-		// Continue while the dialog says "1 seconds" gets 401 and the user is
-		// signed out.
-		todo: 'BUG: the countdown runs up to a second behind the server; Continue at "1 seconds" signs the user out',
 	}, async () => {
 		const context = await newContext(browser);
 		const page = await context.newPage();
@@ -266,10 +250,6 @@ describe('session timeout', () => {
 	});
 
 	test('4d. the countdown says "1 second", not "1 seconds"', {
-		// BUG: templates/foot.html has one msgid "You will be signed out in %s
-		// seconds." filled in by portal.js for every number, no plural forms
-		// (ngettext); English shows "1 seconds".
-		todo: 'BUG: no singular/plural in the countdown text',
 	}, async () => {
 		const context = await newContext(browser);
 		const page = await context.newPage();
@@ -285,11 +265,6 @@ describe('session timeout', () => {
 	});
 
 	test('4f. keyboard focus stays in the modal countdown dialog', {
-		// BUG: #timeout is role="alertdialog" aria-modal="true", but nothing
-		// keeps focus inside it (no focus trap, the page behind is not
-		// inert): Tab from "Continue" moves to links and buttons hidden
-		// behind the overlay.
-		todo: 'BUG: Tab leaves the aria-modal countdown dialog',
 	}, async () => {
 		const context = await newContext(browser, { viewport: DESKTOP });
 		const page = await context.newPage();

@@ -363,6 +363,7 @@ int portal_recover(void *ctx, struct http_request *req, struct http_response *re
 	const char *reason_label = NULL;
 	int64_t now = time_now(), retry = 0, retry_addr = 0;
 	size_t hexlen = 0;
+	struct tpl t;
 	bool blocked;
 	int rc;
 
@@ -410,7 +411,12 @@ int portal_recover(void *ctx, struct http_request *req, struct http_response *re
 			 (long long)(retry > retry_addr ? retry : retry_addr));
 		if ((rc = http_header(resp, "Retry-After", key_msg)) < 0)
 			return rc;
-		return web_message(app, req, resp, 429, _("Please wait"), wait_msg);
+		tpl_init(&t);
+		tpl_set(&t, "title", _("Please wait"));
+		tpl_set(&t, "message", wait_msg);
+		tpl_set(&t, "link_url", "/recover");
+		tpl_set(&t, "link_text", _("Back to the form"));
+		return web_page(app, req, resp, 429, "message.html", &t);
 	}
 
 	rc = recover_key(app->store, app->seal, &rq, &res);
@@ -432,8 +438,8 @@ int portal_recover(void *ctx, struct http_request *req, struct http_response *re
 		return rc;
 	case RECOVER_AMBIGUOUS:
 		metrics_disclosure(AUDIT_SELF_SERVICE, AUDIT_AMBIGUOUS);
-		f.error = _("More than one recovery key starts with these characters. Enter all "
-			    "32 characters of the recovery key ID.");
+		f.key_error = _("More than one recovery key starts with these characters. Enter "
+				"all 32 characters of the recovery key ID.");
 		return recover_page(app, req, resp, 409, &f);
 	case RECOVER_NOT_FOUND:
 		break;

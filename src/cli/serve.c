@@ -70,11 +70,10 @@ int cli_serve_run(struct cli *c, const char *banner)
 	int sig, rc = 1;
 
 	memset(&app, 0, sizeof(app));
-	/* With one malloc arena per thread and dynamic trimming, freed memory is
-	 * handed back with madvise on every burst, and the TLB shootdowns that
-	 * follow cost more than the memory saved: few arenas, no trimming below
-	 * 32 MiB (big blocks such as argon2's still go back at once). */
-	mallopt(M_ARENA_MAX, 4);
+	/* With dynamic trimming, freed memory is handed back with madvise after
+	 * every burst, and the TLB shootdowns that follow cost more than the
+	 * memory saved: no trimming below 32 MiB (big blocks such as argon2's
+	 * are mapped on their own and still go back at once). */
 	mallopt(M_TRIM_THRESHOLD, 32 * 1024 * 1024);
 	mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
 	/* Signals go to sigwait below, not to whichever thread runs. */

@@ -356,24 +356,12 @@ void checkin_free(struct checkin *ci)
 
 /* ---- applying ---- */
 
-struct apply {
-	const struct seal *seal;
-	const char *device_id;
-	const struct checkin *ci;
-	int64_t now;
-	struct checkin_result *res;
-	/* per volume while applying */
-	const struct checkin_volume *vol;
-	int64_t volume_row;
-	const struct checkin_key *key;
-	int64_t reactivate;      /* row of a removed key reported again */
-};
 
 /* A reported key found in the store: same device and same password, or a
  * conflict. A removed key reported again is active again. */
 static int existing_key(const struct key_rec *k, void *arg)
 {
-	struct apply *a = arg;
+	struct checkin_job *a = arg;
 	char pw[RECPW_CANON_LEN + 16];
 	int same;
 
@@ -395,7 +383,7 @@ static int existing_key(const struct key_rec *k, void *arg)
 	return 0;
 }
 
-static int put_key(struct store_tx *tx, struct apply *a, const struct checkin_key *ck)
+static int put_key(struct store_tx *tx, struct checkin_job *a, const struct checkin_key *ck)
 {
 	uint8_t sealed[SEAL_MAX];
 	struct key_rec k;
@@ -462,7 +450,7 @@ static int sweep_key(const struct key_rec *k, void *arg)
 	return 0;
 }
 
-static int sweep_volume(struct store_tx *tx, struct apply *a)
+static int sweep_volume(struct store_tx *tx, struct checkin_job *a)
 {
 	struct sweep sw;
 	int rc;
@@ -498,7 +486,7 @@ static int collect_rotate(const struct key_rec *k, void *arg)
 
 static int apply_tx(struct store_tx *tx, void *arg)
 {
-	struct apply *a = arg;
+	struct checkin_job *a = arg;
 	const struct checkin *ci = a->ci;
 	int rc;
 
@@ -541,27 +529,37 @@ static int apply_tx(struct store_tx *tx, void *arg)
 			collect_rotate, a->res);
 }
 
+static void job_init(struct checkin_job *a, const struct seal *k, const char *device_id,
+		     const struct checkin *ci, int64_t now, struct checkin_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	memset(a, 0, sizeof(*a));
+	a->seal = k;
+	a->device_id = device_id;
+	a->ci = ci;
+	a->now = now;
+	a->res = res;
+}
+
 int checkin_apply(struct store *s, const struct seal *k, const char *device_id,
 		  const struct checkin *ci, int64_t now, struct checkin_result *res)
 {
-	struct apply a;
+	struct checkin_job a;
 	int rc;
 
-	memset(res, 0, sizeof(*res));
-	memset(&a, 0, sizeof(a));
-	a.seal = k;
-	a.device_id = device_id;
-	a.ci = ci;
-	a.now = now;
-	a.res = res;
+	job_init(&a, k, device_id, ci, now, res);
 	rc = store_write(s, apply_tx, &a);
-	if (rc < 0) {
-		free(res->rotate);
-		res->rotate = NULL;
-		res->nrotate = 0;
-		res->keys_added = 0;
-	}
+	if (rc < 0)
+		checkin_result_free(res);
 	return rc;
+}
+
+int checkin_apply_async(struct store *s, const struct seal *k, const char *device_id,
+			const struct checkin *ci, int64_t now, struct checkin_result *res,
+			struct checkin_job *job, store_done_fn done, void *done_arg)
+{
+	job_init(job, k, device_id, ci, now, res);
+	return store_write_async(s, apply_tx, job, done, done_arg);
 }
 
 void checkin_result_free(struct checkin_result *res)
@@ -571,4 +569,5 @@ void checkin_result_free(struct checkin_result *res)
 	free(res->rotate);
 	res->rotate = NULL;
 	res->nrotate = 0;
+	res->keys_added = 0;
 }

@@ -92,6 +92,28 @@ struct checkin_result {
  * res->rotate is allocated; free with checkin_result_free. */
 int checkin_apply(struct store *s, const struct seal *k, const char *device_id,
 		  const struct checkin *ci, int64_t now, struct checkin_result *res);
+
+/* The work of one check-in in flight; the caller keeps it (and ci, res)
+ * until done is called. */
+struct checkin_job {
+	const struct seal *seal;
+	const char *device_id;
+	const struct checkin *ci;
+	int64_t now;
+	struct checkin_result *res;
+	/* while applying */
+	const struct checkin_volume *vol;
+	int64_t volume_row;
+	const struct checkin_key *key;
+	int64_t reactivate;      /* row of a removed key reported again */
+};
+
+/* checkin_apply without waiting: done(rc, done_arg) reports the outcome
+ * (see store_write_async); on rc < 0 free res with checkin_result_free. */
+int checkin_apply_async(struct store *s, const struct seal *k, const char *device_id,
+			const struct checkin *ci, int64_t now, struct checkin_result *res,
+			struct checkin_job *job, store_done_fn done, void *done_arg);
+
 void checkin_result_free(struct checkin_result *res);
 
 #endif

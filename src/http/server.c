@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,13 @@
 
 #define CSP "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
 
-enum req_state { REQ_READING, REQ_RUNNING, REQ_READY };
+enum req_state {
+	REQ_READING,       /* headers and body arriving */
+	REQ_RUNNING,       /* on a worker thread */
+	REQ_PENDING,       /* suspended until http_resume */
+	REQ_RESUMED,       /* the route's finish handler is due */
+	REQ_READY,         /* the response is built */
+};
 
 struct req {
 	struct http_server *srv;
@@ -210,6 +217,39 @@ static void allowed_methods(struct req *q, char *out, size_t outlen)
 
 /* ---- running handlers ---- */
 
+static struct req *req_of(struct http_request *r)
+{
+	return (struct req *)(void *)((char *)r - offsetof(struct req, r));
+}
+
+void http_suspend(struct http_request *r)
+{
+	struct req *q = req_of(r);
+
+	q->state = REQ_PENDING;
+	MHD_suspend_connection(r->conn);
+}
+
+void http_resume(struct http_request *r)
+{
+	struct req *q = req_of(r);
+
+	q->state = REQ_RESUMED;
+	MHD_resume_connection(r->conn);
+}
+
+/* A handler's failure becomes a 500 (the details go to the log). */
+static void handler_failed(struct req *q, int rc)
+{
+	log_error("%s %s: %s", q->r.method, q->path, kw_strerror(rc));
+	response_free(&q->resp);
+	buf_init(&q->resp.body, RESPONSE_MAX);
+	if (!strncmp(q->path, "/api/", 5))
+		http_json_error(&q->resp, 500, "internal error");
+	else
+		http_text(&q->resp, 500, "Internal error; please try again later.\n");
+}
+
 static void run_handler(struct req *q)
 {
 	struct http_server *srv = q->srv;
@@ -220,24 +260,25 @@ static void run_handler(struct req *q)
 	q->r.route = q->route;
 	if (srv->o.authorize)
 		rc = srv->o.authorize(srv->o.app, &q->r, &q->resp);
-	if (rc == 0)
+	if (rc == 0) {
 		rc = q->route->handler(srv->o.app, &q->r, &q->resp);
-	if (rc < 0) {
-		log_error("%s %s: %s", q->r.method, q->path, kw_strerror(rc));
-		response_free(&q->resp);
-		buf_init(&q->resp.body, RESPONSE_MAX);
-		if (!strncmp(q->path, "/api/", 5))
-			http_json_error(&q->resp, 500, "internal error");
-		else
-			http_text(&q->resp, 500, "Internal error; please try again later.\n");
+		if (rc == HTTP_PENDING)
+			return;
+	} else if (rc > 0) {
+		rc = 0;   /* the check answered */
 	}
+	if (rc < 0)
+		handler_failed(q, rc);
 	if (!q->resp.status)
 		q->resp.status = 500;
+	q->state = REQ_READY;
 }
 
 static void *worker_main(void *p)
 {
 	struct http_server *srv = p;
+
+	pthread_setname_np(pthread_self(), "kw-worker");
 
 	for (;;) {
 		struct req *q;
@@ -256,7 +297,6 @@ static void *worker_main(void *p)
 		pthread_mutex_unlock(&srv->lock);
 
 		run_handler(q);
-		q->state = REQ_READY;
 		MHD_resume_connection(q->r.conn);
 	}
 }
@@ -416,6 +456,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		/* Far past the cap: answer now; MHD closes rather than read on. */
 		return q->discarded > DISCARD_MAX ? respond_now(q) : MHD_YES;
 	}
+	if (q->state == REQ_RESUMED) {
+		int rc = q->route->finish(srv->o.app, &q->r, &q->resp);
+
+		if (rc < 0)
+			handler_failed(q, rc);
+		q->state = REQ_READY;
+	}
 	if (q->state == REQ_READY)
 		return send_response(q);
 	if (q->too_large)
@@ -425,8 +472,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	}
 	run_handler(q);
-	q->state = REQ_READY;
-	return send_response(q);
+	return q->state == REQ_READY ? send_response(q) : MHD_YES;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -450,6 +496,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	buf_wipe_free(&q->body);
 	if (q->r.auth && srv->o.auth_free)
 		srv->o.auth_free(q->r.auth);
+	if (q->r.state && q->r.state_free)
+		q->r.state_free(q->r.state);
 	free(q);
 	*con_cls = NULL;
 	atomic_fetch_sub(&srv->inflight, 1);

@@ -30,6 +30,8 @@ struct http_request {
 	char params[HTTP_MAX_PARAMS][HTTP_PARAM_MAX]; /* {…} parts of the path */
 	bool tls;
 	const struct route *route;
+	void *state;                         /* a pending handler's own data */
+	void (*state_free)(void *state);
 	void *auth;                          /* set by the authorize hook, freed by auth_free */
 };
 
@@ -47,6 +49,11 @@ struct http_response {
 
 typedef int (*http_handler)(void *app, struct http_request *req, struct http_response *resp);
 
+/* A handler's return when the answer comes later: it called http_suspend,
+ * started work elsewhere, and that work calls http_resume when done; then
+ * the route's finish handler builds the response (on a server thread). */
+#define HTTP_PENDING 1
+
 struct route {
 	const char *method;                  /* "GET", "POST" */
 	const char *pattern;                 /* "/api/v1/checkin", "/helpdesk/devices/{id}" */
@@ -54,6 +61,7 @@ struct route {
 	unsigned access;                     /* passed to the authorize hook */
 	size_t body_max;                     /* 0: no body allowed beyond 0 bytes */
 	bool blocking;                       /* runs on a worker thread */
+	http_handler finish;                 /* after HTTP_PENDING (inline routes) */
 };
 
 /* Decides whether req may reach its route; returns 0 to go on, or fills resp
@@ -86,6 +94,12 @@ uint16_t http_server_port(const struct http_server *srv);
 /* Stops accepting, waits up to timeout_ms for requests in flight to finish,
  * then stops and frees. */
 void http_server_stop(struct http_server *srv, int64_t timeout_ms);
+
+/* For an inline handler about to return HTTP_PENDING: parks the connection.
+ * Call it before starting the work that will call http_resume. */
+void http_suspend(struct http_request *req);
+/* From any thread, once the pending work is done. */
+void http_resume(struct http_request *req);
 
 /* ---- helpers for handlers ---- */
 

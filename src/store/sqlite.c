@@ -35,7 +35,8 @@ enum stmt_id {
 	S_DEVICE_REVOKE, S_DEVICE_EACH, S_DEVICE_EACH_LIMIT,
 	S_VOLUME_GET, S_VOLUME_INSERT, S_VOLUME_UPDATE, S_VOLUME_EACH,
 	S_KEY_GET, S_KEY_INSERT, S_KEY_SET_STATE, S_KEY_SET_SEALED,
-	S_KEY_EACH_VOLUME, S_KEY_EACH_DEVICE, S_KEY_EACH_FULL, S_KEY_EACH_ENTITLED,
+	S_KEY_EACH_VOLUME, S_KEY_EACH_DEVICE, S_KEY_EACH_DEVICE_DISCLOSED,
+	S_KEY_EACH_FULL, S_KEY_EACH_ENTITLED,
 	S_KEY_EACH_PREFIX, S_KEY_COUNT,
 	S_LOGON_UPSERT, S_LOGON_EACH_DEVICE, S_ASSOC_ADD, S_ASSOC_EACH_DEVICE,
 	S_USER_INSERT, S_USER_GET, S_USER_UPDATE, S_USER_EACH,
@@ -108,9 +109,14 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_KEY_EACH_VOLUME] = "SELECT " KEY_COLS ", d.uid FROM recovery_keys k JOIN "
 		"devices d ON d.id = k.device WHERE k.volume = ?1 AND k.state IN "
 		"(?2, ?3, ?4, ?5) ORDER BY k.id",
-	[S_KEY_EACH_DEVICE] = "SELECT " KEY_COLS ", d.uid FROM recovery_keys k JOIN "
-		"devices d ON d.id = k.device WHERE d.uid = ?1 AND k.state IN "
-		"(?2, ?3, ?4, ?5) ORDER BY k.id",
+	/* Through the device's volumes: keys are indexed by volume. */
+	[S_KEY_EACH_DEVICE] = "SELECT " KEY_COLS ", d.uid FROM devices d JOIN volumes v "
+		"ON v.device = d.id JOIN recovery_keys k ON k.volume = v.id WHERE d.uid = ?1 "
+		"AND k.state IN (?2, ?3, ?4, ?5) ORDER BY k.id",
+	/* The literal state lets the partial index recovery_keys_disclosed serve. */
+	[S_KEY_EACH_DEVICE_DISCLOSED] = "SELECT " KEY_COLS ", d.uid FROM recovery_keys k "
+		"JOIN devices d ON d.id = k.device WHERE d.uid = ?1 AND k.state = 2 "
+		"ORDER BY k.id",
 	[S_KEY_EACH_FULL] = "SELECT " KEY_COLS ", " DEVICE_COLS ", " VOLUME_COLS
 		" FROM recovery_keys k JOIN devices d ON d.id = k.device "
 		"JOIN volumes v ON v.id = k.volume ORDER BY d.name_lc, d.id, v.id, k.id",
@@ -182,7 +188,9 @@ struct job {
 	store_fn fn;
 	void *arg;
 	int rc;
-	sem_t done;                /* posted by the writer for this job alone */
+	store_done_fn done;        /* called by the writer after the commit */
+	void *done_arg;
+	bool owned;                /* allocated by write_async: freed after done */
 	struct job *next;
 };
 
@@ -250,7 +258,15 @@ static int conn_open(const char *path, bool create, struct conn **out,
 				SQLITE_INNOCUOUS, NULL, sql_fold, NULL, NULL);
 	sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
 	/* WAL + FULL: a commit is on disk (WAL fsynced) when COMMIT returns. */
-	if (sqlite3_exec(c->db, "PRAGMA journal_mode = WAL; "
+	/* 2 KiB pages (for a new database; fixed once it exists): a check-in
+	 * dirties a few index pages at random places, and every dirty page is
+	 * written to the log and synced at commit. Half-size pages halve that,
+	 * at the cost of deeper trees, which costs little for point lookups.
+	 * Checkpoints every 5000 pages (10 MiB of log) rather than 1000: each
+	 * one stalls the writer, and pages written again meanwhile are copied
+	 * once. */
+	if (sqlite3_exec(c->db, "PRAGMA page_size = 2048; PRAGMA journal_mode = WAL; "
+			 "PRAGMA wal_autocheckpoint = 5000; "
 			 "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; "
 			 "PRAGMA trusted_schema = OFF;", NULL, NULL, &err) != SQLITE_OK) {
 		snprintf(msg, msglen, "cannot set up database %s: %s", path,
@@ -502,6 +518,8 @@ static void *writer_main(void *p)
 {
 	struct store *s = p;
 
+	pthread_setname_np(pthread_self(), "kw-writer");
+
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
 		struct job *group, *last;
@@ -524,10 +542,14 @@ static void *writer_main(void *p)
 
 		run_group(s, group);
 
-		/* Wake each caller alone: no herd on one condition. */
+		/* Tell each caller alone: no herd on one condition. */
 		for (struct job *j = group, *next; j; j = next) {
+			bool owned = j->owned;
+
 			next = j->next;
-			sem_post(&j->done);
+			j->done(j->rc, j->done_arg);
+			if (owned)
+				free(j);
 		}
 		pthread_mutex_lock(&s->lock);
 	}
@@ -535,28 +557,61 @@ static void *writer_main(void *p)
 	return NULL;
 }
 
-static int sqlite_write(struct store *s, store_fn fn, void *arg)
+static int enqueue(struct store *s, struct job *j)
 {
-	struct job j = { .fn = fn, .arg = arg };
-
-	sem_init(&j.done, 0, 0);
 	pthread_mutex_lock(&s->lock);
 	if (s->stopping) {
 		pthread_mutex_unlock(&s->lock);
-		sem_destroy(&j.done);
 		return KW_ERR_UNAVAILABLE;
 	}
 	if (s->tail)
-		s->tail->next = &j;
+		s->tail->next = j;
 	else
-		s->head = &j;
-	s->tail = &j;
+		s->head = j;
+	s->tail = j;
 	pthread_cond_signal(&s->wake);
 	pthread_mutex_unlock(&s->lock);
-	while (sem_wait(&j.done) < 0 && errno == EINTR)
-		;
-	sem_destroy(&j.done);
-	return j.rc;
+	return 0;
+}
+
+static int sqlite_write_async(struct store *s, store_fn fn, void *arg,
+			      store_done_fn done, void *done_arg)
+{
+	struct job *j = calloc(1, sizeof(*j));
+	int rc;
+
+	if (!j)
+		return KW_ERR_NOMEM;
+	j->fn = fn;
+	j->arg = arg;
+	j->done = done;
+	j->done_arg = done_arg;
+	j->owned = true;
+	if ((rc = enqueue(s, j)) < 0)
+		free(j);
+	return rc;
+}
+
+static void post_done(int rc, void *arg)
+{
+	sem_post(arg);
+}
+
+static int sqlite_write(struct store *s, store_fn fn, void *arg)
+{
+	struct job j = { .fn = fn, .arg = arg, .done = post_done };
+	sem_t done;
+	int rc;
+
+	sem_init(&done, 0, 0);
+	j.done_arg = &done;
+	if ((rc = enqueue(s, &j)) == 0) {
+		while (sem_wait(&done) < 0 && errno == EINTR)
+			;
+		rc = j.rc;
+	}
+	sem_destroy(&done);
+	return rc;
 }
 
 /* ---- readers ---- */
@@ -629,6 +684,7 @@ static void sqlite_close(struct store *s)
 		pthread_mutex_unlock(&s->lock);
 		pthread_join(s->thread, NULL);
 	}
+
 	while (s->readers) {
 		struct conn *c = s->readers;
 
@@ -1155,13 +1211,16 @@ static int sqlite_key_each_volume(struct store_tx *tx, int64_t volume_row,
 static int sqlite_key_each_device(struct store_tx *tx, const char *device_id,
 				  unsigned states, store_each_key cb, void *arg)
 {
-	sqlite3_stmt *st = stmt(tx->c, S_KEY_EACH_DEVICE);
+	enum stmt_id id = states == KEY_STATE_BIT(KEY_DISCLOSED) ?
+		S_KEY_EACH_DEVICE_DISCLOSED : S_KEY_EACH_DEVICE;
+	sqlite3_stmt *st = stmt(tx->c, id);
 
 	if (!st)
 		return KW_ERR_STORE;
 	bind_text(st, 1, device_id);
-	bind_states(st, states);
-	return each_row(tx->c, st, S_KEY_EACH_DEVICE, false, key_row, (any_fn)cb, arg);
+	if (id == S_KEY_EACH_DEVICE)
+		bind_states(st, states);
+	return each_row(tx->c, st, id, false, key_row, (any_fn)cb, arg);
 }
 
 static int sqlite_key_each_full(struct store_tx *tx, store_each_key_full cb, void *arg)
@@ -1575,6 +1634,7 @@ static const struct store_ops sqlite_ops = {
 	.migrate = sqlite_migrate,
 	.read = sqlite_read,
 	.write = sqlite_write,
+	.write_async = sqlite_write_async,
 	.meta_get = sqlite_meta_get,
 	.meta_set = sqlite_meta_set,
 	.token_insert = sqlite_token_insert,

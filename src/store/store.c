@@ -94,3 +94,9 @@ int store_write(struct store *s, store_fn fn, void *arg)
 {
 	return store_ops_of(s)->write(s, fn, arg);
 }
+
+int store_write_async(struct store *s, store_fn fn, void *arg, store_done_fn done,
+		      void *done_arg)
+{
+	return store_ops_of(s)->write_async(s, fn, arg, done, done_arg);
+}

@@ -26,6 +26,7 @@ struct store;
 struct store_tx;
 
 typedef int (*store_fn)(struct store_tx *tx, void *arg);
+typedef void (*store_done_fn)(int rc, void *arg);
 
 enum key_state {
 	KEY_ACTIVE = 0,      /* on the volume at the last check-in */
@@ -181,6 +182,8 @@ struct store_ops {
 	int (*migrate)(struct store *s, int *from, int *to, char *msg, size_t msglen);
 	int (*read)(struct store *s, store_fn fn, void *arg);
 	int (*write)(struct store *s, store_fn fn, void *arg);
+	int (*write_async)(struct store *s, store_fn fn, void *arg, store_done_fn done,
+			   void *done_arg);
 
 	/* meta: small named values (master key fingerprint, …) */
 	int (*meta_get)(struct store_tx *, const char *name, char *out, size_t outlen);
@@ -279,6 +282,13 @@ void store_close(struct store *s);
 
 int store_read(struct store *s, store_fn fn, void *arg);
 int store_write(struct store *s, store_fn fn, void *arg);
+
+/* Like store_write, but returns at once: done(rc, done_arg) is called once
+ * the write is durable (rc 0) or has failed, on a thread of the store's. It
+ * must be quick and must not call the store. When store_write_async itself
+ * returns an error, done is never called. fn and arg must live until then. */
+int store_write_async(struct store *s, store_fn fn, void *arg, store_done_fn done,
+		      void *done_arg);
 
 /* Counts a database failure for /metrics; store_errors() reads the count. */
 void store_count_error(void);

@@ -196,13 +196,43 @@ out:
 	return rc;
 }
 
+/* A check-in between its start on a server thread and its answer. */
+struct checkin_state {
+	struct http_request *req;
+	char device_id[UUID_LEN + 1];
+	char name[DEVICE_NAME_MAX + 1];
+	struct checkin ci;
+	struct checkin_result res;
+	struct checkin_job job;
+	int rc;
+};
+
+static void checkin_state_free(void *p)
+{
+	struct checkin_state *st = p;
+
+	checkin_result_free(&st->res);
+	checkin_free(&st->ci);
+	free(st);
+}
+
+/* On the store's thread once the check-in is durable (or failed). */
+static void checkin_done(int rc, void *arg)
+{
+	struct checkin_state *st = arg;
+
+	st->rc = rc;
+	http_resume(st->req);
+}
+
+/* Authenticates the device and validates the report on the server thread,
+ * then hands the write to the store's group commit without holding a thread
+ * while it waits; api_checkin_finish answers. */
 int api_checkin(void *ctx, struct http_request *req, struct http_response *resp)
 {
 	struct app *app = ctx;
 	struct field_errors *errs = NULL;
-	struct checkin ci = { 0 };
-	struct checkin_result res = { 0 };
-	char device_id[UUID_LEN + 1], name[DEVICE_NAME_MAX + 1];
+	struct checkin_state *st = NULL;
 	const char *secret = bearer(req);
 	int64_t now = time_now();
 	json_t *doc = NULL;
@@ -210,7 +240,12 @@ int api_checkin(void *ctx, struct http_request *req, struct http_response *resp)
 
 	if (!secret)
 		return unauthorized(resp);
-	rc = enroll_authenticate(app->store, secret, device_id, name, sizeof(name));
+	if (!(st = calloc(1, sizeof(*st))))
+		return KW_ERR_NOMEM;
+	req->state = st;
+	req->state_free = checkin_state_free;
+	st->req = req;
+	rc = enroll_authenticate(app->store, secret, st->device_id, st->name, sizeof(st->name));
 	if (rc == KW_ERR_AUTH)
 		return unauthorized(resp);
 	if (rc < 0)
@@ -221,38 +256,49 @@ int api_checkin(void *ctx, struct http_request *req, struct http_response *resp)
 		rc = KW_ERR_NOMEM;
 		goto out;
 	}
-	rc = checkin_parse(doc, now, &ci, errs);
+	rc = checkin_parse(doc, now, &st->ci, errs);
 	if (rc == KW_ERR_INVALID) {
 		rc = send_field_errors(resp, errs);
 		goto out;
 	}
 	if (rc < 0)
 		goto out;
-	rc = checkin_apply(app->store, app->seal, device_id, &ci, now, &res);
-	if (rc == KW_ERR_CONFLICT) {
-		json_t *e = json_pack("{s:s,s:s}", "error", res.conflict_why, "key_id",
-				      res.conflict_key);
-
-		rc = e ? http_json(resp, 409, e) : KW_ERR_NOMEM;
-		json_decref(e);
-		goto out;
+	http_suspend(req);
+	rc = checkin_apply_async(app->store, app->seal, st->device_id, &st->ci, now, &st->res,
+				 &st->job, checkin_done, st);
+	if (rc < 0) {
+		/* Never queued: answer now, as if it had failed in the store. */
+		st->rc = rc;
+		http_resume(req);
 	}
-	if (rc == KW_ERR_STORE || rc == KW_ERR_UNAVAILABLE) {
-		rc = http_json_error(resp, 503, "the store is unavailable; try again later");
-		goto out;
-	}
-	if (rc < 0)
-		goto out;
-	if (res.keys_added) {
-		metrics_escrowed(res.keys_added);
-		log_debug("device %s (%s): %zu recovery key(s) escrowed", device_id, name,
-			  res.keys_added);
-	}
-	rc = checkin_reply(resp, &res);
+	rc = HTTP_PENDING;
 out:
-	checkin_result_free(&res);
-	checkin_free(&ci);
 	free(errs);
 	json_decref(doc);
 	return rc;
+}
+
+int api_checkin_finish(void *ctx, struct http_request *req, struct http_response *resp)
+{
+	struct checkin_state *st = req->state;
+	int rc = st->rc;
+
+	if (rc == KW_ERR_CONFLICT) {
+		json_t *e = json_pack("{s:s,s:s}", "error", st->res.conflict_why, "key_id",
+				      st->res.conflict_key);
+
+		rc = e ? http_json(resp, 409, e) : KW_ERR_NOMEM;
+		json_decref(e);
+		return rc;
+	}
+	if (rc == KW_ERR_STORE || rc == KW_ERR_UNAVAILABLE)
+		return http_json_error(resp, 503, "the store is unavailable; try again later");
+	if (rc < 0)
+		return rc;
+	if (st->res.keys_added) {
+		metrics_escrowed(st->res.keys_added);
+		log_debug("device %s (%s): %zu recovery key(s) escrowed", st->device_id,
+			  st->name, st->res.keys_added);
+	}
+	return checkin_reply(resp, &st->res);
 }

@@ -8,5 +8,6 @@ int api_healthz(void *app, struct http_request *req, struct http_response *resp)
 int api_metrics(void *app, struct http_request *req, struct http_response *resp);
 int api_register(void *app, struct http_request *req, struct http_response *resp);
 int api_checkin(void *app, struct http_request *req, struct http_response *resp);
+int api_checkin_finish(void *app, struct http_request *req, struct http_response *resp);
 
 #endif

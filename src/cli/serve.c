@@ -120,14 +120,16 @@ int cli_serve_run(struct cli *c, const char *banner)
 		fputs(banner, stdout);
 		fflush(stdout);
 	}
-	/* Wait for a signal; meanwhile drop sessions past their limits. */
-	for (;;) {
-		struct timespec tick = { PURGE_INTERVAL_S, 0 };
+	/* Wait for a signal; meanwhile write the access log every second and
+	 * drop sessions past their limits every minute. */
+	for (int ticks = 1;; ticks++) {
+		struct timespec tick = { 1, 0 };
 
 		sig = sigtimedwait(&set, NULL, &tick);
+		log_flush();
 		if (sig == SIGTERM || sig == SIGINT)
 			break;
-		if (sig < 0 && errno == EAGAIN)
+		if (ticks % PURGE_INTERVAL_S == 0)
 			session_purge(app.store, time_now(), &lim);
 	}
 	log_info("%s received: finishing requests in progress", sig == SIGTERM ?

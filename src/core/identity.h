@@ -7,7 +7,7 @@
 
 #include <stddef.h>
 
-#define IDENTITY_MAX 8            /* forms per person */
+#define IDENTITY_MAX 4            /* forms per person */
 #define IDENTITY_NAME_MAX 256
 
 struct config;

@@ -22,7 +22,7 @@
 #include "util/log.h"
 #include "util/timeutil.h"
 
-#define CONN_MEMORY_LIMIT (16 * 1024)   /* request line + headers */
+#define CONN_MEMORY_LIMIT (12 * 1024)   /* request line + headers */
 #define CONN_TIMEOUT_S 30
 #define RESPONSE_MAX (64 * 1024 * 1024) /* largest body a handler may build */
 #define WORKER_STACK (512 * 1024)
@@ -52,7 +52,7 @@ struct req {
 	bool method_not_allowed;
 	enum req_state state;
 	int64_t start_us;
-	char path[1024];
+	const char *path;           /* MHD's copy of the URL path; lives as long */
 	struct req *next;           /* worker queue */
 };
 
@@ -414,21 +414,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		q->r.conn = conn;
 		q->r.method = method;
 		q->r.tls = srv->tls;
-		snprintf(q->path, sizeof(q->path), "%s", url);
-		q->r.path = q->path;
+		q->path = url;
+		q->r.path = url;
 		buf_init(&q->resp.body, RESPONSE_MAX);
-		ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-		if (ci && ci->client_addr) {
-			const struct sockaddr *sa = ci->client_addr;
-
-			if (sa->sa_family == AF_INET)
-				inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
-					  q->r.client, sizeof(q->r.client));
-			else if (sa->sa_family == AF_INET6)
-				inet_ntop(AF_INET6,
-					  &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
-					  q->r.client, sizeof(q->r.client));
-		}
+		ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+		if (ci && ci->socket_context)
+			memcpy(q->r.client, ci->socket_context, sizeof(q->r.client));
 		route_find(q, method);
 		buf_init(&q->body, q->route ? q->route->body_max : 0);
 		/* Refuse an announced oversized body before reading any of it. */
@@ -443,8 +434,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			if (*end || n > DISCARD_MAX)
 				return respond_now(q);
 		}
-		if (!q->route)
-			return respond_now(q);
+		/* Everything else is answered once the request is complete, so
+		 * the connection can stay open for the next one. */
 		return MHD_YES;
 	}
 	if (*upload_data_size) {
@@ -465,7 +456,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 	if (q->state == REQ_READY)
 		return send_response(q);
-	if (q->too_large)
+	if (q->too_large || !q->route)
 		return respond_now(q);
 	if (q->route->blocking && srv->nworkers) {
 		submit(srv, q);
@@ -488,9 +479,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	metrics_request(q->route_index, q->resp.status, us);
 	/* The path only: query strings and bodies may hold what must not be
 	 * logged. */
-	log_info("%s %s %s %d %zu %.1fms%s", q->r.client[0] ? q->r.client : "-",
+	log_access("%s %s %s %d %zu %lld.%01lldms%s", q->r.client[0] ? q->r.client : "-",
 		 q->r.method, q->path, q->resp.status, q->resp.body.len,
-		 (double)us / 1000.0,
+		 (long long)(us / 1000), (long long)(us % 1000 / 100),
 		 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
 	response_free(&q->resp);
 	buf_wipe_free(&q->body);
@@ -501,6 +492,34 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	free(q);
 	*con_cls = NULL;
 	atomic_fetch_sub(&srv->inflight, 1);
+}
+
+/* The client's address, formatted once per connection. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	const union MHD_ConnectionInfo *ci;
+	char *client;
+
+	if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+		free(*socket_context);
+		*socket_context = NULL;
+		return;
+	}
+	if (!(client = calloc(1, HTTP_CLIENT_MAX)))
+		return;
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci && ci->client_addr) {
+		const struct sockaddr *sa = ci->client_addr;
+
+		if (sa->sa_family == AF_INET)
+			inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
+				  client, HTTP_CLIENT_MAX);
+		else if (sa->sa_family == AF_INET6)
+			inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+				  client, HTTP_CLIENT_MAX);
+	}
+	*socket_context = client;
 }
 
 static void on_panic(void *cls, const char *file, unsigned line, const char *reason)
@@ -575,6 +594,7 @@ int http_server_start(const struct http_server_opts *o, struct http_server **out
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY_LIMIT,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONN_TIMEOUT_S,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+		MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
 		srv->tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, o->tls_key_pem,
 		MHD_OPTION_HTTPS_MEM_CERT, o->tls_cert_pem,
 		MHD_OPTION_END);
@@ -631,5 +651,6 @@ void http_server_stop(struct http_server *srv, int64_t timeout_ms)
 	pthread_mutex_destroy(&srv->lock);
 	pthread_cond_destroy(&srv->wake);
 	metrics_free();
+	log_flush();
 	free(srv);
 }

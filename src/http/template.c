@@ -1,3 +1,5 @@
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "http/template.h"
@@ -9,6 +11,36 @@ extern const struct embedded_file templates_html[];
 
 #define MAX_DEPTH 8
 #define TAG_MAX 256
+
+/* Templates are parsed once into a tree of nodes; rendering walks it. */
+enum node_kind {
+	N_TEXT,        /* s, len: literal text */
+	N_VAR,         /* s, len: a variable, escaped */
+	N_RAW,         /* s, len: a variable, as is */
+	N_SECTION,     /* s, len: name; children when set */
+	N_INVERTED,    /* s, len: name; children when not set */
+	N_TRANSLATE,   /* msgid: a NUL-terminated copy of the text */
+	N_INCLUDE,     /* file: index into templates_html */
+};
+
+struct node {
+	enum node_kind kind;
+	const char *s;
+	size_t len;
+	char *msgid;
+	size_t file;
+	struct node *child;    /* sections: first child */
+	struct node *next;
+};
+
+struct compiled {
+	struct node *root;
+	int rc;                /* KW_ERR_INVALID when the template is broken */
+};
+
+static struct compiled *compiled;
+static size_t ntemplates;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 void tpl_init(struct tpl *t)
 {
@@ -25,6 +57,7 @@ static void set(struct tpl *t, const char *name, const char *value, bool raw)
 		}
 	if (t->n < TPL_MAX_VARS) {
 		t->v[t->n].name = name;
+		t->v[t->n].len = strlen(name);
 		t->v[t->n].value = value;
 		t->v[t->n++].raw = raw;
 	}
@@ -43,139 +76,180 @@ void tpl_set_raw(struct tpl *t, const char *name, const char *html)
 static const char *lookup(const struct tpl *t, const char *name, size_t len)
 {
 	for (size_t i = 0; i < t->n; i++)
-		if (strlen(t->v[i].name) == len && !memcmp(t->v[i].name, name, len))
+		if (t->v[i].len == len && !memcmp(t->v[i].name, name, len))
 			return t->v[i].value;
 	return NULL;
 }
 
-/* Finds the {{/name}} closing a section opened just before s, skipping
- * nested sections of the same name. */
-static const char *section_end(const char *s, const char *end, const char *name, size_t len,
-			       const char **after)
+/* ---- parsing ---- */
+
+static size_t file_index(const char *name, size_t len)
 {
-	int depth = 1;
-
-	while (s < end) {
-		const char *tag = strstr(s, "{{");
-		const char *close;
-
-		if (!tag || tag >= end)
-			return NULL;
-		close = strstr(tag, "}}");
-		if (!close || close >= end)
-			return NULL;
-		if ((tag[2] == '#' || tag[2] == '^') && (size_t)(close - tag - 3) == len &&
-		    !memcmp(tag + 3, name, len))
-			depth++;
-		else if (tag[2] == '/' && (size_t)(close - tag - 3) == len &&
-			 !memcmp(tag + 3, name, len) && --depth == 0) {
-			*after = close + 2;
-			return tag;
-		}
-		s = close + 2;
-	}
-	return NULL;
+	for (size_t i = 0; templates_html[i].name; i++)
+		if (strlen(templates_html[i].name) == len &&
+		    !memcmp(templates_html[i].name, name, len))
+			return i;
+	return (size_t)-1;
 }
 
-static int render(const char *s, const char *end, const struct tpl *t,
-		  const char *(*translate)(const char *), struct buf *out, int depth);
-
-static int include(const char *name, size_t len, const struct tpl *t,
-		   const char *(*translate)(const char *), struct buf *out, int depth)
+static struct node *add(struct node ***tail, enum node_kind kind, const char *s, size_t len)
 {
-	char file[TAG_MAX];
-	const struct embedded_file *f;
+	struct node *n = calloc(1, sizeof(*n));
 
-	if (len >= sizeof(file) || depth >= MAX_DEPTH)
+	if (!n)
+		return NULL;
+	n->kind = kind;
+	n->s = s;
+	n->len = len;
+	**tail = n;
+	*tail = &n->next;
+	return n;
+}
+
+/* Parses [*p, end) into a list until {{/close}} (or the end when close is
+ * NULL); *p is left after what was consumed. */
+static int parse(const char **p, const char *end, const char *close, size_t closelen,
+		 struct node **out, int depth)
+{
+	struct node **tail = out;
+	const char *s = *p;
+
+	if (depth > MAX_DEPTH)
 		return KW_ERR_INVALID;
-	memcpy(file, name, len);
-	file[len] = '\0';
-	if (!(f = embedded_find(templates_html, file)))
-		return KW_ERR_NOT_FOUND;
-	return render((const char *)f->data, (const char *)f->data + f->size, t, translate,
-		      out, depth + 1);
-}
-
-static int render(const char *s, const char *end, const struct tpl *t,
-		  const char *(*translate)(const char *), struct buf *out, int depth)
-{
-	int rc;
-
 	while (s < end) {
-		const char *tag = strstr(s, "{{"), *close, *name, *after;
+		const char *tag = memmem(s, (size_t)(end - s), "{{", 2);
+		const char *name, *stop;
+		struct node *n;
 		size_t len;
+		int rc;
 
-		if (!tag || tag >= end)
-			return buf_append(out, s, (size_t)(end - s));
-		if ((rc = buf_append(out, s, (size_t)(tag - s))) < 0)
-			return rc;
-		if (tag[2] == '{') {          /* {{{raw}}} */
-			close = strstr(tag, "}}}");
-			if (!close || close >= end)
-				return KW_ERR_INVALID;
-			name = lookup(t, tag + 3, (size_t)(close - tag - 3));
-			if (name && (rc = buf_puts(out, name)) < 0)
-				return rc;
-			s = close + 3;
-			continue;
-		}
-		close = strstr(tag, "}}");
-		if (!close || close >= end || close - tag - 2 > TAG_MAX)
-			return KW_ERR_INVALID;
-		name = tag + 3;
-		len = (size_t)(close - tag - 3);
-		switch (tag[2]) {
-		case '#':
-		case '^': {
-			const char *v = lookup(t, name, len);
-			const char *body = close + 2;
-			const char *stop = section_end(body, end, name, len, &after);
-			bool show = v && *v;
-
-			if (!stop)
-				return KW_ERR_INVALID;
-			if (show == (tag[2] == '#') &&
-			    (rc = render(body, stop, t, translate, out, depth)) < 0)
-				return rc;
-			s = after;
-			continue;
-		}
-		case '_': {
-			char msgid[TAG_MAX + 1];
-			const char *text;
-
-			while (len && *name == ' ')
-				name++, len--;
-			memcpy(msgid, name, len);
-			msgid[len] = '\0';
-			text = translate ? translate(msgid) : msgid;
-			if ((rc = buf_put_html(out, text, strlen(text))) < 0)
-				return rc;
+		if (!tag) {
+			if (!add(&tail, N_TEXT, s, (size_t)(end - s)))
+				return KW_ERR_NOMEM;
+			s = end;
 			break;
 		}
-		case '>':
-			while (len && *name == ' ')
-				name++, len--;
-			if ((rc = include(name, len, t, translate, out, depth)) < 0)
+		if (tag > s && !add(&tail, N_TEXT, s, (size_t)(tag - s)))
+			return KW_ERR_NOMEM;
+		if (tag[2] == '{') {
+			stop = memmem(tag, (size_t)(end - tag), "}}}", 3);
+			if (!stop || stop - tag - 3 > TAG_MAX)
+				return KW_ERR_INVALID;
+			if (!add(&tail, N_RAW, tag + 3, (size_t)(stop - tag - 3)))
+				return KW_ERR_NOMEM;
+			s = stop + 3;
+			continue;
+		}
+		stop = memmem(tag, (size_t)(end - tag), "}}", 2);
+		if (!stop || stop - tag - 2 > TAG_MAX)
+			return KW_ERR_INVALID;
+		name = tag + 3;
+		len = (size_t)(stop - tag - 3);
+		s = stop + 2;
+		switch (tag[2]) {
+		case '#':
+		case '^':
+			if (!(n = add(&tail, tag[2] == '#' ? N_SECTION : N_INVERTED, name, len)))
+				return KW_ERR_NOMEM;
+			if ((rc = parse(&s, end, name, len, &n->child, depth + 1)) < 0)
 				return rc;
 			break;
 		case '/':
-			return KW_ERR_INVALID;   /* a close without an open */
-		default: {
-			const char *v = lookup(t, tag + 2, (size_t)(close - tag - 2));
-
-			if (v && (rc = buf_put_html(out, v, strlen(v))) < 0)
-				return rc;
+			if (!close || len != closelen || memcmp(name, close, len))
+				return KW_ERR_INVALID;
+			*p = s;
+			return 0;
+		case '_':
+		case '>':
+			while (len && *name == ' ')
+				name++, len--;
+			if (tag[2] == '>') {
+				if (!(n = add(&tail, N_INCLUDE, name, len)))
+					return KW_ERR_NOMEM;
+				if ((n->file = file_index(name, len)) == (size_t)-1)
+					return KW_ERR_INVALID;
+				break;
+			}
+			if (!(n = add(&tail, N_TRANSLATE, name, len)) || !(n->msgid = strndup(name, len)))
+				return KW_ERR_NOMEM;
+			break;
+		default:
+			if (!add(&tail, N_VAR, tag + 2, (size_t)(stop - tag - 2)))
+				return KW_ERR_NOMEM;
 			break;
 		}
-		}
-		s = close + 2;
 	}
-	return 0;
+	*p = s;
+	return close ? KW_ERR_INVALID : 0;    /* a section left open */
+}
+
+static void compile_all(void)
+{
+	while (templates_html[ntemplates].name)
+		ntemplates++;
+	if (!(compiled = calloc(ntemplates, sizeof(*compiled))))
+		return;
+	for (size_t i = 0; i < ntemplates; i++) {
+		const char *p = (const char *)templates_html[i].data;
+
+		compiled[i].rc = parse(&p, p + templates_html[i].size, NULL, 0,
+				       &compiled[i].root, 0);
+	}
+}
+
+/* ---- rendering ---- */
+
+static int render(const struct node *n, const struct tpl *t,
+		  const char *(*translate)(const char *), struct buf *out, int depth)
+{
+	int rc = 0;
+
+	for (; n && rc == 0; n = n->next) {
+		const char *v;
+
+		switch (n->kind) {
+		case N_TEXT:
+			rc = buf_append(out, n->s, n->len);
+			break;
+		case N_VAR:
+			if ((v = lookup(t, n->s, n->len)))
+				rc = buf_put_html(out, v, strlen(v));
+			break;
+		case N_RAW:
+			if ((v = lookup(t, n->s, n->len)))
+				rc = buf_puts(out, v);
+			break;
+		case N_SECTION:
+		case N_INVERTED:
+			v = lookup(t, n->s, n->len);
+			if ((v && *v) == (n->kind == N_SECTION))
+				rc = render(n->child, t, translate, out, depth);
+			break;
+		case N_TRANSLATE:
+			v = translate ? translate(n->msgid) : n->msgid;
+			rc = buf_put_html(out, v, strlen(v));
+			break;
+		case N_INCLUDE:
+			if (depth >= MAX_DEPTH || compiled[n->file].rc < 0)
+				return KW_ERR_INVALID;
+			rc = render(compiled[n->file].root, t, translate, out, depth + 1);
+			break;
+		}
+	}
+	return rc;
 }
 
 int tpl_render(const char *name, const struct tpl *t,
-	       const char *(*translate)(const char *), struct buf *out)
+	       const char *(*translate)(const char *msgid), struct buf *out)
 {
-	return include(name, strlen(name), t, translate, out, 0);
+	size_t i;
+
+	pthread_once(&once, compile_all);
+	if (!compiled)
+		return KW_ERR_NOMEM;
+	if ((i = file_index(name, strlen(name))) == (size_t)-1)
+		return KW_ERR_NOT_FOUND;
+	if (compiled[i].rc < 0)
+		return compiled[i].rc;
+	return render(compiled[i].root, t, translate, out, 0);
 }

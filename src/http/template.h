@@ -20,6 +20,7 @@ struct buf;
 struct tpl {
 	struct {
 		const char *name;
+		size_t len;           /* of name */
 		const char *value;    /* borrowed: must outlive tpl_render */
 		bool raw;
 	} v[TPL_MAX_VARS];

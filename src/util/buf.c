@@ -109,21 +109,20 @@ int buf_printf(struct buf *b, const char *fmt, ...)
 
 int buf_put_html(struct buf *b, const char *s, size_t n)
 {
+	/* The characters that need an entity, by byte value. */
+	static const char *const entity[256] = {
+		['&'] = "&amp;", ['<'] = "&lt;", ['>'] = "&gt;", ['"'] = "&quot;",
+		['\''] = "&#39;",
+	};
 	size_t i, start = 0;
-	const char *rep;
 	int r;
 
 	for (i = 0; i < n; i++) {
-		switch (s[i]) {
-		case '&': rep = "&amp;"; break;
-		case '<': rep = "&lt;"; break;
-		case '>': rep = "&gt;"; break;
-		case '"': rep = "&quot;"; break;
-		case '\'': rep = "&#39;"; break;
-		default: continue;
-		}
-		if ((r = buf_append(b, s + start, i - start)) < 0 ||
-		    (r = buf_puts(b, rep)) < 0)
+		const char *rep = entity[(unsigned char)s[i]];
+
+		if (!rep)
+			continue;
+		if ((r = buf_append(b, s + start, i - start)) < 0 || (r = buf_puts(b, rep)) < 0)
 			return r;
 		start = i + 1;
 	}

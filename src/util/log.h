@@ -9,6 +9,14 @@ void log_set_level(enum log_level lvl);
 void log_msg(enum log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* One access-log line (level info): buffered per thread and written by
+ * log_flush, which the server calls every second, or when the buffer
+ * fills; so a busy server makes one write per many requests. */
+void log_access(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Writes every buffered access line now. */
+void log_flush(void);
+
 #define log_debug(...) log_msg(LOG_LVL_DEBUG, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_LVL_INFO, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_LVL_WARN, __VA_ARGS__)

@@ -65,14 +65,13 @@ static void lang_link(const struct http_request *req, const char *code, char *ou
 	snprintf(out, len, "%s?lang=%s", req->path, code);
 }
 
-int web_page(struct app *app, struct http_request *req, struct http_response *resp,
-	     int status, const char *name, struct tpl *t)
+int web_render(struct app *app, struct http_request *req, const char *name, struct tpl *t,
+	       struct buf *out)
 {
 	struct web_req *w = web_ctx(req);
 	const struct config *cfg = app->cfg;
 	const char *code = i18n_code(w->lang);
 	char link_en[600], link_sv[600], remaining[24], warning[24];
-	int rc;
 
 	tpl_set(t, "lang", code);
 	tpl_set(t, "company", config_text(&cfg->company_name, code));
@@ -99,12 +98,25 @@ int web_page(struct app *app, struct http_request *req, struct http_response *re
 			tpl_set(t, "warning", warning);
 		}
 	}
+	return tpl_render(name, t, i18n_gettext, out);
+}
+
+int web_page_headers(struct http_request *req, struct http_response *resp, int status)
+{
+	struct web_req *w = web_ctx(req);
+
 	resp->status = status;
 	resp->content_type = "text/html; charset=utf-8";
 	buf_reset(&resp->body);
-	if (w->lang_chosen && (rc = set_cookie(req, resp, LANG_COOKIE, code, false)) < 0)
-		return rc;
-	return tpl_render(name, t, i18n_gettext, &resp->body);
+	return w->lang_chosen ? set_cookie(req, resp, LANG_COOKIE, i18n_code(w->lang), false) : 0;
+}
+
+int web_page(struct app *app, struct http_request *req, struct http_response *resp,
+	     int status, const char *name, struct tpl *t)
+{
+	int rc = web_page_headers(req, resp, status);
+
+	return rc < 0 ? rc : web_render(app, req, name, t, &resp->body);
 }
 
 int web_message(struct app *app, struct http_request *req, struct http_response *resp,

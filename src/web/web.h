@@ -33,6 +33,13 @@ void web_ctx_free(void *ctx);
 int web_page(struct app *app, struct http_request *req, struct http_response *resp,
 	     int status, const char *name, struct tpl *t);
 
+/* The parts of web_page: the variables every page uses added to t and
+ * template name rendered into out; and the status, type and language
+ * cookie of a page response (its body emptied). */
+int web_render(struct app *app, struct http_request *req, const char *name, struct tpl *t,
+	       struct buf *out);
+int web_page_headers(struct http_request *req, struct http_response *resp, int status);
+
 /* Set-Cookie for the session (value NULL: delete it). */
 int web_session_cookie(struct http_request *req, struct http_response *resp,
 		       const char *value);

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,13 +82,72 @@ static int login_page(struct app *app, struct http_request *req, struct http_res
 	return rc;
 }
 
+/* The empty sign-in form is the same for everyone but for its token: it is
+ * rendered once per language around a marker, and each view is the two
+ * halves with a fresh token between them. */
+#define TOKEN_MARK "\x01token\x01"
+
+static struct {
+	pthread_mutex_t lock;
+	char *half[LANG_COUNT][2];
+	size_t len[LANG_COUNT][2];
+} login_cache = { PTHREAD_MUTEX_INITIALIZER, { { NULL } }, { { 0 } } };
+
+static int login_form_halves(struct app *app, struct http_request *req, enum lang l)
+{
+	struct buf page;
+	struct tpl t;
+	char *mark;
+	int rc;
+
+	buf_init(&page, 1024 * 1024);
+	tpl_init(&t);
+	tpl_set(&t, "title", _("Sign in"));
+	tpl_set(&t, "login_csrf", TOKEN_MARK);
+	if ((rc = web_render(app, req, "login.html", &t, &page)) < 0)
+		goto out;
+	if (!page.data || !(mark = strstr(page.data, TOKEN_MARK))) {
+		rc = KW_ERR_INTERNAL;
+		goto out;
+	}
+	login_cache.len[l][0] = (size_t)(mark - page.data);
+	login_cache.len[l][1] = page.len - login_cache.len[l][0] - strlen(TOKEN_MARK);
+	if (!(login_cache.half[l][0] = strndup(page.data, login_cache.len[l][0])) ||
+	    !(login_cache.half[l][1] = strdup(mark + strlen(TOKEN_MARK)))) {
+		free(login_cache.half[l][0]);
+		login_cache.half[l][0] = NULL;
+		rc = KW_ERR_NOMEM;
+	}
+out:
+	buf_free(&page);
+	return rc;
+}
+
 int portal_login_form(void *ctx, struct http_request *req, struct http_response *resp)
 {
+	struct app *app = ctx;
 	struct web_req *w = web_ctx(req);
+	char token[SECRET_TEXT_MAX];
+	int rc = 0;
 
 	if (w->has_session)
 		return http_redirect(resp, next_page(ctx, w));
-	return login_page(ctx, req, resp, 200, NULL, NULL);
+	pthread_mutex_lock(&login_cache.lock);
+	if (!login_cache.half[w->lang][0])
+		rc = login_form_halves(app, req, w->lang);
+	pthread_mutex_unlock(&login_cache.lock);
+	if (rc < 0)
+		return rc;
+	secret_new("", token);
+	if ((rc = web_page_headers(req, resp, 200)) == 0 &&
+	    (rc = web_login_cookie(req, resp, token)) == 0 &&
+	    (rc = buf_append(&resp->body, login_cache.half[w->lang][0],
+			     login_cache.len[w->lang][0])) == 0 &&
+	    (rc = buf_puts(&resp->body, token)) == 0)
+		rc = buf_append(&resp->body, login_cache.half[w->lang][1],
+				login_cache.len[w->lang][1]);
+	sodium_memzero(token, sizeof(token));
+	return rc;
 }
 
 /* The sign-in failure limit counts per person, whatever spelling of the

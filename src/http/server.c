@@ -622,15 +622,30 @@ uint16_t http_server_port(const struct http_server *srv)
 void http_server_stop(struct http_server *srv, int64_t timeout_ms)
 {
 	int64_t deadline = time_mono_ms() + timeout_ms;
-	MHD_socket listen_fd = MHD_INVALID_SOCKET;
 
 	if (!srv)
 		return;
 	if (srv->d) {
+		const union MHD_DaemonInfo *di;
+
+		/* Drain: refuse new connections, answer what is in flight with
+		 * Connection: close, then stop. MHD_quiesce_daemon races with
+		 * libmicrohttpd's own epoll threads over the listening socket in
+		 * this version and can abort the process, and a socket merely
+		 * shut down keeps them spinning on accept. Instead the listening
+		 * socket is replaced, under its descriptor number, by an idle
+		 * one: the kernel closes it (new connections are refused) and
+		 * drops it from the epoll sets; MHD closes the stand-in at stop. */
 		atomic_store(&srv->draining, true);
-		/* The listening socket stays open until MHD_stop_daemon: its
-		 * threads still have it in their epoll sets. */
-		listen_fd = MHD_quiesce_daemon(srv->d);
+		di = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_LISTEN_FD);
+		if (di && di->listen_fd != MHD_INVALID_SOCKET) {
+			int idle = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+			if (idle >= 0) {
+				dup2(idle, di->listen_fd);
+				close(idle);
+			}
+		}
 		while (atomic_load(&srv->inflight) > 0 && time_mono_ms() < deadline) {
 			struct timespec ts = { 0, 10 * 1000 * 1000 };
 
@@ -645,8 +660,6 @@ void http_server_stop(struct http_server *srv, int64_t timeout_ms)
 		pthread_join(srv->workers[i], NULL);
 	if (srv->d)
 		MHD_stop_daemon(srv->d);
-	if (listen_fd != MHD_INVALID_SOCKET)
-		close(listen_fd);
 	free(srv->workers);
 	pthread_mutex_destroy(&srv->lock);
 	pthread_cond_destroy(&srv->wake);

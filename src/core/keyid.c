@@ -1,35 +1,16 @@
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "core/keyid.h"
 #include "util/err.h"
 #include "util/i18n.h"
+#include "util/str.h"
 
 /* The user-facing sentences below spell these numbers out, so that each is
  * one complete string for the translators. */
 _Static_assert(KEYID_HEX_LEN == 32, "messages say 32 characters");
 _Static_assert(KEYID_PREFIX_MIN == 8, "messages say 8 characters");
 _Static_assert(KEYID_INPUT_MAX == 128, "messages say 128 characters");
-
-__attribute__((format(printf, 3, 4)))
-static void set_msg(char *msg, size_t msglen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!msg || msglen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, msglen, fmt, ap);
-	va_end(ap);
-}
-
-/* A success leaves no stale sentence from an earlier call in msg. */
-static void clear_msg(char *msg, size_t msglen)
-{
-	if (msg && msglen > 0)
-		msg[0] = '\0';
-}
 
 static int hex_value(char c)
 {
@@ -59,7 +40,7 @@ static int scan(const char *in, size_t inlen, char hex[KEYID_HEX_LEN + 1],
 	size_t n = 0;
 
 	if (inlen > KEYID_INPUT_MAX) {
-		set_msg(msg, msglen,
+		str_msg(msg, msglen,
 			_("The recovery key ID is too long: enter at most 128 characters."));
 		return KW_ERR_TOO_LARGE;
 	}
@@ -80,21 +61,21 @@ static int scan(const char *in, size_t inlen, char hex[KEYID_HEX_LEN + 1],
 		 * is quoted: anything else may be invisible or a fragment of
 		 * a multi-byte character. */
 		if (c > 0x20 && c < 0x7f)
-			set_msg(msg, msglen,
+			str_msg(msg, msglen,
 				_("The recovery key ID may contain only the digits 0-9 and letters A-F; '%c' at position %zu is not allowed."),
 				c, i + 1);
 		else
-			set_msg(msg, msglen,
+			str_msg(msg, msglen,
 				_("The recovery key ID may contain only the digits 0-9 and letters A-F; the character at position %zu is not allowed."),
 				i + 1);
 		return KW_ERR_INVALID;
 	}
 	if (n == 0) {
-		set_msg(msg, msglen, _("Enter the recovery key ID."));
+		str_msg(msg, msglen, _("Enter the recovery key ID."));
 		return KW_ERR_INVALID;
 	}
 	if (n > KEYID_HEX_LEN) {
-		set_msg(msg, msglen,
+		str_msg(msg, msglen,
 			_("A recovery key ID has 32 characters; you entered %zu."), n);
 		return KW_ERR_INVALID;
 	}
@@ -114,14 +95,14 @@ int keyid_parse_prefix(const char *in, size_t inlen, char hex[KEYID_HEX_LEN + 1]
 	if (r < 0)
 		return r;
 	if (n < KEYID_PREFIX_MIN) {
-		set_msg(msg, msglen,
+		str_msg(msg, msglen,
 			_("Enter at least the first 8 characters of the recovery key ID (you entered %zu)."),
 			n);
 		return KW_ERR_INVALID;
 	}
 	memcpy(hex, tmp, n + 1);
 	*len = n;
-	clear_msg(msg, msglen);
+	str_msg_clear(msg, msglen);
 	return 0;
 }
 
@@ -136,12 +117,12 @@ int keyid_parse(const char *in, size_t inlen, char canon[KEYID_CANON_LEN + 1],
 	if (r < 0)
 		return r;
 	if (n < KEYID_HEX_LEN) {
-		set_msg(msg, msglen,
+		str_msg(msg, msglen,
 			_("A full recovery key ID has 32 characters; you entered %zu."), n);
 		return KW_ERR_INVALID;
 	}
 	keyid_format(tmp, canon);
-	clear_msg(msg, msglen);
+	str_msg_clear(msg, msglen);
 	return 0;
 }
 

@@ -1,4 +1,3 @@
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -7,6 +6,7 @@
 #include "core/recpw.h"
 #include "util/err.h"
 #include "util/i18n.h"
+#include "util/str.h"
 
 #define GROUP_DIGITS 6
 #define GROUP_LIMIT 720896UL    /* 11 * 65536: a group is 11 x a 16-bit value */
@@ -16,25 +16,6 @@
 _Static_assert(RECPW_DIGITS == RECPW_GROUPS * GROUP_DIGITS, "8 groups of 6");
 _Static_assert(RECPW_DIGITS == 48, "messages say 48 digits");
 _Static_assert(RECPW_INPUT_MAX == 128, "messages say 128 characters");
-
-__attribute__((format(printf, 3, 4)))
-static void set_msg(char *msg, size_t msglen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!msg || msglen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, msglen, fmt, ap);
-	va_end(ap);
-}
-
-/* A success leaves no stale sentence from an earlier call in msg. */
-static void clear_msg(char *msg, size_t msglen)
-{
-	if (msg && msglen > 0)
-		msg[0] = '\0';
-}
 
 static int is_separator(char c)
 {
@@ -63,7 +44,7 @@ int recpw_parse(const char *in, size_t inlen, char canon[RECPW_CANON_LEN + 1],
 	if (!in)
 		inlen = 0;
 	if (inlen > RECPW_INPUT_MAX) {
-		set_msg(msg, msglen,
+		str_msg(msg, msglen,
 			_("The recovery password is too long: enter at most 128 characters."));
 		return KW_ERR_TOO_LARGE;
 	}
@@ -84,21 +65,21 @@ int recpw_parse(const char *in, size_t inlen, char canon[RECPW_CANON_LEN + 1],
 		 * anything else may be invisible or part of a multi-byte
 		 * character. */
 		if (c > 0x20 && c < 0x7f)
-			set_msg(msg, msglen,
+			str_msg(msg, msglen,
 				_("The recovery password may contain only the digits 0-9; '%c' at position %zu is not allowed."),
 				c, i + 1);
 		else
-			set_msg(msg, msglen,
+			str_msg(msg, msglen,
 				_("The recovery password may contain only the digits 0-9; the character at position %zu is not allowed."),
 				i + 1);
 		goto out;
 	}
 	if (n == 0) {
-		set_msg(msg, msglen, _("Enter the recovery password."));
+		str_msg(msg, msglen, _("Enter the recovery password."));
 		goto out;
 	}
 	if (n != RECPW_DIGITS) {
-		set_msg(msg, msglen,
+		str_msg(msg, msglen,
 			_("A recovery password has 48 digits; you entered %zu."), n);
 		goto out;
 	}
@@ -108,13 +89,13 @@ int recpw_parse(const char *in, size_t inlen, char canon[RECPW_CANON_LEN + 1],
 		/* Range first: a group this large can never be valid, whatever
 		 * its remainder. */
 		if (v >= GROUP_LIMIT) {
-			set_msg(msg, msglen,
+			str_msg(msg, msglen,
 				_("Group %d (%06lu) is too large: each group must be below 720896."),
 				g + 1, v);
 			goto out;
 		}
 		if (v % 11 != 0) {
-			set_msg(msg, msglen,
+			str_msg(msg, msglen,
 				_("Group %d (%06lu) is not divisible by 11."), g + 1, v);
 			goto out;
 		}
@@ -126,7 +107,7 @@ int recpw_parse(const char *in, size_t inlen, char canon[RECPW_CANON_LEN + 1],
 		o += GROUP_DIGITS;
 	}
 	canon[o] = '\0';
-	clear_msg(msg, msglen);
+	str_msg_clear(msg, msglen);
 	r = 0;
 out:
 	sodium_memzero(d, sizeof(d));

@@ -1,4 +1,5 @@
 #include <ctype.h>
+#include <stdarg.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -215,4 +216,21 @@ int str_join_path(char *out, size_t outlen, const char *dir, const char *name)
 	int n = snprintf(out, outlen, "%s/%s", dir, name);
 
 	return (n < 0 || (size_t)n >= outlen) ? KW_ERR_TOO_LARGE : 0;
+}
+
+void str_msg(char *msg, size_t msglen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!msg || msglen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, msglen, fmt, ap);
+	va_end(ap);
+}
+
+void str_msg_clear(char *msg, size_t msglen)
+{
+	if (msg && msglen > 0)
+		msg[0] = '\0';
 }

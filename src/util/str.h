@@ -43,6 +43,13 @@ void str_hex(const uint8_t *in, size_t n, char *out);
 /* Writes dir + "/" + name into out; KW_ERR_TOO_LARGE when it does not fit. */
 int str_join_path(char *out, size_t outlen, const char *dir, const char *name);
 
+/* Writes a message for the user into msg (msglen bytes); does nothing when
+ * msg is NULL or msglen 0, so callers may pass no buffer. */
+void str_msg(char *msg, size_t msglen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Empties msg, so a success leaves no stale sentence of an earlier call. */
+void str_msg_clear(char *msg, size_t msglen);
+
 /* strdup that returns NULL for NULL. */
 char *str_dup(const char *s);
 

@@ -103,7 +103,7 @@ int session_load(struct store *s, const char *id, int64_t now,
 	if (!id || !*id || strlen(id) >= SECRET_TEXT_MAX)
 		return KW_ERR_NOT_FOUND;
 	secret_hash(id, strlen(id), out->hash);
-	if ((rc = store_read(s, get_tx, out)) < 0)
+	if ((rc = store_lookup(s, get_tx, out)) < 0)
 		return rc;
 	/* Times are whole seconds: the session lives through its last second,
 	 * so a page counting down from "remaining" always ends first. */

@@ -149,7 +149,7 @@ int enroll_authenticate(struct store *s, const char *secret,
 		return KW_ERR_AUTH;
 	secret_hash(secret, strlen(secret), t.hash);
 	t.a = &a;
-	rc = store_read(s, auth_tx, &t);
+	rc = store_lookup(s, auth_tx, &t);
 	if (rc == KW_ERR_NOT_FOUND || (rc == 0 && a.revoked))
 		return KW_ERR_AUTH;
 	return rc;

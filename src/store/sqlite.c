@@ -678,6 +678,19 @@ static int sqlite_read(struct store *s, store_fn fn, void *arg)
 	return rc;
 }
 
+/* One statement is a consistent read on its own: no transaction around. */
+static int sqlite_lookup(struct store *s, store_fn fn, void *arg)
+{
+	struct store_tx tx = { { &sqlite_ops }, NULL, s };
+	int rc;
+
+	if ((rc = reader_get(s, &tx.c)) < 0)
+		return rc;
+	rc = fn(&tx, arg);
+	reader_put(s, tx.c);
+	return rc;
+}
+
 /* ---- open and close ---- */
 
 static void sqlite_close(struct store *s)
@@ -1640,6 +1653,7 @@ static const struct store_ops sqlite_ops = {
 	.close = sqlite_close,
 	.migrate = sqlite_migrate,
 	.read = sqlite_read,
+	.lookup = sqlite_lookup,
 	.write = sqlite_write,
 	.write_async = sqlite_write_async,
 	.meta_get = sqlite_meta_get,

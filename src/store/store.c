@@ -90,6 +90,11 @@ int store_read(struct store *s, store_fn fn, void *arg)
 	return store_ops_of(s)->read(s, fn, arg);
 }
 
+int store_lookup(struct store *s, store_fn fn, void *arg)
+{
+	return store_ops_of(s)->lookup(s, fn, arg);
+}
+
 int store_write(struct store *s, store_fn fn, void *arg)
 {
 	return store_ops_of(s)->write(s, fn, arg);

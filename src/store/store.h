@@ -181,6 +181,7 @@ struct store_ops {
 	void (*close)(struct store *s);
 	int (*migrate)(struct store *s, int *from, int *to, char *msg, size_t msglen);
 	int (*read)(struct store *s, store_fn fn, void *arg);
+	int (*lookup)(struct store *s, store_fn fn, void *arg);
 	int (*write)(struct store *s, store_fn fn, void *arg);
 	int (*write_async)(struct store *s, store_fn fn, void *arg, store_done_fn done,
 			   void *done_arg);
@@ -282,6 +283,10 @@ void store_close(struct store *s);
 
 int store_read(struct store *s, store_fn fn, void *arg);
 int store_write(struct store *s, store_fn fn, void *arg);
+
+/* store_read for a fn that runs one single statement (a lookup by key):
+ * that is consistent by itself, so no transaction is opened around it. */
+int store_lookup(struct store *s, store_fn fn, void *arg);
 
 /* Like store_write, but returns at once: done(rc, done_arg) is called once
  * the write is durable (rc 0) or has failed, on a thread of the store's. It

@@ -27,7 +27,7 @@ int api_healthz(void *ctx, struct http_request *req, struct http_response *resp)
 {
 	struct app *app = ctx;
 
-	if (store_read(app->store, ping_tx, NULL) < 0)
+	if (store_lookup(app->store, ping_tx, NULL) < 0)
 		return http_text(resp, 503, "store unavailable\n");
 	return http_text(resp, 200, "ok\n");
 }

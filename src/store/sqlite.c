@@ -34,7 +34,7 @@ enum stmt_id {
 	S_SAVEPOINT, S_RELEASE, S_ROLLBACK_TO,
 	S_META_GET, S_META_SET,
 	S_TOKEN_INSERT, S_TOKEN_GET, S_TOKEN_USE, S_TOKEN_REVOKE, S_TOKEN_EACH,
-	S_DEVICE_INSERT, S_DEVICE_GET, S_DEVICE_BY_SECRET, S_DEVICE_CHECKED_IN,
+	S_DEVICE_INSERT, S_DEVICE_GET, S_DEVICE_BY_SECRET, S_DEVICE_ROW, S_DEVICE_CHECKED_IN,
 	S_DEVICE_REVOKE, S_DEVICE_EACH, S_DEVICE_EACH_LIMIT,
 	S_VOLUME_GET, S_VOLUME_INSERT, S_VOLUME_UPDATE, S_VOLUME_EACH,
 	S_KEY_GET, S_KEY_INSERT, S_KEY_SET_STATE, S_KEY_SET_SEALED,
@@ -83,20 +83,20 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_DEVICE_GET] = "SELECT " DEVICE_COLS " FROM devices d WHERE d.uid = ?1",
 	[S_DEVICE_BY_SECRET] = "SELECT " DEVICE_COLS " FROM devices d "
 		"WHERE d.secret_hash = ?1",
+	[S_DEVICE_ROW] = "SELECT id FROM devices WHERE uid = ?1",
 	[S_DEVICE_CHECKED_IN] = "UPDATE devices SET os = ?2, last_checkin_at = ?3 "
-		"WHERE uid = ?1",
+		"WHERE id = ?1",
 	[S_DEVICE_REVOKE] = "UPDATE devices SET revoked = ?2 WHERE uid = ?1",
 	/* name_lc >= prefix AND < prefix || U+10FFFF keeps the index usable. */
 	[S_DEVICE_EACH] = "SELECT " DEVICE_COLS " FROM devices d WHERE d.name_lc >= ?1 "
 		"AND d.name_lc < ?1 || char(1114111) ORDER BY d.name_lc, d.id",
 	[S_DEVICE_EACH_LIMIT] = "SELECT " DEVICE_COLS " FROM devices d WHERE d.name_lc >= ?1 "
 		"AND d.name_lc < ?1 || char(1114111) ORDER BY d.name_lc, d.id LIMIT ?2",
-	[S_VOLUME_GET] = "SELECT v.id, v.mount, v.type, v.protection, v.encryption, "
-		"v.percent FROM volumes v JOIN devices d ON d.id = v.device "
-		"WHERE d.uid = ?1 AND v.guid = ?2",
+	[S_VOLUME_GET] = "SELECT id, mount, type, protection, encryption, percent "
+		"FROM volumes WHERE device = ?1 AND guid = ?2",
 	[S_VOLUME_INSERT] = "INSERT INTO volumes (device, guid, mount, type, protection, "
-		"encryption, percent, first_seen, last_seen) VALUES ((SELECT id FROM "
-		"devices WHERE uid = ?1), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+		"encryption, percent, first_seen, last_seen) VALUES (?1, ?2, ?3, ?4, ?5, "
+		"?6, ?7, ?8, ?8)",
 	[S_VOLUME_UPDATE] = "UPDATE volumes SET mount = ?2, type = ?3, protection = ?4, "
 		"encryption = ?5, percent = ?6, last_seen = ?7 WHERE id = ?1",
 	[S_VOLUME_EACH] = "SELECT " VOLUME_COLS " FROM volumes v JOIN devices d ON "
@@ -104,8 +104,7 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_KEY_GET] = "SELECT " KEY_COLS ", d.uid FROM recovery_keys k JOIN devices d ON "
 		"d.id = k.device WHERE k.key_hex = ?1",
 	[S_KEY_INSERT] = "INSERT INTO recovery_keys (key_hex, device, volume, state, "
-		"sealed, created_at, changed_at) VALUES (?1, (SELECT id FROM devices "
-		"WHERE uid = ?2), ?3, ?4, ?5, ?6, ?6)",
+		"sealed, created_at, changed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
 	[S_KEY_SET_STATE] = "UPDATE recovery_keys SET state = ?2, changed_at = ?3, "
 		"disclosed_at = CASE WHEN ?2 = 2 THEN ?3 ELSE disclosed_at END WHERE id = ?1",
 	[S_KEY_SET_SEALED] = "UPDATE recovery_keys SET sealed = ?2 WHERE id = ?1",
@@ -118,7 +117,7 @@ static const char *const stmt_sql[S_COUNT] = {
 		"AND k.state IN (?2, ?3, ?4, ?5) ORDER BY k.id",
 	/* The literal state lets the partial index recovery_keys_disclosed serve. */
 	[S_KEY_EACH_DEVICE_DISCLOSED] = "SELECT " KEY_COLS ", d.uid FROM recovery_keys k "
-		"JOIN devices d ON d.id = k.device WHERE d.uid = ?1 AND k.state = 2 "
+		"JOIN devices d ON d.id = k.device WHERE k.device = ?1 AND k.state = 2 "
 		"ORDER BY k.id",
 	[S_KEY_EACH_FULL] = "SELECT " KEY_COLS ", " DEVICE_COLS ", " VOLUME_COLS
 		" FROM recovery_keys k JOIN devices d ON d.id = k.device "
@@ -139,7 +138,7 @@ static const char *const stmt_sql[S_COUNT] = {
 		"AND ((1 << k.state) & ?2) != 0 ORDER BY k.key_hex",
 	[S_KEY_COUNT] = "SELECT count(*) FROM recovery_keys",
 	[S_LOGON_UPSERT] = "INSERT INTO logons (device, user_lc, user, type, first_seen, "
-		"last_seen) VALUES ((SELECT id FROM devices WHERE uid = ?1), fold(?2), ?2, "
+		"last_seen) VALUES (?1, fold(?2), ?2, "
 		"?3, ?4, ?5) ON CONFLICT (device, user_lc, type) DO UPDATE SET "
 		"first_seen = min(first_seen, excluded.first_seen), "
 		"last_seen = max(last_seen, excluded.last_seen) "
@@ -218,6 +217,10 @@ struct store_tx {
 	struct store_tx_base base;
 	struct conn *c;
 	struct store *s;
+	/* The last device looked up by its public ID: a check-in names one
+	 * device in every statement. Forgotten at each write job. */
+	char dev_uid[STORE_ID_LEN + 1];
+	int64_t dev_row;
 };
 
 static const struct store_ops sqlite_ops;
@@ -488,7 +491,7 @@ static int sqlite_migrate(struct store *s, int *from, int *to, char *msg, size_t
 
 static void run_group(struct store *s, struct job *jobs)
 {
-	struct store_tx tx = { { &sqlite_ops }, s->writer, s };
+	struct store_tx tx = { .base = { &sqlite_ops }, .c = s->writer, .s = s };
 	struct conn *c = s->writer;
 	int rc;
 
@@ -500,6 +503,7 @@ static void run_group(struct store *s, struct job *jobs)
 		}
 		if ((j->rc = run(c, S_SAVEPOINT)) < 0)
 			continue;
+		tx.dev_uid[0] = '\0';
 		j->rc = j->fn(&tx, j->arg);
 		if (j->rc < 0 && run(c, S_ROLLBACK_TO) < 0)
 			rc = KW_ERR_STORE;  /* cannot undo: fail the group */
@@ -665,7 +669,7 @@ static void reader_put(struct store *s, struct conn *c)
 
 static int sqlite_read(struct store *s, store_fn fn, void *arg)
 {
-	struct store_tx tx = { { &sqlite_ops }, NULL, s };
+	struct store_tx tx = { .base = { &sqlite_ops }, .s = s };
 	int rc;
 
 	if ((rc = reader_get(s, &tx.c)) < 0)
@@ -681,7 +685,7 @@ static int sqlite_read(struct store *s, store_fn fn, void *arg)
 /* One statement is a consistent read on its own: no transaction around. */
 static int sqlite_lookup(struct store *s, store_fn fn, void *arg)
 {
-	struct store_tx tx = { { &sqlite_ops }, NULL, s };
+	struct store_tx tx = { .base = { &sqlite_ops }, .s = s };
 	int rc;
 
 	if ((rc = reader_get(s, &tx.c)) < 0)
@@ -969,14 +973,46 @@ static int sqlite_device_by_secret(struct store_tx *tx, const uint8_t hash[STORE
 	return each_row(tx->c, st, S_DEVICE_BY_SECRET, true, device_row, (any_fn)cb, arg);
 }
 
+/* The row of the device with public ID uid (cached for the job). */
+static int device_rowid(struct store_tx *tx, const char *uid, int64_t *row)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (tx->dev_uid[0] && !strcmp(tx->dev_uid, uid)) {
+		*row = tx->dev_row;
+		return 0;
+	}
+	if (!(st = stmt(tx->c, S_DEVICE_ROW)))
+		return KW_ERR_STORE;
+	bind_text(st, 1, uid);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*row = sqlite3_column_int64(st, 0);
+		snprintf(tx->dev_uid, sizeof(tx->dev_uid), "%s", uid);
+		tx->dev_row = *row;
+		rc = 0;
+	} else {
+		rc = map_rc(tx->c, rc, stmt_sql[S_DEVICE_ROW]);
+		if (rc == 0)
+			rc = KW_ERR_NOT_FOUND;
+	}
+	stmt_done(st);
+	return rc;
+}
+
 static int sqlite_device_checked_in(struct store_tx *tx, const char *id, const char *os,
 				    int64_t at)
 {
 	sqlite3_stmt *st = stmt(tx->c, S_DEVICE_CHECKED_IN);
+	int64_t row;
+	int rc;
 
 	if (!st)
 		return KW_ERR_STORE;
-	bind_text(st, 1, id);
+	if ((rc = device_rowid(tx, id, &row)) < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, row);
 	bind_text(st, 2, os ? os : "");
 	sqlite3_bind_int64(st, 3, at);
 	return exec_stmt(tx->c, st, S_DEVICE_CHECKED_IN);
@@ -1036,12 +1072,15 @@ static void volume_fill(sqlite3_stmt *st, int i, struct volume_rec *v)
 static int sqlite_volume_upsert(struct store_tx *tx, const struct volume_rec *v, int64_t *row)
 {
 	sqlite3_stmt *st = stmt(tx->c, S_VOLUME_GET);
+	int64_t dev;
 	int rc;
 	bool same = false;
 
 	if (!st)
 		return KW_ERR_STORE;
-	bind_text(st, 1, v->device_id);
+	if ((rc = device_rowid(tx, v->device_id, &dev)) < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, dev);
 	bind_text(st, 2, v->guid);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
@@ -1072,7 +1111,7 @@ static int sqlite_volume_upsert(struct store_tx *tx, const struct volume_rec *v,
 	st = stmt(tx->c, S_VOLUME_INSERT);
 	if (!st)
 		return KW_ERR_STORE;
-	bind_text(st, 1, v->device_id);
+	sqlite3_bind_int64(st, 1, dev);
 	bind_text(st, 2, v->guid);
 	bind_text(st, 3, v->mount);
 	bind_text(st, 4, v->type);
@@ -1170,12 +1209,16 @@ static int sqlite_key_insert(struct store_tx *tx, const struct key_rec *k)
 {
 	sqlite3_stmt *st = stmt(tx->c, S_KEY_INSERT);
 	char hex[KEYID_HEX_LEN + 1];
+	int64_t dev;
+	int rc;
 
 	if (!st)
 		return KW_ERR_STORE;
+	if ((rc = device_rowid(tx, k->device_id, &dev)) < 0)
+		return rc;
 	keyid_to_hex(k->key_id, hex);
 	bind_text(st, 1, hex);
-	bind_text(st, 2, k->device_id);
+	sqlite3_bind_int64(st, 2, dev);
 	sqlite3_bind_int64(st, 3, k->volume_row);
 	sqlite3_bind_int(st, 4, (int)k->state);
 	sqlite3_bind_blob(st, 5, k->sealed, (int)k->sealed_len, SQLITE_STATIC);
@@ -1235,11 +1278,19 @@ static int sqlite_key_each_device(struct store_tx *tx, const char *device_id,
 		S_KEY_EACH_DEVICE_DISCLOSED : S_KEY_EACH_DEVICE;
 	sqlite3_stmt *st = stmt(tx->c, id);
 
+	int64_t dev;
+	int rc;
+
 	if (!st)
 		return KW_ERR_STORE;
-	bind_text(st, 1, device_id);
-	if (id == S_KEY_EACH_DEVICE)
+	if (id == S_KEY_EACH_DEVICE) {
+		bind_text(st, 1, device_id);
 		bind_states(st, states);
+	} else {
+		if ((rc = device_rowid(tx, device_id, &dev)) < 0)
+			return rc == KW_ERR_NOT_FOUND ? 0 : rc;
+		sqlite3_bind_int64(st, 1, dev);
+	}
 	return each_row(tx->c, st, id, false, key_row, (any_fn)cb, arg);
 }
 
@@ -1319,10 +1370,14 @@ static int64_t sqlite_key_count(struct store_tx *tx)
 static int sqlite_logon_upsert(struct store_tx *tx, const struct logon_rec *l)
 {
 	sqlite3_stmt *st = stmt(tx->c, S_LOGON_UPSERT);
+	int64_t dev;
+	int rc;
 
 	if (!st)
 		return KW_ERR_STORE;
-	bind_text(st, 1, l->device_id);
+	if ((rc = device_rowid(tx, l->device_id, &dev)) < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, dev);
 	bind_text(st, 2, l->user);
 	sqlite3_bind_int(st, 3, (int)l->type);
 	sqlite3_bind_int64(st, 4, l->first_seen);

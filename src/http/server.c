@@ -50,7 +50,7 @@ struct req {
 	bool too_large;
 	size_t discarded;
 	bool method_not_allowed;
-	enum req_state state;
+	_Atomic enum req_state state;   /* set by other threads too */
 	int64_t start_us;
 	const char *path;           /* MHD's copy of the URL path; lives as long */
 	struct req *next;           /* worker queue */

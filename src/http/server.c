@@ -49,6 +49,7 @@ struct req {
 	int route_index;
 	bool too_large;
 	size_t discarded;
+	size_t sent;                /* body bytes of the response, for the log */
 	bool method_not_allowed;
 	_Atomic enum req_state state;   /* set by other threads too */
 	int64_t start_us;
@@ -343,23 +344,46 @@ static void add_standard_headers(struct http_server *srv, struct MHD_Response *m
 		MHD_add_response_header(mr, "Connection", "close");
 }
 
+/* MHD's free callback for a body holding a secret: the whole allocation
+ * (its size travels as the callback's argument) is wiped first. */
+static void wipe_body(void *cls)
+{
+	struct buf *b = cls;
+
+	buf_wipe_free(b);
+	free(b);
+}
+
 static enum MHD_Result send_response(struct req *q)
 {
 	struct MHD_Response *mr;
 	enum MHD_Result ret;
-	const char *data = q->resp.body.data ? q->resp.body.data : "";
+	struct buf *owned = NULL;
 	size_t len = q->resp.body.len;
 
-	mr = MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
-	if (!mr)
+	q->sent = len;
+	/* The body is handed over, not copied: no second copy of a secret. */
+	if (!q->resp.body.data) {
+		mr = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+	} else if (q->resp.sensitive && (owned = malloc(sizeof(*owned)))) {
+		*owned = q->resp.body;
+		buf_init(&q->resp.body, RESPONSE_MAX);
+		mr = MHD_create_response_from_buffer_with_free_callback_cls(len, owned->data,
+									   wipe_body, owned);
+	} else if (!q->resp.sensitive) {
+		mr = MHD_create_response_from_buffer(len, buf_steal(&q->resp.body, NULL),
+						     MHD_RESPMEM_MUST_FREE);
+	} else {
+		return MHD_NO;   /* out of memory */
+	}
+	if (!mr) {
+		if (owned)
+			wipe_body(owned);
 		return MHD_NO;
+	}
 	add_standard_headers(q->srv, mr, &q->resp);
 	ret = MHD_queue_response(q->r.conn, (unsigned)q->resp.status, mr);
 	MHD_destroy_response(mr);
-	/* The copy MHD made of a secret lives until the response is freed; ours
-	 * is wiped now. */
-	if (q->resp.sensitive)
-		sodium_memzero(q->resp.body.data, q->resp.body.alloc);
 	return ret;
 }
 
@@ -480,7 +504,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	/* The path only: query strings and bodies may hold what must not be
 	 * logged. */
 	log_access("%s %s %s %d %zu %lld.%01lldms%s", q->r.client[0] ? q->r.client : "-",
-		 q->r.method, q->path, q->resp.status, q->resp.body.len,
+		 q->r.method, q->path, q->resp.status, q->sent,
 		 (long long)(us / 1000), (long long)(us % 1000 / 100),
 		 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
 	response_free(&q->resp);

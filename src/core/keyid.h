@@ -6,7 +6,7 @@
 #include <stddef.h>
 
 #define KEYID_HEX_LEN 32        /* digits in a full ID */
-#define KEYID_CANON_LEN 36      /* "XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX" */
+#define KEYID_CANON_LEN 36      /* "4290B6C0-B17A-497A-8552-272CC30E80D4" */
 #define KEYID_PREFIX_MIN 8      /* fewest digits accepted as a prefix */
 #define KEYID_INPUT_MAX 128     /* longest input looked at, separators included */
 

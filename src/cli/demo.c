@@ -39,7 +39,8 @@ struct demo_user {
 
 static const struct demo_user demo_users[] = {
 	{ "admin", "admin-demo-1", ROLE_ADMIN, "administrator" },
-	{ "helpdesk", "helpdesk-demo-1", ROLE_HELPDESK_ADMIN, "help desk (recovery by key ID)" },
+	{ "helpdesk", "helpdesk-demo-1", ROLE_HELPDESK_ADMIN,
+	  "help-desk administrator (its portal is not built yet)" },
 	{ "CORP\\alice", "alice-demo-1", 0, "end user of PC-ALICE and LAPTOP-ALICE" },
 	{ "CORP\\bob", "bob-demo-1", 0, "end user of PC-BOB" },
 };

@@ -30,9 +30,7 @@ static void field_error(struct field_errors *errs, const char *msg, const char *
 	errs->n++;
 }
 
-/* A string member: required or not, at most max bytes of clean text.
- * Returns the string, "" when absent and optional, NULL on error. */
-static const char *get_text(const json_t *obj, const char *name, bool required,
+const char *field_text(const json_t *obj, const char *name, bool required,
 			    size_t max, struct field_errors *errs, const char *path)
 {
 	const json_t *v = json_object_get(obj, name);
@@ -93,7 +91,7 @@ static const char *get_choice(const json_t *obj, const char *name,
 			      const char *const *choices, struct field_errors *errs,
 			      const char *path)
 {
-	const char *s = get_text(obj, name, true, 32, errs, path);
+	const char *s = field_text(obj, name, true, 32, errs, path);
 	char msg[128];
 	size_t n = 0;
 
@@ -188,7 +186,7 @@ static void parse_volumes(const json_t *arr, struct checkin *ci, struct field_er
 			field_error(errs, "must be an object", "volumes[%zu]", i);
 			continue;
 		}
-		id = get_text(v, "id", true, KEYID_INPUT_MAX, errs, path);
+		id = field_text(v, "id", true, KEYID_INPUT_MAX, errs, path);
 		if (id && keyid_parse(id, strlen(id), vol->guid, msg, sizeof(msg)) < 0) {
 			field_error(errs, "must be a volume GUID (32 hexadecimal digits)",
 				    "%sid", path);
@@ -200,10 +198,10 @@ static void parse_volumes(const json_t *arr, struct checkin *ci, struct field_er
 					    "%sid", path);
 				id = NULL;
 			}
-		mount = get_text(v, "mount", false, CHECKIN_MOUNT_MAX, errs, path);
+		mount = field_text(v, "mount", false, CHECKIN_MOUNT_MAX, errs, path);
 		type = get_choice(v, "type", volume_types, errs, path);
 		prot = get_choice(v, "protection", protections, errs, path);
-		enc = get_text(v, "encryption", false, 32, errs, path);
+		enc = field_text(v, "encryption", false, 32, errs, path);
 		if (enc && !is_token(enc)) {
 			field_error(errs, "must be lower-case letters, digits and '_' "
 				    "(e.g. xts_aes_256)", "%sencryption", path);
@@ -261,9 +259,9 @@ static void parse_logons(const json_t *arr, int64_t now, struct checkin *ci,
 			field_error(errs, "must be an object", "logons[%zu]", i);
 			continue;
 		}
-		user = get_text(l, "user", true, CHECKIN_TEXT_MAX, errs, path);
+		user = field_text(l, "user", true, CHECKIN_TEXT_MAX, errs, path);
 		type = get_choice(l, "type", logon_types, errs, path);
-		at = get_text(l, "at", false, 40, errs, path);
+		at = field_text(l, "at", false, 40, errs, path);
 		if (at && *at && time_parse_iso(at, &t) < 0) {
 			field_error(errs, "must be a UTC time like 2026-11-20T08:00:00Z",
 				    "%sat", path);
@@ -321,7 +319,7 @@ int checkin_parse(const json_t *body, int64_t now, struct checkin *ci,
 		field_error(errs, "the body must be a JSON object", "%s", "");
 		return KW_ERR_INVALID;
 	}
-	os = get_text(body, "os", false, CHECKIN_TEXT_MAX, errs, "");
+	os = field_text(body, "os", false, CHECKIN_TEXT_MAX, errs, "");
 	if (os)
 		snprintf(ci->os, sizeof(ci->os), "%s", os);
 	vols = get_array(body, "volumes", CHECKIN_MAX_VOLUMES, true, errs, &bad);

@@ -63,6 +63,13 @@ struct field_errors {
 	size_t total;                /* may exceed n */
 };
 
+/* A string member of obj for a JSON request: required (then not empty) or
+ * optional, at most max bytes of text without control characters. Returns
+ * it ("" when absent and optional), or NULL after adding an error for
+ * path + name to errs. */
+const char *field_text(const json_t *obj, const char *name, bool required, size_t max,
+		       struct field_errors *errs, const char *path);
+
 /* Validates and copies a check-in body. On KW_ERR_INVALID errs lists the
  * faults (every one, up to CHECKIN_MAX_ERRORS). now is used for logons
  * without a time and to clamp times in the future. ci is freed with

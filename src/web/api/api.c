@@ -79,36 +79,6 @@ out:
 	return rc;
 }
 
-/* A string member for registration: required (non-empty) or optional. */
-static const char *reg_text(const json_t *doc, const char *name, bool required,
-			    size_t max, struct field_errors *errs)
-{
-	const json_t *v = json_object_get(doc, name);
-	struct field_error *e = &errs->e[errs->n];
-	const char *s;
-
-	if (!v || json_is_null(v)) {
-		if (!required)
-			return "";
-		s = NULL;
-		snprintf(e->message, sizeof(e->message), "is required");
-	} else if (!json_is_string(v)) {
-		s = NULL;
-		snprintf(e->message, sizeof(e->message), "must be a string");
-	} else {
-		s = json_string_value(v);
-		if ((!*s && !required) || str_is_clean_text(s, max))
-			return s;
-		snprintf(e->message, sizeof(e->message), *s ? "must be text of at most %zu "
-			 "bytes without control characters" : "must not be empty", max);
-		s = NULL;
-	}
-	snprintf(e->field, sizeof(e->field), "%s", name);
-	errs->n++;
-	errs->total++;
-	return s;
-}
-
 int api_register(void *ctx, struct http_request *req, struct http_response *resp)
 {
 	struct app *app = ctx;
@@ -125,10 +95,10 @@ int api_register(void *ctx, struct http_request *req, struct http_response *resp
 		rc = http_json_error(resp, 400, "the body must be a JSON object");
 		goto out;
 	}
-	token = reg_text(doc, "enrollment_token", true, SECRET_TEXT_MAX, &errs);
-	d.name = reg_text(doc, "name", true, DEVICE_NAME_MAX, &errs);
-	d.domain = reg_text(doc, "domain", false, DEVICE_TEXT_MAX, &errs);
-	d.os = reg_text(doc, "os", false, DEVICE_TEXT_MAX, &errs);
+	token = field_text(doc, "enrollment_token", true, SECRET_TEXT_MAX, &errs, "");
+	d.name = field_text(doc, "name", true, DEVICE_NAME_MAX, &errs, "");
+	d.domain = field_text(doc, "domain", false, DEVICE_TEXT_MAX, &errs, "");
+	d.os = field_text(doc, "os", false, DEVICE_TEXT_MAX, &errs, "");
 	if (errs.total) {
 		rc = send_field_errors(resp, &errs);
 		goto out;

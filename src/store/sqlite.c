@@ -14,6 +14,7 @@
 #include "core/keyid.h"
 #include "store/sqlite.h"
 #include "store/store.h"
+#include "store/walvfs.h"
 #include "util/embedded.h"
 #include "util/err.h"
 #include "util/jsonwipe.h"
@@ -84,8 +85,9 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_DEVICE_BY_SECRET] = "SELECT " DEVICE_COLS " FROM devices d "
 		"WHERE d.secret_hash = ?1",
 	[S_DEVICE_ROW] = "SELECT id FROM devices WHERE uid = ?1",
+	/* A device checking in again within the second writes nothing. */
 	[S_DEVICE_CHECKED_IN] = "UPDATE devices SET os = ?2, last_checkin_at = ?3 "
-		"WHERE id = ?1",
+		"WHERE id = ?1 AND (os IS NOT ?2 OR last_checkin_at IS NOT ?3)",
 	[S_DEVICE_REVOKE] = "UPDATE devices SET revoked = ?2 WHERE uid = ?1",
 	/* name_lc >= prefix AND < prefix || U+10FFFF keeps the index usable. */
 	[S_DEVICE_EACH] = "SELECT " DEVICE_COLS " FROM devices d WHERE d.name_lc >= ?1 "
@@ -224,6 +226,7 @@ struct store_tx {
 };
 
 static const struct store_ops sqlite_ops;
+static const char *vfs_name;  /* walvfs, or NULL for SQLite's default */
 
 /* fold(text): user names compared as keywarden compares them (str_fold). */
 static void sql_fold(sqlite3_context *ctx, int argc, sqlite3_value **argv)
@@ -253,7 +256,7 @@ static int conn_open(const char *path, bool create, struct conn **out,
 
 	if (!c)
 		goto out;
-	if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
+	if (sqlite3_open_v2(path, &c->db, flags, vfs_name) != SQLITE_OK) {
 		snprintf(msg, msglen, "cannot open database %s: %s", path,
 			 c->db ? sqlite3_errmsg(c->db) : "out of memory");
 		rc = KW_ERR_STORE;
@@ -268,11 +271,13 @@ static int conn_open(const char *path, bool create, struct conn **out,
 	 * dirties a few index pages at random places, and every dirty page is
 	 * written to the log and synced at commit. Half-size pages halve that,
 	 * at the cost of deeper trees, which costs little for point lookups.
-	 * Checkpoints every 5000 pages (10 MiB of log) rather than 1000: each
-	 * one stalls the writer, and pages written again meanwhile are copied
-	 * once. */
+	 * Checkpoints every 50 000 pages (100 MiB of log) rather than 1000:
+	 * each one stalls the writer for tens of milliseconds, and pages
+	 * written again meanwhile are copied once. Not unbounded: every page
+	 * lookup searches the log's index, which gets dearer as it grows
+	 * (BENCHMARKS.md). */
 	if (sqlite3_exec(c->db, "PRAGMA page_size = 2048; PRAGMA journal_mode = WAL; "
-			 "PRAGMA wal_autocheckpoint = 5000; "
+			 "PRAGMA wal_autocheckpoint = 50000; "
 			 "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; "
 			 "PRAGMA trusted_schema = OFF;", NULL, NULL, &err) != SQLITE_OK) {
 		snprintf(msg, msglen, "cannot set up database %s: %s", path,
@@ -728,6 +733,7 @@ static void sqlite_close(struct store *s)
 static void sqlite_setup(void)
 {
 	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+	vfs_name = walvfs_register();
 }
 
 static int sqlite_open(const char *location, struct store **out, char *msg, size_t msglen)

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -746,6 +747,63 @@ static void test_meta(void **state)
 	assert_int_equal(store_read(f->s, tx_meta_get, &q), 0);
 	assert_int_equal(q.rc, 0);
 	assert_string_equal(q.out, "0123456789abcdef");
+}
+
+/* ---- the log's write buffer (walvfs.c) ---- */
+
+static int tx_meta_big(struct store_tx *tx, void *arg)
+{
+	return STORE_TX(tx, meta_set, "big", (const char *)arg);
+}
+
+/* Commits bigger than the log's write buffer (and than one write of the
+ * unix VFS) are whole in the file as soon as store_write returns: a plain
+ * SQLite connection sees them while the store is open, and so does one
+ * opened after a process wrote them and exited without closing. */
+static void test_commit_is_in_the_log_file(void **state)
+{
+	struct fx *f = *state;
+	size_t sizes[] = { 100, 200 * 1024, 1300 * 1024 };
+	char *v = malloc(1300 * 1024 + 1);
+	int status;
+	pid_t pid;
+
+	assert_non_null(v);
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		char sql[96];
+
+		memset(v, 'a' + (int)i, sizes[i]);
+		v[sizes[i]] = '\0';
+		assert_int_equal(store_write(f->s, tx_meta_big, v), 0);
+		snprintf(sql, sizeof(sql), "SELECT length(value) || substr(value, -1) "
+			 "FROM meta WHERE name = 'big'");
+		sql_text(f->path, sql, v, 64);
+		snprintf(sql, sizeof(sql), "%zu%c", sizes[i], 'a' + (int)i);
+		assert_string_equal(v, sql);
+	}
+
+	/* A process that commits and dies without closing the store. */
+	store_close(f->s);
+	f->s = NULL;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct store *s = NULL;
+		char msg[256];
+
+		memset(v, 'z', 300 * 1024);
+		v[300 * 1024] = '\0';
+		if (store_open(f->db, false, &s, msg, sizeof(msg)) < 0 ||
+		    store_write(s, tx_meta_big, v) < 0)
+			_exit(1);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	sql_text(f->path, "SELECT length(value) || substr(value, -1) FROM meta "
+		 "WHERE name = 'big'", v, 64);
+	assert_string_equal(v, "307200z");
+	free(v);
 }
 
 /* ---- enrollment tokens ---- */
@@ -2013,6 +2071,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_users, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_is_read_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_meta, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commit_is_in_the_log_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_volumes, setup, teardown),

@@ -1,0 +1,330 @@
+/* A thin SQLite VFS over the default one that gathers the writes to a
+ * write-ahead log and hands them to the kernel in one pwrite.
+ *
+ * SQLite writes each log frame as two writes (a 24-byte header, then the
+ * page), so a commit of 80 pages costs 160 system calls, each paying the
+ * file system's per-call and per-page bookkeeping. Here writes that extend
+ * the one before are copied into a buffer, and the buffer is written before
+ * anything that could observe the file: a read, a sync, a size query, a
+ * truncation, a file control, a write elsewhere, the close.
+ *
+ * Why this is safe: a commit becomes visible to other connections when
+ * SQLite updates the wal-index, and with synchronous=FULL (which every
+ * keywarden connection sets) it syncs the log first, so every frame of a
+ * commit is in the file before anyone can look for it. Frames still in the
+ * buffer belong to a transaction that has not committed; losing them in a
+ * crash loses nothing acknowledged, exactly as losing unsynced page cache
+ * would. Only log files are buffered; the database file and the wal-index
+ * pass straight through. */
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "store/walvfs.h"
+
+#define WALVFS_NAME "keywarden-wal"
+#define BUF_CAP (512 * 1024)
+#define WRITE_MAX (64 * 1024)
+
+struct wfile {
+	sqlite3_file base;
+	bool wal;               /* a write-ahead log: writes are gathered */
+	unsigned char *buf;     /* allocated at the first write */
+	sqlite3_int64 off;      /* file offset of buf[0] */
+	size_t len;
+	sqlite3_file *real;     /* the default VFS's file, right after us */
+};
+
+static sqlite3_vfs *real_vfs;
+
+static int flush(struct wfile *f)
+{
+	int rc = SQLITE_OK;
+
+	/* In pieces: the unix VFS masks a write's length to 17 bits. */
+	for (size_t done = 0; done < f->len && rc == SQLITE_OK; done += WRITE_MAX) {
+		size_t n = f->len - done < WRITE_MAX ? f->len - done : WRITE_MAX;
+
+		rc = f->real->pMethods->xWrite(f->real, f->buf + done, (int)n,
+					       f->off + (sqlite3_int64)done);
+	}
+	f->len = 0;  /* on failure the transaction fails; the frames are gone */
+	return rc;
+}
+
+static int w_close(sqlite3_file *file)
+{
+	struct wfile *f = (struct wfile *)file;
+	int rc = flush(f), rc2;
+
+	free(f->buf);
+	f->buf = NULL;
+	rc2 = f->real->pMethods->xClose(f->real);
+	return rc != SQLITE_OK ? rc : rc2;
+}
+
+static int w_read(sqlite3_file *file, void *p, int amt, sqlite3_int64 off)
+{
+	struct wfile *f = (struct wfile *)file;
+	int rc = flush(f);
+
+	return rc != SQLITE_OK ? rc : f->real->pMethods->xRead(f->real, p, amt, off);
+}
+
+static int w_write(sqlite3_file *file, const void *p, int amt, sqlite3_int64 off)
+{
+	struct wfile *f = (struct wfile *)file;
+	int rc;
+
+	if (!f->wal)
+		return f->real->pMethods->xWrite(f->real, p, amt, off);
+	if (f->len && (off != f->off + (sqlite3_int64)f->len || f->len + (size_t)amt > BUF_CAP) &&
+	    (rc = flush(f)) != SQLITE_OK)
+		return rc;
+	if ((size_t)amt > WRITE_MAX)
+		return f->real->pMethods->xWrite(f->real, p, amt, off);
+	if (!f->buf && !(f->buf = malloc(BUF_CAP)))
+		return f->real->pMethods->xWrite(f->real, p, amt, off);
+	if (!f->len)
+		f->off = off;
+	memcpy(f->buf + f->len, p, (size_t)amt);
+	f->len += (size_t)amt;
+	return SQLITE_OK;
+}
+
+static int w_truncate(sqlite3_file *file, sqlite3_int64 size)
+{
+	struct wfile *f = (struct wfile *)file;
+	int rc = flush(f);
+
+	return rc != SQLITE_OK ? rc : f->real->pMethods->xTruncate(f->real, size);
+}
+
+static int w_sync(sqlite3_file *file, int flags)
+{
+	struct wfile *f = (struct wfile *)file;
+	int rc = flush(f);
+
+	return rc != SQLITE_OK ? rc : f->real->pMethods->xSync(f->real, flags);
+}
+
+static int w_file_size(sqlite3_file *file, sqlite3_int64 *size)
+{
+	struct wfile *f = (struct wfile *)file;
+	int rc = flush(f);
+
+	return rc != SQLITE_OK ? rc : f->real->pMethods->xFileSize(f->real, size);
+}
+
+static int w_lock(sqlite3_file *file, int lock)
+{
+	struct wfile *f = (struct wfile *)file;
+
+	return f->real->pMethods->xLock(f->real, lock);
+}
+
+static int w_unlock(sqlite3_file *file, int lock)
+{
+	struct wfile *f = (struct wfile *)file;
+
+	return f->real->pMethods->xUnlock(f->real, lock);
+}
+
+static int w_check_reserved(sqlite3_file *file, int *out)
+{
+	struct wfile *f = (struct wfile *)file;
+
+	return f->real->pMethods->xCheckReservedLock(f->real, out);
+}
+
+static int w_file_control(sqlite3_file *file, int op, void *arg)
+{
+	struct wfile *f = (struct wfile *)file;
+	int rc = flush(f);
+
+	return rc != SQLITE_OK ? rc : f->real->pMethods->xFileControl(f->real, op, arg);
+}
+
+static int w_sector_size(sqlite3_file *file)
+{
+	struct wfile *f = (struct wfile *)file;
+
+	return f->real->pMethods->xSectorSize(f->real);
+}
+
+static int w_device_characteristics(sqlite3_file *file)
+{
+	struct wfile *f = (struct wfile *)file;
+
+	return f->real->pMethods->xDeviceCharacteristics(f->real);
+}
+
+static int w_shm_map(sqlite3_file *file, int pg, int pgsz, int extend, void volatile **pp)
+{
+	struct wfile *f = (struct wfile *)file;
+
+	return f->real->pMethods->xShmMap(f->real, pg, pgsz, extend, pp);
+}
+
+static int w_shm_lock(sqlite3_file *file, int offset, int n, int flags)
+{
+	struct wfile *f = (struct wfile *)file;
+
+	return f->real->pMethods->xShmLock(f->real, offset, n, flags);
+}
+
+static void w_shm_barrier(sqlite3_file *file)
+{
+	struct wfile *f = (struct wfile *)file;
+
+	f->real->pMethods->xShmBarrier(f->real);
+}
+
+static int w_shm_unmap(sqlite3_file *file, int del)
+{
+	struct wfile *f = (struct wfile *)file;
+
+	return f->real->pMethods->xShmUnmap(f->real, del);
+}
+
+static int w_fetch(sqlite3_file *file, sqlite3_int64 off, int amt, void **pp)
+{
+	struct wfile *f = (struct wfile *)file;
+	int rc = flush(f);
+
+	return rc != SQLITE_OK ? rc : f->real->pMethods->xFetch(f->real, off, amt, pp);
+}
+
+static int w_unfetch(sqlite3_file *file, sqlite3_int64 off, void *p)
+{
+	struct wfile *f = (struct wfile *)file;
+
+	return f->real->pMethods->xUnfetch(f->real, off, p);
+}
+
+static const sqlite3_io_methods w_methods = {
+	.iVersion = 3,
+	.xClose = w_close,
+	.xRead = w_read,
+	.xWrite = w_write,
+	.xTruncate = w_truncate,
+	.xSync = w_sync,
+	.xFileSize = w_file_size,
+	.xLock = w_lock,
+	.xUnlock = w_unlock,
+	.xCheckReservedLock = w_check_reserved,
+	.xFileControl = w_file_control,
+	.xSectorSize = w_sector_size,
+	.xDeviceCharacteristics = w_device_characteristics,
+	.xShmMap = w_shm_map,
+	.xShmLock = w_shm_lock,
+	.xShmBarrier = w_shm_barrier,
+	.xShmUnmap = w_shm_unmap,
+	.xFetch = w_fetch,
+	.xUnfetch = w_unfetch,
+};
+
+static int v_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int flags,
+		  int *out_flags)
+{
+	struct wfile *f = (struct wfile *)file;
+	int rc;
+
+	(void)vfs;
+	memset(f, 0, sizeof(*f));
+	f->real = (sqlite3_file *)(f + 1);
+	rc = real_vfs->xOpen(real_vfs, name, f->real, flags, out_flags);
+	if (rc != SQLITE_OK) {
+		if (f->real->pMethods)
+			f->real->pMethods->xClose(f->real);
+		return rc;
+	}
+	/* The wrapper's methods must not claim more than the real file has. */
+	if (f->real->pMethods->iVersion < 3) {
+		f->real->pMethods->xClose(f->real);
+		return SQLITE_CANTOPEN;
+	}
+	f->wal = (flags & SQLITE_OPEN_WAL) != 0;
+	f->base.pMethods = &w_methods;
+	return SQLITE_OK;
+}
+
+static int v_delete(sqlite3_vfs *vfs, const char *name, int sync_dir)
+{
+	(void)vfs;
+	return real_vfs->xDelete(real_vfs, name, sync_dir);
+}
+
+static int v_access(sqlite3_vfs *vfs, const char *name, int flags, int *out)
+{
+	(void)vfs;
+	return real_vfs->xAccess(real_vfs, name, flags, out);
+}
+
+static int v_full_pathname(sqlite3_vfs *vfs, const char *name, int n, char *out)
+{
+	(void)vfs;
+	return real_vfs->xFullPathname(real_vfs, name, n, out);
+}
+
+static int v_randomness(sqlite3_vfs *vfs, int n, char *out)
+{
+	(void)vfs;
+	return real_vfs->xRandomness(real_vfs, n, out);
+}
+
+static int v_sleep(sqlite3_vfs *vfs, int us)
+{
+	(void)vfs;
+	return real_vfs->xSleep(real_vfs, us);
+}
+
+static int v_current_time(sqlite3_vfs *vfs, double *out)
+{
+	(void)vfs;
+	return real_vfs->xCurrentTime(real_vfs, out);
+}
+
+static int v_last_error(sqlite3_vfs *vfs, int n, char *out)
+{
+	(void)vfs;
+	return real_vfs->xGetLastError(real_vfs, n, out);
+}
+
+static int v_current_time64(sqlite3_vfs *vfs, sqlite3_int64 *out)
+{
+	(void)vfs;
+	return real_vfs->xCurrentTimeInt64(real_vfs, out);
+}
+
+static sqlite3_vfs walvfs = {
+	.iVersion = 2,
+	.zName = WALVFS_NAME,
+	.xOpen = v_open,
+	.xDelete = v_delete,
+	.xAccess = v_access,
+	.xFullPathname = v_full_pathname,
+	.xRandomness = v_randomness,
+	.xSleep = v_sleep,
+	.xCurrentTime = v_current_time,
+	.xGetLastError = v_last_error,
+	.xCurrentTimeInt64 = v_current_time64,
+	/* xDlOpen and friends stay NULL: keywarden loads no extensions. */
+};
+
+const char *walvfs_register(void)
+{
+	if (!real_vfs) {
+		if (!(real_vfs = sqlite3_vfs_find(NULL)) || real_vfs->iVersion < 2)
+			return NULL;
+		walvfs.szOsFile = (int)sizeof(struct wfile) + real_vfs->szOsFile;
+		walvfs.mxPathname = real_vfs->mxPathname;
+		if (sqlite3_vfs_register(&walvfs, 0) != SQLITE_OK) {
+			real_vfs = NULL;
+			return NULL;
+		}
+	}
+	return WALVFS_NAME;
+}

@@ -1,12 +1,14 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -70,6 +72,14 @@ struct http_server {
 	bool stopping;
 	atomic_int inflight;
 	atomic_bool draining;
+
+	/* Connections are accepted here and handed to libmicrohttpd, which
+	 * spreads them over its threads by descriptor number; left to accept
+	 * for themselves, one thread would often take a whole burst. */
+	int listen_fd;
+	int stop_fd;               /* eventfd: the acceptor stops */
+	pthread_t acceptor;
+	bool acceptor_started;
 };
 
 /* ---- response helpers ---- */
@@ -552,6 +562,88 @@ static void on_panic(void *cls, const char *file, unsigned line, const char *rea
 	abort();
 }
 
+/* ---- accepting ---- */
+
+static void *acceptor_main(void *p)
+{
+	struct http_server *srv = p;
+	struct pollfd fds[2] = {
+		{ .fd = srv->listen_fd, .events = POLLIN },
+		{ .fd = srv->stop_fd, .events = POLLIN },
+	};
+
+	pthread_setname_np(pthread_self(), "kw-accept");
+	for (;;) {
+		if (poll(fds, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (fds[1].revents)
+			break;
+		for (;;) {
+			struct sockaddr_storage ss;
+			socklen_t len = sizeof(ss);
+			int fd = accept4(srv->listen_fd, (struct sockaddr *)&ss, &len,
+					 SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+			if (fd < 0) {
+				if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+				    errno == ENOMEM) {
+					/* Out of descriptors: let connections close. */
+					struct timespec ts = { 0, 50 * 1000 * 1000 };
+
+					log_error("http: cannot accept a connection: %s",
+						  strerror(errno));
+					nanosleep(&ts, NULL);
+				}
+				if (errno == EINTR || errno == ECONNABORTED)
+					continue;
+				break;
+			}
+			/* On failure libmicrohttpd has closed the socket. */
+			MHD_add_connection(srv->d, fd, (struct sockaddr *)&ss, len);
+		}
+	}
+	return NULL;
+}
+
+static int listen_on(struct http_server *srv, const struct sockaddr_storage *ss,
+		     socklen_t sslen)
+{
+	int one = 1;
+
+	srv->listen_fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	struct sockaddr_storage bound;
+	socklen_t len = sizeof(bound);
+
+	if (srv->listen_fd < 0 ||
+	    setsockopt(srv->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    (ss->ss_family == AF_INET6 &&   /* an IPv6 address means IPv6 only */
+	     setsockopt(srv->listen_fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+	    bind(srv->listen_fd, (const struct sockaddr *)ss, sslen) < 0 ||
+	    listen(srv->listen_fd, SOMAXCONN) < 0 ||
+	    getsockname(srv->listen_fd, (struct sockaddr *)&bound, &len) < 0)
+		return -1;
+	srv->port = ntohs(bound.ss_family == AF_INET6 ?
+			  ((struct sockaddr_in6 *)&bound)->sin6_port :
+			  ((struct sockaddr_in *)&bound)->sin_port);
+	return 0;
+}
+
+/* New connections are refused from here on. */
+static void stop_accepting(struct http_server *srv)
+{
+	if (srv->acceptor_started) {
+		uint64_t one = 1;
+
+		if (write(srv->stop_fd, &one, sizeof(one)) < 0)
+			log_error("http: cannot stop accepting: %s", strerror(errno));
+		pthread_join(srv->acceptor, NULL);
+		srv->acceptor_started = false;
+	}
+	if (srv->listen_fd >= 0)
+		close(srv->listen_fd);
+	srv->listen_fd = -1;
+}
+
 /* ---- start and stop ---- */
 
 int http_server_start(const struct http_server_opts *o, struct http_server **out,
@@ -561,8 +653,8 @@ int http_server_start(const struct http_server_opts *o, struct http_server **out
 	struct sockaddr_storage ss;
 	socklen_t sslen;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-		MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_TURBO;
-	const union MHD_DaemonInfo *di;
+		MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_TURBO |
+		MHD_USE_NO_LISTEN_SOCKET;
 	pthread_attr_t attr;
 	int rc = KW_ERR_IO;
 
@@ -570,6 +662,7 @@ int http_server_start(const struct http_server_opts *o, struct http_server **out
 		return KW_ERR_NOMEM;
 	srv->o = *o;
 	srv->tls = o->tls_cert_pem != NULL;
+	srv->listen_fd = srv->stop_fd = -1;
 	pthread_mutex_init(&srv->lock, NULL);
 	pthread_cond_init(&srv->wake, NULL);
 	memset(&ss, 0, sizeof(ss));
@@ -581,13 +674,20 @@ int http_server_start(const struct http_server_opts *o, struct http_server **out
 		((struct sockaddr_in6 *)&ss)->sin6_family = AF_INET6;
 		((struct sockaddr_in6 *)&ss)->sin6_port = htons(o->port);
 		sslen = sizeof(struct sockaddr_in6);
-		flags |= MHD_USE_IPv6;
 	} else {
 		snprintf(msg, msglen, "listen address %s is not a numeric IP address", o->host);
 		rc = KW_ERR_INVALID;
 		goto out;
 	}
-	(void)sslen;
+	if (listen_on(srv, &ss, sslen) < 0) {
+		snprintf(msg, msglen, "cannot listen on %s port %u: %s", o->host,
+			 (unsigned)o->port, strerror(errno));
+		goto out;
+	}
+	if ((srv->stop_fd = eventfd(0, EFD_CLOEXEC)) < 0) {
+		snprintf(msg, msglen, "cannot create an eventfd: %s", strerror(errno));
+		goto out;
+	}
 	if (srv->tls)
 		flags |= MHD_USE_TLS;
 	if (metrics_init(o->routes) < 0) {
@@ -611,8 +711,7 @@ int http_server_start(const struct http_server_opts *o, struct http_server **out
 		}
 	pthread_attr_destroy(&attr);
 	MHD_set_panic_func(on_panic, NULL);
-	srv->d = MHD_start_daemon(flags, o->port, NULL, NULL, on_request, srv,
-		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	srv->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv,
 		MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(o->io_threads ? o->io_threads : 1),
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned)(o->max_connections ? o->max_connections : 1024),
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY_LIMIT,
@@ -623,12 +722,15 @@ int http_server_start(const struct http_server_opts *o, struct http_server **out
 		MHD_OPTION_HTTPS_MEM_CERT, o->tls_cert_pem,
 		MHD_OPTION_END);
 	if (!srv->d) {
-		snprintf(msg, msglen, "cannot listen on %s port %u: %s", o->host,
-			 (unsigned)o->port, errno ? strerror(errno) : "startup failed");
+		snprintf(msg, msglen, "cannot start the HTTP server: %s",
+			 errno ? strerror(errno) : "startup failed");
 		goto out;
 	}
-	di = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
-	srv->port = di ? di->port : o->port;
+	if (pthread_create(&srv->acceptor, NULL, acceptor_main, srv) != 0) {
+		snprintf(msg, msglen, "cannot start the accepting thread: %s", strerror(errno));
+		goto out;
+	}
+	srv->acceptor_started = true;
 	*out = srv;
 	srv = NULL;
 	rc = 0;
@@ -650,26 +752,10 @@ void http_server_stop(struct http_server *srv, int64_t timeout_ms)
 	if (!srv)
 		return;
 	if (srv->d) {
-		const union MHD_DaemonInfo *di;
-
 		/* Drain: refuse new connections, answer what is in flight with
-		 * Connection: close, then stop. MHD_quiesce_daemon races with
-		 * libmicrohttpd's own epoll threads over the listening socket in
-		 * this version and can abort the process, and a socket merely
-		 * shut down keeps them spinning on accept. Instead the listening
-		 * socket is replaced, under its descriptor number, by an idle
-		 * one: the kernel closes it (new connections are refused) and
-		 * drops it from the epoll sets; MHD closes the stand-in at stop. */
+		 * Connection: close, then stop. */
 		atomic_store(&srv->draining, true);
-		di = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_LISTEN_FD);
-		if (di && di->listen_fd != MHD_INVALID_SOCKET) {
-			int idle = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-			if (idle >= 0) {
-				dup2(idle, di->listen_fd);
-				close(idle);
-			}
-		}
+		stop_accepting(srv);
 		while (atomic_load(&srv->inflight) > 0 && time_mono_ms() < deadline) {
 			struct timespec ts = { 0, 10 * 1000 * 1000 };
 
@@ -682,8 +768,11 @@ void http_server_stop(struct http_server *srv, int64_t timeout_ms)
 	pthread_mutex_unlock(&srv->lock);
 	for (unsigned i = 0; i < srv->nworkers; i++)
 		pthread_join(srv->workers[i], NULL);
+	stop_accepting(srv);
 	if (srv->d)
 		MHD_stop_daemon(srv->d);
+	if (srv->stop_fd >= 0)
+		close(srv->stop_fd);
 	free(srv->workers);
 	pthread_mutex_destroy(&srv->lock);
 	pthread_cond_destroy(&srv->wake);

@@ -29,6 +29,7 @@ extern const struct embedded_file migrations_sqlite[];
 #define STR_(x) #x
 #define STR(x) STR_(x)
 #define MAX_GROUP 512       /* write jobs committed together at most */
+#define CHECKPOINT_FRAMES 50000  /* the writer checkpoints a log this long */
 
 enum stmt_id {
 	S_BEGIN_IMMEDIATE, S_BEGIN, S_COMMIT, S_ROLLBACK,
@@ -213,6 +214,17 @@ struct store {
 	pthread_mutex_t rlock;
 	struct conn *readers;      /* idle reader connections */
 	int nreaders;
+
+	/* Commits whose log sync is owed: the syncer thread syncs the log and
+	 * then tells their callers, while the writer starts the next group. */
+	pthread_t syncer;
+	bool syncer_started;
+	pthread_mutex_t slock;
+	pthread_cond_t swake;
+	struct job *sync_head, *sync_tail;
+	bool sync_stopping;
+	bool sync_failed;          /* a log sync failed: no more writes */
+	int wal_frames;            /* the log's length after the last commit */
 };
 
 struct store_tx {
@@ -494,10 +506,14 @@ static int sqlite_migrate(struct store *s, int *from, int *to, char *msg, size_t
 
 /* ---- the writer thread: group commit ---- */
 
-static void run_group(struct store *s, struct job *jobs)
+/* Runs a group of jobs in one transaction. Returns true if the commit's
+ * log sync is owed (see walvfs.h): the jobs are done only once it is. */
+static bool run_group(struct store *s, struct job *jobs)
 {
 	struct store_tx tx = { .base = { &sqlite_ops }, .c = s->writer, .s = s };
 	struct conn *c = s->writer;
+	struct walvfs_log *log;
+	bool owed = false;
 	int rc;
 
 	rc = run(c, S_BEGIN_IMMEDIATE);
@@ -515,8 +531,17 @@ static void run_group(struct store *s, struct job *jobs)
 		if (run(c, S_RELEASE) < 0)
 			rc = KW_ERR_STORE;
 	}
-	if (rc == 0)
+	if (rc == 0) {
+		/* The log exists once the transaction has begun. */
+		log = walvfs_log(c->db);
+		if (log)
+			walvfs_defer(log, true);
 		rc = run(c, S_COMMIT);
+		if (log) {
+			walvfs_defer(log, false);
+			owed = walvfs_owed(log) && rc == 0;
+		}
+	}
 	if (rc < 0) {
 		if (!sqlite3_get_autocommit(c->db))
 			run(c, S_ROLLBACK);
@@ -524,6 +549,42 @@ static void run_group(struct store *s, struct job *jobs)
 			if (j->rc >= 0)
 				j->rc = KW_ERR_STORE;
 	}
+	return owed;
+}
+
+/* Tells each caller alone: no herd on one condition. */
+static void jobs_done(struct job *jobs)
+{
+	for (struct job *j = jobs, *next; j; j = next) {
+		bool owned = j->owned;
+
+		next = j->next;
+		j->done(j->rc, j->done_arg);
+		if (owned)
+			free(j);
+	}
+}
+
+/* After each commit (sqlite3_wal_hook): the writer checkpoints itself,
+ * between groups, so that the checkpoint's sync of the log is never one
+ * of the deferred ones. */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	((struct store *)arg)->wal_frames = frames;
+	return SQLITE_OK;
+}
+
+static void checkpoint(struct store *s)
+{
+	int rc;
+
+	if (s->wal_frames < CHECKPOINT_FRAMES)
+		return;
+	s->wal_frames = 0;
+	rc = sqlite3_wal_checkpoint_v2(s->writer->db, "main", SQLITE_CHECKPOINT_PASSIVE,
+				       NULL, NULL);
+	if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+		log_error("database: checkpoint: %s", sqlite3_errmsg(s->writer->db));
 }
 
 static void *writer_main(void *p)
@@ -552,27 +613,72 @@ static void *writer_main(void *p)
 		last->next = NULL;
 		pthread_mutex_unlock(&s->lock);
 
-		run_group(s, group);
-
-		/* Tell each caller alone: no herd on one condition. */
-		for (struct job *j = group, *next; j; j = next) {
-			bool owned = j->owned;
-
-			next = j->next;
-			j->done(j->rc, j->done_arg);
-			if (owned)
-				free(j);
+		if (run_group(s, group)) {
+			pthread_mutex_lock(&s->slock);
+			if (s->sync_tail)
+				s->sync_tail->next = group;
+			else
+				s->sync_head = group;
+			s->sync_tail = last;
+			pthread_cond_signal(&s->swake);
+			pthread_mutex_unlock(&s->slock);
+		} else {
+			jobs_done(group);
 		}
+		checkpoint(s);
 		pthread_mutex_lock(&s->lock);
 	}
 	pthread_mutex_unlock(&s->lock);
 	return NULL;
 }
 
+/* Syncs the log for every commit queued since the last sync (one fdatasync
+ * for all of them), then tells their callers. A failed sync fails them and
+ * every later write: what the log holds is no longer known to be on disk. */
+static void *syncer_main(void *p)
+{
+	struct store *s = p;
+
+	pthread_setname_np(pthread_self(), "kw-sync");
+
+	pthread_mutex_lock(&s->slock);
+	for (;;) {
+		struct job *jobs;
+		struct walvfs_log *log;
+		bool ok;
+
+		while (!s->sync_head && !s->sync_stopping)
+			pthread_cond_wait(&s->swake, &s->slock);
+		if (!s->sync_head)
+			break;
+		jobs = s->sync_head;
+		s->sync_head = s->sync_tail = NULL;
+		pthread_mutex_unlock(&s->slock);
+
+		/* The writer's log stays open as long as the writer. */
+		log = walvfs_log(s->writer->db);
+		ok = log && walvfs_sync(log) == SQLITE_OK;
+		if (!ok) {
+			store_count_error();
+			log_error("database: cannot sync the log: %s", strerror(errno));
+			for (struct job *j = jobs; j; j = j->next)
+				j->rc = KW_ERR_STORE;
+		}
+		pthread_mutex_lock(&s->lock);
+		if (!ok)
+			s->sync_failed = true;
+		pthread_mutex_unlock(&s->lock);
+		jobs_done(jobs);
+		pthread_mutex_lock(&s->slock);
+	}
+	pthread_mutex_unlock(&s->slock);
+	return NULL;
+}
+
 static int enqueue(struct store *s, struct job *j)
 {
 	pthread_mutex_lock(&s->lock);
-	if (s->stopping) {
+	if (s->stopping || s->sync_failed) {
 		pthread_mutex_unlock(&s->lock);
 		return KW_ERR_UNAVAILABLE;
 	}
@@ -713,6 +819,13 @@ static void sqlite_close(struct store *s)
 		pthread_mutex_unlock(&s->lock);
 		pthread_join(s->thread, NULL);
 	}
+	if (s->syncer_started) {
+		pthread_mutex_lock(&s->slock);
+		s->sync_stopping = true;
+		pthread_cond_signal(&s->swake);
+		pthread_mutex_unlock(&s->slock);
+		pthread_join(s->syncer, NULL);
+	}
 
 	while (s->readers) {
 		struct conn *c = s->readers;
@@ -723,7 +836,9 @@ static void sqlite_close(struct store *s)
 	conn_close(s->writer);
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->rlock);
+	pthread_mutex_destroy(&s->slock);
 	pthread_cond_destroy(&s->wake);
+	pthread_cond_destroy(&s->swake);
 	free(s->path);
 	free(s);
 }
@@ -752,7 +867,9 @@ static int sqlite_open(const char *location, struct store **out, char *msg, size
 	s->base.ops = &sqlite_ops;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->rlock, NULL);
+	pthread_mutex_init(&s->slock, NULL);
 	pthread_cond_init(&s->wake, NULL);
+	pthread_cond_init(&s->swake, NULL);
 	if ((rc = conn_open(location, true, &s->writer, msg, msglen)) < 0)
 		goto out;
 	/* A database from a newer keywarden is never used, migrated or not. */
@@ -767,6 +884,14 @@ static int sqlite_open(const char *location, struct store **out, char *msg, size
 		rc = KW_ERR_SCHEMA;
 		goto out;
 	}
+	sqlite3_wal_hook(s->writer->db, wal_hook, s);
+	if (pthread_create(&s->syncer, NULL, syncer_main, s) != 0) {
+		snprintf(msg, msglen, "cannot start the database syncer: %s",
+			 strerror(errno));
+		rc = KW_ERR_NOMEM;
+		goto out;
+	}
+	s->syncer_started = true;
 	if (pthread_create(&s->thread, NULL, writer_main, s) != 0) {
 		snprintf(msg, msglen, "cannot start the database writer: %s",
 			 strerror(errno));

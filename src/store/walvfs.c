@@ -16,9 +16,12 @@
  * crash loses nothing acknowledged, exactly as losing unsynced page cache
  * would. Only log files are buffered; the database file and the wal-index
  * pass straight through. */
+#include <fcntl.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -34,6 +37,13 @@ struct wfile {
 	unsigned char *buf;     /* allocated at the first write */
 	sqlite3_int64 off;      /* file offset of buf[0] */
 	size_t len;
+	/* Deferred syncs (walvfs_defer): the log's own descriptor, for
+	 * fdatasync from another thread; set once a real sync has made the
+	 * file's directory entry durable. */
+	int sync_fd;
+	bool synced_once;
+	bool defer;
+	atomic_bool owed;
 	sqlite3_file *real;     /* the default VFS's file, right after us */
 };
 
@@ -61,6 +71,9 @@ static int w_close(sqlite3_file *file)
 
 	free(f->buf);
 	f->buf = NULL;
+	if (f->sync_fd >= 0)
+		close(f->sync_fd);
+	f->sync_fd = -1;
 	rc2 = f->real->pMethods->xClose(f->real);
 	return rc != SQLITE_OK ? rc : rc2;
 }
@@ -107,7 +120,15 @@ static int w_sync(sqlite3_file *file, int flags)
 	struct wfile *f = (struct wfile *)file;
 	int rc = flush(f);
 
-	return rc != SQLITE_OK ? rc : f->real->pMethods->xSync(f->real, flags);
+	if (rc != SQLITE_OK)
+		return rc;
+	if (f->defer && f->synced_once) {
+		atomic_store(&f->owed, true);
+		return SQLITE_OK;
+	}
+	if ((rc = f->real->pMethods->xSync(f->real, flags)) == SQLITE_OK)
+		f->synced_once = true;
+	return rc;
 }
 
 static int w_file_size(sqlite3_file *file, sqlite3_int64 *size)
@@ -234,6 +255,7 @@ static int v_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int fl
 
 	(void)vfs;
 	memset(f, 0, sizeof(*f));
+	f->sync_fd = -1;
 	f->real = (sqlite3_file *)(f + 1);
 	rc = real_vfs->xOpen(real_vfs, name, f->real, flags, out_flags);
 	if (rc != SQLITE_OK) {
@@ -247,6 +269,8 @@ static int v_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int fl
 		return SQLITE_CANTOPEN;
 	}
 	f->wal = (flags & SQLITE_OPEN_WAL) != 0;
+	if (f->wal && name)
+		f->sync_fd = open(name, O_RDWR | O_CLOEXEC);
 	f->base.pMethods = &w_methods;
 	return SQLITE_OK;
 }
@@ -313,6 +337,36 @@ static sqlite3_vfs walvfs = {
 	.xCurrentTimeInt64 = v_current_time64,
 	/* xDlOpen and friends stay NULL: keywarden loads no extensions. */
 };
+
+/* ---- deferred syncs ---- */
+
+struct walvfs_log *walvfs_log(sqlite3 *db)
+{
+	sqlite3_file *file = NULL;
+
+	if (sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &file) != SQLITE_OK ||
+	    !file || file->pMethods != &w_methods)
+		return NULL;
+	return (struct walvfs_log *)file;
+}
+
+bool walvfs_defer(struct walvfs_log *log, bool on)
+{
+	struct wfile *f = (struct wfile *)log;
+
+	f->defer = on && f->wal && f->sync_fd >= 0;
+	return f->defer;
+}
+
+bool walvfs_owed(struct walvfs_log *log)
+{
+	return atomic_exchange(&((struct wfile *)log)->owed, false);
+}
+
+int walvfs_sync(struct walvfs_log *log)
+{
+	return fdatasync(((struct wfile *)log)->sync_fd) == 0 ? SQLITE_OK : SQLITE_IOERR_FSYNC;
+}
 
 const char *walvfs_register(void)
 {

@@ -1,9 +1,34 @@
 #ifndef KW_STORE_WALVFS_H
 #define KW_STORE_WALVFS_H
 
+#include <stdbool.h>
+
 /* Registers (once; not thread-safe) the SQLite VFS that gathers
  * write-ahead-log writes into one system call per commit, and returns its
  * name, or NULL if it could not be registered (use the default VFS). */
 const char *walvfs_register(void);
+
+/* Deferred syncs, so that a writer can start its next transaction while
+ * the last one's log is being synced (group commit pipelining).
+ *
+ * walvfs_log: the log file of connection db, or NULL (not opened yet, or
+ * not on this VFS). While deferring is on, a sync of the log writes out
+ * the buffer and records that a sync is owed (walvfs_owed tells and
+ * forgets) instead of waiting for the disk; until the file has been
+ * synced once for real (its directory entry durable), syncs are never
+ * deferred. walvfs_sync performs an owed sync with fdatasync on the log's
+ * own descriptor; any thread may call it while the writer goes on.
+ *
+ * Whoever defers must not report a commit as durable before walvfs_sync
+ * has returned SQLITE_OK after it, and must not defer across anything but
+ * a COMMIT: a checkpoint's sync of the log must be real, so the caller
+ * checkpoints itself (wal_autocheckpoint off) with deferring off. */
+struct walvfs_log;
+struct sqlite3;
+
+struct walvfs_log *walvfs_log(struct sqlite3 *db);
+bool walvfs_defer(struct walvfs_log *log, bool on);
+bool walvfs_owed(struct walvfs_log *log);
+int walvfs_sync(struct walvfs_log *log);
 
 #endif

@@ -16,6 +16,7 @@
 #include <sqlite3.h>
 
 #include "store/store.h"
+#include "store/walvfs.h"
 #include "util/err.h"
 
 struct fx {
@@ -804,6 +805,46 @@ static void test_commit_is_in_the_log_file(void **state)
 		 "WHERE name = 'big'", v, 64);
 	assert_string_equal(v, "307200z");
 	free(v);
+}
+
+/* Deferred syncs (walvfs.h): a COMMIT made while deferring owes a sync
+ * once the log has been synced for real, and is visible to others. */
+static void test_walvfs_deferred_sync(void **state)
+{
+	struct fx *f = *state;
+	const char *vfs = walvfs_register();
+	struct walvfs_log *log;
+	sqlite3 *db = NULL;
+	char path[600], v[16];
+
+	assert_non_null(vfs);
+	snprintf(path, sizeof(path), "%s/defer.db", f->dir);
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+					 vfs), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; "
+				      "CREATE TABLE t (v TEXT)", NULL, NULL, NULL), SQLITE_OK);
+	assert_non_null(log = walvfs_log(db));
+
+	/* The log's first sync is real (its directory entry must be durable). */
+	assert_int_equal(sqlite3_exec(db, "INSERT INTO t VALUES ('one')", NULL, NULL, NULL),
+			 SQLITE_OK);
+	assert_false(walvfs_owed(log));
+
+	assert_true(walvfs_defer(log, true));
+	assert_int_equal(sqlite3_exec(db, "INSERT INTO t VALUES ('two')", NULL, NULL, NULL),
+			 SQLITE_OK);
+	walvfs_defer(log, false);
+	assert_true(walvfs_owed(log));
+	assert_false(walvfs_owed(log));   /* told once */
+	sql_text(path, "SELECT group_concat(v) FROM t", v, sizeof(v));
+	assert_string_equal(v, "one,two");
+	assert_int_equal(walvfs_sync(log), SQLITE_OK);
+
+	/* Not deferring: nothing owed. */
+	assert_int_equal(sqlite3_exec(db, "INSERT INTO t VALUES ('3')", NULL, NULL, NULL),
+			 SQLITE_OK);
+	assert_false(walvfs_owed(log));
+	sqlite3_close(db);
 }
 
 /* ---- enrollment tokens ---- */
@@ -2072,6 +2113,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_read_is_read_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_meta, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_is_in_the_log_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_walvfs_deferred_sync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_volumes, setup, teardown),

@@ -398,9 +398,13 @@ static int put_key(struct store_tx *tx, struct checkin_job *a, const struct chec
 	if (rc != KW_ERR_NOT_FOUND)
 		return rc;
 	memset(&k, 0, sizeof(k));
-	if ((rc = seal_encrypt(a->seal, ck->key_id, a->device_id, ck->password,
-			       sealed, &len)) < 0)
+	if (ck->sealed_len) {
+		len = ck->sealed_len;
+		memcpy(sealed, ck->sealed, len);
+	} else if ((rc = seal_encrypt(a->seal, ck->key_id, a->device_id, ck->password,
+				      sealed, &len)) < 0) {
 		return rc;
+	}
 	snprintf(k.key_id, sizeof(k.key_id), "%s", ck->key_id);
 	snprintf(k.device_id, sizeof(k.device_id), "%s", a->device_id);
 	k.volume_row = a->volume_row;
@@ -527,6 +531,22 @@ static int apply_tx(struct store_tx *tx, void *arg)
 			collect_rotate, a->res);
 }
 
+/* Seals every reported key here, not on the store's writer thread, which
+ * all check-ins share: most keys are new when fleets rotate en masse. */
+static int seal_keys(const struct seal *k, const char *device_id, struct checkin *ci)
+{
+	for (size_t i = 0; i < ci->nvolumes; i++)
+		for (size_t j = 0; j < ci->volumes[i].nkeys; j++) {
+			struct checkin_key *ck = &ci->volumes[i].keys[j];
+			int rc = seal_encrypt(k, ck->key_id, device_id, ck->password, ck->sealed,
+					      &ck->sealed_len);
+
+			if (rc < 0)
+				return rc;
+		}
+	return 0;
+}
+
 static void job_init(struct checkin_job *a, const struct seal *k, const char *device_id,
 		     const struct checkin *ci, int64_t now, struct checkin_result *res)
 {
@@ -540,12 +560,14 @@ static void job_init(struct checkin_job *a, const struct seal *k, const char *de
 }
 
 int checkin_apply(struct store *s, const struct seal *k, const char *device_id,
-		  const struct checkin *ci, int64_t now, struct checkin_result *res)
+		  struct checkin *ci, int64_t now, struct checkin_result *res)
 {
 	struct checkin_job a;
 	int rc;
 
 	job_init(&a, k, device_id, ci, now, res);
+	if ((rc = seal_keys(k, device_id, ci)) < 0)
+		return rc;
 	rc = store_write(s, apply_tx, &a);
 	if (rc < 0)
 		checkin_result_free(res);
@@ -553,10 +575,14 @@ int checkin_apply(struct store *s, const struct seal *k, const char *device_id,
 }
 
 int checkin_apply_async(struct store *s, const struct seal *k, const char *device_id,
-			const struct checkin *ci, int64_t now, struct checkin_result *res,
+			struct checkin *ci, int64_t now, struct checkin_result *res,
 			struct checkin_job *job, store_done_fn done, void *done_arg)
 {
+	int rc;
+
 	job_init(job, k, device_id, ci, now, res);
+	if ((rc = seal_keys(k, device_id, ci)) < 0)
+		return rc;
 	return store_write_async(s, apply_tx, job, done, done_arg);
 }
 

@@ -11,6 +11,7 @@
 
 #include "core/keyid.h"
 #include "core/recpw.h"
+#include "core/seal.h"
 #include "store/store.h"
 
 #define CHECKIN_MAX_VOLUMES 64
@@ -23,6 +24,10 @@
 struct checkin_key {
 	char key_id[KEYID_CANON_LEN + 1];
 	char password[RECPW_CANON_LEN + 1];
+	/* Sealed by checkin_apply on the caller's thread, before the store's
+	 * single writer gets the job; used if the key is new. */
+	uint8_t sealed[SEAL_MAX];
+	size_t sealed_len;
 };
 
 struct checkin_volume {
@@ -98,7 +103,7 @@ struct checkin_result {
  * volume become removed, disclosed ones superseded; logons recorded.
  * res->rotate is allocated; free with checkin_result_free. */
 int checkin_apply(struct store *s, const struct seal *k, const char *device_id,
-		  const struct checkin *ci, int64_t now, struct checkin_result *res);
+		  struct checkin *ci, int64_t now, struct checkin_result *res);
 
 /* The work of one check-in in flight; the caller keeps it (and ci, res)
  * until done is called. */
@@ -118,7 +123,7 @@ struct checkin_job {
 /* checkin_apply without waiting: done(rc, done_arg) reports the outcome
  * (see store_write_async); on rc < 0 free res with checkin_result_free. */
 int checkin_apply_async(struct store *s, const struct seal *k, const char *device_id,
-			const struct checkin *ci, int64_t now, struct checkin_result *res,
+			struct checkin *ci, int64_t now, struct checkin_result *res,
 			struct checkin_job *job, store_done_fn done, void *done_arg);
 
 void checkin_result_free(struct checkin_result *res);

@@ -882,6 +882,33 @@ static void test_apply_new_keys(void **state)
 	assert_int_equal(c.last_checkin_at, 0);
 }
 
+/* Keys are sealed on the caller's thread, before the store's single writer
+ * gets the job, and the writer stores exactly that. */
+static void test_apply_seals_before_the_writer(void **state)
+{
+	struct fx *f = *state;
+	struct field_errors errs;
+	struct checkin_result res;
+	struct checkin ci;
+	json_t *body = base_body();
+	struct stored s;
+
+	assert_int_equal(checkin_parse(body, NOW, &ci, &errs), 0);
+	json_decref(body);
+	assert_int_equal(checkin_apply(f->s, f->k, DEV_A, &ci, NOW, &res), 0);
+	checkin_result_free(&res);
+	keys_of(f, DEV_A, &s);
+	for (size_t j = 0; j < ci.volumes[0].nkeys; j++) {
+		const struct checkin_key *ck = &ci.volumes[0].keys[j];
+		const struct stored_key *k = find(&s, ck->key_id);
+
+		assert_non_null(k);
+		assert_int_equal(ck->sealed_len, k->sealed_len);
+		assert_memory_equal(ck->sealed, k->sealed, k->sealed_len);
+	}
+	checkin_free(&ci);
+}
+
 static void test_apply_idempotent(void **state)
 {
 	struct fx *f = *state;
@@ -1120,6 +1147,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_parse_limits, setup_none, teardown),
 		cmocka_unit_test_setup_teardown(test_parse_duplicates, setup_none, teardown),
 		cmocka_unit_test_setup_teardown(test_apply_new_keys, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_apply_seals_before_the_writer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_apply_idempotent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_apply_changed_password_conflicts, setup,
 						teardown),

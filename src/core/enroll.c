@@ -1,4 +1,6 @@
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -138,19 +140,118 @@ static int auth_tx(struct store_tx *tx, void *arg)
 	return STORE_TX(tx, device_by_secret, t->hash, auth_found, t->a);
 }
 
+/* The live device with this secret hash, into a. */
+static int authenticate_hash(struct store *s, const uint8_t hash[SECRET_HASH_LEN],
+			     struct auth *a)
+{
+	struct auth_tx t;
+	int rc;
+
+	memcpy(t.hash, hash, SECRET_HASH_LEN);
+	t.a = a;
+	rc = store_lookup(s, auth_tx, &t);
+	if (rc == KW_ERR_NOT_FOUND || (rc == 0 && a->revoked))
+		return KW_ERR_AUTH;
+	return rc;
+}
+
 int enroll_authenticate(struct store *s, const char *secret,
 			char device_id[UUID_LEN + 1], char *name, size_t namelen)
 {
 	struct auth a = { device_id, name, namelen, false };
-	struct auth_tx t;
+	uint8_t hash[SECRET_HASH_LEN];
+
+	if (strlen(secret) >= SECRET_TEXT_MAX)
+		return KW_ERR_AUTH;
+	secret_hash(secret, strlen(secret), hash);
+	return authenticate_hash(s, hash, &a);
+}
+
+/* ---- the device cache ---- */
+
+#define DEVICE_CACHE_SLOTS 4096
+
+struct device_slot {
+	uint8_t hash[SECRET_HASH_LEN];
+	char device_id[UUID_LEN + 1];
+	char name[DEVICE_NAME_MAX + 1];
+	bool used;
+};
+
+struct device_cache {
+	pthread_mutex_t lock;
+	struct device_slot slot[DEVICE_CACHE_SLOTS];
+};
+
+int device_cache_new(struct device_cache **out)
+{
+	struct device_cache *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return KW_ERR_NOMEM;
+	pthread_mutex_init(&c->lock, NULL);
+	*out = c;
+	return 0;
+}
+
+void device_cache_free(struct device_cache *c)
+{
+	if (!c)
+		return;
+	pthread_mutex_destroy(&c->lock);
+	sodium_memzero(c, sizeof(*c));
+	free(c);
+}
+
+/* The hash is of a random secret: its first bytes spread evenly. */
+static struct device_slot *slot_of(struct device_cache *c, const uint8_t *hash)
+{
+	uint32_t i;
+
+	memcpy(&i, hash, sizeof(i));
+	return &c->slot[i % DEVICE_CACHE_SLOTS];
+}
+
+int device_cache_authenticate(struct device_cache *c, struct store *s, const char *secret,
+			      uint8_t hash[SECRET_HASH_LEN], char device_id[UUID_LEN + 1],
+			      char *name, size_t namelen)
+{
+	struct device_slot *sl;
+	char found_name[DEVICE_NAME_MAX + 1];
+	struct auth a = { device_id, found_name, sizeof(found_name), false };
 	int rc;
 
 	if (strlen(secret) >= SECRET_TEXT_MAX)
 		return KW_ERR_AUTH;
-	secret_hash(secret, strlen(secret), t.hash);
-	t.a = &a;
-	rc = store_lookup(s, auth_tx, &t);
-	if (rc == KW_ERR_NOT_FOUND || (rc == 0 && a.revoked))
-		return KW_ERR_AUTH;
-	return rc;
+	secret_hash(secret, strlen(secret), hash);
+	sl = slot_of(c, hash);
+	pthread_mutex_lock(&c->lock);
+	if (sl->used && sodium_memcmp(sl->hash, hash, SECRET_HASH_LEN) == 0) {
+		snprintf(device_id, UUID_LEN + 1, "%s", sl->device_id);
+		snprintf(name, namelen, "%s", sl->name);
+		pthread_mutex_unlock(&c->lock);
+		return 0;
+	}
+	pthread_mutex_unlock(&c->lock);
+
+	if ((rc = authenticate_hash(s, hash, &a)) < 0)
+		return rc;
+	snprintf(name, namelen, "%s", found_name);
+	pthread_mutex_lock(&c->lock);
+	memcpy(sl->hash, hash, SECRET_HASH_LEN);
+	snprintf(sl->device_id, sizeof(sl->device_id), "%s", device_id);
+	snprintf(sl->name, sizeof(sl->name), "%s", found_name);
+	sl->used = true;
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
+void device_cache_forget(struct device_cache *c, const uint8_t hash[SECRET_HASH_LEN])
+{
+	struct device_slot *sl = slot_of(c, hash);
+
+	pthread_mutex_lock(&c->lock);
+	if (sl->used && sodium_memcmp(sl->hash, hash, SECRET_HASH_LEN) == 0)
+		sl->used = false;
+	pthread_mutex_unlock(&c->lock);
 }

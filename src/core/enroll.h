@@ -41,4 +41,19 @@ int enroll_register(struct store *s, const char *token, const struct device_new 
 int enroll_authenticate(struct store *s, const char *secret,
 			char device_id[UUID_LEN + 1], char *name, size_t namelen);
 
+/* Which device a secret names, remembered: a check-in then needs no read
+ * of the store before its write. Remembering is not trusting: the caller
+ * must check the device against the hash in the write (store op
+ * device_check_secret), which also catches a device revoked since, and
+ * then call device_cache_forget. A bounded table; one entry per slot. */
+struct device_cache;
+
+int device_cache_new(struct device_cache **out);
+void device_cache_free(struct device_cache *c);
+/* enroll_authenticate through c; also writes the secret's hash. */
+int device_cache_authenticate(struct device_cache *c, struct store *s, const char *secret,
+			      uint8_t hash[SECRET_HASH_LEN], char device_id[UUID_LEN + 1],
+			      char *name, size_t namelen);
+void device_cache_forget(struct device_cache *c, const uint8_t hash[SECRET_HASH_LEN]);
+
 #endif

@@ -492,6 +492,9 @@ static int apply_tx(struct store_tx *tx, void *arg)
 	const struct checkin *ci = a->ci;
 	int rc;
 
+	if (a->secret_hash &&
+	    (rc = STORE_TX(tx, device_check_secret, a->device_id, a->secret_hash)) < 0)
+		return rc;
 	if ((rc = STORE_TX(tx, device_checked_in, a->device_id, ci->os, a->now)) < 0)
 		return rc;
 	for (size_t i = 0; i < ci->nvolumes; i++) {
@@ -575,12 +578,14 @@ int checkin_apply(struct store *s, const struct seal *k, const char *device_id,
 }
 
 int checkin_apply_async(struct store *s, const struct seal *k, const char *device_id,
-			struct checkin *ci, int64_t now, struct checkin_result *res,
-			struct checkin_job *job, store_done_fn done, void *done_arg)
+			const uint8_t *secret_hash, struct checkin *ci, int64_t now,
+			struct checkin_result *res, struct checkin_job *job,
+			store_done_fn done, void *done_arg)
 {
 	int rc;
 
 	job_init(job, k, device_id, ci, now, res);
+	job->secret_hash = secret_hash;
 	if ((rc = seal_keys(k, device_id, ci)) < 0)
 		return rc;
 	return store_write_async(s, apply_tx, job, done, done_arg);

@@ -110,6 +110,7 @@ int checkin_apply(struct store *s, const struct seal *k, const char *device_id,
 struct checkin_job {
 	const struct seal *seal;
 	const char *device_id;
+	const uint8_t *secret_hash;   /* checked in the write unless NULL */
 	const struct checkin *ci;
 	int64_t now;
 	struct checkin_result *res;
@@ -121,10 +122,14 @@ struct checkin_job {
 };
 
 /* checkin_apply without waiting: done(rc, done_arg) reports the outcome
- * (see store_write_async); on rc < 0 free res with checkin_result_free. */
+ * (see store_write_async); on rc < 0 free res with checkin_result_free.
+ * Unless secret_hash is NULL the write first checks that device_id has
+ * that secret and is not revoked (KW_ERR_AUTH otherwise, nothing stored):
+ * the caller may then have named the device from a cache. */
 int checkin_apply_async(struct store *s, const struct seal *k, const char *device_id,
-			struct checkin *ci, int64_t now, struct checkin_result *res,
-			struct checkin_job *job, store_done_fn done, void *done_arg);
+			const uint8_t *secret_hash, struct checkin *ci, int64_t now,
+			struct checkin_result *res, struct checkin_job *job,
+			store_done_fn done, void *done_arg);
 
 void checkin_result_free(struct checkin_result *res);
 

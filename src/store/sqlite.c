@@ -36,7 +36,8 @@ enum stmt_id {
 	S_SAVEPOINT, S_RELEASE, S_ROLLBACK_TO,
 	S_META_GET, S_META_SET,
 	S_TOKEN_INSERT, S_TOKEN_GET, S_TOKEN_USE, S_TOKEN_REVOKE, S_TOKEN_EACH,
-	S_DEVICE_INSERT, S_DEVICE_GET, S_DEVICE_BY_SECRET, S_DEVICE_ROW, S_DEVICE_CHECKED_IN,
+	S_DEVICE_INSERT, S_DEVICE_GET, S_DEVICE_BY_SECRET, S_DEVICE_ROW, S_DEVICE_AUTH,
+	S_DEVICE_CHECKED_IN,
 	S_DEVICE_REVOKE, S_DEVICE_EACH, S_DEVICE_EACH_LIMIT,
 	S_VOLUME_GET, S_VOLUME_INSERT, S_VOLUME_UPDATE, S_VOLUME_EACH,
 	S_KEY_GET, S_KEY_INSERT, S_KEY_SET_STATE, S_KEY_SET_SEALED,
@@ -86,6 +87,7 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_DEVICE_BY_SECRET] = "SELECT " DEVICE_COLS " FROM devices d "
 		"WHERE d.secret_hash = ?1",
 	[S_DEVICE_ROW] = "SELECT id FROM devices WHERE uid = ?1",
+	[S_DEVICE_AUTH] = "SELECT id, secret_hash, revoked FROM devices WHERE uid = ?1",
 	/* A device checking in again within the second writes nothing. */
 	[S_DEVICE_CHECKED_IN] = "UPDATE devices SET os = ?2, last_checkin_at = ?3 "
 		"WHERE id = ?1 AND (os IS NOT ?2 OR last_checkin_at IS NOT ?3)",
@@ -1132,6 +1134,40 @@ static int device_rowid(struct store_tx *tx, const char *uid, int64_t *row)
 	return rc;
 }
 
+static int sqlite_device_check_secret(struct store_tx *tx, const char *id,
+				      const uint8_t hash[STORE_HASH_LEN])
+{
+	sqlite3_stmt *st = stmt(tx->c, S_DEVICE_AUTH);
+	int rc;
+
+	if (!st)
+		return KW_ERR_STORE;
+	bind_text(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const uint8_t *h = sqlite3_column_blob(st, 1);
+		uint8_t diff = 0;
+
+		if (!h || sqlite3_column_bytes(st, 1) != STORE_HASH_LEN) {
+			diff = 1;
+		} else {
+			for (size_t i = 0; i < STORE_HASH_LEN; i++)
+				diff |= (uint8_t)(h[i] ^ hash[i]);
+		}
+		rc = diff || sqlite3_column_int(st, 2) ? KW_ERR_AUTH : 0;
+		if (rc == 0) {   /* the job's later statements need its row */
+			snprintf(tx->dev_uid, sizeof(tx->dev_uid), "%s", id);
+			tx->dev_row = sqlite3_column_int64(st, 0);
+		}
+	} else {
+		rc = map_rc(tx->c, rc, stmt_sql[S_DEVICE_AUTH]);
+		if (rc == 0)
+			rc = KW_ERR_AUTH;
+	}
+	stmt_done(st);
+	return rc;
+}
+
 static int sqlite_device_checked_in(struct store_tx *tx, const char *id, const char *os,
 				    int64_t at)
 {
@@ -1852,6 +1888,7 @@ static const struct store_ops sqlite_ops = {
 	.device_insert = sqlite_device_insert,
 	.device_get = sqlite_device_get,
 	.device_by_secret = sqlite_device_by_secret,
+	.device_check_secret = sqlite_device_check_secret,
 	.device_checked_in = sqlite_device_checked_in,
 	.device_set_revoked = sqlite_device_set_revoked,
 	.device_each = sqlite_device_each,

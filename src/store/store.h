@@ -203,6 +203,10 @@ struct store_ops {
 	int (*device_get)(struct store_tx *, const char *id, store_each_device, void *);
 	int (*device_by_secret)(struct store_tx *, const uint8_t hash[STORE_HASH_LEN],
 				store_each_device, void *);
+	/* 0 if device id exists, is not revoked and has this secret hash;
+	 * KW_ERR_AUTH otherwise. */
+	int (*device_check_secret)(struct store_tx *, const char *id,
+				   const uint8_t hash[STORE_HASH_LEN]);
 	int (*device_checked_in)(struct store_tx *, const char *id, const char *os, int64_t at);
 	int (*device_set_revoked)(struct store_tx *, const char *id, bool revoked);
 	/* Devices whose name starts with prefix (case-insensitive; "" = all),

@@ -5,6 +5,7 @@
 
 #include <sodium.h>
 
+#include "core/enroll.h"
 #include "core/limits.h"
 #include "core/seal.h"
 #include "store/store.h"
@@ -263,6 +264,10 @@ int app_open(struct app *app, const struct config *cfg, char *msg, size_t msglen
 		snprintf(msg, msglen, "cannot set up rate limits: %s", kw_strerror(rc));
 		goto fail;
 	}
+	if ((rc = device_cache_new(&app->devices)) < 0) {
+		snprintf(msg, msglen, "out of memory");
+		goto fail;
+	}
 	return 0;
 fail:
 	app_close(app);
@@ -274,6 +279,8 @@ void app_close(struct app *app)
 	limiter_free(app->login_failures);
 	limiter_free(app->lookup_failures);
 	limiter_free(app->lookup_failures_addr);
+	device_cache_free(app->devices);
+	app->devices = NULL;
 	store_close(app->store);
 	seal_free(app->seal);
 	if (app->cfg && app->key_lock >= 0)   /* cfg is set once app_open ran */

@@ -33,6 +33,7 @@ struct app {
 	struct limiter *login_failures;          /* per account name */
 	struct limiter *lookup_failures;         /* per user */
 	struct limiter *lookup_failures_addr;    /* per client address */
+	struct device_cache *devices;            /* check-ins: secret -> device */
 };
 
 /* Loads the master key, opens (and migrates) the store, checks that the

@@ -513,6 +513,27 @@ static int tx_device_each(struct store_tx *tx, void *arg)
 	return STORE_TX(tx, device_each, q->prefix, q->limit, list_device, &q->l);
 }
 
+struct check_q {
+	const char *id;
+	int hash;
+};
+
+static int tx_check_secret(struct store_tx *tx, void *arg)
+{
+	const struct check_q *q = arg;
+	uint8_t h[STORE_HASH_LEN];
+
+	hash_of(h, q->hash);
+	return STORE_TX(tx, device_check_secret, q->id, h);
+}
+
+static int check_secret(struct store *s, const char *id, int hash)
+{
+	struct check_q q = { id, hash };
+
+	return store_write(s, tx_check_secret, &q);
+}
+
 static void test_devices(void **state)
 {
 	struct fx *f = *state;
@@ -566,6 +587,12 @@ static void test_devices(void **state)
 	assert_int_equal(store_read(f->s, tx_device_get, &q), 0);
 	assert_true(q.out.revoked);
 	assert_int_equal(store_write(f->s, tx_revoke_unknown, NULL), KW_ERR_NOT_FOUND);
+
+	/* The check a check-in makes in its write. */
+	assert_int_equal(check_secret(f->s, DEV1, 1), 0);
+	assert_int_equal(check_secret(f->s, DEV1, 3), KW_ERR_AUTH);   /* DEV3's */
+	assert_int_equal(check_secret(f->s, DEV2, 2), KW_ERR_AUTH);   /* revoked */
+	assert_int_equal(check_secret(f->s, DEV5, 1), KW_ERR_AUTH);   /* unknown */
 
 	/* Name prefix, case-insensitive, ordered by name; limit. */
 	e.prefix = "PC-00";

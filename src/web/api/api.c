@@ -171,6 +171,8 @@ struct checkin_state {
 	struct http_request *req;
 	char device_id[UUID_LEN + 1];
 	char name[DEVICE_NAME_MAX + 1];
+	uint8_t secret_hash[SECRET_HASH_LEN];
+	struct device_cache *devices;
 	struct checkin ci;
 	struct checkin_result res;
 	struct checkin_job job;
@@ -215,7 +217,9 @@ int api_checkin(void *ctx, struct http_request *req, struct http_response *resp)
 	req->state = st;
 	req->state_free = checkin_state_free;
 	st->req = req;
-	rc = enroll_authenticate(app->store, secret, st->device_id, st->name, sizeof(st->name));
+	st->devices = app->devices;
+	rc = device_cache_authenticate(app->devices, app->store, secret, st->secret_hash,
+				       st->device_id, st->name, sizeof(st->name));
 	if (rc == KW_ERR_AUTH)
 		return unauthorized(resp);
 	if (rc < 0)
@@ -234,8 +238,8 @@ int api_checkin(void *ctx, struct http_request *req, struct http_response *resp)
 	if (rc < 0)
 		goto out;
 	http_suspend(req);
-	rc = checkin_apply_async(app->store, app->seal, st->device_id, &st->ci, now, &st->res,
-				 &st->job, checkin_done, st);
+	rc = checkin_apply_async(app->store, app->seal, st->device_id, st->secret_hash, &st->ci,
+				 now, &st->res, &st->job, checkin_done, st);
 	if (rc < 0) {
 		/* Never queued: answer now, as if it had failed in the store. */
 		st->rc = rc;
@@ -260,6 +264,10 @@ int api_checkin_finish(void *ctx, struct http_request *req, struct http_response
 		rc = e ? http_json(resp, 409, e) : KW_ERR_NOMEM;
 		json_decref(e);
 		return rc;
+	}
+	if (rc == KW_ERR_AUTH) {   /* revoked since it was remembered */
+		device_cache_forget(st->devices, st->secret_hash);
+		return unauthorized(resp);
 	}
 	if (rc == KW_ERR_STORE || rc == KW_ERR_UNAVAILABLE)
 		return http_json_error(resp, 503, "the store is unavailable; try again later");

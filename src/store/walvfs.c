@@ -40,7 +40,8 @@ struct wfile {
 	/* Deferred syncs (walvfs_defer): the log's own descriptor, for
 	 * fdatasync from another thread; set once a real sync has made the
 	 * file's directory entry durable. */
-	int sync_fd;
+	const char *name;       /* valid until xClose (SQLite's promise) */
+	int sync_fd;            /* opened at the first walvfs_defer */
 	bool synced_once;
 	bool defer;
 	atomic_bool owed;
@@ -269,8 +270,7 @@ static int v_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int fl
 		return SQLITE_CANTOPEN;
 	}
 	f->wal = (flags & SQLITE_OPEN_WAL) != 0;
-	if (f->wal && name)
-		f->sync_fd = open(name, O_RDWR | O_CLOEXEC);
+	f->name = name;
 	f->base.pMethods = &w_methods;
 	return SQLITE_OK;
 }
@@ -354,6 +354,8 @@ bool walvfs_defer(struct walvfs_log *log, bool on)
 {
 	struct wfile *f = (struct wfile *)log;
 
+	if (on && f->wal && f->sync_fd < 0 && f->name)
+		f->sync_fd = open(f->name, O_RDWR | O_CLOEXEC);
 	f->defer = on && f->wal && f->sync_fd >= 0;
 	return f->defer;
 }

@@ -78,6 +78,8 @@ struct http_server {
 	 * for themselves, one thread would often take a whole burst. */
 	int listen_fd;
 	int stop_fd;               /* eventfd: the acceptor stops */
+	atomic_int connections;    /* accepted and not closed: at the limit the
+				    * rest wait in the listen backlog */
 	pthread_t acceptor;
 	bool acceptor_started;
 };
@@ -536,6 +538,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 	char *client;
 
 	if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+		atomic_fetch_sub(&((struct http_server *)cls)->connections, 1);
 		free(*socket_context);
 		*socket_context = NULL;
 		return;
@@ -572,13 +575,28 @@ static void *acceptor_main(void *p)
 		{ .fd = srv->stop_fd, .events = POLLIN },
 	};
 
+	unsigned limit = srv->o.max_connections ? srv->o.max_connections : 1024;
+
 	pthread_setname_np(pthread_self(), "kw-accept");
 	for (;;) {
-		if (poll(fds, 2, -1) < 0 && errno != EINTR)
-			break;
+		bool full = (unsigned)atomic_load(&srv->connections) >= limit;
+
+		/* At the limit only the stop is watched, and the count looked at
+		 * again every 10 ms. */
+		if (poll(full ? &fds[1] : fds, full ? 1 : 2, full ? 10 : -1) < 0) {
+			if (errno != EINTR) {
+				struct timespec ts = { 0, 50 * 1000 * 1000 };
+
+				log_error("http: poll: %s", strerror(errno));
+				nanosleep(&ts, NULL);
+			}
+			continue;
+		}
 		if (fds[1].revents)
 			break;
-		for (;;) {
+		if (full || !fds[0].revents)
+			continue;
+		while ((unsigned)atomic_load(&srv->connections) < limit) {
 			struct sockaddr_storage ss;
 			socklen_t len = sizeof(ss);
 			int fd = accept4(srv->listen_fd, (struct sockaddr *)&ss, &len,
@@ -598,8 +616,12 @@ static void *acceptor_main(void *p)
 					continue;
 				break;
 			}
-			/* On failure libmicrohttpd has closed the socket. */
-			MHD_add_connection(srv->d, fd, (struct sockaddr *)&ss, len);
+			/* Counted here, not when libmicrohttpd's thread starts it:
+			 * the next accept must see it. On failure libmicrohttpd has
+			 * closed the socket and will not report it closed. */
+			atomic_fetch_add(&srv->connections, 1);
+			if (MHD_add_connection(srv->d, fd, (struct sockaddr *)&ss, len) != MHD_YES)
+				atomic_fetch_sub(&srv->connections, 1);
 		}
 	}
 	return NULL;

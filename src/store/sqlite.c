@@ -224,8 +224,10 @@ struct store {
 	pthread_mutex_t slock;
 	pthread_cond_t swake;
 	struct job *sync_head, *sync_tail;
+	bool sync_owed;            /* a group in the queue needs the sync */
+	struct walvfs_log *log;    /* the writer's log, once it defers */
 	bool sync_stopping;
-	bool sync_failed;          /* a log sync failed: no more writes */
+	bool sync_failed;          /* a log sync failed: no more writes (lock) */
 	int wal_frames;            /* the log's length after the last commit */
 };
 
@@ -509,7 +511,7 @@ static int sqlite_migrate(struct store *s, int *from, int *to, char *msg, size_t
 /* ---- the writer thread: group commit ---- */
 
 /* Runs a group of jobs in one transaction. Returns true if the commit's
- * log sync is owed (see walvfs.h): the jobs are done only once it is. */
+ * log sync is owed (see walvfs.h). */
 static bool run_group(struct store *s, struct job *jobs)
 {
 	struct store_tx tx = { .base = { &sqlite_ops }, .c = s->writer, .s = s };
@@ -536,8 +538,11 @@ static bool run_group(struct store *s, struct job *jobs)
 	if (rc == 0) {
 		/* The log exists once the transaction has begun. */
 		log = walvfs_log(c->db);
-		if (log)
-			walvfs_defer(log, true);
+		if (log && walvfs_defer(log, true) && !s->log) {
+			pthread_mutex_lock(&s->slock);
+			s->log = log;   /* for the syncer; open as long as the writer */
+			pthread_mutex_unlock(&s->slock);
+		}
 		rc = run(c, S_COMMIT);
 		if (log) {
 			walvfs_defer(log, false);
@@ -598,6 +603,7 @@ static void *writer_main(void *p)
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
 		struct job *group, *last;
+		bool failed, owed;
 		int n = 1;
 
 		while (!s->head && !s->stopping)
@@ -613,30 +619,40 @@ static void *writer_main(void *p)
 		if (!s->head)
 			s->tail = NULL;
 		last->next = NULL;
+		failed = s->sync_failed;
 		pthread_mutex_unlock(&s->lock);
 
-		if (run_group(s, group)) {
-			pthread_mutex_lock(&s->slock);
-			if (s->sync_tail)
-				s->sync_tail->next = group;
-			else
-				s->sync_head = group;
-			s->sync_tail = last;
-			pthread_cond_signal(&s->swake);
-			pthread_mutex_unlock(&s->slock);
+		if (failed) {
+			for (struct job *j = group; j; j = j->next)
+				j->rc = KW_ERR_STORE;
+			owed = false;
 		} else {
-			jobs_done(group);
+			owed = run_group(s, group);
 		}
-		checkpoint(s);
+		/* Every group is answered by the syncer, in order: one that wrote
+		 * nothing (a repeated check-in), or failed, may still depend on an
+		 * earlier group whose sync is not done. */
+		pthread_mutex_lock(&s->slock);
+		if (s->sync_tail)
+			s->sync_tail->next = group;
+		else
+			s->sync_head = group;
+		s->sync_tail = last;
+		s->sync_owed |= owed;
+		pthread_cond_signal(&s->swake);
+		pthread_mutex_unlock(&s->slock);
+		if (!failed)
+			checkpoint(s);
 		pthread_mutex_lock(&s->lock);
 	}
 	pthread_mutex_unlock(&s->lock);
 	return NULL;
 }
 
-/* Syncs the log for every commit queued since the last sync (one fdatasync
- * for all of them), then tells their callers. A failed sync fails them and
- * every later write: what the log holds is no longer known to be on disk. */
+/* Answers the groups the writer queued, in order: first, if any of them
+ * committed, one fdatasync of the log for all. A failed sync fails them and
+ * every later group (the writer runs no more): what the log holds is no
+ * longer known to be on disk, and a second fdatasync would not say so. */
 static void *syncer_main(void *p)
 {
 	struct store *s = p;
@@ -647,7 +663,7 @@ static void *syncer_main(void *p)
 	for (;;) {
 		struct job *jobs;
 		struct walvfs_log *log;
-		bool ok;
+		bool owed, failed, ok = true;
 
 		while (!s->sync_head && !s->sync_stopping)
 			pthread_cond_wait(&s->swake, &s->slock);
@@ -655,21 +671,26 @@ static void *syncer_main(void *p)
 			break;
 		jobs = s->sync_head;
 		s->sync_head = s->sync_tail = NULL;
+		owed = s->sync_owed;
+		s->sync_owed = false;
+		log = s->log;
 		pthread_mutex_unlock(&s->slock);
 
-		/* The writer's log stays open as long as the writer. */
-		log = walvfs_log(s->writer->db);
-		ok = log && walvfs_sync(log) == SQLITE_OK;
-		if (!ok) {
+		pthread_mutex_lock(&s->lock);
+		failed = s->sync_failed;
+		pthread_mutex_unlock(&s->lock);
+		if (!failed && owed && (!log || walvfs_sync(log) != SQLITE_OK)) {
 			store_count_error();
-			log_error("database: cannot sync the log: %s", strerror(errno));
+			log_error("database: cannot sync the log: %s",
+				  log ? strerror(errno) : "no log");
+			ok = false;
+			pthread_mutex_lock(&s->lock);
+			s->sync_failed = true;
+			pthread_mutex_unlock(&s->lock);
+		}
+		if (failed || !ok)
 			for (struct job *j = jobs; j; j = j->next)
 				j->rc = KW_ERR_STORE;
-		}
-		pthread_mutex_lock(&s->lock);
-		if (!ok)
-			s->sync_failed = true;
-		pthread_mutex_unlock(&s->lock);
 		jobs_done(jobs);
 		pthread_mutex_lock(&s->slock);
 	}

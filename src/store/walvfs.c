@@ -38,21 +38,26 @@ struct wfile {
 	sqlite3_int64 off;      /* file offset of buf[0] */
 	size_t len;
 	/* Deferred syncs (walvfs_defer): the log's own descriptor, for
-	 * fdatasync from another thread; set once a real sync has made the
-	 * file's directory entry durable. */
+	 * fdatasync from another thread. synced_once: a real sync has made the
+	 * file's directory entry and its current header durable. */
 	const char *name;       /* valid until xClose (SQLite's promise) */
 	int sync_fd;            /* opened at the first walvfs_defer */
 	bool synced_once;
 	bool defer;
 	atomic_bool owed;
+	int failed;             /* a flush failed: every later call fails */
+	unsigned long real_syncs;
 	sqlite3_file *real;     /* the default VFS's file, right after us */
 };
 
 static sqlite3_vfs *real_vfs;
 
+/* A failed flush loses frames SQLite believes written (perhaps of a job
+ * whose transaction goes on): the file fails from then on, so that no
+ * commit after the hole can succeed. */
 static int flush(struct wfile *f)
 {
-	int rc = SQLITE_OK;
+	int rc = f->failed;
 
 	/* In pieces: the unix VFS masks a write's length to 17 bits. */
 	for (size_t done = 0; done < f->len && rc == SQLITE_OK; done += WRITE_MAX) {
@@ -61,7 +66,9 @@ static int flush(struct wfile *f)
 		rc = f->real->pMethods->xWrite(f->real, f->buf + done, (int)n,
 					       f->off + (sqlite3_int64)done);
 	}
-	f->len = 0;  /* on failure the transaction fails; the frames are gone */
+	f->len = 0;
+	if (rc != SQLITE_OK)
+		f->failed = rc;
 	return rc;
 }
 
@@ -94,6 +101,14 @@ static int w_write(sqlite3_file *file, const void *p, int amt, sqlite3_int64 off
 
 	if (!f->wal)
 		return f->real->pMethods->xWrite(f->real, p, amt, off);
+	if (f->failed)
+		return f->failed;
+	/* The log's header, written when the log starts over: SQLite syncs it
+	 * before the frames after it may be written (an old header beside new
+	 * frames could replay old frames over newer pages), so that sync is
+	 * never deferred. */
+	if (off == 0)
+		f->synced_once = false;
 	if (f->len && (off != f->off + (sqlite3_int64)f->len || f->len + (size_t)amt > BUF_CAP) &&
 	    (rc = flush(f)) != SQLITE_OK)
 		return rc;
@@ -129,6 +144,7 @@ static int w_sync(sqlite3_file *file, int flags)
 	}
 	if ((rc = f->real->pMethods->xSync(f->real, flags)) == SQLITE_OK)
 		f->synced_once = true;
+	f->real_syncs++;
 	return rc;
 }
 
@@ -363,6 +379,11 @@ bool walvfs_defer(struct walvfs_log *log, bool on)
 bool walvfs_owed(struct walvfs_log *log)
 {
 	return atomic_exchange(&((struct wfile *)log)->owed, false);
+}
+
+unsigned long walvfs_real_syncs(struct walvfs_log *log)
+{
+	return ((struct wfile *)log)->real_syncs;
 }
 
 int walvfs_sync(struct walvfs_log *log)

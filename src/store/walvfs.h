@@ -15,8 +15,8 @@ const char *walvfs_register(void);
  * not on this VFS). While deferring is on, a sync of the log writes out
  * the buffer and records that a sync is owed (walvfs_owed tells and
  * forgets) instead of waiting for the disk; until the file has been
- * synced once for real (its directory entry durable), syncs are never
- * deferred. walvfs_sync performs an owed sync with fdatasync on the log's
+ * synced once for real (its directory entry durable), and after the log
+ * starts over (its header rewritten), the next sync is real. walvfs_sync performs an owed sync with fdatasync on the log's
  * own descriptor; any thread may call it while the writer goes on.
  *
  * Whoever defers must not report a commit as durable before walvfs_sync
@@ -30,5 +30,7 @@ struct walvfs_log *walvfs_log(struct sqlite3 *db);
 bool walvfs_defer(struct walvfs_log *log, bool on);
 bool walvfs_owed(struct walvfs_log *log);
 int walvfs_sync(struct walvfs_log *log);
+/* Syncs SQLite asked for that were not deferred (for tests). */
+unsigned long walvfs_real_syncs(struct walvfs_log *log);
 
 #endif

@@ -388,6 +388,38 @@ class DrainTest(unittest.TestCase):
         self.assertEqual(self.kw.stop(), 0)
 
 
+class ConnectionLimitTest(kw.ServerTestCase):
+    """At max_connections a further client waits in the listen backlog and
+    is served once a connection closes; it is not refused."""
+    settings = {"server": {"max_connections": "2"}}
+
+    def test_client_beyond_the_limit_waits(self):
+        idle = [socket.create_connection(("127.0.0.1", self.kw.port), timeout=10)
+                for _ in range(2)]
+        # Both counted as open connections before the third arrives.
+        for s in idle:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertIn(b"200", s.recv(4096))
+        result = {}
+
+        def third():
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", self.kw.port, timeout=20)
+                c.request("GET", "/healthz")
+                result["status"] = c.getresponse().status
+                c.close()
+            except Exception as e:       # reported by the assertion below
+                result["error"] = repr(e)
+        t = threading.Thread(target=third)
+        t.start()
+        t.join(0.5)
+        self.assertTrue(t.is_alive(), "served beyond the limit: %r" % result)
+        idle[0].close()
+        t.join(20)
+        idle[1].close()
+        self.assertEqual(result, {"status": 200})
+
+
 class ConcurrencyTest(kw.ServerTestCase):
 
     def run_parallel(self, fns):

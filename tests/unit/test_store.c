@@ -867,6 +867,22 @@ static void test_walvfs_deferred_sync(void **state)
 	assert_string_equal(v, "one,two");
 	assert_int_equal(walvfs_sync(log), SQLITE_OK);
 
+	/* When the log starts over its new header is synced for real, even
+	 * while deferring (then the commit's own sync is owed as usual). */
+	assert_int_equal(sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL),
+			 SQLITE_OK);
+	{
+		unsigned long before = walvfs_real_syncs(log);
+
+		assert_true(walvfs_defer(log, true));
+		assert_int_equal(sqlite3_exec(db, "INSERT INTO t VALUES ('restart')", NULL, NULL,
+					      NULL), SQLITE_OK);
+		walvfs_defer(log, false);
+		assert_int_equal(walvfs_real_syncs(log), before + 1);
+		assert_true(walvfs_owed(log));
+		assert_int_equal(walvfs_sync(log), SQLITE_OK);
+	}
+
 	/* Not deferring: nothing owed. */
 	assert_int_equal(sqlite3_exec(db, "INSERT INTO t VALUES ('3')", NULL, NULL, NULL),
 			 SQLITE_OK);

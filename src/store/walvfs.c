@@ -386,8 +386,17 @@ unsigned long walvfs_real_syncs(struct walvfs_log *log)
 	return ((struct wfile *)log)->real_syncs;
 }
 
+static int (*sync_hook)(void);
+
+void walvfs_set_sync_hook(int (*hook)(void))
+{
+	sync_hook = hook;
+}
+
 int walvfs_sync(struct walvfs_log *log)
 {
+	if (sync_hook && sync_hook() != 0)
+		return SQLITE_IOERR_FSYNC;
 	return fdatasync(((struct wfile *)log)->sync_fd) == 0 ? SQLITE_OK : SQLITE_IOERR_FSYNC;
 }
 

@@ -30,7 +30,10 @@ struct walvfs_log *walvfs_log(struct sqlite3 *db);
 bool walvfs_defer(struct walvfs_log *log, bool on);
 bool walvfs_owed(struct walvfs_log *log);
 int walvfs_sync(struct walvfs_log *log);
-/* Syncs SQLite asked for that were not deferred (for tests). */
+/* For tests: syncs SQLite asked for that were not deferred; and a function
+ * walvfs_sync calls first (a slow or failing disk: non-zero fails the
+ * sync), NULL for none. Set the hook while no store is open. */
 unsigned long walvfs_real_syncs(struct walvfs_log *log);
+void walvfs_set_sync_hook(int (*hook)(void));
 
 #endif

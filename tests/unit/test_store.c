@@ -5,12 +5,15 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -888,6 +891,130 @@ static void test_walvfs_deferred_sync(void **state)
 			 SQLITE_OK);
 	assert_false(walvfs_owed(log));
 	sqlite3_close(db);
+}
+
+/* The syncer (sqlite.c): a group is answered only once every earlier
+ * group's deferred sync is done, even a group that wrote nothing; and a
+ * failed sync fails its group and every write after it. A hook stands in
+ * for a slow, then a failing disk. */
+static sem_t sync_entered, sync_release;
+static atomic_int sync_fail;
+
+static int slow_sync(void)
+{
+	sem_post(&sync_entered);
+	while (sem_wait(&sync_release) < 0)
+		;
+	if (atomic_exchange(&sync_fail, 0)) {   /* this sync only */
+		errno = EIO;
+		return -1;
+	}
+	return 0;
+}
+
+/* The syncer has reached the disk (within 10 s). */
+static void wait_sync_entered(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 10;
+	while (sem_timedwait(&sync_entered, &ts) < 0)
+		assert_int_equal(errno, EINTR);
+}
+
+static int tx_write_meta(struct store_tx *tx, void *arg)
+{
+	return STORE_TX(tx, meta_set, "order", (const char *)arg);
+}
+
+static int tx_nothing(struct store_tx *tx, void *arg)
+{
+	return 0;
+}
+
+struct done_rec {
+	atomic_int order[2];
+	atomic_int rc[2];
+	atomic_int n;
+};
+
+static void done_a(int rc, void *arg)
+{
+	struct done_rec *d = arg;
+
+	d->rc[0] = rc;
+	d->order[0] = atomic_fetch_add(&d->n, 1) + 1;
+}
+
+static void done_b(int rc, void *arg)
+{
+	struct done_rec *d = arg;
+
+	d->rc[1] = rc;
+	d->order[1] = atomic_fetch_add(&d->n, 1) + 1;
+}
+
+static void wait_done(struct done_rec *d, int n)
+{
+	for (int i = 0; i < 1000 && atomic_load(&d->n) < n; i++)
+		usleep(10000);
+	assert_int_equal(atomic_load(&d->n), n);
+}
+
+static void test_syncer_order_and_failure(void **state)
+{
+	struct fx *f = *state;
+	struct done_rec d;
+	char msg[256];
+	int early;
+
+	/* A store whose syncs go through the hook. */
+	store_close(f->s);
+	f->s = NULL;
+	sem_init(&sync_entered, 0, 0);
+	sem_init(&sync_release, 0, 0);
+	atomic_store(&sync_fail, 0);
+	walvfs_set_sync_hook(slow_sync);
+	assert_int_equal(store_open(f->db, false, &f->s, msg, sizeof(msg)), 0);
+
+	/* Group A commits and waits for its sync; group B writes nothing. */
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(store_write_async(f->s, tx_write_meta, "a", done_a, &d), 0);
+	wait_sync_entered();
+	assert_int_equal(store_write_async(f->s, tx_nothing, NULL, done_b, &d), 0);
+	usleep(100000);           /* B has long been run by the writer */
+	early = atomic_load(&d.n);
+	sem_post(&sync_release);  /* A's sync is done */
+	assert_int_equal(early, 0);
+	wait_done(&d, 2);
+	assert_int_equal(d.order[0], 1);
+	assert_int_equal(d.order[1], 2);
+	assert_int_equal(d.rc[0], 0);
+	assert_int_equal(d.rc[1], 0);
+
+	/* A failing sync fails its group, a group committed meanwhile (no
+	 * second fdatasync can vouch for it: Linux reports a writeback error
+	 * once), and every write after it. */
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(store_write_async(f->s, tx_write_meta, "b", done_a, &d), 0);
+	wait_sync_entered();
+	assert_int_equal(store_write_async(f->s, tx_write_meta, "x", done_b, &d), 0);
+	usleep(100000);           /* x committed, waiting for the syncer */
+	atomic_store(&sync_fail, 1);
+	for (int i = 0; i < 4; i++)   /* later syncs, if any, pass */
+		sem_post(&sync_release);
+	wait_done(&d, 2);
+	assert_int_equal(d.rc[0], KW_ERR_STORE);
+	assert_int_equal(d.rc[1], KW_ERR_STORE);
+	assert_true(store_write(f->s, tx_write_meta, "c") < 0);
+	assert_true(store_write(f->s, tx_nothing, NULL) < 0);
+
+	store_close(f->s);
+	f->s = NULL;
+	walvfs_set_sync_hook(NULL);
+	sem_destroy(&sync_entered);
+	sem_destroy(&sync_release);
 }
 
 /* ---- enrollment tokens ---- */
@@ -2157,6 +2284,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_meta, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_is_in_the_log_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_walvfs_deferred_sync, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_syncer_order_and_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_volumes, setup, teardown),

@@ -207,7 +207,8 @@ int portal_login(void *ctx, struct http_request *req, struct http_response *resp
 	limiter_clear(app->login_failures, who);
 	if (w->has_session)
 		session_end(app->store, &w->s);
-	if ((rc = session_create(app->store, &u, now, id, &w->s)) < 0)
+	/* The lifetime starts now, not before the password hash (slow by design). */
+	if ((rc = session_create(app->store, &u, time_now(), id, &w->s)) < 0)
 		return rc;
 	w->has_session = true;
 	log_info("%s signed in from %s", u.name, req->client);

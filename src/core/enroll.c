@@ -155,17 +155,6 @@ static int authenticate_hash(struct store *s, const uint8_t hash[SECRET_HASH_LEN
 	return rc;
 }
 
-int enroll_authenticate(struct store *s, const char *secret,
-			char device_id[UUID_LEN + 1], char *name, size_t namelen)
-{
-	struct auth a = { device_id, name, namelen, false };
-	uint8_t hash[SECRET_HASH_LEN];
-
-	if (strlen(secret) >= SECRET_TEXT_MAX)
-		return KW_ERR_AUTH;
-	secret_hash(secret, strlen(secret), hash);
-	return authenticate_hash(s, hash, &a);
-}
 
 /* ---- the device cache ---- */
 

@@ -36,11 +36,6 @@ int enroll_register(struct store *s, const char *token, const struct device_new 
 		    int64_t now, char device_id[UUID_LEN + 1],
 		    char secret[SECRET_TEXT_MAX]);
 
-/* The device a secret belongs to: its ID and name (namelen bytes).
- * KW_ERR_AUTH when the secret is unknown or the device revoked. */
-int enroll_authenticate(struct store *s, const char *secret,
-			char device_id[UUID_LEN + 1], char *name, size_t namelen);
-
 /* Which device a secret names, remembered: a check-in then needs no read
  * of the store before its write. Remembering is not trusting: the caller
  * must check the device against the hash in the write (store op
@@ -50,7 +45,9 @@ struct device_cache;
 
 int device_cache_new(struct device_cache **out);
 void device_cache_free(struct device_cache *c);
-/* enroll_authenticate through c; also writes the secret's hash. */
+/* The device a secret belongs to: its ID, its name (namelen bytes) and the
+ * secret's hash; from c, or else looked up and remembered. KW_ERR_AUTH
+ * when the secret is unknown or the device revoked. */
 int device_cache_authenticate(struct device_cache *c, struct store *s, const char *secret,
 			      uint8_t hash[SECRET_HASH_LEN], char device_id[UUID_LEN + 1],
 			      char *name, size_t namelen);

@@ -383,9 +383,7 @@ static int existing_key(const struct key_rec *k, void *arg)
 
 static int put_key(struct store_tx *tx, struct checkin_job *a, const struct checkin_key *ck)
 {
-	uint8_t sealed[SEAL_MAX];
 	struct key_rec k;
-	size_t len;
 	int rc;
 
 	a->key = ck;
@@ -398,19 +396,12 @@ static int put_key(struct store_tx *tx, struct checkin_job *a, const struct chec
 	if (rc != KW_ERR_NOT_FOUND)
 		return rc;
 	memset(&k, 0, sizeof(k));
-	if (ck->sealed_len) {
-		len = ck->sealed_len;
-		memcpy(sealed, ck->sealed, len);
-	} else if ((rc = seal_encrypt(a->seal, ck->key_id, a->device_id, ck->password,
-				      sealed, &len)) < 0) {
-		return rc;
-	}
 	snprintf(k.key_id, sizeof(k.key_id), "%s", ck->key_id);
 	snprintf(k.device_id, sizeof(k.device_id), "%s", a->device_id);
 	k.volume_row = a->volume_row;
 	k.state = KEY_ACTIVE;
-	k.sealed = sealed;
-	k.sealed_len = len;
+	k.sealed = ck->sealed;       /* by seal_keys, before the job was queued */
+	k.sealed_len = ck->sealed_len;
 	k.created_at = a->now;
 	if ((rc = STORE_TX(tx, key_insert, &k)) < 0)
 		return rc;

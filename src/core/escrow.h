@@ -25,7 +25,7 @@ struct checkin_key {
 	char key_id[KEYID_CANON_LEN + 1];
 	char password[RECPW_CANON_LEN + 1];
 	/* Sealed by checkin_apply on the caller's thread, before the store's
-	 * single writer gets the job; used if the key is new. */
+	 * single writer gets the job; stored if the key is new. */
 	uint8_t sealed[SEAL_MAX];
 	size_t sealed_len;
 };

@@ -567,6 +567,15 @@ static void on_panic(void *cls, const char *file, unsigned line, const char *rea
 
 /* ---- accepting ---- */
 
+/* After an error that waiting may cure (out of descriptors or memory). */
+static void back_off(const char *what)
+{
+	struct timespec ts = { 0, 50 * 1000 * 1000 };
+
+	log_error("http: %s: %s", what, strerror(errno));
+	nanosleep(&ts, NULL);
+}
+
 static void *acceptor_main(void *p)
 {
 	struct http_server *srv = p;
@@ -574,7 +583,6 @@ static void *acceptor_main(void *p)
 		{ .fd = srv->listen_fd, .events = POLLIN },
 		{ .fd = srv->stop_fd, .events = POLLIN },
 	};
-
 	unsigned limit = srv->o.max_connections ? srv->o.max_connections : 1024;
 
 	pthread_setname_np(pthread_self(), "kw-accept");
@@ -584,12 +592,8 @@ static void *acceptor_main(void *p)
 		/* At the limit only the stop is watched, and the count looked at
 		 * again every 10 ms. */
 		if (poll(full ? &fds[1] : fds, full ? 1 : 2, full ? 10 : -1) < 0) {
-			if (errno != EINTR) {
-				struct timespec ts = { 0, 50 * 1000 * 1000 };
-
-				log_error("http: poll: %s", strerror(errno));
-				nanosleep(&ts, NULL);
-			}
+			if (errno != EINTR)
+				back_off("poll");
 			continue;
 		}
 		if (fds[1].revents)
@@ -603,17 +607,11 @@ static void *acceptor_main(void *p)
 					 SOCK_CLOEXEC | SOCK_NONBLOCK);
 
 			if (fd < 0) {
-				if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-				    errno == ENOMEM) {
-					/* Out of descriptors: let connections close. */
-					struct timespec ts = { 0, 50 * 1000 * 1000 };
-
-					log_error("http: cannot accept a connection: %s",
-						  strerror(errno));
-					nanosleep(&ts, NULL);
-				}
 				if (errno == EINTR || errno == ECONNABORTED)
 					continue;
+				if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+				    errno == ENOMEM)
+					back_off("cannot accept a connection");
 				break;
 			}
 			/* Counted here, not when libmicrohttpd's thread starts it:
@@ -630,12 +628,11 @@ static void *acceptor_main(void *p)
 static int listen_on(struct http_server *srv, const struct sockaddr_storage *ss,
 		     socklen_t sslen)
 {
+	struct sockaddr_storage bound;
+	socklen_t len = sizeof(bound);
 	int one = 1;
 
 	srv->listen_fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	struct sockaddr_storage bound;
-	socklen_t len = sizeof(bound);
-
 	if (srv->listen_fd < 0 ||
 	    setsockopt(srv->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
 	    (ss->ss_family == AF_INET6 &&   /* an IPv6 address means IPv6 only */

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <sodium.h>
 #include <sqlite3.h>
 
 #include "core/keyid.h"
@@ -29,15 +30,18 @@ extern const struct embedded_file migrations_sqlite[];
 #define STR_(x) #x
 #define STR(x) STR_(x)
 #define MAX_GROUP 512       /* write jobs committed together at most */
-#define CHECKPOINT_FRAMES 50000  /* the writer checkpoints a log this long */
+/* The writer checkpoints a log this long (100 MiB) rather than SQLite's
+ * 1000 pages: each checkpoint stalls the writer for tens of milliseconds,
+ * and pages written again meanwhile are copied once. Not unbounded: every
+ * page lookup searches the log's index, dearer as it grows (BENCHMARKS.md). */
+#define CHECKPOINT_FRAMES 50000
 
 enum stmt_id {
 	S_BEGIN_IMMEDIATE, S_BEGIN, S_COMMIT, S_ROLLBACK,
 	S_SAVEPOINT, S_RELEASE, S_ROLLBACK_TO,
 	S_META_GET, S_META_SET,
 	S_TOKEN_INSERT, S_TOKEN_GET, S_TOKEN_USE, S_TOKEN_REVOKE, S_TOKEN_EACH,
-	S_DEVICE_INSERT, S_DEVICE_GET, S_DEVICE_BY_SECRET, S_DEVICE_ROW, S_DEVICE_AUTH,
-	S_DEVICE_CHECKED_IN,
+	S_DEVICE_INSERT, S_DEVICE_GET, S_DEVICE_BY_SECRET, S_DEVICE_ROW, S_DEVICE_CHECKED_IN,
 	S_DEVICE_REVOKE, S_DEVICE_EACH, S_DEVICE_EACH_LIMIT,
 	S_VOLUME_GET, S_VOLUME_INSERT, S_VOLUME_UPDATE, S_VOLUME_EACH,
 	S_KEY_GET, S_KEY_INSERT, S_KEY_SET_STATE, S_KEY_SET_SEALED,
@@ -86,8 +90,7 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_DEVICE_GET] = "SELECT " DEVICE_COLS " FROM devices d WHERE d.uid = ?1",
 	[S_DEVICE_BY_SECRET] = "SELECT " DEVICE_COLS " FROM devices d "
 		"WHERE d.secret_hash = ?1",
-	[S_DEVICE_ROW] = "SELECT id FROM devices WHERE uid = ?1",
-	[S_DEVICE_AUTH] = "SELECT id, secret_hash, revoked FROM devices WHERE uid = ?1",
+	[S_DEVICE_ROW] = "SELECT id, secret_hash, revoked FROM devices WHERE uid = ?1",
 	/* A device checking in again within the second writes nothing. */
 	[S_DEVICE_CHECKED_IN] = "UPDATE devices SET os = ?2, last_checkin_at = ?3 "
 		"WHERE id = ?1 AND (os IS NOT ?2 OR last_checkin_at IS NOT ?3)",
@@ -282,18 +285,13 @@ static int conn_open(const char *path, bool create, struct conn **out,
 	sqlite3_create_function(c->db, "fold", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC |
 				SQLITE_INNOCUOUS, NULL, sql_fold, NULL, NULL);
 	sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
-	/* WAL + FULL: a commit is on disk (WAL fsynced) when COMMIT returns. */
+	/* WAL + FULL: a commit is on disk (the log fsynced) before its caller
+	 * hears of it (the writer's syncs are deferred: see writer_main). */
 	/* 2 KiB pages (for a new database; fixed once it exists): a check-in
 	 * dirties a few index pages at random places, and every dirty page is
 	 * written to the log and synced at commit. Half-size pages halve that,
-	 * at the cost of deeper trees, which costs little for point lookups.
-	 * Checkpoints every 50 000 pages (100 MiB of log) rather than 1000:
-	 * each one stalls the writer for tens of milliseconds, and pages
-	 * written again meanwhile are copied once. Not unbounded: every page
-	 * lookup searches the log's index, which gets dearer as it grows
-	 * (BENCHMARKS.md). */
+	 * at the cost of deeper trees, which costs little for point lookups. */
 	if (sqlite3_exec(c->db, "PRAGMA page_size = 2048; PRAGMA journal_mode = WAL; "
-			 "PRAGMA wal_autocheckpoint = 50000; "
 			 "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; "
 			 "PRAGMA trusted_schema = OFF;", NULL, NULL, &err) != SQLITE_OK) {
 		snprintf(msg, msglen, "cannot set up database %s: %s", path,
@@ -1127,13 +1125,16 @@ static int sqlite_device_by_secret(struct store_tx *tx, const uint8_t hash[STORE
 	return each_row(tx->c, st, S_DEVICE_BY_SECRET, true, device_row, (any_fn)cb, arg);
 }
 
-/* The row of the device with public ID uid (cached for the job). */
-static int device_rowid(struct store_tx *tx, const char *uid, int64_t *row)
+/* The row of the device with public ID uid, remembered for the job. With
+ * hash: KW_ERR_AUTH unless the device has that secret hash and is not
+ * revoked (checked in the statement, whatever is remembered). */
+static int device_row_checked(struct store_tx *tx, const char *uid,
+			      const uint8_t *hash, int64_t *row)
 {
 	sqlite3_stmt *st;
 	int rc;
 
-	if (tx->dev_uid[0] && !strcmp(tx->dev_uid, uid)) {
+	if (!hash && tx->dev_uid[0] && !strcmp(tx->dev_uid, uid)) {
 		*row = tx->dev_row;
 		return 0;
 	}
@@ -1142,51 +1143,38 @@ static int device_rowid(struct store_tx *tx, const char *uid, int64_t *row)
 	bind_text(st, 1, uid);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		*row = sqlite3_column_int64(st, 0);
-		snprintf(tx->dev_uid, sizeof(tx->dev_uid), "%s", uid);
-		tx->dev_row = *row;
+		const void *h = sqlite3_column_blob(st, 1);
+
 		rc = 0;
+		if (hash && (sqlite3_column_bytes(st, 1) != STORE_HASH_LEN || !h ||
+			     sodium_memcmp(h, hash, STORE_HASH_LEN) != 0 ||
+			     sqlite3_column_int(st, 2)))
+			rc = KW_ERR_AUTH;
+		if (rc == 0) {
+			*row = sqlite3_column_int64(st, 0);
+			snprintf(tx->dev_uid, sizeof(tx->dev_uid), "%s", uid);
+			tx->dev_row = *row;
+		}
 	} else {
 		rc = map_rc(tx->c, rc, stmt_sql[S_DEVICE_ROW]);
 		if (rc == 0)
-			rc = KW_ERR_NOT_FOUND;
+			rc = hash ? KW_ERR_AUTH : KW_ERR_NOT_FOUND;
 	}
 	stmt_done(st);
 	return rc;
 }
 
+static int device_rowid(struct store_tx *tx, const char *uid, int64_t *row)
+{
+	return device_row_checked(tx, uid, NULL, row);
+}
+
 static int sqlite_device_check_secret(struct store_tx *tx, const char *id,
 				      const uint8_t hash[STORE_HASH_LEN])
 {
-	sqlite3_stmt *st = stmt(tx->c, S_DEVICE_AUTH);
-	int rc;
+	int64_t row;
 
-	if (!st)
-		return KW_ERR_STORE;
-	bind_text(st, 1, id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		const uint8_t *h = sqlite3_column_blob(st, 1);
-		uint8_t diff = 0;
-
-		if (!h || sqlite3_column_bytes(st, 1) != STORE_HASH_LEN) {
-			diff = 1;
-		} else {
-			for (size_t i = 0; i < STORE_HASH_LEN; i++)
-				diff |= (uint8_t)(h[i] ^ hash[i]);
-		}
-		rc = diff || sqlite3_column_int(st, 2) ? KW_ERR_AUTH : 0;
-		if (rc == 0) {   /* the job's later statements need its row */
-			snprintf(tx->dev_uid, sizeof(tx->dev_uid), "%s", id);
-			tx->dev_row = sqlite3_column_int64(st, 0);
-		}
-	} else {
-		rc = map_rc(tx->c, rc, stmt_sql[S_DEVICE_AUTH]);
-		if (rc == 0)
-			rc = KW_ERR_AUTH;
-	}
-	stmt_done(st);
-	return rc;
+	return device_row_checked(tx, id, hash, &row);
 }
 
 static int sqlite_device_checked_in(struct store_tx *tx, const char *id, const char *os,

@@ -1,4 +1,5 @@
 #include <getopt.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +10,7 @@
 #include <sodium.h>
 
 #include "cli/cli.h"
-#include "core/seal.h"
+#include "core/keyfile.h"
 #include "kw_build.h"
 #include "store/store.h"
 #include "util/err.h"
@@ -110,13 +111,43 @@ int cli_store(struct cli *c, struct store **out)
 	return 0;
 }
 
-int cli_seal(struct cli *c, struct seal **out)
+int cli_key(struct cli *c, struct store *s, bool exclusive, struct keyfile *kf)
 {
-	char msg[512];
+	char msg[1024];
 
-	if (seal_load(c->cfg.key_file, out, msg, sizeof(msg)) < 0)
+	if (keyfile_open(s, c->cfg.key_file, exclusive, kf, msg, sizeof(msg)) < 0)
 		return cli_error("%s", msg);
+	if (kf->how == KEYFILE_FINISHED || kf->how == KEYFILE_PENDING)
+		cli_error("%s", kf->note);
 	return 0;
+}
+
+/* Printable ASCII only, at most 64 characters: the environment is anyone's. */
+static void clean_name(const char *in, char *out, size_t outlen)
+{
+	size_t n = 0;
+
+	for (; *in && n < 64 && n + 1 < outlen; in++)
+		out[n++] = (*in > 0x20 && *in < 0x7f) ? *in : '?';
+	out[n] = '\0';
+}
+
+void cli_actor(char *out, size_t outlen)
+{
+	const struct passwd *pw = getpwuid(getuid());
+	const char *sudo = getenv("SUDO_USER");
+	char name[72], by[72];
+
+	if (pw)
+		clean_name(pw->pw_name, name, sizeof(name));
+	else
+		snprintf(name, sizeof(name), "uid %u", (unsigned)getuid());
+	if (sudo && *sudo) {
+		clean_name(sudo, by, sizeof(by));
+		snprintf(out, outlen, "%s (sudo from %s)", name, by);
+	} else {
+		snprintf(out, outlen, "%s", name);
+	}
 }
 
 int cli_read_password(char *out, size_t outlen)

@@ -11,6 +11,7 @@
 
 struct store;
 struct seal;
+struct keyfile;
 
 struct cli {
 	const char *config_path;     /* --config, or NULL for the default */
@@ -24,8 +25,16 @@ int cli_main(int argc, char **argv);
 int cli_config(struct cli *c);
 /* Opens the store (applying migrations); prints the error on failure. */
 int cli_store(struct cli *c, struct store **out);
-/* Loads the master key; prints the error on failure. */
-int cli_seal(struct cli *c, struct seal **out);
+/* Locks the key file and loads the key the store is sealed with, finishing
+ * an interrupted rekey (core/keyfile.h); says on stderr when it found one.
+ * Prints the error on failure. Release kf with keyfile_close. */
+int cli_key(struct cli *c, struct store *s, bool exclusive, struct keyfile *kf);
+
+/* The audit actor of a command: the operating-system account running it,
+ * and the account that ran sudo as sudo reports it (SUDO_USER), e.g.
+ * "root (sudo from alice)". out: at least CLI_ACTOR_MAX bytes. */
+#define CLI_ACTOR_MAX 160
+void cli_actor(char *out, size_t outlen);
 
 /* Reads one line (a password) from standard input into out, without the
  * newline; at most outlen - 1 bytes. */

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -128,16 +127,14 @@ int seal_save(const struct seal *k, const char *path, int exclusive, char *msg, 
 	char hex[2 * KEY_LEN + 2], tmp[4096];
 	int fd = -1, rc = KW_ERR_IO;
 
-	if (exclusive && access(path, F_OK) == 0) {
-		snprintf(msg, msglen, "key file %s already exists", path);
-		return KW_ERR_EXISTS;
-	}
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp)) {
 		snprintf(msg, msglen, "key file path is too long");
 		return KW_ERR_INVALID;
 	}
 	sodium_bin2hex(hex, sizeof(hex), k->key, KEY_LEN);
 	hex[2 * KEY_LEN] = '\n';
+	/* A temporary file left by an interrupted save never held a key in
+	 * use: the key is used only once it has its own name. */
 	unlink(tmp);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0 || fchmod(fd, 0600) < 0 ||
@@ -148,7 +145,21 @@ int seal_save(const struct seal *k, const char *path, int exclusive, char *msg, 
 	}
 	close(fd);
 	fd = -1;
-	if (rename(tmp, path) < 0) {
+	if (exclusive) {
+		/* link() never replaces an existing file, and the key appears
+		 * under its name complete or not at all. */
+		if (link(tmp, path) < 0) {
+			rc = errno == EEXIST ? KW_ERR_EXISTS : KW_ERR_IO;
+			if (rc == KW_ERR_EXISTS)
+				snprintf(msg, msglen, "key file %s already exists", path);
+			else
+				snprintf(msg, msglen, "cannot create %s: %s", path,
+					 strerror(errno));
+			unlink(tmp);
+			goto out;
+		}
+		unlink(tmp);   /* if this fails, the next save removes it */
+	} else if (rename(tmp, path) < 0) {
 		snprintf(msg, msglen, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
 		goto out;
 	}
@@ -164,6 +175,19 @@ out:
 		unlink(tmp);
 	}
 	return rc;
+}
+
+int seal_rename(const char *from, const char *to, char *msg, size_t msglen)
+{
+	if (rename(from, to) < 0) {
+		snprintf(msg, msglen, "cannot rename %s to %s: %s", from, to, strerror(errno));
+		return KW_ERR_IO;
+	}
+	if (fsync_dir_of(to) < 0) {
+		snprintf(msg, msglen, "cannot sync the folder of %s", to);
+		return KW_ERR_IO;
+	}
+	return 0;
 }
 
 void seal_fingerprint(const struct seal *k, char *out)
@@ -225,24 +249,4 @@ int seal_decrypt(const struct seal *k, const char *key_id, const char *device_id
 	}
 	pw[mlen] = '\0';
 	return 0;
-}
-
-int seal_lock(const char *path, int exclusive, char *msg, size_t msglen)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-
-	if (fd < 0) {
-		snprintf(msg, msglen, "cannot open the key file %s: %s", path, strerror(errno));
-		return KW_ERR_IO;
-	}
-	if (flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) < 0) {
-		snprintf(msg, msglen, exclusive ?
-			 "the key file %s is in use by a running keywarden server; stop it "
-			 "before rekey" :
-			 "the key file %s is being replaced by keywarden rekey; start the "
-			 "server when it has finished", path);
-		close(fd);
-		return KW_ERR_UNAVAILABLE;
-	}
-	return fd;
 }

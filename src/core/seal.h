@@ -24,18 +24,18 @@ int seal_generate(struct seal **out);
 int seal_load(const char *path, struct seal **out, char *msg, size_t msglen);
 
 /* Writes the key to path with mode 0600, atomically (temporary file, fsync,
- * rename, fsync of the folder). With exclusive, an existing path is
- * KW_ERR_EXISTS. */
+ * then rename, or with exclusive link, then fsync of the folder): path holds
+ * the whole key or what it held before. With exclusive, an existing path is
+ * KW_ERR_EXISTS and is left untouched, even when another process creates it
+ * at the same moment. */
 int seal_save(const struct seal *k, const char *path, int exclusive,
 	      char *msg, size_t msglen);
 
-void seal_free(struct seal *k);
+/* Renames the key file from to to (replacing to) and syncs the folder, so
+ * the change survives a crash once this returns 0. KW_ERR_IO with msg. */
+int seal_rename(const char *from, const char *to, char *msg, size_t msglen);
 
-/* Takes an advisory lock on the key file: shared while a server uses the
- * key, exclusive while rekey replaces it, so neither runs during the other.
- * Returns the descriptor holding the lock (close it to release), or
- * KW_ERR_UNAVAILABLE with msg when the other side holds it. */
-int seal_lock(const char *path, int exclusive, char *msg, size_t msglen);
+void seal_free(struct seal *k);
 
 /* A short public identifier of the key, stored in the database so a wrong
  * key file is noticed at start-up. out: SEAL_FINGERPRINT_LEN + 1 bytes. */

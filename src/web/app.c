@@ -6,6 +6,7 @@
 #include <sodium.h>
 
 #include "core/enroll.h"
+#include "core/keyfile.h"
 #include "core/limits.h"
 #include "core/seal.h"
 #include "store/store.h"
@@ -182,61 +183,21 @@ int app_authorize(void *ctx, struct http_request *req, struct http_response *res
 	return 0;
 }
 
-struct fp {
-	const char *want;
-	char have[SEAL_FINGERPRINT_LEN + 8];
-	int found;
-};
-
-static int fp_tx(struct store_tx *tx, void *arg)
-{
-	struct fp *f = arg;
-	int rc = STORE_TX(tx, meta_get, "master_key_id", f->have, sizeof(f->have));
-
-	if (rc == KW_ERR_NOT_FOUND) {
-		f->found = 0;
-		return STORE_TX(tx, meta_set, "master_key_id", f->want);
-	}
-	f->found = 1;
-	return rc;
-}
-
-/* Records the key's fingerprint in a new store; refuses a key file that is
- * not the one the database was sealed with; finishes a rekey that stopped
- * after the database moved to KEY_FILE.new. */
+/* The key the database is sealed with, found as every command finds it
+ * (core/keyfile.h: an interrupted rekey is finished or its key used), and
+ * the shared lock on the key file that keeps rekey out while serving. */
 static int check_key(struct app *app, char *msg, size_t msglen)
 {
-	char want[SEAL_FINGERPRINT_LEN + 1], pending[4096];
-	struct seal *next = NULL;
-	struct fp f = { want, "", 0 };
+	struct keyfile kf;
 	int rc;
 
-	seal_fingerprint(app->seal, want);
-	if ((rc = store_write(app->store, fp_tx, &f)) < 0) {
-		snprintf(msg, msglen, "cannot read the master key id from the database: %s",
-			 kw_strerror(rc));
+	if ((rc = keyfile_open(app->store, app->cfg->key_file, false, &kf, msg, msglen)) < 0)
 		return rc;
-	}
-	if (!f.found || !strcmp(f.have, want))
-		return 0;
-	snprintf(pending, sizeof(pending), "%s.new", app->cfg->key_file);
-	if (seal_load(pending, &next, msg, msglen) == 0) {
-		char nfp[SEAL_FINGERPRINT_LEN + 1];
-
-		seal_fingerprint(next, nfp);
-		if (!strcmp(nfp, f.have) && rename(pending, app->cfg->key_file) == 0) {
-			log_warn("finished an interrupted rekey: %s now holds the new key",
-				 app->cfg->key_file);
-			seal_free(app->seal);
-			app->seal = next;
-			return 0;
-		}
-		seal_free(next);
-	}
-	snprintf(msg, msglen, "the key file %s does not match the database (which was "
-		 "sealed with key %s, not %s); use the key file made for this database",
-		 app->cfg->key_file, f.have, want);
-	return KW_ERR_CRYPTO;
+	if (kf.how == KEYFILE_FINISHED || kf.how == KEYFILE_PENDING)
+		log_warn("%s", kf.note);
+	app->seal = kf.seal;        /* owned by app */
+	app->key_lock = kf.lock;
+	return 0;
 }
 
 int app_open(struct app *app, const struct config *cfg, char *msg, size_t msglen)
@@ -246,10 +207,6 @@ int app_open(struct app *app, const struct config *cfg, char *msg, size_t msglen
 	memset(app, 0, sizeof(*app));
 	app->cfg = cfg;
 	app->key_lock = -1;
-	if ((rc = seal_load(cfg->key_file, &app->seal, msg, msglen)) < 0)
-		goto fail;
-	if ((rc = app->key_lock = seal_lock(cfg->key_file, 0, msg, msglen)) < 0)
-		goto fail;
 	if ((rc = store_open(cfg->database, true, &app->store, msg, msglen)) < 0)
 		goto fail;
 	if ((rc = check_key(app, msg, msglen)) < 0)

@@ -190,14 +190,16 @@ int keyfile_open(struct store *s, const char *key_file, bool exclusive, struct k
 	int rc;
 
 	memset(kf, 0, sizeof(*kf));
+	kf->lock = -1;
 	memset(&j, 0, sizeof(j));
 	if (sibling(pending, key_file, ".new", NULL) < 0) {
 		snprintf(msg, msglen, "key file path too long: %s", key_file);
 		rc = KW_ERR_INVALID;
 		goto fail;
 	}
-	if ((rc = kf->lock = lock_path(key_file, exclusive, msg, msglen)) < 0)
+	if ((rc = lock_path(key_file, exclusive, msg, msglen)) < 0)
 		goto fail;
+	kf->lock = rc;
 	if ((rc = seal_load(key_file, &kf->seal, msg, msglen)) < 0)
 		goto fail;
 	seal_fingerprint(kf->seal, mine);
@@ -367,8 +369,8 @@ static int new_key(const struct keyfile *kf, const char *pending, struct seal **
 	}
 	seal_fingerprint(*out, fp);
 	if (!strcmp(fp, kf->fingerprint)) {
-		snprintf(msg, msglen, "%s holds the current key %s, a copy of %s: move it "
-			 "away and run rekey again", pending, fp, pending);
+		snprintf(msg, msglen, "%s holds the current key %s, a copy of the key file: "
+			 "move it away and run rekey again", pending, fp);
 		seal_free(*out);
 		*out = NULL;
 		return KW_ERR_CONFLICT;

@@ -324,7 +324,7 @@ static void test_save_exclusive_existing(void **state)
 	seal_fingerprint(loaded, fb);
 	assert_string_equal(fa, fb);
 	seal_free(loaded);
-	/* Without exclusive the file is replaced (rekey). */
+	/* Without exclusive the file is replaced. */
 	assert_int_equal(seal_save(other, f->path, 0, msg, sizeof(msg)), 0);
 	assert_int_equal(seal_load(f->path, &loaded, msg, sizeof(msg)), 0);
 	seal_fingerprint(other, fa);
@@ -332,6 +332,32 @@ static void test_save_exclusive_existing(void **state)
 	assert_string_equal(fa, fb);
 	seal_free(loaded);
 	seal_free(other);
+}
+
+static void test_rename(void **state)
+{
+	struct fx *f = *state;
+	struct seal *other = NULL, *loaded = NULL;
+	char fa[SEAL_FINGERPRINT_LEN + 1], fb[SEAL_FINGERPRINT_LEN + 1];
+	char from[160], msg[256] = "";
+
+	snprintf(from, sizeof(from), "%s/other.key", f->dir);
+	assert_int_equal(seal_save(f->k, f->path, 1, msg, sizeof(msg)), 0);
+	assert_int_equal(seal_generate(&other), 0);
+	assert_int_equal(seal_save(other, from, 1, msg, sizeof(msg)), 0);
+	/* The key moves over the existing file, which then holds it. */
+	assert_int_equal(seal_rename(from, f->path, msg, sizeof(msg)), 0);
+	assert_int_equal(access(from, F_OK), -1);
+	assert_int_equal(seal_load(f->path, &loaded, msg, sizeof(msg)), 0);
+	seal_fingerprint(other, fa);
+	seal_fingerprint(loaded, fb);
+	assert_string_equal(fa, fb);
+	seal_free(loaded);
+	seal_free(other);
+	/* A missing source is an error naming it; the target is untouched. */
+	assert_int_equal(seal_rename(from, f->path, msg, sizeof(msg)), KW_ERR_IO);
+	assert_contains(msg, from);
+	assert_int_equal(access(f->path, F_OK), 0);
 }
 
 static void test_load_refuses_loose_mode(void **state)
@@ -458,6 +484,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_save_and_load, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_save_under_umask, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_save_exclusive_existing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rename, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_load_refuses_loose_mode, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_load_formats, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_load_malformed, setup, teardown),

@@ -54,7 +54,16 @@
 			clearTimeout(timer);
 			if (secret)
 				secret.parentNode.removeChild(secret);
-			window.location.replace('/session/expired');
+			/* The session ends on the server by a POST with its token
+			 * (a GET changes nothing), then the page says why. */
+			fetch('/logout', {
+				method: 'POST',
+				body: new URLSearchParams(new FormData(form)),
+				credentials: 'same-origin',
+				redirect: 'manual'
+			}).catch(function () {}).then(function () {
+				window.location.replace('/session/expired');
+			});
 		}
 
 		function tick() {

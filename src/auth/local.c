@@ -36,20 +36,29 @@ struct lookup {
 	struct found *f;
 };
 
-/* The account named user, or for a bare name the account DOMAIN\user of a
+/* The account named as typed; else one named by another form of it: the
+ * mapped form through [identity] domains (alice@corp.example.com <->
+ * CORP\alice), and for a bare name DOMAIN\name and name@dns of each
  * configured domain (a local account may be named as devices report it). */
 static int lookup_tx(struct store_tx *tx, void *arg)
 {
 	struct lookup *l = arg;
+	const struct config *cfg = l->cfg;
 	char alt[IDENTITY_NAME_MAX * 2];
-	int rc = STORE_TX(tx, user_get, l->user, user_found, l->f);
+	struct identity id;
+	bool bare = !strchr(l->user, '\\') && !strchr(l->user, '@');
+	int rc;
 
-	if (rc != KW_ERR_NOT_FOUND || strchr(l->user, '\\') || strchr(l->user, '@'))
-		return rc;
-	for (size_t i = 0; i < l->cfg->ndomains; i++) {
-		snprintf(alt, sizeof(alt), "%s\\%s", l->cfg->domains[i].netbios, l->user);
-		rc = STORE_TX(tx, user_get, alt, user_found, l->f);
-		if (rc != KW_ERR_NOT_FOUND)
+	identity_from_name(cfg, l->user, &id);
+	for (size_t i = 0; i < id.n; i++)
+		if ((rc = STORE_TX(tx, user_get, id.forms[i], user_found, l->f)) != KW_ERR_NOT_FOUND)
+			return rc;
+	for (size_t i = 0; bare && i < cfg->ndomains; i++) {
+		snprintf(alt, sizeof(alt), "%s\\%s", cfg->domains[i].netbios, l->user);
+		if ((rc = STORE_TX(tx, user_get, alt, user_found, l->f)) != KW_ERR_NOT_FOUND)
+			return rc;
+		snprintf(alt, sizeof(alt), "%s@%s", l->user, cfg->domains[i].dns);
+		if ((rc = STORE_TX(tx, user_get, alt, user_found, l->f)) != KW_ERR_NOT_FOUND)
 			return rc;
 	}
 	return KW_ERR_NOT_FOUND;

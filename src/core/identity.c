@@ -1,16 +1,16 @@
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "core/identity.h"
 #include "util/config.h"
+#include "util/str.h"
 
 static void add_one(struct identity *id, const char *name, size_t len)
 {
 	if (len == 0 || len > IDENTITY_NAME_MAX || id->n >= IDENTITY_MAX)
 		return;
 	for (size_t i = 0; i < id->n; i++)
-		if (strlen(id->forms[i]) == len && !strncasecmp(id->forms[i], name, len))
+		if (str_fold_eq(id->forms[i], strlen(id->forms[i]), name, len))
 			return;
 	memcpy(id->forms[id->n], name, len);
 	id->forms[id->n++][len] = '\0';
@@ -25,9 +25,9 @@ void identity_add(const struct config *cfg, struct identity *id, const char *nam
 	for (size_t i = 0; cfg && i < cfg->ndomains; i++) {
 		const char *nb = cfg->domains[i].netbios, *dns = cfg->domains[i].dns;
 
-		if (bs && (size_t)(bs - name) == strlen(nb) && !strncasecmp(name, nb, strlen(nb)))
+		if (bs && str_fold_eq(name, (size_t)(bs - name), nb, strlen(nb)))
 			snprintf(other, sizeof(other), "%s@%s", bs + 1, dns);
-		else if (!bs && at && !strcasecmp(at + 1, dns))
+		else if (!bs && at && str_fold_eq(at + 1, strlen(at + 1), dns, strlen(dns)))
 			snprintf(other, sizeof(other), "%s\\%.*s", nb, (int)(at - name), name);
 		else
 			continue;

@@ -6,8 +6,9 @@
 
 #include "core/limits.h"
 #include "util/err.h"
+#include "util/str.h"
 
-/* Keys are compared with ASCII letters lowered (other bytes as they are)
+/* Keys are compared folded as user names are compared everywhere (str_fold)
  * and cut to their first KEY_MAX bytes, so two keys that agree that far
  * share one count. Names and addresses are much shorter; the cut keeps
  * every entry the same size. */
@@ -111,16 +112,17 @@ void limiter_free(struct limiter *l)
 	free(l);
 }
 
-/* The lower-cased, cut key and its hash. */
+/* The key cut to KEY_MAX bytes and folded as user names are everywhere
+ * (str_fold), and its hash. */
 static uint64_t key_norm(const struct limiter *l, const char *key, char out[KEY_MAX + 1])
 {
 	uint8_t h[crypto_shorthash_BYTES];
 	uint64_t v = 0;
-	size_t n = 0;
+	size_t n = strnlen(key, KEY_MAX);
 
-	for (; key[n] && n < KEY_MAX; n++)
-		out[n] = key[n] >= 'A' && key[n] <= 'Z' ? (char)(key[n] - 'A' + 'a') : key[n];
+	memcpy(out, key, n);
 	out[n] = '\0';
+	str_fold(out);
 	crypto_shorthash(h, (const unsigned char *)out, n, l->seed);
 	for (size_t i = 0; i < sizeof(h); i++)
 		v = v << 8 | h[i];
@@ -293,17 +295,13 @@ bool limiter_blocked(struct limiter *l, const char *key, int64_t now, int64_t *r
 	return blocked;
 }
 
-void limiter_hit(struct limiter *l, const char *key, int64_t now)
+/* Records one event at now for key (its normalised form and hash); the
+ * lock is held. */
+static void record(struct limiter *l, const char *k, uint64_t hash, int64_t now)
 {
-	char k[KEY_MAX + 1];
 	struct entry *e;
 	uint32_t x, slot;
-	uint64_t hash;
 
-	if (!l || !key)
-		return;
-	hash = key_norm(l, key, k);
-	pthread_mutex_lock(&l->lock);
 	if ((x = find(l, k, hash, &slot)) == NONE)
 		x = entry_new(l, k, hash);
 	else
@@ -324,6 +322,76 @@ void limiter_hit(struct limiter *l, const char *key, int64_t now)
 		l->stamps[(size_t)x * l->ring + e->head] = now;
 		e->head = (e->head + 1) % l->ring;
 	}
+}
+
+void limiter_hit(struct limiter *l, const char *key, int64_t now)
+{
+	char k[KEY_MAX + 1];
+	uint64_t hash;
+
+	if (!l || !key)
+		return;
+	hash = key_norm(l, key, k);
+	pthread_mutex_lock(&l->lock);
+	record(l, k, hash, now);
+	pthread_mutex_unlock(&l->lock);
+}
+
+bool limiter_take(struct limiter *l, const char *key, int64_t now, int64_t *retry_after)
+{
+	char k[KEY_MAX + 1];
+	int64_t retry = 0;
+	uint32_t x, slot;
+	uint64_t hash;
+	bool blocked = false;
+
+	if (retry_after)
+		*retry_after = 0;
+	if (!l || !key)
+		return true;
+	hash = key_norm(l, key, k);
+	pthread_mutex_lock(&l->lock);
+	if ((x = find(l, k, hash, &slot)) != NONE)
+		blocked = entry_blocked(l, x, now, &retry);
+	if (!blocked)
+		record(l, k, hash, now);
+	pthread_mutex_unlock(&l->lock);
+	if (retry_after && blocked)
+		*retry_after = retry;
+	return !blocked;
+}
+
+void limiter_give_back(struct limiter *l, const char *key, int64_t at)
+{
+	char k[KEY_MAX + 1];
+	struct entry *e;
+	uint32_t x, slot;
+	uint64_t hash;
+
+	if (!l || !key)
+		return;
+	hash = key_norm(l, key, k);
+	pthread_mutex_lock(&l->lock);
+	if ((x = find(l, k, hash, &slot)) == NONE)
+		goto out;   /* cleared or evicted meanwhile: nothing to give back */
+	e = &l->e[x];
+	if (!l->ring) {
+		if (e->hits > 0 && at >= e->start && at - e->start < l->window)
+			e->hits--;
+		goto out;
+	}
+	/* The newest stamp at that time goes; the later ones move down. */
+	for (uint32_t i = e->n; i-- > 0;) {
+		int64_t *st = l->stamps + (size_t)x * l->ring;
+
+		if (st[(e->head + i) % l->ring] != at)
+			continue;
+		for (uint32_t j = i; j + 1 < e->n; j++)
+			st[(e->head + j) % l->ring] = st[(e->head + j + 1) % l->ring];
+		e->n--;
+		break;
+	}
+out:
 	pthread_mutex_unlock(&l->lock);
 }
 

@@ -67,6 +67,7 @@ static int recover_tx(struct store_tx *tx, void *arg)
 	struct recover_result *res = j->res;
 	const char *users[IDENTITY_MAX];
 	size_t nusers = req->entitled ? identity_list(req->entitled, users) : 0;
+	char key_text[KEYID_INPUT_MAX + 1];
 	struct audit_rec a;
 	int rc;
 
@@ -99,7 +100,8 @@ static int recover_tx(struct store_tx *tx, void *arg)
 	} else {
 		res->outcome = j->n ? RECOVER_AMBIGUOUS : RECOVER_NOT_FOUND;
 		a.result = j->n ? AUDIT_AMBIGUOUS : AUDIT_NOT_FOUND;
-		a.key_id = req->prefix;
+		recover_key_text(req, key_text, sizeof(key_text));
+		a.key_id = key_text;
 	}
 	if ((rc = audit_append(tx, &a)) < 0)
 		return rc;
@@ -125,33 +127,47 @@ int recover_key(struct store *s, const struct seal *k, const struct recover_requ
 	return rc;
 }
 
+void recover_key_text(const struct recover_request *req, char *out, size_t outlen)
+{
+	const char *typed = req->typed ? req->typed : "";
+	size_t n = 0;
+
+	if (recpw_may_contain(typed)) {
+		snprintf(out, outlen, "(not recorded: %zu characters that may hold a recovery "
+			 "password)", strlen(typed));
+		return;
+	}
+	if (req->prefix[0]) {
+		snprintf(out, outlen, "%s", req->prefix);
+		return;
+	}
+	/* Readable and short: printable ASCII only. */
+	for (const char *p = typed; *p && n < 64 && n + 1 < outlen; p++)
+		out[n++] = (*p >= 0x20 && *p < 0x7f) ? *p : '?';
+	out[n] = '\0';
+}
+
 struct audit_job {
 	const struct recover_request *req;
 	const char *result;
-	const char *key_text;
 };
 
 static int audit_tx(struct store_tx *tx, void *arg)
 {
 	struct audit_job *j = arg;
+	char key_text[KEYID_INPUT_MAX + 1];
 	struct audit_rec a;
 
 	fill_audit(j->req, &a);
 	a.result = j->result;
-	a.key_id = j->key_text;
+	recover_key_text(j->req, key_text, sizeof(key_text));
+	a.key_id = key_text;
 	return audit_append(tx, &a);
 }
 
-int recover_audit(struct store *s, const struct recover_request *req, const char *result,
-		  const char *key_text)
+int recover_audit(struct store *s, const struct recover_request *req, const char *result)
 {
-	char text[KEYID_INPUT_MAX + 1];
-	struct audit_job j = { req, result, text };
-	size_t n = 0;
+	struct audit_job j = { req, result };
 
-	/* Keep what was typed readable and short: printable ASCII only. */
-	for (const char *p = key_text ? key_text : ""; *p && n < 64; p++)
-		text[n++] = (*p >= 0x20 && *p < 0x7f) ? *p : '?';
-	text[n] = '\0';
 	return store_write(s, audit_tx, &j);
 }

@@ -25,7 +25,8 @@ enum recover_outcome {
 
 struct recover_request {
 	const struct identity *entitled; /* whose keys; NULL = any key (help desk) */
-	char prefix[KEYID_HEX_LEN + 1];  /* upper-case hex digits */
+	const char *typed;               /* the key ID as entered */
+	char prefix[KEYID_HEX_LEN + 1];  /* its upper-case hex digits; "" when invalid */
 	const char *source;              /* AUDIT_SELF_SERVICE, AUDIT_HELPDESK */
 	const char *actor;               /* who asks */
 	const char *end_user;            /* for whom */
@@ -50,9 +51,14 @@ int recover_key(struct store *s, const struct seal *k, const struct recover_requ
 		struct recover_result *res);
 
 /* Records an outcome that ended before any lookup (invalid input, rate
- * limit): result is AUDIT_INVALID, AUDIT_RATE_LIMITED, …; key_text is what
- * was entered (cleaned and shortened for the record). */
-int recover_audit(struct store *s, const struct recover_request *req, const char *result,
-		  const char *key_text);
+ * limit): result is AUDIT_INVALID, AUDIT_RATE_LIMITED, …. */
+int recover_audit(struct store *s, const struct recover_request *req, const char *result);
+
+/* What the audit record of an outcome other than a disclosure keeps of the
+ * key ID the person entered (out: KEYID_INPUT_MAX + 1 bytes): the prefix
+ * when valid, else the text as typed (printable ASCII, at most 64 bytes) —
+ * but never anything that may hold a recovery password (typed into the
+ * wrong field): then only a note of its length. */
+void recover_key_text(const struct recover_request *req, char *out, size_t outlen);
 
 #endif

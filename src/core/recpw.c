@@ -144,3 +144,38 @@ void recpw_from_key(const uint8_t key[16], char canon[RECPW_CANON_LEN + 1])
 	}
 	canon[o] = '\0';
 }
+
+/* What may stand between groups of a password typed into a key ID field. */
+static bool between_groups(char c)
+{
+	return is_separator(c) || c == '{' || c == '}';
+}
+
+bool recpw_may_contain(const char *text)
+{
+	size_t run = 0, group = 0, digits = 0;
+	unsigned long value = 0;
+	bool opened = true;   /* the current group began at a separator or the start */
+	bool letters = false;
+
+	for (const char *p = text;; p++) {
+		if (*p >= '0' && *p <= '9') {
+			digits++;
+			if (++run >= 13)
+				return true;
+			if (++group <= GROUP_DIGITS)
+				value = value * 10 + (unsigned long)(*p - '0');
+			continue;
+		}
+		if ((!*p || between_groups(*p)) && opened && group == GROUP_DIGITS &&
+		    value % 11 == 0 && value < GROUP_LIMIT)
+			return true;
+		if (!*p)
+			return !letters && digits >= 12;
+		opened = between_groups(*p);
+		letters |= !opened;
+		run = 0;
+		group = 0;
+		value = 0;
+	}
+}

@@ -3,6 +3,7 @@
 #ifndef KW_CORE_RECPW_H
 #define KW_CORE_RECPW_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,6 +20,15 @@
  * 720896 or more. inlen above RECPW_INPUT_MAX: KW_ERR_TOO_LARGE. */
 int recpw_parse(const char *in, size_t inlen, char canon[RECPW_CANON_LEN + 1],
 		char *msg, size_t msglen);
+
+/* True when text may hold a recovery password or a part of one, so that it
+ * must not be kept as typed (in the audit trail, say): a run of 13 or more
+ * digits; a group of exactly 6 digits between separators (hyphens, white
+ * space, braces) or the ends that is a valid password group; or 12 or more
+ * digits with nothing but separators around them. A key ID's format (groups
+ * of 8-4-4-4-12 hex digits) never looks like this but for rare IDs with no
+ * letters, or a rare run of 13 decimal digits when typed without hyphens. */
+bool recpw_may_contain(const char *text);
 
 /* The 16-byte key a valid canonical password encodes (group / 11, each
  * little-endian), as BitLocker derives it. */

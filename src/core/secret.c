@@ -57,7 +57,7 @@ int secret_equal(const char *a, const char *b)
 {
 	size_t n = strlen(a);
 
-	if (n != strlen(b))
+	if (n == 0 || n != strlen(b))
 		return 0;
 	return sodium_memcmp(a, b, n) == 0;
 }

@@ -23,7 +23,8 @@ void secret_hash(const char *text, size_t len, uint8_t out[SECRET_HASH_LEN]);
 void secret_uuid(char out[UUID_LEN + 1]);
 
 /* Constant-time comparison of two equal-length strings; false when the
- * lengths differ. */
+ * lengths differ or the strings are empty (an empty secret, a missing form
+ * field and a missing cookie are never a match). */
 int secret_equal(const char *a, const char *b);
 
 #endif

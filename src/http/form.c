@@ -65,9 +65,12 @@ int form_parse(const struct http_request *req, struct form *f)
 	if (MHD_destroy_post_processor(pp) != MHD_YES && rc == 0)
 		rc = KW_ERR_INVALID;
 	/* A field without a value ("accept") is still present. */
-	for (size_t i = 0; i < f->n; i++)
+	for (size_t i = 0; i < f->n; i++) {
 		if (!f->f[i].value && !(f->f[i].value = calloc(1, 1)))
 			rc = KW_ERR_NOMEM;
+		else if (rc == 0 && memchr(f->f[i].value, '\0', f->f[i].len))
+			rc = KW_ERR_INVALID;
+	}
 	return rc;
 }
 

@@ -22,8 +22,10 @@ struct form {
 	int too_large;                    /* a field or the count was over its cap */
 };
 
-/* Decodes req's body. KW_ERR_INVALID when it is not a form; too_large is
- * set (and the extra data dropped) when a cap was hit. */
+/* Decodes req's body. KW_ERR_INVALID when it is not a form or a value
+ * holds a NUL byte (which would cut it short: "pw%00garbage" must not pass
+ * as "pw"); too_large is set (and the extra data dropped) when a cap was
+ * hit. */
 int form_parse(const struct http_request *req, struct form *f);
 
 /* The value of name, or NULL. */

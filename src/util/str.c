@@ -104,25 +104,57 @@ static uint32_t fold_cp(uint32_t c)
 	return c;
 }
 
+/* Folds the character at p[0..left) into out[0..1]; returns its length
+ * (1 or 2 bytes: every mapping stays within two-byte sequences). */
+static size_t fold_at(const unsigned char *p, size_t left, unsigned char out[2])
+{
+	uint32_t c;
+
+	if (p[0] < 0x80) {
+		out[0] = (unsigned char)fold_cp(p[0]);
+		return 1;
+	}
+	if (left < 2 || (p[0] & 0xe0) != 0xc0 || (p[1] & 0xc0) != 0x80) {
+		out[0] = p[0];
+		return 1;
+	}
+	c = fold_cp(((uint32_t)(p[0] & 0x1f) << 6) | (p[1] & 0x3f));
+	out[0] = (unsigned char)(0xc0 | (c >> 6));
+	out[1] = (unsigned char)(0x80 | (c & 0x3f));
+	return 2;
+}
+
 void str_fold(char *s)
 {
 	unsigned char *p = (unsigned char *)s;
+	size_t left = strlen(s);
 
-	while (*p) {
-		if (*p < 0x80) {
-			*p = (unsigned char)fold_cp(*p);
-			p++;
-		} else if ((p[0] & 0xe0) == 0xc0 && (p[1] & 0xc0) == 0x80) {
-			uint32_t c = fold_cp(((uint32_t)(p[0] & 0x1f) << 6) | (p[1] & 0x3f));
+	while (left) {
+		size_t n = fold_at(p, left, p);
 
-			/* Every mapping stays within two-byte sequences. */
-			p[0] = (unsigned char)(0xc0 | (c >> 6));
-			p[1] = (unsigned char)(0x80 | (c & 0x3f));
-			p += 2;
-		} else {
-			p++;
-		}
+		p += n;
+		left -= n;
 	}
+}
+
+bool str_fold_eq(const char *a, size_t alen, const char *b, size_t blen)
+{
+	const unsigned char *p = (const unsigned char *)a, *q = (const unsigned char *)b;
+
+	/* Folding keeps every character's length. */
+	if (alen != blen)
+		return false;
+	while (alen) {
+		unsigned char x[2], y[2];
+		size_t n = fold_at(p, alen, x), m = fold_at(q, alen, y);
+
+		if (n != m || memcmp(x, y, n))
+			return false;
+		p += n;
+		q += n;
+		alen -= n;
+	}
+	return true;
 }
 
 char *str_lower_dup(const char *s)

@@ -30,6 +30,10 @@ void str_fold(char *s);
 /* A copy of s passed through str_fold; NULL when out of memory. */
 char *str_lower_dup(const char *s);
 
+/* True when a (alen bytes) and b (blen bytes) are equal once passed
+ * through str_fold: the one comparison of user names everywhere. */
+bool str_fold_eq(const char *a, size_t alen, const char *b, size_t blen);
+
 /* Trims ASCII white space at both ends in place; returns s. */
 char *str_trim(char *s);
 

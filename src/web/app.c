@@ -69,25 +69,26 @@ void app_auth_free(void *auth)
 	web_ctx_free(auth);
 }
 
-/* A browser's POST must come from this site: its Origin's host part equals
- * the Host header. Under our Referrer-Policy: no-referrer, browsers send
- * "Origin: null" even for our own forms; then Sec-Fetch-Site, which they
- * also send, must say same-origin. Requests with neither (not from a
+/* A browser's POST must come from this site: its Origin is this scheme
+ * and the Host header. Under our Referrer-Policy: no-referrer, browsers
+ * send "Origin: null" even for our own forms; then Sec-Fetch-Site, which
+ * they also send, must say same-origin. Requests with neither (not from a
  * browser) rely on the CSRF token alone. */
 static bool same_origin(const struct http_request *req)
 {
 	const char *origin = http_request_header(req, "Origin");
 	const char *host = http_request_header(req, "Host");
 	const char *site = http_request_header(req, "Sec-Fetch-Site");
-	const char *o;
+	const char *scheme = req->tls ? "https" : "http";
+	size_t n = strlen(scheme);
 
 	if (site && strcmp(site, "same-origin") && strcmp(site, "none"))
 		return false;
 	if (!origin || (!strcmp(origin, "null") && site))
 		return true;
-	if (!host || !(o = strstr(origin, "://")))
+	if (!host || strncmp(origin, scheme, n) || strncmp(origin + n, "://", 3))
 		return false;
-	return strcmp(o + 3, host) == 0;
+	return strcmp(origin + n + 3, host) == 0;
 }
 
 static int forbidden(struct app *app, struct http_request *req, struct http_response *resp)

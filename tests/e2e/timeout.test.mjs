@@ -136,6 +136,11 @@ describe('session timeout', () => {
 			assert.equal(again.request().redirectedFrom(), null, 'no redirect');
 
 			// -- without Continue: expiry --
+			const logouts = [];
+			page.on('request', (r) => {
+				if (r.method() === 'POST' && new URL(r.url()).pathname === '/logout')
+					logouts.push(r.postData() ?? '');
+			});
 			await requestKey(page, data.aliceKey.id.slice(0, 8));
 			const t1 = Date.now();
 			assert.equal(await shownKey(page), data.aliceKey.password);
@@ -150,6 +155,11 @@ describe('session timeout', () => {
 			assert.equal(await page.locator('#keybox').count(), 0);
 			assert.ok(!(await page.content()).includes(data.aliceKey.password.slice(0, 13)));
 			await shot(page, name, 'phone 4 expired');
+
+			// The page ended the session by a POST with its token (a GET of
+			// the expiry page changes nothing on the server).
+			assert.equal(logouts.length, 1, 'one POST /logout at expiry');
+			assert.ok(logouts[0].includes('csrf_token='), 'with the CSRF token');
 
 			// The key left the DOM while the page was still the key page.
 			assert.equal(removals.length, 1, `the key was removed once: ${JSON.stringify(removals)}`);

@@ -370,6 +370,93 @@ static void test_concurrent_hits(void **state)
 	limiter_free(l);
 }
 
+/* Non-ASCII letters fold as user names do everywhere (str_fold). */
+static void test_non_ascii_keys(void **state)
+{
+	struct limiter *l = make(2, 60, 100);
+
+	(void)state;
+	limiter_hit(l, "CORP\\\xc3\x85sa\xc3\xb6\xc3\xa9", T);      /* Åsaöé */
+	limiter_hit(l, "corp\\\xc3\xa5SA\xc3\x96\xc3\x89", T);      /* åSAÖÉ */
+	assert_true(limiter_blocked(l, "Corp\\\xc3\x85SA\xc3\xb6\xc3\x89", T, NULL));
+	assert_false(limiter_blocked(l, "corp\\asaoe", T, NULL));
+	limiter_free(l);
+}
+
+/* take: the check and the count in one step; give_back returns one. */
+static void test_take_and_give_back(void **state)
+{
+	struct limiter *l = make(3, 60, 100);
+	int64_t retry = 0;
+
+	(void)state;
+	assert_true(limiter_take(l, "alice", T, &retry));
+	assert_int_equal(retry, 0);
+	assert_true(limiter_take(l, "alice", T + 1, NULL));
+	assert_true(limiter_take(l, "alice", T + 2, NULL));
+	assert_false(limiter_take(l, "alice", T + 3, &retry));
+	assert_int_equal(retry, 57);
+	/* A refused take records nothing: after T expires one more fits. */
+	assert_true(limiter_take(l, "alice", T + 60, NULL));
+	assert_false(limiter_take(l, "alice", T + 60, NULL));
+	/* Giving back the event of T + 1 makes room for one. */
+	limiter_give_back(l, "alice", T + 1);
+	assert_true(limiter_take(l, "alice", T + 61, NULL));
+	assert_false(limiter_take(l, "alice", T + 61, NULL));
+	/* Nothing to give back: no change, no other key touched. */
+	limiter_give_back(l, "alice", T + 30);
+	limiter_give_back(l, "nobody", T);
+	assert_false(limiter_take(l, "alice", T + 61, NULL));
+	assert_true(limiter_blocked(l, "alice", T + 61, NULL));
+	limiter_free(l);
+
+	/* The fixed window of large counts gives back too. */
+	l = make(2000, 60, 10);
+	for (int i = 0; i < 2000; i++)
+		assert_true(limiter_take(l, "10.0.0.1", T, NULL));
+	assert_false(limiter_take(l, "10.0.0.1", T + 1, NULL));
+	limiter_give_back(l, "10.0.0.1", T);
+	assert_true(limiter_take(l, "10.0.0.1", T + 1, NULL));
+	limiter_free(l);
+}
+
+struct taker {
+	struct limiter *l;
+	int granted;
+};
+
+static void *take_many(void *p)
+{
+	struct taker *t = p;
+
+	for (int i = 0; i < HITS; i++)
+		if (limiter_take(t->l, "Shared", T, NULL))
+			t->granted++;
+	return NULL;
+}
+
+/* Concurrent takes never grant more than the count between them. */
+static void test_concurrent_takes(void **state)
+{
+	struct limiter *l = make(10, 60, 16);
+	pthread_t th[THREADS];
+	struct taker t[THREADS];
+	int granted = 0;
+
+	(void)state;
+	for (int i = 0; i < THREADS; i++) {
+		t[i].l = l;
+		t[i].granted = 0;
+		assert_int_equal(pthread_create(&th[i], NULL, take_many, &t[i]), 0);
+	}
+	for (int i = 0; i < THREADS; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		granted += t[i].granted;
+	}
+	assert_int_equal(granted, 10);
+	limiter_free(l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -385,6 +472,9 @@ int main(void)
 		cmocka_unit_test(test_flood_of_keys),
 		cmocka_unit_test(test_large_count),
 		cmocka_unit_test(test_concurrent_hits),
+		cmocka_unit_test(test_non_ascii_keys),
+		cmocka_unit_test(test_take_and_give_back),
+		cmocka_unit_test(test_concurrent_takes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -327,6 +327,41 @@ static void test_round_trip_random(void **state)
 	}
 }
 
+/* What must not be kept as typed: passwords and parts of them, long digit
+ * strings; what may: key IDs and their prefixes, ordinary mistakes. */
+static void test_may_contain(void **state)
+{
+	static const char *const yes[] = {
+		"496298-461032-321464-595518-463221-173943-033616-139579",
+		"496298461032321464595518463221173943033616139579",
+		"496298 461032 321464",
+		"{496298}",
+		"496298",                       /* one valid group alone */
+		"x 496298",                     /* a group between separators */
+		"1234567890123",                /* 13 digits in a row */
+		"123456-789012",                /* 12 digits and separators only */
+		"12345678-1234-1234-1234-123456789012",   /* a key ID without letters */
+		"471207-278498-422125-177177-561902-537405-468006-693451x",
+	};
+	static const char *const no[] = {
+		"", "4290B6C0", "4290B6C0-B17A-497A-8552-272CC30E80D4",
+		"12345678-1234-1234-1234-12345678901A",   /* key ID groups: 8, 4 and 12 */
+		"123456",                       /* not divisible by 11 */
+		"12345678", "12345678901",      /* a prefix of digits */
+		"720896",                       /* 11 x 65536: above the last group */
+		"A496298", "496298B",           /* digits run into letters */
+		"12345678901X", "XYZ-not-a-key",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+		if (!recpw_may_contain(yes[i]))
+			fail_msg("%s should count as a possible password", yes[i]);
+	for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+		if (recpw_may_contain(no[i]))
+			fail_msg("%s should not count as a possible password", no[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -347,6 +382,7 @@ int main(void)
 		cmocka_unit_test(test_failure_leaves_output),
 		cmocka_unit_test(test_from_key_edges),
 		cmocka_unit_test(test_round_trip_random),
+		cmocka_unit_test(test_may_contain),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

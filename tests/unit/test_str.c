@@ -356,6 +356,40 @@ static void test_misc_helpers(void **state)
 	free(s);
 }
 
+/* The one comparison of user names: what str_fold makes equal. */
+static void test_fold_eq(void **state)
+{
+	static const char *const same[][2] = {
+		{ "CORP\\\xc3\x85sa\xc3\xb6\xc3\xa9", "corp\\\xc3\xa5SA\xc3\x96\xc3\x89" },
+		{ "\xc5\x81ukasz", "\xc5\x82UKASZ" },
+		{ "", "" },
+	};
+	static const char *const differ[][2] = {
+		{ "alice", "alicia" },
+		{ "\xc3\x85sa", "Asa" },
+		{ "\xc3\x97", "\xc3\xb7" },      /* the multiplication sign has no case */
+		{ "abc\xc3", "ABC\xc3\x85" },     /* a cut sequence */
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+		char *a = str_lower_dup(same[i][0]), *b = str_lower_dup(same[i][1]);
+
+		assert_true(str_fold_eq(same[i][0], strlen(same[i][0]), same[i][1],
+					strlen(same[i][1])));
+		assert_string_equal(a, b);
+		free(a);
+		free(b);
+	}
+	for (size_t i = 0; i < sizeof(differ) / sizeof(differ[0]); i++)
+		assert_false(str_fold_eq(differ[i][0], strlen(differ[i][0]), differ[i][1],
+					 strlen(differ[i][1])));
+	/* Lengths are part of it: a prefix is not equal. */
+	assert_false(str_fold_eq("Alice", 3, "alice", 5));
+	assert_true(str_fold_eq("Alice", 3, "ALX", 2 + 1) == false);
+	assert_true(str_fold_eq("Alice", 3, "ALI", 3));
+}
+
 /* ---- ISO 8601 times ---- */
 
 #define T_20261120_0800 INT64_C(1795161600)   /* 2026-11-20T08:00:00Z */
@@ -484,6 +518,7 @@ int main(void)
 		cmocka_unit_test(test_trim),
 		cmocka_unit_test(test_misc_helpers),
 		cmocka_unit_test(test_iso_valid),
+		cmocka_unit_test(test_fold_eq),
 		cmocka_unit_test(test_iso_invalid),
 		cmocka_unit_test(test_iso_leap_second_on_invalid_date),
 		cmocka_unit_test(test_iso_format),

@@ -184,7 +184,10 @@ int portal_login(void *ctx, struct http_request *req, struct http_response *resp
 		return login_page(app, req, resp, 401, generic, NULL);
 	login_limit_key(user, who, sizeof(who));
 	memset(&u, 0, sizeof(u));
-	if (limiter_blocked(app->login_failures, who, now, NULL)) {
+	/* Each attempt counts as a failure before the password is checked, in
+	 * the same step as the check of the limit: a burst of concurrent
+	 * guesses gets no more than the limit between them. */
+	if (!limiter_take(app->login_failures, who, now, NULL)) {
 		/* Same work and answer as a wrong password: the lock is not told. */
 		password_verify(NULL, pw);
 		log_warn("sign-in refused from %s: too many failures for that account",
@@ -192,18 +195,20 @@ int portal_login(void *ctx, struct http_request *req, struct http_response *resp
 		return login_page(app, req, resp, 401, generic, user);
 	}
 	rc = auth_authenticate(app->cfg, app->store, user, pw, &u);
-	if (rc == KW_ERR_UNAVAILABLE)
-		return login_page(app, req, resp, 503, _("The directory service is not "
-				  "answering. Try again in a few minutes."), user);
 	if (rc == KW_ERR_AUTH) {
-		limiter_hit(app->login_failures, who, now);
 		/* Only a known account's name: what was typed may be a password. */
 		log_info("sign-in failed from %s for %s", req->client,
 			 *u.name ? u.name : "an unknown account");
 		return login_page(app, req, resp, 401, generic, user);
 	}
-	if (rc < 0)
+	if (rc < 0) {
+		/* Not the person's failure: the attempt does not count. */
+		limiter_give_back(app->login_failures, who, now);
+		if (rc == KW_ERR_UNAVAILABLE)
+			return login_page(app, req, resp, 503, _("The directory service is "
+					  "not answering. Try again in a few minutes."), user);
 		return rc;
+	}
 	limiter_clear(app->login_failures, who);
 	if (w->has_session)
 		session_end(app->store, &w->s);
@@ -413,6 +418,15 @@ static void minutes_text(int64_t seconds, char *out, size_t outlen)
 					"minutes."), (long long)min);
 }
 
+/* The answer when the audit record of a request cannot be written: no key
+ * is shown without one (fail closed). */
+static int unrecorded(struct app *app, struct http_request *req, struct http_response *resp)
+{
+	return web_message(app, req, resp, 503, _("Service unavailable"),
+			   _("The request could not be recorded, so no key can be shown. "
+			     "Try again in a few minutes."));
+}
+
 int portal_recover(void *ctx, struct http_request *req, struct http_response *resp)
 {
 	struct app *app = ctx;
@@ -432,6 +446,7 @@ int portal_recover(void *ctx, struct http_request *req, struct http_response *re
 	f.reason = form_get(&w->form, "reason");
 	memset(&rq, 0, sizeof(rq));
 	rq.entitled = &w->s.id;
+	rq.typed = f.key_text;
 	rq.source = AUDIT_SELF_SERVICE;
 	rq.actor = w->s.user;
 	rq.end_user = w->s.user;
@@ -450,10 +465,8 @@ int portal_recover(void *ctx, struct http_request *req, struct http_response *re
 	if (!reason_label)
 		f.reason_error = _("Choose the reason for this request.");
 	if (f.key_error || f.reason_error) {
-		if ((rc = recover_audit(app->store, &rq, AUDIT_INVALID, f.key_text)) < 0)
-			return web_message(app, req, resp, 503, _("Service unavailable"),
-					   _("The request could not be recorded, so no key can "
-					     "be shown. Try again in a few minutes."));
+		if ((rc = recover_audit(app->store, &rq, AUDIT_INVALID)) < 0)
+			return unrecorded(app, req, resp);
 		metrics_disclosure(AUDIT_SELF_SERVICE, AUDIT_INVALID);
 		if (!f.key_text || strlen(f.key_text) > KEYID_INPUT_MAX)
 			f.key_text = NULL;
@@ -461,11 +474,17 @@ int portal_recover(void *ctx, struct http_request *req, struct http_response *re
 	}
 	snprintf(rq.prefix, sizeof(rq.prefix), "%s", hex);
 
-	blocked = limiter_blocked(app->lookup_failures, w->s.user, now, &retry);
-	blocked |= limiter_blocked(app->lookup_failures_addr, req->client, now, &retry_addr);
+	/* The lookup takes its place under both limits before it runs (given
+	 * back unless it fails): concurrent lookups cannot all pass a check
+	 * made before any of them is counted. */
+	blocked = !limiter_take(app->lookup_failures, w->s.user, now, &retry);
+	if (!blocked && !limiter_take(app->lookup_failures_addr, req->client, now, &retry_addr)) {
+		limiter_give_back(app->lookup_failures, w->s.user, now);
+		blocked = true;
+	}
 	if (blocked) {
-		if ((rc = recover_audit(app->store, &rq, AUDIT_RATE_LIMITED, hex)) < 0)
-			return rc;
+		if ((rc = recover_audit(app->store, &rq, AUDIT_RATE_LIMITED)) < 0)
+			return unrecorded(app, req, resp);
 		metrics_disclosure(AUDIT_SELF_SERVICE, AUDIT_RATE_LIMITED);
 		minutes_text(retry > retry_addr ? retry : retry_addr, wait_msg, sizeof(wait_msg));
 		snprintf(key_msg, sizeof(key_msg), "%lld",
@@ -481,13 +500,16 @@ int portal_recover(void *ctx, struct http_request *req, struct http_response *re
 	}
 
 	rc = recover_key(app->store, app->seal, &rq, &res);
+	if (rc < 0 || res.outcome != RECOVER_NOT_FOUND) {
+		/* Only a lookup that found nothing counts as a failure. */
+		limiter_give_back(app->lookup_failures, w->s.user, now);
+		limiter_give_back(app->lookup_failures_addr, req->client, now);
+	}
 	if (rc < 0) {
 		log_error("self-service recovery for %s failed, nothing disclosed: %s",
 			  w->s.user, kw_strerror(rc));
 		metrics_disclosure(AUDIT_SELF_SERVICE, "error");
-		return web_message(app, req, resp, 503, _("Service unavailable"),
-				   _("The request could not be recorded, so no key can be "
-				     "shown. Try again in a few minutes."));
+		return unrecorded(app, req, resp);
 	}
 	switch (res.outcome) {
 	case RECOVER_DISCLOSED:
@@ -506,8 +528,6 @@ int portal_recover(void *ctx, struct http_request *req, struct http_response *re
 		break;
 	}
 	metrics_disclosure(AUDIT_SELF_SERVICE, AUDIT_NOT_FOUND);
-	limiter_hit(app->lookup_failures, w->s.user, now);
-	limiter_hit(app->lookup_failures_addr, req->client, now);
 	f.error = _("No recovery key was found for this ID among the computers you have "
 		    "signed in to.");
 	f.not_found = true;
@@ -540,11 +560,10 @@ int portal_expired(void *ctx, struct http_request *req, struct http_response *re
 	struct tpl t;
 	int rc;
 
-	/* Whatever is left of the session ends here too. */
-	if (w->has_session && (rc = session_end(app->store, &w->s)) < 0)
-		return rc;
-	w->has_session = false;
-	if ((rc = web_session_cookie(req, resp, NULL)) < 0)
+	/* A GET changes nothing (the page's script ends the session with a
+	 * POST /logout first); only a cookie naming no live session goes. */
+	if (!w->has_session && http_cookie(req, web_session_cookie_name(req)) &&
+	    (rc = web_session_cookie(req, resp, NULL)) < 0)
 		return rc;
 	tpl_init(&t);
 	tpl_set(&t, "title", _("Your session has expired"));

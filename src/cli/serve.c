@@ -61,13 +61,14 @@ int cli_serve_run(struct cli *c, const char *banner)
 {
 	struct http_server_opts o;
 	struct http_server *srv = NULL;
+	struct config_cidr proxies[CONFIG_MAX_PROXIES];
 	char host[256], msg[512], *cert = NULL, *key = NULL;
 	struct app app;
 	sigset_t set;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	struct session_limits lim = { c->cfg.session_idle_timeout, c->cfg.session_max_lifetime };
 	uint16_t port;
-	int sig, rc = 1;
+	int sig, nproxies, rc = 1;
 
 	memset(&app, 0, sizeof(app));
 	/* With dynamic trimming, freed memory is handed back with madvise after
@@ -87,6 +88,8 @@ int cli_serve_run(struct cli *c, const char *banner)
 		return cli_error("listen = %s is not HOST:PORT", c->cfg.listen);
 	if (!strcmp(host, "localhost"))
 		snprintf(host, sizeof(host), "127.0.0.1");
+	if ((nproxies = config_proxies(&c->cfg, proxies)) < 0)
+		return cli_error("trusted_proxies = %s cannot be read", c->cfg.trusted_proxies);
 	if (c->cfg.tls_certificate && (!(cert = read_pem(c->cfg.tls_certificate)) ||
 				       !(key = read_pem(c->cfg.tls_key))))
 		goto out;
@@ -105,6 +108,9 @@ int cli_serve_run(struct cli *c, const char *banner)
 	o.io_threads = ncpu > 0 ? (unsigned)ncpu : 1;
 	o.workers = c->cfg.worker_threads ? (unsigned)c->cfg.worker_threads : DEFAULT_WORKERS;
 	o.max_connections = (unsigned)c->cfg.max_connections;
+	o.max_per_address = (unsigned)c->cfg.max_connections_per_address;
+	o.proxies = proxies;
+	o.nproxies = (size_t)nproxies;
 	o.routes = app_routes;
 	o.authorize = app_authorize;
 	o.auth_free = app_auth_free;

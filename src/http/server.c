@@ -1,4 +1,5 @@
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -24,15 +26,38 @@
 #include "util/log.h"
 #include "util/timeutil.h"
 
-#define CONN_MEMORY_LIMIT (12 * 1024)   /* request line + headers */
-#define CONN_TIMEOUT_S 30
+/* libmicrohttpd's per-connection memory: the request line and headers, the
+ * parsed header and cookie records (about 64 bytes each, plus a copy of the
+ * Cookie header) and the response's headers. 32 KiB holds the 8 KiB of
+ * headers browsers send, 150 cookies included; 12 KiB did not. */
+#define CONN_MEMORY_LIMIT (32 * 1024)
+#define CONN_TIMEOUT_S 30               /* no byte moved either way */
+/* A request's line and headers must be complete this long after the
+ * connection started or the previous request ended (libmicrohttpd's own
+ * timeout starts again with every byte, which a slow client exploits). */
+#define HEADER_TIMEOUT_MS 10000
+/* A body gets this long, plus a second for every BODY_MIN_RATE bytes that
+ * arrived. */
+#define BODY_TIMEOUT_MS 10000
+#define BODY_MIN_RATE 512
+#define SWEEP_INTERVAL_MS 500
+#define REPORT_INTERVAL_MS 60000        /* at most one line a minute about refusals */
+#define NO_DEADLINE INT64_MAX
+#define RETRY_AFTER_S "10"
 #define RESPONSE_MAX (64 * 1024 * 1024) /* largest body a handler may build */
 #define WORKER_STACK (512 * 1024)
 /* An oversized body up to this size is read and dropped so that the client,
  * still sending, gets the 413; beyond it the connection is closed. */
 #define DISCARD_MAX (4 * 1024 * 1024)
+#define XFF_MAX_HEADERS 16
+#define HOP_MAX 64
 
 #define CSP "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+/* TLS 1.3, then TLS 1.2 with ECDHE and AEAD suites only: no CBC, no static
+ * RSA key exchange, no SHA-1 MACs or signatures. */
+#define TLS_PRIORITIES "NORMAL:%SERVER_PRECEDENCE:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:" \
+	"-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:-CIPHER-ALL:+AES-256-GCM:+CHACHA20-POLY1305:" \
+	"+AES-128-GCM:-MAC-ALL:+AEAD:-SIGN-RSA-SHA1:-SIGN-ECDSA-SHA1:-SIGN-DSA-SHA1"
 
 enum req_state {
 	REQ_READING,       /* headers and body arriving */
@@ -42,8 +67,35 @@ enum req_state {
 	REQ_READY,         /* the response is built */
 };
 
+/* An address in binary; IPv4-mapped IPv6 addresses are kept as IPv4. */
+struct ip {
+	int family;                 /* AF_INET (4 bytes used) or AF_INET6 */
+	unsigned char a[16];
+};
+
+/* One connection, from libmicrohttpd's start notification to its close
+ * notification (its socket context). */
+struct conn {
+	struct http_server *srv;
+	int fd;
+	struct ip ip;               /* the peer */
+	char peer[HTTP_CLIENT_MAX];
+	bool trusted;               /* the peer is a trusted proxy */
+	_Atomic int64_t deadline;   /* monotonic ms; past it the sweep closes it */
+	bool cut;                   /* shut down by the sweep (under conn_lock) */
+	struct conn *prev, *next;   /* srv->conns, under conn_lock */
+};
+
+/* Open connections of one address (not counted for trusted proxies). */
+struct addr_count {
+	struct ip ip;
+	unsigned n;
+	struct addr_count *next;
+};
+
 struct req {
 	struct http_server *srv;
+	struct conn *c;             /* NULL only when memory ran out at its start */
 	struct http_request r;
 	struct http_response resp;
 	struct buf body;
@@ -51,8 +103,11 @@ struct req {
 	int route_index;
 	bool too_large;
 	size_t discarded;
+	size_t received;            /* body bytes, for the minimum rate */
+	int64_t body_start_ms;
 	size_t sent;                /* body bytes of the response, for the log */
 	bool method_not_allowed;
+	bool busy;                  /* counted in srv->busy */
 	_Atomic enum req_state state;   /* set by other threads too */
 	int64_t start_us;
 	const char *path;           /* MHD's copy of the URL path; lives as long */
@@ -70,8 +125,16 @@ struct http_server {
 	pthread_cond_t wake;
 	struct req *head, *tail;
 	bool stopping;
-	atomic_int inflight;
-	atomic_bool draining;
+
+	/* Draining (see http_server_stop) in two steps. Each flag is set
+	 * before its counter is read, and each counter raised before its flag
+	 * is read (all sequentially consistent): a request either is counted
+	 * in time for the stop to wait for it, or sees the flag and is
+	 * answered 503 at once. */
+	atomic_int inflight;       /* requests from their headers to their end */
+	atomic_bool draining;      /* new requests get 503 */
+	atomic_int busy;           /* handlers running, queued or suspended */
+	atomic_bool closing;       /* no handler starts any more */
 
 	/* Connections are accepted here and handed to libmicrohttpd, which
 	 * spreads them over its threads by descriptor number; left to accept
@@ -82,6 +145,21 @@ struct http_server {
 				    * rest wait in the listen backlog */
 	pthread_t acceptor;
 	bool acceptor_started;
+
+	/* Under conn_lock: every connection (for the sweep), the count per
+	 * address, and what the next report says. */
+	pthread_mutex_t conn_lock;
+	pthread_cond_t sweep_wake;
+	struct conn *conns;
+	struct addr_count **addrs;
+	size_t naddrs;             /* buckets, a power of two */
+	unsigned char addr_key[crypto_shorthash_KEYBYTES];
+	unsigned long refused, cut;
+	char refused_from[HTTP_CLIENT_MAX];
+	int64_t reported_ms;
+	bool sweep_stop;
+	pthread_t sweeper;
+	bool sweeper_started;
 };
 
 /* ---- response helpers ---- */
@@ -167,6 +245,14 @@ static void response_free(struct http_response *resp)
 		buf_free(&resp->body);
 }
 
+static void response_reset(struct http_response *resp)
+{
+	response_free(resp);
+	buf_init(&resp->body, RESPONSE_MAX);
+	resp->status = 0;
+	resp->content_type = NULL;
+}
+
 /* ---- routing ---- */
 
 /* Matches path against pattern; {name} takes one non-empty segment. */
@@ -228,11 +314,80 @@ static void allowed_methods(struct req *q, char *out, size_t outlen)
 					      r->method);
 }
 
+/* ---- errors the server answers itself ---- */
+
+/* JSON under /api/; elsewhere the app's page, or plain text without one. */
+static void error_response(struct req *q, int status, const char *text)
+{
+	struct http_server *srv = q->srv;
+
+	response_reset(&q->resp);
+	if (!strncmp(q->path, "/api/", 5)) {
+		http_json_error(&q->resp, status, text);
+		return;
+	}
+	if (srv->o.error_page && srv->o.error_page(srv->o.app, &q->r, &q->resp, status) == 0 &&
+	    q->resp.status == status)
+		return;
+	response_reset(&q->resp);
+	http_text(&q->resp, status, text);
+}
+
+static bool store_failure(int rc)
+{
+	return rc == KW_ERR_STORE || rc == KW_ERR_UNAVAILABLE;
+}
+
+/* A handler's failure: 503 when the store failed (whatever the route), 500
+ * otherwise. The details go to the log; a failing store, which fails every
+ * request, gets one line a minute (each 503 is in the access log). */
+static void handler_failed(struct req *q, int rc)
+{
+	static _Atomic int64_t store_logged_ms = INT64_MIN / 2;
+
+	if (store_failure(rc)) {
+		int64_t now = time_mono_ms(), last = atomic_load(&store_logged_ms);
+
+		if (now - last >= REPORT_INTERVAL_MS &&
+		    atomic_compare_exchange_strong(&store_logged_ms, &last, now))
+			log_error("%s %s: %s: answering 503 (further store failures are "
+				  "not logged for a minute)", q->r.method, q->path,
+				  kw_strerror(rc));
+		error_response(q, 503, "the store is unavailable; please try again later");
+		return;
+	}
+	log_error("%s %s: %s", q->r.method, q->path, kw_strerror(rc));
+	error_response(q, 500, "internal error; please try again later");
+}
+
 /* ---- running handlers ---- */
 
 static struct req *req_of(struct http_request *r)
 {
 	return (struct req *)(void *)((char *)r - offsetof(struct req, r));
+}
+
+/* Counts q in srv->busy unless the server is closing: false then, and no
+ * handler may run. */
+static bool handler_begin(struct req *q)
+{
+	atomic_fetch_add(&q->srv->busy, 1);
+	if (atomic_load(&q->srv->closing)) {
+		atomic_fetch_sub(&q->srv->busy, 1);
+		return false;
+	}
+	q->busy = true;
+	return true;
+}
+
+/* On the connection's thread, once it is not suspended and will not be
+ * again. */
+static void handler_end(struct req *q)
+{
+	if (q->busy) {
+		q->busy = false;
+		atomic_fetch_sub(&q->srv->busy, 1);
+	}
 }
 
 void http_suspend(struct http_request *r)
@@ -249,18 +404,6 @@ void http_resume(struct http_request *r)
 
 	q->state = REQ_RESUMED;
 	MHD_resume_connection(r->conn);
-}
-
-/* A handler's failure becomes a 500 (the details go to the log). */
-static void handler_failed(struct req *q, int rc)
-{
-	log_error("%s %s: %s", q->r.method, q->path, kw_strerror(rc));
-	response_free(&q->resp);
-	buf_init(&q->resp.body, RESPONSE_MAX);
-	if (!strncmp(q->path, "/api/", 5))
-		http_json_error(&q->resp, 500, "internal error");
-	else
-		http_text(&q->resp, 500, "Internal error; please try again later.\n");
 }
 
 static void run_handler(struct req *q)
@@ -314,6 +457,7 @@ static void *worker_main(void *p)
 	}
 }
 
+/* q is counted busy, so the workers are still there (see http_server_stop). */
 static void submit(struct http_server *srv, struct req *q)
 {
 	q->state = REQ_RUNNING;
@@ -329,27 +473,66 @@ static void submit(struct http_server *srv, struct req *q)
 	pthread_mutex_unlock(&srv->lock);
 }
 
-/* ---- MHD callbacks ---- */
+/* ---- every response's headers ---- */
 
-static void add_standard_headers(struct http_server *srv, struct MHD_Response *mr,
-				 const struct http_response *resp)
+typedef enum MHD_Result (*queue_response_fn)(struct MHD_Connection *, unsigned int,
+					     struct MHD_Response *);
+static queue_response_fn mhd_queue_response;
+static pthread_once_t mhd_queue_response_once = PTHREAD_ONCE_INIT;
+
+static void find_mhd_queue_response(void)
 {
-	bool cache_set = false;
+	/* POSIX's way to turn dlsym's object pointer into a function's. */
+	*(void **)&mhd_queue_response = dlsym(RTLD_NEXT, "MHD_queue_response");
+}
 
-	MHD_add_response_header(mr, "Content-Security-Policy", CSP);
-	MHD_add_response_header(mr, "X-Content-Type-Options", "nosniff");
-	MHD_add_response_header(mr, "Referrer-Policy", "no-referrer");
-	MHD_add_response_header(mr, "X-Frame-Options", "DENY");
-	if (srv->tls)
-		MHD_add_response_header(mr, "Strict-Transport-Security",
-					"max-age=31536000; includeSubDomains");
+/* libmicrohttpd answers some requests itself, without calling on_request:
+ * 400 for a malformed request line or header, 414, 431, 413 for an
+ * impossible Content-Length, 505. Version 0.9.75 has no option for those
+ * responses' headers, but builds each with MHD_queue_response through the
+ * PLT (objdump -d of Debian's libmicrohttpd.so.12 shows the call in
+ * transmit_error_response going to MHD_queue_response@plt), so this
+ * definition, which the linker exports from the executable because the
+ * library refers to it, sees them too. Every response, ours and its own,
+ * gets the security headers here. */
+enum MHD_Result MHD_queue_response(struct MHD_Connection *connection, unsigned int status_code,
+				   struct MHD_Response *response)
+{
+	const union MHD_ConnectionInfo *ci;
+
+	if (!MHD_get_response_header(response, "Content-Security-Policy")) {
+		MHD_add_response_header(response, "Content-Security-Policy", CSP);
+		MHD_add_response_header(response, "X-Content-Type-Options", "nosniff");
+		MHD_add_response_header(response, "Referrer-Policy", "no-referrer");
+		MHD_add_response_header(response, "X-Frame-Options", "DENY");
+		if (!MHD_get_response_header(response, "Cache-Control"))
+			MHD_add_response_header(response, "Cache-Control", "no-store");
+		/* libmicrohttpd's own bodies are HTML. */
+		if (!MHD_get_response_header(response, "Content-Type"))
+			MHD_add_response_header(response, "Content-Type",
+						"text/html; charset=utf-8");
+		ci = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+		if (ci && ci->tls_session)
+			MHD_add_response_header(response, "Strict-Transport-Security",
+						"max-age=31536000; includeSubDomains");
+	}
+	return mhd_queue_response(connection, status_code, response);
+}
+
+/* The request's own headers; the security headers come in
+ * MHD_queue_response. */
+static void add_headers(struct http_server *srv, struct MHD_Response *mr,
+			const struct http_response *resp)
+{
+	bool retry_set = false;
+
 	for (size_t i = 0; i < resp->nheaders; i++) {
 		MHD_add_response_header(mr, resp->headers[i].name, resp->headers[i].value);
-		if (!strcasecmp(resp->headers[i].name, "Cache-Control"))
-			cache_set = true;
+		if (!strcasecmp(resp->headers[i].name, "Retry-After"))
+			retry_set = true;
 	}
-	if (!cache_set)
-		MHD_add_response_header(mr, "Cache-Control", "no-store");
+	if (resp->status == 503 && !retry_set)
+		MHD_add_response_header(mr, "Retry-After", RETRY_AFTER_S);
 	if (resp->content_type)
 		MHD_add_response_header(mr, "Content-Type", resp->content_type);
 	if (atomic_load(&srv->draining))
@@ -373,6 +556,7 @@ static enum MHD_Result send_response(struct req *q)
 	struct buf *owned = NULL;
 	size_t len = q->resp.body.len;
 
+	handler_end(q);
 	q->sent = len;
 	/* The body is handed over, not copied: no second copy of a secret. */
 	if (!q->resp.body.data) {
@@ -393,18 +577,27 @@ static enum MHD_Result send_response(struct req *q)
 			wipe_body(owned);
 		return MHD_NO;
 	}
-	add_standard_headers(q->srv, mr, &q->resp);
+	add_headers(q->srv, mr, &q->resp);
 	ret = MHD_queue_response(q->r.conn, (unsigned)q->resp.status, mr);
 	MHD_destroy_response(mr);
 	return ret;
 }
 
-static void plain_error(struct req *q, int status, const char *text)
+/* An answer decided without a handler (404, 405, 413, 400, 503). */
+static enum MHD_Result answer_now(struct req *q, int status, const char *text)
 {
-	if (!strncmp(q->path, "/api/", 5))
-		http_json_error(&q->resp, status, text);
-	else
-		http_text(&q->resp, status, text);
+	error_response(q, status, text);
+	if (status == 405) {
+		char allow[128];
+
+		allowed_methods(q, allow, sizeof(allow));
+		http_header(&q->resp, "Allow", allow);
+	} else if (status == 400) {
+		/* The body's framing is in doubt: nothing after it can be read. */
+		http_header(&q->resp, "Connection", "close");
+	}
+	q->state = REQ_READY;
+	return send_response(q);
 }
 
 /* 404, 405 or 413, decided before the body is read. */
@@ -415,18 +608,215 @@ static enum MHD_Result respond_now(struct req *q)
 
 		snprintf(msg, sizeof(msg), "request body too large (at most %zu bytes)",
 			 q->body.cap);
-		plain_error(q, 413, msg);
-	} else if (q->method_not_allowed) {
-		char allow[128];
-
-		allowed_methods(q, allow, sizeof(allow));
-		http_header(&q->resp, "Allow", allow);
-		plain_error(q, 405, "method not allowed");
-	} else {
-		plain_error(q, 404, "not found");
+		return answer_now(q, 413, msg);
 	}
-	q->state = REQ_READY;
-	return send_response(q);
+	if (q->method_not_allowed)
+		return answer_now(q, 405, "method not allowed");
+	return answer_now(q, 404, "not found");
+}
+
+/* ---- who the client is ---- */
+
+static void ip_normalize(struct ip *ip)
+{
+	static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+	if (ip->family == AF_INET6 && !memcmp(ip->a, mapped, sizeof(mapped))) {
+		memmove(ip->a, ip->a + 12, 4);
+		memset(ip->a + 4, 0, 12);
+		ip->family = AF_INET;
+	}
+}
+
+static bool ip_from_sockaddr(const struct sockaddr *sa, struct ip *ip)
+{
+	memset(ip, 0, sizeof(*ip));
+	if (sa && sa->sa_family == AF_INET) {
+		ip->family = AF_INET;
+		memcpy(ip->a, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+	} else if (sa && sa->sa_family == AF_INET6) {
+		ip->family = AF_INET6;
+		memcpy(ip->a, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+		ip_normalize(ip);
+	} else {
+		return false;
+	}
+	return true;
+}
+
+static void ip_format(const struct ip *ip, char out[HTTP_CLIENT_MAX])
+{
+	out[0] = '\0';
+	if (ip->family)
+		inet_ntop(ip->family, ip->a, out, HTTP_CLIENT_MAX);
+}
+
+static bool ip_trusted(const struct http_server *srv, const struct ip *ip)
+{
+	for (size_t i = 0; i < srv->o.nproxies; i++)
+		if (config_cidr_contains(&srv->o.proxies[i], ip->family, ip->a))
+			return true;
+	return false;
+}
+
+static bool all_digits(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return false;
+	return true;
+}
+
+/* One X-Forwarded-For entry (n bytes at s): "192.0.2.7", "2001:db8::7",
+ * and as some proxies write them "192.0.2.7:4711", "[2001:db8::7]" and
+ * "[2001:db8::7]:4711". */
+static bool hop_parse(const char *s, size_t n, struct ip *ip)
+{
+	char tmp[HOP_MAX], *addr = tmp, *end;
+
+	while (n && (*s == ' ' || *s == '\t'))
+		s++, n--;
+	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+		n--;
+	if (n == 0 || n >= sizeof(tmp))
+		return false;
+	memcpy(tmp, s, n);
+	tmp[n] = '\0';
+	memset(ip, 0, sizeof(*ip));
+	if (tmp[0] == '[') {
+		if (!(end = strchr(tmp, ']')) || (end[1] && (end[1] != ':' || !all_digits(end + 2))))
+			return false;
+		*end = '\0';
+		addr = tmp + 1;
+		ip->family = AF_INET6;
+	} else if ((end = strchr(tmp, ':')) && !strchr(end + 1, ':')) {
+		if (!all_digits(end + 1))
+			return false;
+		*end = '\0';
+		ip->family = AF_INET;
+	} else {
+		ip->family = end ? AF_INET6 : AF_INET;
+	}
+	if (inet_pton(ip->family, addr, ip->a) != 1)
+		return false;
+	ip_normalize(ip);
+	return true;
+}
+
+struct xff {
+	const char *v[XFF_MAX_HEADERS];
+	size_t n;
+	bool overflow;
+};
+
+static enum MHD_Result xff_collect(void *cls, enum MHD_ValueKind kind, const char *key,
+				   const char *value)
+{
+	struct xff *x = cls;
+
+	if (strcasecmp(key, "X-Forwarded-For"))
+		return MHD_YES;
+	if (x->n == XFF_MAX_HEADERS) {
+		x->overflow = true;
+		return MHD_NO;
+	}
+	x->v[x->n++] = value ? value : "";
+	return MHD_YES;
+}
+
+/* From a trusted proxy, X-Forwarded-For is read from the right (each proxy
+ * appends the address it was talking to) for as long as the address
+ * reached is a trusted proxy; the first one that is not is the client.
+ * When an entry cannot be read, the client is the trusted proxy that
+ * passed it on: what lies to its left was never vouched for. */
+static void client_resolve(struct req *q, struct MHD_Connection *conn)
+{
+	struct http_server *srv = q->srv;
+	struct ip cur = q->c->ip;
+	struct xff x = { .n = 0 };
+	const char *proto;
+
+	q->r.scheme = srv->tls ? "https" : "http";
+	if (q->c->trusted) {
+		MHD_get_connection_values(conn, MHD_HEADER_KIND, xff_collect, &x);
+		for (size_t i = x.n; i-- > 0 && !x.overflow && ip_trusted(srv, &cur);) {
+			const char *v = x.v[i];
+			size_t end = strlen(v);
+
+			for (;;) {
+				size_t start = end;
+				struct ip hop;
+
+				while (start > 0 && v[start - 1] != ',')
+					start--;
+				if (!hop_parse(v + start, end - start, &hop)) {
+					i = 0;   /* stop at the proxy that passed it on */
+					break;
+				}
+				cur = hop;
+				if (start == 0 || !ip_trusted(srv, &cur))
+					break;
+				end = start - 1;
+			}
+		}
+		proto = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-Proto");
+		/* The first value: what the browser spoke to the outermost
+		 * proxy. */
+		if (!srv->tls && proto) {
+			proto += strspn(proto, " \t");
+			if (!strncasecmp(proto, "https", 5) && strchr(" \t,", proto[5]))
+				q->r.scheme = "https";
+		}
+	}
+	ip_format(&cur, q->r.client);
+}
+
+/* ---- framing ---- */
+
+struct framing {
+	unsigned content_length;
+	unsigned transfer_encoding;
+};
+
+static enum MHD_Result framing_count(void *cls, enum MHD_ValueKind kind, const char *key,
+				     const char *value)
+{
+	struct framing *f = cls;
+
+	if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH))
+		f->content_length++;
+	else if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+		f->transfer_encoding++;
+	return MHD_YES;
+}
+
+/* Two Content-Length headers, or one with Transfer-Encoding: a proxy in
+ * front may read the body's end elsewhere than libmicrohttpd does (request
+ * smuggling). */
+static bool framing_ambiguous(struct MHD_Connection *conn)
+{
+	struct framing f = { 0, 0 };
+
+	MHD_get_connection_values(conn, MHD_HEADER_KIND, framing_count, &f);
+	return f.content_length > 1 || (f.content_length && f.transfer_encoding);
+}
+
+/* ---- MHD callbacks ---- */
+
+static struct conn *conn_of(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return ci ? ci->socket_context : NULL;
+}
+
+static void set_deadline(struct req *q, int64_t when)
+{
+	if (q->c)
+		atomic_store(&q->c->deadline, when);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -438,26 +828,33 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	struct req *q = *con_cls;
 
 	if (!q) {
-		const union MHD_ConnectionInfo *ci;
 		const char *clen;
 
-		if (!(q = calloc(1, sizeof(*q))))
-			return MHD_NO;
-		*con_cls = q;
+		/* Counted before draining is read: see struct http_server. */
 		atomic_fetch_add(&srv->inflight, 1);
+		if (!(q = calloc(1, sizeof(*q)))) {
+			atomic_fetch_sub(&srv->inflight, 1);
+			return MHD_NO;
+		}
+		*con_cls = q;
 		q->srv = srv;
 		q->start_us = time_mono_us();
 		q->r.conn = conn;
 		q->r.method = method;
 		q->r.tls = srv->tls;
+		q->r.scheme = srv->tls ? "https" : "http";
 		q->path = url;
 		q->r.path = url;
 		buf_init(&q->resp.body, RESPONSE_MAX);
-		ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-		if (ci && ci->socket_context)
-			memcpy(q->r.client, ci->socket_context, sizeof(q->r.client));
+		if ((q->c = conn_of(conn)))
+			client_resolve(q, conn);
 		route_find(q, method);
 		buf_init(&q->body, q->route ? q->route->body_max : 0);
+		if (atomic_load(&srv->draining))
+			return answer_now(q, 503, "the server is shutting down; please try again");
+		if (framing_ambiguous(conn))
+			return answer_now(q, 400, "conflicting Content-Length or Transfer-Encoding "
+					  "headers");
 		/* Refuse an announced oversized body before reading any of it. */
 		clen = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 						   MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -470,6 +867,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			if (*end || n > DISCARD_MAX)
 				return respond_now(q);
 		}
+		q->body_start_ms = time_mono_ms();
+		set_deadline(q, q->body_start_ms + BODY_TIMEOUT_MS);
 		/* Everything else is answered once the request is complete, so
 		 * the connection can stay open for the next one. */
 		return MHD_YES;
@@ -479,10 +878,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			q->too_large = true;
 		if (q->too_large)
 			q->discarded += *upload_data_size;
+		q->received += *upload_data_size;
+		set_deadline(q, q->body_start_ms + BODY_TIMEOUT_MS +
+			     (int64_t)(q->received * 1000 / BODY_MIN_RATE));
 		*upload_data_size = 0;
 		/* Far past the cap: answer now; MHD closes rather than read on. */
 		return q->discarded > DISCARD_MAX ? respond_now(q) : MHD_YES;
 	}
+	set_deadline(q, NO_DEADLINE);
 	if (q->state == REQ_RESUMED) {
 		int rc = q->route->finish(srv->o.app, &q->r, &q->resp);
 
@@ -494,6 +897,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return send_response(q);
 	if (q->too_large || !q->route)
 		return respond_now(q);
+	if (!handler_begin(q))
+		return answer_now(q, 503, "the server is shutting down; please try again");
 	if (q->route->blocking && srv->nworkers) {
 		submit(srv, q);
 		return MHD_YES;
@@ -511,6 +916,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 	if (!q)
 		return;
+	handler_end(q);
+	/* The next request's headers are due from now. */
+	set_deadline(q, time_mono_ms() + HEADER_TIMEOUT_MS);
 	us = time_mono_us() - q->start_us;
 	metrics_request(q->route_index, q->resp.status, us);
 	/* The path only: query strings and bodies may hold what must not be
@@ -530,39 +938,184 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	atomic_fetch_sub(&srv->inflight, 1);
 }
 
-/* The client's address, formatted once per connection. */
+/* ---- connections per address ---- */
+
+static struct addr_count **addr_bucket(struct http_server *srv, const struct ip *ip)
+{
+	unsigned char h[crypto_shorthash_BYTES];
+	uint64_t v;
+
+	crypto_shorthash(h, (const unsigned char *)ip, sizeof(*ip), srv->addr_key);
+	memcpy(&v, h, sizeof(v));
+	return &srv->addrs[v & (srv->naddrs - 1)];
+}
+
+/* Under conn_lock: counts a connection from ip unless it has
+ * max_per_address open already (false then). */
+static bool addr_take(struct http_server *srv, const struct ip *ip)
+{
+	struct addr_count **b = addr_bucket(srv, ip), *a;
+
+	for (a = *b; a; a = a->next)
+		if (!memcmp(&a->ip, ip, sizeof(*ip)))
+			break;
+	if (!a) {
+		if (!(a = calloc(1, sizeof(*a))))
+			return false;
+		a->ip = *ip;
+		a->next = *b;
+		*b = a;
+	}
+	if (a->n >= srv->o.max_per_address)
+		return false;
+	a->n++;
+	return true;
+}
+
+/* Under conn_lock. */
+static void addr_release(struct http_server *srv, const struct ip *ip)
+{
+	struct addr_count **p = addr_bucket(srv, ip), *a;
+
+	for (; (a = *p); p = &a->next)
+		if (!memcmp(&a->ip, ip, sizeof(*ip)))
+			break;
+	if (a && a->n > 0 && --a->n == 0) {
+		*p = a->next;
+		free(a);
+	}
+}
+
+static void conn_closed(struct http_server *srv, struct conn *c, const struct ip *ip,
+			bool trusted)
+{
+	pthread_mutex_lock(&srv->conn_lock);
+	if (c) {
+		if (c->prev)
+			c->prev->next = c->next;
+		else
+			srv->conns = c->next;
+		if (c->next)
+			c->next->prev = c->prev;
+	}
+	if (!trusted)
+		addr_release(srv, ip);
+	pthread_mutex_unlock(&srv->conn_lock);
+	free(c);
+	atomic_fetch_sub(&srv->connections, 1);
+}
+
+/* Every connection gets a struct conn as its socket context: its peer, and
+ * the deadline the sweep enforces. */
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
 			  enum MHD_ConnectionNotificationCode code)
 {
+	struct http_server *srv = cls;
 	const union MHD_ConnectionInfo *ci;
-	char *client;
+	struct conn *c;
+	struct ip ip;
 
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	ip_from_sockaddr(ci ? ci->client_addr : NULL, &ip);
 	if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
-		atomic_fetch_sub(&((struct http_server *)cls)->connections, 1);
-		free(*socket_context);
+		/* libmicrohttpd closes the socket only after this: the sweep,
+		 * under the same lock, never shuts down a reused descriptor. */
+		c = *socket_context;
+		conn_closed(srv, c, &ip, c ? c->trusted : ip_trusted(srv, &ip));
 		*socket_context = NULL;
 		return;
 	}
-	if (!(client = calloc(1, HTTP_CLIENT_MAX)))
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (!(c = calloc(1, sizeof(*c)))) {
+		/* Untracked, it could outlive every deadline: end it. */
+		if (ci)
+			shutdown(ci->connect_fd, SHUT_RDWR);
 		return;
-	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	if (ci && ci->client_addr) {
-		const struct sockaddr *sa = ci->client_addr;
-
-		if (sa->sa_family == AF_INET)
-			inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
-				  client, HTTP_CLIENT_MAX);
-		else if (sa->sa_family == AF_INET6)
-			inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
-				  client, HTTP_CLIENT_MAX);
 	}
-	*socket_context = client;
+	c->srv = srv;
+	c->fd = ci ? ci->connect_fd : -1;
+	c->ip = ip;
+	c->trusted = ip_trusted(srv, &ip);
+	ip_format(&ip, c->peer);
+	atomic_store(&c->deadline, time_mono_ms() + HEADER_TIMEOUT_MS);
+	pthread_mutex_lock(&srv->conn_lock);
+	c->next = srv->conns;
+	if (c->next)
+		c->next->prev = c;
+	srv->conns = c;
+	pthread_mutex_unlock(&srv->conn_lock);
+	*socket_context = c;
 }
 
 static void on_panic(void *cls, const char *file, unsigned line, const char *reason)
 {
 	log_error("libmicrohttpd failed at %s:%u: %s", file, line, reason ? reason : "");
 	abort();
+}
+
+/* ---- the sweep: slow headers and bodies ---- */
+
+/* Under conn_lock: at most one line a minute about refused and cut
+ * connections (an attack must not flood the log). */
+static void report(struct http_server *srv, int64_t now)
+{
+	if ((!srv->refused && !srv->cut) || now - srv->reported_ms < REPORT_INTERVAL_MS)
+		return;
+	if (srv->refused)
+		log_warn("http: refused %lu connection(s) beyond max_connections_per_address = %u "
+			 "(the last from %s)", srv->refused, srv->o.max_per_address,
+			 srv->refused_from);
+	if (srv->cut)
+		log_warn("http: closed %lu connection(s) whose request headers took over %d s "
+			 "or whose body came slower than %d bytes/s", srv->cut,
+			 HEADER_TIMEOUT_MS / 1000, BODY_MIN_RATE);
+	srv->refused = srv->cut = 0;
+	srv->reported_ms = now;
+}
+
+/* Shuts down the connections past their deadline. shutdown(2) leaves the
+ * descriptor to libmicrohttpd, whose next read sees the end and closes the
+ * connection as if the client had (libmicrohttpd itself shuts down sockets
+ * from other threads to stop them); the descriptor stays valid until the
+ * close notification, which takes conn_lock first. */
+static void *sweeper_main(void *p)
+{
+	struct http_server *srv = p;
+
+	pthread_setname_np(pthread_self(), "kw-sweep");
+	pthread_mutex_lock(&srv->conn_lock);
+	while (!srv->sweep_stop) {
+		struct timespec ts;
+		int64_t now;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += SWEEP_INTERVAL_MS * 1000000L;
+		ts.tv_sec += ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		pthread_cond_timedwait(&srv->sweep_wake, &srv->conn_lock, &ts);
+		now = time_mono_ms();
+		for (struct conn *c = srv->conns; c; c = c->next)
+			if (!c->cut && c->fd >= 0 && atomic_load(&c->deadline) <= now) {
+				shutdown(c->fd, SHUT_RDWR);
+				c->cut = true;
+				srv->cut++;
+			}
+		report(srv, now);
+	}
+	pthread_mutex_unlock(&srv->conn_lock);
+	return NULL;
+}
+
+static void stop_sweeper(struct http_server *srv)
+{
+	if (!srv->sweeper_started)
+		return;
+	pthread_mutex_lock(&srv->conn_lock);
+	srv->sweep_stop = true;
+	pthread_cond_signal(&srv->sweep_wake);
+	pthread_mutex_unlock(&srv->conn_lock);
+	pthread_join(srv->sweeper, NULL);
+	srv->sweeper_started = false;
 }
 
 /* ---- accepting ---- */
@@ -574,6 +1127,42 @@ static void back_off(const char *what)
 
 	log_error("http: %s: %s", what, strerror(errno));
 	nanosleep(&ts, NULL);
+}
+
+/* Takes one accepted socket to libmicrohttpd, or closes it when its address
+ * has max_per_address connections open already. */
+static void hand_over(struct http_server *srv, int fd, const struct sockaddr_storage *ss,
+		      socklen_t len)
+{
+	struct ip ip;
+	bool trusted, ok = true;
+
+	ip_from_sockaddr((const struct sockaddr *)ss, &ip);
+	trusted = ip_trusted(srv, &ip);
+	if (!trusted) {
+		pthread_mutex_lock(&srv->conn_lock);
+		if (!(ok = addr_take(srv, &ip))) {
+			srv->refused++;
+			ip_format(&ip, srv->refused_from);
+		}
+		pthread_mutex_unlock(&srv->conn_lock);
+	}
+	if (!ok) {
+		close(fd);
+		return;
+	}
+	/* Counted here, not when libmicrohttpd's thread starts it: the next
+	 * accept must see it. On failure libmicrohttpd has closed the socket
+	 * and will not report it closed. */
+	atomic_fetch_add(&srv->connections, 1);
+	if (MHD_add_connection(srv->d, fd, (const struct sockaddr *)ss, len) != MHD_YES) {
+		atomic_fetch_sub(&srv->connections, 1);
+		if (!trusted) {
+			pthread_mutex_lock(&srv->conn_lock);
+			addr_release(srv, &ip);
+			pthread_mutex_unlock(&srv->conn_lock);
+		}
+	}
 }
 
 static void *acceptor_main(void *p)
@@ -614,12 +1203,7 @@ static void *acceptor_main(void *p)
 					back_off("cannot accept a connection");
 				break;
 			}
-			/* Counted here, not when libmicrohttpd's thread starts it:
-			 * the next accept must see it. On failure libmicrohttpd has
-			 * closed the socket and will not report it closed. */
-			atomic_fetch_add(&srv->connections, 1);
-			if (MHD_add_connection(srv->d, fd, (struct sockaddr *)&ss, len) != MHD_YES)
-				atomic_fetch_sub(&srv->connections, 1);
+			hand_over(srv, fd, &ss, len);
 		}
 	}
 	return NULL;
@@ -674,16 +1258,38 @@ int http_server_start(const struct http_server_opts *o, struct http_server **out
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
 		MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_TURBO |
 		MHD_USE_NO_LISTEN_SOCKET;
+	unsigned threads = o->io_threads ? o->io_threads : 1;
+	unsigned limit = o->max_connections ? o->max_connections : 1024;
 	pthread_attr_t attr;
+	pthread_condattr_t cattr;
 	int rc = KW_ERR_IO;
 
 	if (!srv)
 		return KW_ERR_NOMEM;
 	srv->o = *o;
+	if (!srv->o.max_per_address)
+		srv->o.max_per_address = limit;
 	srv->tls = o->tls_cert_pem != NULL;
 	srv->listen_fd = srv->stop_fd = -1;
 	pthread_mutex_init(&srv->lock, NULL);
 	pthread_cond_init(&srv->wake, NULL);
+	pthread_mutex_init(&srv->conn_lock, NULL);
+	pthread_condattr_init(&cattr);
+	pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+	pthread_cond_init(&srv->sweep_wake, &cattr);
+	pthread_condattr_destroy(&cattr);
+	for (srv->naddrs = 64; srv->naddrs < limit; srv->naddrs *= 2)
+		;
+	randombytes_buf(srv->addr_key, sizeof(srv->addr_key));
+	if (!(srv->addrs = calloc(srv->naddrs, sizeof(*srv->addrs)))) {
+		rc = KW_ERR_NOMEM;
+		goto out;
+	}
+	pthread_once(&mhd_queue_response_once, find_mhd_queue_response);
+	if (!mhd_queue_response) {
+		snprintf(msg, msglen, "cannot find libmicrohttpd's MHD_queue_response: %s", dlerror());
+		goto out;
+	}
 	memset(&ss, 0, sizeof(ss));
 	if (inet_pton(AF_INET, o->host, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
 		((struct sockaddr_in *)&ss)->sin_family = AF_INET;
@@ -730,21 +1336,30 @@ int http_server_start(const struct http_server_opts *o, struct http_server **out
 		}
 	pthread_attr_destroy(&attr);
 	MHD_set_panic_func(on_panic, NULL);
+	/* libmicrohttpd splits its connection limit over its threads and
+	 * closes, unreported, a connection beyond a thread's share; the
+	 * acceptor keeps the real limit, so each thread may take them all. */
 	srv->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv,
-		MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(o->io_threads ? o->io_threads : 1),
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned)(o->max_connections ? o->max_connections : 1024),
+		MHD_OPTION_THREAD_POOL_SIZE, threads,
+		MHD_OPTION_CONNECTION_LIMIT, limit * threads,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY_LIMIT,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONN_TIMEOUT_S,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
 		MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
 		srv->tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, o->tls_key_pem,
 		MHD_OPTION_HTTPS_MEM_CERT, o->tls_cert_pem,
+		MHD_OPTION_HTTPS_PRIORITIES, TLS_PRIORITIES,
 		MHD_OPTION_END);
 	if (!srv->d) {
 		snprintf(msg, msglen, "cannot start the HTTP server: %s",
 			 errno ? strerror(errno) : "startup failed");
 		goto out;
 	}
+	if (pthread_create(&srv->sweeper, NULL, sweeper_main, srv) != 0) {
+		snprintf(msg, msglen, "cannot start the sweeping thread: %s", strerror(errno));
+		goto out;
+	}
+	srv->sweeper_started = true;
 	if (pthread_create(&srv->acceptor, NULL, acceptor_main, srv) != 0) {
 		snprintf(msg, msglen, "cannot start the accepting thread: %s", strerror(errno));
 		goto out;
@@ -764,6 +1379,19 @@ uint16_t http_server_port(const struct http_server *srv)
 	return srv->port;
 }
 
+/* Waits until *v is 0 or deadline (monotonic ms) passes; true when 0. */
+static bool wait_zero(atomic_int *v, int64_t deadline)
+{
+	while (atomic_load(v) > 0) {
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+
+		if (time_mono_ms() >= deadline)
+			return false;
+		nanosleep(&ts, NULL);
+	}
+	return true;
+}
+
 void http_server_stop(struct http_server *srv, int64_t timeout_ms)
 {
 	int64_t deadline = time_mono_ms() + timeout_ms;
@@ -771,15 +1399,24 @@ void http_server_stop(struct http_server *srv, int64_t timeout_ms)
 	if (!srv)
 		return;
 	if (srv->d) {
-		/* Drain: refuse new connections, answer what is in flight with
-		 * Connection: close, then stop. */
+		/* New connections are refused and new requests answered 503
+		 * with Connection: close; requests in flight may finish. */
 		atomic_store(&srv->draining, true);
 		stop_accepting(srv);
-		while (atomic_load(&srv->inflight) > 0 && time_mono_ms() < deadline) {
-			struct timespec ts = { 0, 10 * 1000 * 1000 };
-
-			nanosleep(&ts, NULL);
-		}
+		if (!wait_zero(&srv->inflight, deadline))
+			log_warn("http: %d request(s) still in progress after %lld s: no "
+				 "handler starts any more", atomic_load(&srv->inflight),
+				 (long long)(timeout_ms / 1000));
+		/* From here no handler starts, so none suspends a connection:
+		 * once the running ones are done, libmicrohttpd may stop (it
+		 * aborts when a connection is suspended). They are waited for
+		 * however long they take: a write they started may already be
+		 * acknowledged. */
+		atomic_store(&srv->closing, true);
+		if (atomic_load(&srv->busy) > 0)
+			log_info("http: waiting for %d request handler(s) to finish",
+				 atomic_load(&srv->busy));
+		wait_zero(&srv->busy, INT64_MAX);
 	}
 	pthread_mutex_lock(&srv->lock);
 	srv->stopping = true;
@@ -788,13 +1425,24 @@ void http_server_stop(struct http_server *srv, int64_t timeout_ms)
 	for (unsigned i = 0; i < srv->nworkers; i++)
 		pthread_join(srv->workers[i], NULL);
 	stop_accepting(srv);
+	stop_sweeper(srv);
 	if (srv->d)
 		MHD_stop_daemon(srv->d);
 	if (srv->stop_fd >= 0)
 		close(srv->stop_fd);
+	for (size_t i = 0; srv->addrs && i < srv->naddrs; i++)
+		while (srv->addrs[i]) {
+			struct addr_count *a = srv->addrs[i];
+
+			srv->addrs[i] = a->next;
+			free(a);
+		}
+	free(srv->addrs);
 	free(srv->workers);
 	pthread_mutex_destroy(&srv->lock);
 	pthread_cond_destroy(&srv->wake);
+	pthread_mutex_destroy(&srv->conn_lock);
+	pthread_cond_destroy(&srv->sweep_wake);
 	metrics_free();
 	log_flush();
 	free(srv);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "util/buf.h"
+#include "util/config.h"
 
 #define HTTP_MAX_HEADERS 8
 #define HTTP_MAX_PARAMS 2
@@ -26,9 +27,14 @@ struct http_request {
 	const char *path;                    /* without the query string */
 	const char *body;                    /* NUL-terminated; "" when none */
 	size_t body_len;
-	char client[HTTP_CLIENT_MAX];        /* peer address */
+	/* The client's address: the peer's, or from a trusted proxy the
+	 * rightmost X-Forwarded-For hop that is not itself a trusted proxy. */
+	char client[HTTP_CLIENT_MAX];
 	char params[HTTP_MAX_PARAMS][HTTP_PARAM_MAX]; /* {…} parts of the path */
-	bool tls;
+	bool tls;                            /* this connection is TLS */
+	/* "https" over TLS, or from a trusted proxy that sent
+	 * X-Forwarded-Proto: https; "http" otherwise. Static string. */
+	const char *scheme;
 	const struct route *route;
 	void *state;                         /* a pending handler's own data */
 	void (*state_free)(void *state);
@@ -68,6 +74,15 @@ struct route {
  * (401, 403, 303 to the sign-in page) and returns non-zero. */
 typedef int (*http_authorize)(void *app, struct http_request *req, struct http_response *resp);
 
+/* Fills resp with a page for an error the server answers itself (400, 404,
+ * 405, 413, 500, 503) on a path outside /api/; returns 0, or a negative
+ * error and then the server sends plain text. Runs on a server thread and
+ * must not block; req->route may be NULL (no route matched) and req->auth
+ * NULL (authorize has not run, or failed). The server adds its own headers
+ * (Allow, Retry-After, Connection) afterwards. */
+typedef int (*http_error_page)(void *app, struct http_request *req, struct http_response *resp,
+			       int status);
+
 struct http_server_opts {
 	const char *host;                    /* numeric address */
 	uint16_t port;                       /* 0 = any free port */
@@ -76,9 +91,15 @@ struct http_server_opts {
 	unsigned io_threads;
 	unsigned workers;
 	unsigned max_connections;
+	unsigned max_per_address;            /* open connections from one address */
+	/* Peers whose X-Forwarded-For and X-Forwarded-Proto are believed; they
+	 * are exempt from max_per_address. */
+	const struct config_cidr *proxies;
+	size_t nproxies;
 	const struct route *routes;          /* ended by a NULL method */
 	http_authorize authorize;
 	void (*auth_free)(void *auth);       /* frees http_request.auth */
+	http_error_page error_page;          /* NULL: plain text */
 	void *app;
 };
 
@@ -91,8 +112,11 @@ int http_server_start(const struct http_server_opts *o, struct http_server **out
 /* The port actually bound (useful with port 0). */
 uint16_t http_server_port(const struct http_server *srv);
 
-/* Stops accepting, waits up to timeout_ms for requests in flight to finish,
- * then stops and frees. */
+/* Stops accepting and answers any further request with 503 and
+ * Connection: close; waits up to timeout_ms for the requests in flight to
+ * finish, then starts no more handlers (503 again), waits for the handlers
+ * still running however long they take (their writes may be acknowledged),
+ * and stops and frees. */
 void http_server_stop(struct http_server *srv, int64_t timeout_ms);
 
 /* For an inline handler about to return HTTP_PENDING: parks the connection.

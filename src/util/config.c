@@ -66,6 +66,7 @@ static const struct key keys[] = {
 	{ "server", "trusted_proxies", T_STR, CFG_OFF(trusted_proxies), "", 0, 0, check_proxies },
 	{ "server", "worker_threads", T_INT, CFG_OFF(worker_threads), "0", 0, 1024, NULL },
 	{ "server", "max_connections", T_INT, CFG_OFF(max_connections), "1024", 1, 100000, NULL },
+	{ "server", "max_connections_per_address", T_INT, CFG_OFF(max_connections_per_address), "128", 1, 100000, NULL },
 
 	{ "storage", "database", T_STR, CFG_OFF(database), "sqlite:/var/lib/keywarden/keywarden.db", 0, 0, check_database },
 	{ "storage", "key_file", T_STR, CFG_OFF(key_file), "/var/lib/keywarden/master.key", 0, 0, check_nonempty },
@@ -265,28 +266,112 @@ static int check_listen(const char *v, char *why, size_t whylen)
 	return KW_ERR_INVALID;
 }
 
-static int check_proxy_item(char *item, void *arg)
+int config_cidr_parse(const char *s, struct config_cidr *out)
 {
-	unsigned char bin[sizeof(struct in6_addr)];
+	char addr[INET6_ADDRSTRLEN];
+	const char *slash = strchr(s, '/');
+	size_t n = slash ? (size_t)(slash - s) : strlen(s), len;
+	int64_t bits;
 
-	if (inet_pton(AF_INET, item, bin) == 1 ||
-	    inet_pton(AF_INET6, item, bin) == 1)
-		return 0;
-	*(char **)arg = item;
-	return KW_ERR_INVALID;
+	memset(out, 0, sizeof(*out));
+	if (n == 0 || n >= sizeof(addr))
+		return KW_ERR_INVALID;
+	memcpy(addr, s, n);
+	addr[n] = '\0';
+	if (inet_pton(AF_INET, addr, out->addr) == 1)
+		out->family = AF_INET;
+	else if (inet_pton(AF_INET6, addr, out->addr) == 1)
+		out->family = AF_INET6;
+	else
+		return KW_ERR_INVALID;
+	len = out->family == AF_INET ? 4 : 16;
+	out->bits = (unsigned)len * 8;
+	if (slash) {
+		if (!all_digits(slash + 1) || str_to_i64(slash + 1, 0, (int64_t)len * 8, &bits) < 0)
+			return KW_ERR_INVALID;
+		out->bits = (unsigned)bits;
+	}
+	/* "10.0.0.1/8" is refused rather than read as 10.0.0.0/8: in a list
+	 * of trusted addresses a typo must not widen it silently. */
+	for (size_t i = 0; i < len; i++) {
+		unsigned keep = out->bits > i * 8 ? out->bits - (unsigned)i * 8 : 0;
+		unsigned mask = keep >= 8 ? 0xff : (0xff00u >> keep) & 0xff;
+
+		if (out->addr[i] & ~mask)
+			return KW_ERR_INVALID;
+	}
+	return 0;
 }
 
-static int check_proxies(const char *v, char *why, size_t whylen)
+bool config_cidr_contains(const struct config_cidr *range, int family,
+			  const unsigned char *addr)
 {
-	char *copy = strdup(v), *bad = NULL, q[96];
+	static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	unsigned bits = range->bits;
+
+	if (family == AF_INET6 && range->family == AF_INET && !memcmp(addr, mapped, 12)) {
+		family = AF_INET;
+		addr += 12;
+	}
+	if (family != range->family)
+		return false;
+	for (size_t i = 0; bits > 0; i++, bits = bits > 8 ? bits - 8 : 0) {
+		unsigned mask = bits >= 8 ? 0xff : (0xff00u >> bits) & 0xff;
+
+		if ((addr[i] ^ range->addr[i]) & mask)
+			return false;
+	}
+	return true;
+}
+
+struct proxy_list {
+	struct config_cidr *out;
+	size_t n;
+	char *bad;
+};
+
+static int proxy_item(char *item, void *arg)
+{
+	struct proxy_list *l = arg;
+	struct config_cidr c;
+
+	l->bad = item;
+	if (config_cidr_parse(item, &c) < 0 || l->n >= CONFIG_MAX_PROXIES)
+		return KW_ERR_INVALID;
+	if (l->out)
+		l->out[l->n] = c;
+	l->n++;
+	return 0;
+}
+
+int config_proxies(const struct config *cfg, struct config_cidr out[CONFIG_MAX_PROXIES])
+{
+	struct proxy_list l = { out, 0, NULL };
+	char *copy = strdup(cfg->trusted_proxies);
 	int r;
 
 	if (!copy)
 		return KW_ERR_NOMEM;
-	r = for_each_item(copy, ',', check_proxy_item, &bad);
-	if (r < 0)
-		msgf(why, whylen, "'%s' is not an IP address (list addresses "
-		     "separated by commas)", quote(bad, q, sizeof(q)));
+	r = for_each_item(copy, ',', proxy_item, &l);
+	free(copy);
+	return r < 0 ? r : (int)l.n;
+}
+
+static int check_proxies(const char *v, char *why, size_t whylen)
+{
+	char *copy = strdup(v), q[96];
+	struct proxy_list l = { NULL, 0, NULL };
+	int r;
+
+	if (!copy)
+		return KW_ERR_NOMEM;
+	r = for_each_item(copy, ',', proxy_item, &l);
+	if (r < 0 && l.n >= CONFIG_MAX_PROXIES)
+		msgf(why, whylen, "more than %d entries", CONFIG_MAX_PROXIES);
+	else if (r < 0)
+		msgf(why, whylen, "'%s' is not an IP address or CIDR range such as "
+		     "10.0.0.0/8 with the host bits zero (list them separated by commas)",
+		     quote(l.bad, q, sizeof(q)));
 	free(copy);
 	return r;
 }

@@ -26,6 +26,15 @@ struct lang_text {
 
 #define CONFIG_MAX_DOMAINS 16
 #define CONFIG_MAX_BACKENDS 4
+#define CONFIG_MAX_PROXIES 32
+
+/* One entry of trusted_proxies: an address ("10.0.0.7", "::1") or a CIDR
+ * range ("10.0.0.0/8", "fd00::/8"). */
+struct config_cidr {
+	int family;                       /* AF_INET or AF_INET6 */
+	unsigned char addr[16];           /* network order; 4 bytes for AF_INET */
+	unsigned bits;                    /* prefix length: 32 or 128 for one address */
+};
 
 /* Strings are never NULL ("" when unset), except tls_certificate and tls_key,
  * which are NULL when unset. */
@@ -37,9 +46,11 @@ struct config {
 	char *tls_certificate;            /* NULL when unset */
 	char *tls_key;
 	bool allow_plain_http;
-	char *trusted_proxies;            /* comma-separated addresses */
+	char *trusted_proxies;            /* comma-separated addresses and CIDR ranges */
 	int64_t worker_threads;           /* handler threads; 0 = automatic */
 	int64_t max_connections;
+	int64_t max_connections_per_address; /* open connections from one client
+					      * address (trusted proxies exempt) */
 
 	/* [storage] */
 	char *database;                   /* "sqlite:/path" or "postgresql://…" */
@@ -108,6 +119,21 @@ int config_validate(const struct config *cfg, char *msg, size_t msglen);
  * and a port. Returns 0 or KW_ERR_INVALID (bad value or hostlen too small). */
 int config_listen_addr(const struct config *cfg, char *host, size_t hostlen,
 		       uint16_t *port);
+
+/* Parses one trusted_proxies entry: an IPv4 or IPv6 address, optionally
+ * with "/BITS". Host bits beyond the prefix must be zero. Returns 0 or
+ * KW_ERR_INVALID. */
+int config_cidr_parse(const char *s, struct config_cidr *out);
+
+/* Does the range hold the address (family AF_INET with 4 bytes or AF_INET6
+ * with 16)? An IPv4-mapped IPv6 address (::ffff:10.0.0.7) counts as the
+ * IPv4 address. */
+bool config_cidr_contains(const struct config_cidr *range, int family,
+			  const unsigned char *addr);
+
+/* cfg->trusted_proxies parsed into out (room for CONFIG_MAX_PROXIES);
+ * returns how many, or KW_ERR_INVALID for a value config_load would refuse. */
+int config_proxies(const struct config *cfg, struct config_cidr out[CONFIG_MAX_PROXIES]);
 
 /* Writes the effective configuration as INI text (for `config check`). */
 struct buf;

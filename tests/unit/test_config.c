@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "util/buf.h"
@@ -223,6 +224,7 @@ static void test_defaults(void **state)
 	assert_string_equal(cfg.trusted_proxies, "");
 	assert_int_equal(cfg.worker_threads, 0);
 	assert_int_equal(cfg.max_connections, 1024);
+	assert_int_equal(cfg.max_connections_per_address, 128);
 	assert_string_equal(cfg.database, "sqlite:/var/lib/keywarden/keywarden.db");
 	assert_string_equal(cfg.key_file, "/var/lib/keywarden/master.key");
 	assert_string_equal(cfg.company_name.def, "Contoso IT");
@@ -715,8 +717,9 @@ static void test_ldap_values(void **state)
 		     "netbios_domain: 'CORP\\X' is not a NetBIOS domain name (1 "
 		     "to 15 letters, digits, - or _)");
 	expect_error("[server]\ntrusted_proxies = 10.0.0.1, proxy.example\n", 2,
-		     "trusted_proxies: 'proxy.example' is not an IP address (list "
-		     "addresses separated by commas)");
+		     "trusted_proxies: 'proxy.example' is not an IP address or CIDR "
+		     "range such as 10.0.0.0/8 with the host bits zero (list them "
+		     "separated by commas)");
 	expect_error("[storage]\nkey_file =\n", 2, "key_file: must not be empty");
 }
 
@@ -806,6 +809,74 @@ static void test_control_characters_rejected(void **state)
 	/* Error messages do not echo control characters either. */
 	expect_error("[server]\nfoo\x1b[31m = 1\n", 2,
 		     "unknown key 'foo?[31m' in section [server]");
+}
+
+static void test_trusted_proxies(void **state)
+{
+	static const unsigned char v4[4] = { 10, 1, 2, 3 }, other4[4] = { 11, 1, 2, 3 },
+		mapped[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 1, 2, 3 },
+		v6[16] = { 0xfd, 0x12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 },
+		one[16] = { [15] = 1 };
+	struct config_cidr c, list[CONFIG_MAX_PROXIES];
+	struct config cfg;
+	char msg[256], many[40 * 12] = "[server]\ntrusted_proxies = ";
+
+	assert_int_equal(config_cidr_parse("10.0.0.0/8", &c), 0);
+	assert_int_equal(c.bits, 8);
+	assert_true(config_cidr_contains(&c, AF_INET, v4));
+	assert_true(config_cidr_contains(&c, AF_INET6, mapped));
+	assert_false(config_cidr_contains(&c, AF_INET, other4));
+	assert_false(config_cidr_contains(&c, AF_INET6, v6));
+	assert_int_equal(config_cidr_parse("10.1.2.3", &c), 0);
+	assert_int_equal(c.bits, 32);
+	assert_true(config_cidr_contains(&c, AF_INET, v4));
+	assert_int_equal(config_cidr_parse("10.1.2.2/31", &c), 0);
+	assert_true(config_cidr_contains(&c, AF_INET, v4));
+	assert_int_equal(config_cidr_parse("fd00::/8", &c), 0);
+	assert_true(config_cidr_contains(&c, AF_INET6, v6));
+	assert_false(config_cidr_contains(&c, AF_INET, v4));
+	assert_false(config_cidr_contains(&c, AF_INET6, one));
+	assert_int_equal(config_cidr_parse("::1", &c), 0);
+	assert_int_equal(c.bits, 128);
+	assert_true(config_cidr_contains(&c, AF_INET6, one));
+	assert_false(config_cidr_contains(&c, AF_INET6, v6));
+	assert_int_equal(config_cidr_parse("0.0.0.0/0", &c), 0);
+	assert_true(config_cidr_contains(&c, AF_INET, other4));
+	/* host bits set, prefixes out of range, not numbers, not addresses */
+	assert_int_equal(config_cidr_parse("10.0.0.1/8", &c), KW_ERR_INVALID);
+	assert_int_equal(config_cidr_parse("fd00::1/8", &c), KW_ERR_INVALID);
+	assert_int_equal(config_cidr_parse("10.0.0.0/33", &c), KW_ERR_INVALID);
+	assert_int_equal(config_cidr_parse("::/129", &c), KW_ERR_INVALID);
+	assert_int_equal(config_cidr_parse("10.0.0.0/", &c), KW_ERR_INVALID);
+	assert_int_equal(config_cidr_parse("10.0.0.0/+8", &c), KW_ERR_INVALID);
+	assert_int_equal(config_cidr_parse("/8", &c), KW_ERR_INVALID);
+	assert_int_equal(config_cidr_parse("10.0.0/8", &c), KW_ERR_INVALID);
+	assert_int_equal(config_cidr_parse("proxy.example", &c), KW_ERR_INVALID);
+
+	assert_int_equal(load("[server]\ntrusted_proxies = 10.0.0.0/8, ::1 ,fd00::/8\n",
+			      &cfg, msg, sizeof(msg)), 0);
+	assert_int_equal(config_proxies(&cfg, list), 3);
+	assert_int_equal(list[0].family, AF_INET);
+	assert_int_equal(list[0].bits, 8);
+	assert_int_equal(list[1].family, AF_INET6);
+	assert_int_equal(list[1].bits, 128);
+	assert_int_equal(list[2].bits, 8);
+	config_free(&cfg);
+	assert_int_equal(config_defaults(&cfg), 0);
+	assert_int_equal(config_proxies(&cfg, list), 0);
+	config_free(&cfg);
+
+	expect_error("[server]\ntrusted_proxies = 10.0.0.1/8\n", 2,
+		     "trusted_proxies: '10.0.0.1/8' is not an IP address or CIDR "
+		     "range such as 10.0.0.0/8 with the host bits zero (list them "
+		     "separated by commas)");
+	/* short entries: Debian's libinih reads lines of at most 198 bytes */
+	for (int i = 0; i <= CONFIG_MAX_PROXIES; i++)
+		snprintf(many + strlen(many), sizeof(many) - strlen(many), "::1,");
+	snprintf(many + strlen(many), sizeof(many) - strlen(many), "\n");
+	expect_error(many, 2, "trusted_proxies: more than 32 entries");
+	expect_error("[server]\nmax_connections_per_address = 0\n", 2,
+		     "max_connections_per_address: '0' is not a number from 1 to 100000");
 }
 
 static void test_identity_domains(void **state)
@@ -1085,6 +1156,7 @@ int main(void)
 		cmocka_unit_test(test_zeroed_lang_text),
 		cmocka_unit_test(test_helpdesk_url),
 		cmocka_unit_test(test_control_characters_rejected),
+		cmocka_unit_test(test_trusted_proxies),
 		cmocka_unit_test(test_identity_domains),
 		cmocka_unit_test(test_long_lines),
 		cmocka_unit_test(test_nul_byte),

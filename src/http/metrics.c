@@ -164,5 +164,9 @@ int metrics_render(struct buf *out)
 			 "that failed.\n# TYPE keywarden_store_errors_total counter\n"
 			 "keywarden_store_errors_total %llu\n",
 			 (unsigned long long)store_errors());
+	rc |= buf_printf(out, "# HELP keywarden_store_state Write health of the store: 0 "
+			 "writes work, 1 writes are failing, 2 a restart is needed.\n"
+			 "# TYPE keywarden_store_state gauge\n"
+			 "keywarden_store_state %d\n", (int)store_last_state());
 	return rc ? KW_ERR_NOMEM : 0;
 }

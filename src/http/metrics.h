@@ -1,6 +1,7 @@
 /* Counters for GET /metrics (Prometheus text format): requests and their
  * latency by route and status, escrowed keys, disclosures by source and
- * result, store errors. Lock-free; safe from any thread. */
+ * result, store errors and the store's write health (store_last_state).
+ * Lock-free; safe from any thread. */
 #ifndef KW_HTTP_METRICS_H
 #define KW_HTTP_METRICS_H
 

@@ -4,9 +4,14 @@
 #include <errno.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
 
 #include <jansson.h>
 #include <sodium.h>
@@ -30,11 +35,23 @@ extern const struct embedded_file migrations_sqlite[];
 #define STR_(x) #x
 #define STR(x) STR_(x)
 #define MAX_GROUP 512       /* write jobs committed together at most */
-/* The writer checkpoints a log this long (100 MiB) rather than SQLite's
- * 1000 pages: each checkpoint stalls the writer for tens of milliseconds,
- * and pages written again meanwhile are copied once. Not unbounded: every
- * page lookup searches the log's index, dearer as it grows (BENCHMARKS.md). */
+/* Where there is room the writer checkpoints a log this long (100 MiB of
+ * 2 KiB pages) rather than SQLite's 1000 pages: each checkpoint stalls the
+ * writer for tens of milliseconds, and pages written again meanwhile are
+ * copied once. Not unbounded: every page lookup searches the log's index,
+ * dearer as it grows (BENCHMARKS.md). Where there is less room the log may
+ * take a quarter of what it could use (the free space and its own file),
+ * and never less than SQLite's default: a small volume does not fill with
+ * log (log_budget). */
 #define CHECKPOINT_FRAMES 50000
+#define LOG_FRAMES_MIN 1000
+#define LOG_SHARE 4
+#define WAL_FRAME_HEADER 24
+/* A checkpoint that empties the log file waits this long for readers
+ * (not the usual ten seconds: the writer waits meanwhile). */
+#define TRUNCATE_BUSY_MS 100
+/* Failures outside the writer's groups are logged at most this often. */
+#define FAILURE_LOG_SECONDS 10
 
 enum stmt_id {
 	S_BEGIN_IMMEDIATE, S_BEGIN, S_COMMIT, S_ROLLBACK,
@@ -197,6 +214,13 @@ struct conn {
 	sqlite3 *db;
 	sqlite3_stmt *st[S_COUNT];
 	struct conn *next;         /* free list of readers */
+	/* The writer's failures are judged once per group (writer_main), not
+	 * logged per statement: its first failed statement is kept here. */
+	bool writer;
+	bool in_job;               /* a job's fn runs: it needs the transaction */
+	int err;                   /* extended result code; 0 = none */
+	int sys_errno;
+	char errmsg[160];
 };
 
 struct job {
@@ -235,8 +259,24 @@ struct store {
 	bool sync_owed;            /* a group in the queue needs the sync */
 	struct walvfs_log *log;    /* the writer's log, once it defers */
 	bool sync_stopping;
-	bool sync_failed;          /* a log sync failed: no more writes (lock) */
+	bool sync_failed;          /* a sync failed: no more writes (lock) */
+
+	/* Write health (store_state), set by the writer and the syncer. */
+	pthread_mutex_t hlock;
+	atomic_int health;         /* enum store_state; changed under hlock */
+	char reason[224];          /* (hlock) */
+
+	/* The log's length (the writer's): */
+	char *wal_path;
 	int wal_frames;            /* the log's length after the last commit */
+	bool wal_wrote;            /* the last COMMIT wrote to the log */
+	int64_t frame_bytes;       /* a page and its frame header */
+	int64_t log_frames;        /* checkpoint at this length (log_budget) */
+	int64_t size_limit;        /* journal_size_limit as last set */
+	int64_t budget_at;         /* when log_frames was computed (seconds) */
+	int64_t checkpoint_retry_at;  /* after a failed checkpoint */
+	int64_t truncate_at;       /* the last checkpoint that emptied the log */
+	bool checkpoint_failing;
 };
 
 struct store_tx {
@@ -326,10 +366,70 @@ static void conn_close(struct conn *c)
 	free(c);
 }
 
+static int64_t now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (int64_t)ts.tv_sec;
+}
+
+/* A failure outside the writer's groups (readers, a job's statement that
+ * its job undid): at most one line every FAILURE_LOG_SECONDS, with the
+ * number left out, so that a failing disk does not flood the log. */
+__attribute__((format(printf, 1, 2)))
+static void log_failure(const char *fmt, ...)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static int64_t last = -FAILURE_LOG_SECONDS;
+	static unsigned long left_out;
+	int64_t now = now_seconds();
+	unsigned long n = 0;
+	char line[512];
+	va_list ap;
+	bool show;
+
+	pthread_mutex_lock(&lock);
+	show = now - last >= FAILURE_LOG_SECONDS;
+	if (show) {
+		last = now;
+		n = left_out;
+		left_out = 0;
+	} else {
+		left_out++;
+	}
+	pthread_mutex_unlock(&lock);
+	if (!show)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n)
+		log_error("%s (and %lu more database failures not logged)", line, n);
+	else
+		log_error("%s", line);
+}
+
+/* The errno behind the connection's last failure, if it was a system call. */
+static int sys_errno(struct conn *c)
+{
+	return vfs_name ? walvfs_errno() : sqlite3_system_errno(c->db);
+}
+
 static void store_failed(struct conn *c, const char *what)
 {
 	store_count_error();
-	log_error("database: %s: %s", what, sqlite3_errmsg(c->db));
+	if (!c->writer) {
+		log_failure("database: %s: %s", what, sqlite3_errmsg(c->db));
+		return;
+	}
+	if (c->err)
+		return;   /* the first failure of a group is its cause */
+	c->err = sqlite3_extended_errcode(c->db);
+	if (!c->err)
+		c->err = SQLITE_ERROR;
+	c->sys_errno = sys_errno(c);
+	snprintf(c->errmsg, sizeof(c->errmsg), "%s: %s", what, sqlite3_errmsg(c->db));
 }
 
 /* The prepared statement id on c, reset and unbound; NULL on error. */
@@ -337,6 +437,16 @@ static sqlite3_stmt *stmt(struct conn *c, enum stmt_id id)
 {
 	sqlite3_stmt *st = c->st[id];
 
+	/* SQLite undoes the whole transaction on some errors (a full disk,
+	 * an I/O error): a job that went on would write outside it, each
+	 * statement committed alone. */
+	if (c->in_job && sqlite3_get_autocommit(c->db)) {
+		if (!c->err) {
+			c->err = SQLITE_ABORT;
+			snprintf(c->errmsg, sizeof(c->errmsg), "the transaction was undone");
+		}
+		return NULL;
+	}
 	if (!st) {
 		if (sqlite3_prepare_v3(c->db, stmt_sql[id], -1,
 				       SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
@@ -511,18 +621,217 @@ static int sqlite_migrate(struct store *s, int *from, int *to, char *msg, size_t
 	return 0;
 }
 
+/* ---- write health ---- */
+
+/* Why the writer failed, for operators: its first failed statement in the
+ * group, else the connection's last error. True if the disk is full. */
+static bool failure_cause(struct conn *c, char *out, size_t outlen)
+{
+	int err = c->err ? c->err : sqlite3_extended_errcode(c->db);
+	int sys = c->err ? c->sys_errno : sys_errno(c);
+
+	switch (err & 0xff) {
+	case SQLITE_FULL:
+		snprintf(out, outlen, "the disk is full");
+		return true;
+	case SQLITE_IOERR:
+	case SQLITE_CANTOPEN:
+		if (sys == ENOSPC || sys == EDQUOT) {
+			snprintf(out, outlen, "the disk is full");
+			return true;
+		}
+		snprintf(out, outlen, "a disk write failed (%s)",
+			 sys ? strerror(sys) : sqlite3_errstr(err));
+		break;
+	case SQLITE_READONLY:
+		snprintf(out, outlen, "the database file cannot be written (read-only)");
+		break;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		snprintf(out, outlen, "another program holds the database's write lock");
+		break;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		snprintf(out, outlen, "the database file is damaged");
+		break;
+	default:
+		snprintf(out, outlen, "%s", c->err ? c->errmsg : sqlite3_errmsg(c->db));
+		break;
+	}
+	return false;
+}
+
+/* Sets the write health; a change of state is logged once (a failing disk
+ * fails every write, and one line says so). STORE_RESTART_NEEDED is final. */
+static void health_set(struct store *s, enum store_state state, const char *reason)
+{
+	enum store_state was;
+
+	pthread_mutex_lock(&s->hlock);
+	was = (enum store_state)atomic_load(&s->health);
+	if (was != STORE_RESTART_NEEDED) {
+		atomic_store(&s->health, (int)state);
+		snprintf(s->reason, sizeof(s->reason), "%s", reason);
+	}
+	pthread_mutex_unlock(&s->hlock);
+	if (was == state || was == STORE_RESTART_NEEDED)
+		return;
+	store_note_state(state);
+	if (state == STORE_OK)
+		log_info("database: writes work again");
+	else if (state == STORE_WRITES_FAILING)
+		log_error("database: %s; until the cause is gone, writes are answered with 503 "
+			  "and nothing of them is kept; no restart is needed", reason);
+	else
+		log_error("database: %s: after a failed sync the kernel no longer says what "
+			  "reached the disk, so every write is refused until then; reads go on",
+			  reason);
+}
+
+/* A sync failed (err_no its errno): no write may be reported durable again. */
+static void restart_needed(struct store *s, int err_no)
+{
+	char reason[224];
+
+	pthread_mutex_lock(&s->lock);
+	s->sync_failed = true;
+	pthread_mutex_unlock(&s->lock);
+	snprintf(reason, sizeof(reason), "a disk sync failed (%s): restart keywarden",
+		 err_no ? strerror(err_no) : "I/O error");
+	health_set(s, STORE_RESTART_NEEDED, reason);
+}
+
+static enum store_state sqlite_state(struct store *s, char *reason, size_t reasonlen)
+{
+	enum store_state state;
+
+	pthread_mutex_lock(&s->hlock);
+	state = (enum store_state)atomic_load(&s->health);
+	if (reason && reasonlen)
+		snprintf(reason, reasonlen, "%s", state == STORE_OK ? "writes work" : s->reason);
+	pthread_mutex_unlock(&s->hlock);
+	return state;
+}
+
+/* ---- the log's length ---- */
+
+/* How long the log may grow before the writer checkpoints: CHECKPOINT_FRAMES
+ * where there is room, else a quarter of the space the log could use (the
+ * free space and its own file). The file is cut back to about that length
+ * when the log starts over after a checkpoint (journal_size_limit). Worked
+ * out at most once a second. */
+static void log_budget(struct store *s, int64_t now)
+{
+	struct statvfs vfs;
+	struct stat st;
+	int64_t room, frames, limit;
+	char pragma[64];
+
+	if (now == s->budget_at)
+		return;
+	s->budget_at = now;
+	if (statvfs(s->path, &vfs) != 0)
+		return;
+	room = (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize;
+	if (stat(s->wal_path, &st) == 0)
+		room += (int64_t)st.st_size;
+	frames = room / LOG_SHARE / s->frame_bytes;
+	if (frames > CHECKPOINT_FRAMES)
+		frames = CHECKPOINT_FRAMES;
+	if (frames < LOG_FRAMES_MIN)
+		frames = LOG_FRAMES_MIN;
+	s->log_frames = frames;
+	/* A quarter more than the checkpoint length: the file is not cut and
+	 * grown again by the group that crossed it. A number, not input. */
+	limit = frames * s->frame_bytes / 4 * 5;
+	if (limit != s->size_limit) {
+		snprintf(pragma, sizeof(pragma), "PRAGMA journal_size_limit = %lld",
+			 (long long)limit);
+		if (sqlite3_exec(s->writer->db, pragma, NULL, NULL, NULL) == SQLITE_OK)
+			s->size_limit = limit;
+	}
+}
+
+/* After a checkpoint: a failure is logged once until one works again, and
+ * retried after a second (each try copies pages). */
+static void checkpoint_done(struct store *s, int rc, int64_t now)
+{
+	char cause[192];
+
+	if (rc == SQLITE_OK || rc == SQLITE_BUSY) {
+		if (rc == SQLITE_OK && s->checkpoint_failing) {
+			s->checkpoint_failing = false;
+			log_info("database: the log is copied into the database file again");
+		}
+		return;
+	}
+	if (walvfs_sync_failed(s->writer->db)) {
+		restart_needed(s, sys_errno(s->writer));
+		return;
+	}
+	store_count_error();
+	s->checkpoint_retry_at = now + 1;
+	if (!s->checkpoint_failing) {
+		s->checkpoint_failing = true;
+		s->writer->err = 0;
+		failure_cause(s->writer, cause, sizeof(cause));
+		log_error("database: cannot copy the log into the database file: %s; "
+			  "the log grows until this works", cause);
+	}
+}
+
+/* Copies the log into the database and empties the log file, which may be
+ * what fills the disk. At most once a second. */
+static void truncate_log(struct store *s, int64_t now)
+{
+	int rc;
+
+	if (now == s->truncate_at)
+		return;
+	s->truncate_at = now;
+	sqlite3_busy_timeout(s->writer->db, TRUNCATE_BUSY_MS);
+	rc = sqlite3_wal_checkpoint_v2(s->writer->db, "main", SQLITE_CHECKPOINT_TRUNCATE,
+				       NULL, NULL);
+	sqlite3_busy_timeout(s->writer->db, BUSY_TIMEOUT_MS);
+	checkpoint_done(s, rc, now);
+}
+
+/* Before the writer starts: the log's length, and a log file longer than
+ * that (left by a crash, or by a checkpoint the disk was too full for)
+ * emptied, so that a restart gives the space back. */
+static void log_open(struct store *s)
+{
+	struct stat st;
+	sqlite3_stmt *q;
+
+	s->frame_bytes = 2048 + WAL_FRAME_HEADER;
+	if (sqlite3_prepare_v2(s->writer->db, "PRAGMA page_size", -1, &q, NULL) == SQLITE_OK) {
+		if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) > 0)
+			s->frame_bytes = sqlite3_column_int(q, 0) + WAL_FRAME_HEADER;
+		sqlite3_finalize(q);
+	}
+	s->size_limit = -1;
+	s->budget_at = -1;
+	s->truncate_at = -1;
+	log_budget(s, now_seconds());
+	if (stat(s->wal_path, &st) == 0 && st.st_size > s->size_limit)
+		truncate_log(s, now_seconds());
+}
+
 /* ---- the writer thread: group commit ---- */
 
-/* Runs a group of jobs in one transaction. Returns true if the commit's
- * log sync is owed (see walvfs.h). */
-static bool run_group(struct store *s, struct job *jobs)
+/* Runs a group of jobs in one transaction. Returns 0 once it committed
+ * (*owed: its log sync is owed, see walvfs.h; *wrote: it wrote to the log)
+ * or the failure that undid the whole group (each job's rc < 0). */
+static int run_group(struct store *s, struct job *jobs, bool *owed, bool *wrote)
 {
 	struct store_tx tx = { .base = { &sqlite_ops }, .c = s->writer, .s = s };
 	struct conn *c = s->writer;
 	struct walvfs_log *log;
-	bool owed = false;
 	int rc;
 
+	*owed = *wrote = false;
+	c->err = 0;
 	rc = run(c, S_BEGIN_IMMEDIATE);
 	for (struct job *j = jobs; j; j = j->next) {
 		if (rc < 0) {
@@ -532,11 +841,18 @@ static bool run_group(struct store *s, struct job *jobs)
 		if ((j->rc = run(c, S_SAVEPOINT)) < 0)
 			continue;
 		tx.dev_uid[0] = '\0';
+		c->in_job = true;
 		j->rc = j->fn(&tx, j->arg);
+		c->in_job = false;
 		if (j->rc < 0 && run(c, S_ROLLBACK_TO) < 0)
 			rc = KW_ERR_STORE;  /* cannot undo: fail the group */
 		if (run(c, S_RELEASE) < 0)
 			rc = KW_ERR_STORE;
+		if (rc == 0 && c->err) {
+			/* This job's statement failed and the job was undone. */
+			log_failure("database: %s", c->errmsg);
+			c->err = 0;
+		}
 	}
 	if (rc == 0) {
 		/* The log exists once the transaction has begun. */
@@ -546,20 +862,50 @@ static bool run_group(struct store *s, struct job *jobs)
 			s->log = log;   /* for the syncer; open as long as the writer */
 			pthread_mutex_unlock(&s->slock);
 		}
+		s->wal_wrote = false;
 		rc = run(c, S_COMMIT);
 		if (log) {
 			walvfs_defer(log, false);
-			owed = walvfs_owed(log) && rc == 0;
+			*owed = walvfs_owed(log) && rc == 0;
 		}
+		*wrote = rc == 0 && s->wal_wrote;
 	}
 	if (rc < 0) {
 		if (!sqlite3_get_autocommit(c->db))
 			run(c, S_ROLLBACK);
+		/* Log frames a failed write lost belonged to the transaction just
+		 * undone: the log may be written again. */
+		if (sqlite3_get_autocommit(c->db) && (log = walvfs_log(c->db)))
+			walvfs_rolled_back(log);
 		for (struct job *j = jobs; j; j = j->next)
 			if (j->rc >= 0)
 				j->rc = KW_ERR_STORE;
 	}
-	return owed;
+	return rc;
+}
+
+/* The write health after a group: one that wrote to the log shows that
+ * writes work (a group that changed nothing shows nothing); one that failed
+ * says why. A full disk may be the log's own file: empty it. */
+static void group_health(struct store *s, int rc, bool wrote, int64_t now)
+{
+	char cause[192], reason[224];
+	bool full;
+
+	if (rc == 0) {
+		if (wrote && atomic_load(&s->health) != STORE_OK)
+			health_set(s, STORE_OK, "");
+		return;
+	}
+	if (walvfs_sync_failed(s->writer->db)) {
+		restart_needed(s, s->writer->err ? s->writer->sys_errno : 0);
+		return;
+	}
+	full = failure_cause(s->writer, cause, sizeof(cause));
+	snprintf(reason, sizeof(reason), "writes are failing: %s", cause);
+	health_set(s, STORE_WRITES_FAILING, reason);
+	if (full)
+		truncate_log(s, now);
 }
 
 /* Tells each caller alone: no herd on one condition. */
@@ -575,26 +921,26 @@ static void jobs_done(struct job *jobs)
 	}
 }
 
-/* After each commit (sqlite3_wal_hook): the writer checkpoints itself,
- * between groups, so that the checkpoint's sync of the log is never one
- * of the deferred ones. */
+/* After each commit that wrote to the log (sqlite3_wal_hook): the writer
+ * checkpoints itself, between groups, so that the checkpoint's sync of the
+ * log is never one of the deferred ones. */
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 {
-	((struct store *)arg)->wal_frames = frames;
+	struct store *s = arg;
+
+	s->wal_frames = frames;
+	s->wal_wrote = true;
 	return SQLITE_OK;
 }
 
-static void checkpoint(struct store *s)
+static void checkpoint(struct store *s, int64_t now)
 {
-	int rc;
-
-	if (s->wal_frames < CHECKPOINT_FRAMES)
+	log_budget(s, now);
+	if (s->wal_frames < s->log_frames || now < s->checkpoint_retry_at)
 		return;
 	s->wal_frames = 0;
-	rc = sqlite3_wal_checkpoint_v2(s->writer->db, "main", SQLITE_CHECKPOINT_PASSIVE,
-				       NULL, NULL);
-	if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-		log_error("database: checkpoint: %s", sqlite3_errmsg(s->writer->db));
+	checkpoint_done(s, sqlite3_wal_checkpoint_v2(s->writer->db, "main",
+						     SQLITE_CHECKPOINT_PASSIVE, NULL, NULL), now);
 }
 
 static void *writer_main(void *p)
@@ -606,7 +952,8 @@ static void *writer_main(void *p)
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
 		struct job *group, *last;
-		bool failed, owed;
+		bool failed, owed = false, wrote;
+		int64_t now;
 		int n = 1;
 
 		while (!s->head && !s->stopping)
@@ -625,12 +972,15 @@ static void *writer_main(void *p)
 		failed = s->sync_failed;
 		pthread_mutex_unlock(&s->lock);
 
+		now = now_seconds();
 		if (failed) {
+			/* Refused: a restart is needed (restart_needed). */
 			for (struct job *j = group; j; j = j->next)
-				j->rc = KW_ERR_STORE;
-			owed = false;
+				j->rc = KW_ERR_UNAVAILABLE;
 		} else {
-			owed = run_group(s, group);
+			int rc = run_group(s, group, &owed, &wrote);
+
+			group_health(s, rc, wrote, now);
 		}
 		/* Every group is answered by the syncer, in order: one that wrote
 		 * nothing (a repeated check-in), or failed, may still depend on an
@@ -645,7 +995,7 @@ static void *writer_main(void *p)
 		pthread_cond_signal(&s->swake);
 		pthread_mutex_unlock(&s->slock);
 		if (!failed)
-			checkpoint(s);
+			checkpoint(s, now);
 		pthread_mutex_lock(&s->lock);
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -683,17 +1033,17 @@ static void *syncer_main(void *p)
 		failed = s->sync_failed;
 		pthread_mutex_unlock(&s->lock);
 		if (!failed && owed && (!log || walvfs_sync(log) != SQLITE_OK)) {
+			int err_no = log ? errno : 0;
+
 			store_count_error();
-			log_error("database: cannot sync the log: %s",
-				  log ? strerror(errno) : "no log");
+			restart_needed(s, err_no);
 			ok = false;
-			pthread_mutex_lock(&s->lock);
-			s->sync_failed = true;
-			pthread_mutex_unlock(&s->lock);
 		}
+		/* Groups the writer refused already say so (KW_ERR_UNAVAILABLE). */
 		if (failed || !ok)
 			for (struct job *j = jobs; j; j = j->next)
-				j->rc = KW_ERR_STORE;
+				if (j->rc != KW_ERR_UNAVAILABLE)
+					j->rc = KW_ERR_STORE;
 		jobs_done(jobs);
 		pthread_mutex_lock(&s->slock);
 	}
@@ -863,8 +1213,10 @@ static void sqlite_close(struct store *s)
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->rlock);
 	pthread_mutex_destroy(&s->slock);
+	pthread_mutex_destroy(&s->hlock);
 	pthread_cond_destroy(&s->wake);
 	pthread_cond_destroy(&s->swake);
+	free(s->wal_path);
 	free(s->path);
 	free(s);
 }
@@ -885,19 +1237,26 @@ static int sqlite_open(const char *location, struct store **out, char *msg, size
 	int rc = KW_ERR_NOMEM, version = 0;
 
 	pthread_once(&once, sqlite_setup);
-	if (!s || !(s->path = strdup(location))) {
+	if (!s || !(s->path = strdup(location)) ||
+	    !(s->wal_path = malloc(strlen(location) + sizeof("-wal")))) {
+		if (s)
+			free(s->path);
 		free(s);
 		snprintf(msg, msglen, "out of memory");
 		return KW_ERR_NOMEM;
 	}
+	snprintf(s->wal_path, strlen(location) + sizeof("-wal"), "%s-wal", location);
 	s->base.ops = &sqlite_ops;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->rlock, NULL);
 	pthread_mutex_init(&s->slock, NULL);
+	pthread_mutex_init(&s->hlock, NULL);
 	pthread_cond_init(&s->wake, NULL);
 	pthread_cond_init(&s->swake, NULL);
+	store_note_state(STORE_OK);
 	if ((rc = conn_open(location, true, &s->writer, msg, msglen)) < 0)
 		goto out;
+	s->writer->writer = true;
 	/* A database from a newer keywarden is never used, migrated or not. */
 	if ((rc = schema_version(s->writer, &version)) < 0) {
 		snprintf(msg, msglen, "cannot read the schema version of %s", location);
@@ -911,6 +1270,7 @@ static int sqlite_open(const char *location, struct store **out, char *msg, size
 		goto out;
 	}
 	sqlite3_wal_hook(s->writer->db, wal_hook, s);
+	log_open(s);
 	if (pthread_create(&s->syncer, NULL, syncer_main, s) != 0) {
 		snprintf(msg, msglen, "cannot start the database syncer: %s",
 			 strerror(errno));
@@ -1892,6 +2252,7 @@ static const struct store_ops sqlite_ops = {
 	.lookup = sqlite_lookup,
 	.write = sqlite_write,
 	.write_async = sqlite_write_async,
+	.state = sqlite_state,
 	.meta_get = sqlite_meta_get,
 	.meta_set = sqlite_meta_set,
 	.token_insert = sqlite_token_insert,

@@ -7,6 +7,7 @@
 #include "util/err.h"
 
 static atomic_uint_fast64_t error_count;
+static atomic_int last_state;
 
 void store_count_error(void)
 {
@@ -16,6 +17,21 @@ void store_count_error(void)
 uint64_t store_errors(void)
 {
 	return atomic_load(&error_count);
+}
+
+void store_note_state(enum store_state state)
+{
+	atomic_store(&last_state, (int)state);
+}
+
+enum store_state store_last_state(void)
+{
+	return (enum store_state)atomic_load(&last_state);
+}
+
+enum store_state store_state(struct store *s, char *reason, size_t reasonlen)
+{
+	return store_ops_of(s)->state(s, reason, reasonlen);
 }
 
 const char *key_state_name(enum key_state s)

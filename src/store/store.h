@@ -28,6 +28,15 @@ struct store_tx;
 typedef int (*store_fn)(struct store_tx *tx, void *arg);
 typedef void (*store_done_fn)(int rc, void *arg);
 
+/* The store's write health (store_state). */
+enum store_state {
+	STORE_OK = 0,              /* the last write that reached the disk worked */
+	STORE_WRITES_FAILING = 1,  /* writes fail (a full disk, a failed write);
+				    * they work again once the cause is gone */
+	STORE_RESTART_NEEDED = 2,  /* a sync to disk failed: every write is
+				    * refused until keywarden is restarted */
+};
+
 enum key_state {
 	KEY_ACTIVE = 0,      /* on the volume at the last check-in */
 	KEY_REMOVED = 1,     /* no longer reported on its volume */
@@ -185,6 +194,7 @@ struct store_ops {
 	int (*write)(struct store *s, store_fn fn, void *arg);
 	int (*write_async)(struct store *s, store_fn fn, void *arg, store_done_fn done,
 			   void *done_arg);
+	enum store_state (*state)(struct store *s, char *reason, size_t reasonlen);
 
 	/* meta: small named values (master key fingerprint, …) */
 	int (*meta_get)(struct store_tx *, const char *name, char *out, size_t outlen);
@@ -299,9 +309,24 @@ int store_lookup(struct store *s, store_fn fn, void *arg);
 int store_write_async(struct store *s, store_fn fn, void *arg, store_done_fn done,
 		      void *done_arg);
 
+/* The store's write health now; reason (may be NULL) gets a short English
+ * sentence for operators and the /healthz body, e.g. "writes are failing:
+ * the disk is full" or "a disk sync failed: restart keywarden". Costs no
+ * I/O: a store whose writes failed says STORE_WRITES_FAILING until a write
+ * that reaches the disk works again (a caller that wants to know sooner
+ * makes one). Writes refused while STORE_RESTART_NEEDED return
+ * KW_ERR_UNAVAILABLE; other store failures KW_ERR_STORE. */
+enum store_state store_state(struct store *s, char *reason, size_t reasonlen);
+
 /* Counts a database failure for /metrics; store_errors() reads the count. */
 void store_count_error(void);
 uint64_t store_errors(void);
+
+/* For /metrics, process-wide like store_errors: the state of the store
+ * whose state last changed (backends call store_note_state on every
+ * change; keywarden opens one store). */
+void store_note_state(enum store_state state);
+enum store_state store_last_state(void);
 
 /* The operations of the store a transaction belongs to. */
 const struct store_ops *store_tx_ops(struct store_tx *tx);

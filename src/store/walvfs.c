@@ -16,6 +16,7 @@
  * crash loses nothing acknowledged, exactly as losing unsynced page cache
  * would. Only log files are buffered; the database file and the wal-index
  * pass straight through. */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -46,25 +47,43 @@ struct wfile {
 	bool defer;
 	atomic_bool owed;
 	int failed;             /* a flush failed: every later call fails */
+	atomic_bool sync_failed; /* a sync of this file failed (walvfs_sync_failed) */
 	unsigned long real_syncs;
 	sqlite3_file *real;     /* the default VFS's file, right after us */
 };
 
 static sqlite3_vfs *real_vfs;
+static int (*write_hook)(void);
+/* The errno of this thread's last failed call (walvfs_errno): the default
+ * VFS reads errno itself, long after the failure, when other calls have
+ * changed it. */
+static _Thread_local int last_errno;
+
+static int saw(int rc)
+{
+	if (rc != SQLITE_OK)
+		last_errno = errno;
+	return rc;
+}
 
 /* A failed flush loses frames SQLite believes written (perhaps of a job
- * whose transaction goes on): the file fails from then on, so that no
- * commit after the hole can succeed. */
+ * whose transaction goes on, if SQLite took the error for a passing one):
+ * the file fails from then on, so that no commit after the hole can
+ * succeed, until walvfs_rolled_back says that transaction is gone. */
 static int flush(struct wfile *f)
 {
-	int rc = f->failed;
+	int rc = f->failed, e;
 
+	if (rc == SQLITE_OK && f->len && write_hook && (e = write_hook()) != 0) {
+		last_errno = e;
+		rc = e == ENOSPC ? SQLITE_FULL : SQLITE_IOERR_WRITE;
+	}
 	/* In pieces: the unix VFS masks a write's length to 17 bits. */
 	for (size_t done = 0; done < f->len && rc == SQLITE_OK; done += WRITE_MAX) {
 		size_t n = f->len - done < WRITE_MAX ? f->len - done : WRITE_MAX;
 
-		rc = f->real->pMethods->xWrite(f->real, f->buf + done, (int)n,
-					       f->off + (sqlite3_int64)done);
+		rc = saw(f->real->pMethods->xWrite(f->real, f->buf + done, (int)n,
+						   f->off + (sqlite3_int64)done));
 	}
 	f->len = 0;
 	if (rc != SQLITE_OK)
@@ -91,7 +110,7 @@ static int w_read(sqlite3_file *file, void *p, int amt, sqlite3_int64 off)
 	struct wfile *f = (struct wfile *)file;
 	int rc = flush(f);
 
-	return rc != SQLITE_OK ? rc : f->real->pMethods->xRead(f->real, p, amt, off);
+	return rc != SQLITE_OK ? rc : saw(f->real->pMethods->xRead(f->real, p, amt, off));
 }
 
 static int w_write(sqlite3_file *file, const void *p, int amt, sqlite3_int64 off)
@@ -100,7 +119,7 @@ static int w_write(sqlite3_file *file, const void *p, int amt, sqlite3_int64 off
 	int rc;
 
 	if (!f->wal)
-		return f->real->pMethods->xWrite(f->real, p, amt, off);
+		return saw(f->real->pMethods->xWrite(f->real, p, amt, off));
 	if (f->failed)
 		return f->failed;
 	/* The log's header, written when the log starts over: SQLite syncs it
@@ -113,9 +132,9 @@ static int w_write(sqlite3_file *file, const void *p, int amt, sqlite3_int64 off
 	    (rc = flush(f)) != SQLITE_OK)
 		return rc;
 	if ((size_t)amt > WRITE_MAX)
-		return f->real->pMethods->xWrite(f->real, p, amt, off);
+		return saw(f->real->pMethods->xWrite(f->real, p, amt, off));
 	if (!f->buf && !(f->buf = malloc(BUF_CAP)))
-		return f->real->pMethods->xWrite(f->real, p, amt, off);
+		return saw(f->real->pMethods->xWrite(f->real, p, amt, off));
 	if (!f->len)
 		f->off = off;
 	memcpy(f->buf + f->len, p, (size_t)amt);
@@ -128,7 +147,7 @@ static int w_truncate(sqlite3_file *file, sqlite3_int64 size)
 	struct wfile *f = (struct wfile *)file;
 	int rc = flush(f);
 
-	return rc != SQLITE_OK ? rc : f->real->pMethods->xTruncate(f->real, size);
+	return rc != SQLITE_OK ? rc : saw(f->real->pMethods->xTruncate(f->real, size));
 }
 
 static int w_sync(sqlite3_file *file, int flags)
@@ -142,8 +161,10 @@ static int w_sync(sqlite3_file *file, int flags)
 		atomic_store(&f->owed, true);
 		return SQLITE_OK;
 	}
-	if ((rc = f->real->pMethods->xSync(f->real, flags)) == SQLITE_OK)
+	if ((rc = saw(f->real->pMethods->xSync(f->real, flags))) == SQLITE_OK)
 		f->synced_once = true;
+	else
+		atomic_store(&f->sync_failed, true);
 	f->real_syncs++;
 	return rc;
 }
@@ -153,7 +174,7 @@ static int w_file_size(sqlite3_file *file, sqlite3_int64 *size)
 	struct wfile *f = (struct wfile *)file;
 	int rc = flush(f);
 
-	return rc != SQLITE_OK ? rc : f->real->pMethods->xFileSize(f->real, size);
+	return rc != SQLITE_OK ? rc : saw(f->real->pMethods->xFileSize(f->real, size));
 }
 
 static int w_lock(sqlite3_file *file, int lock)
@@ -203,7 +224,7 @@ static int w_shm_map(sqlite3_file *file, int pg, int pgsz, int extend, void vola
 {
 	struct wfile *f = (struct wfile *)file;
 
-	return f->real->pMethods->xShmMap(f->real, pg, pgsz, extend, pp);
+	return saw(f->real->pMethods->xShmMap(f->real, pg, pgsz, extend, pp));
 }
 
 static int w_shm_lock(sqlite3_file *file, int offset, int n, int flags)
@@ -330,7 +351,7 @@ static int v_current_time(sqlite3_vfs *vfs, double *out)
 static int v_last_error(sqlite3_vfs *vfs, int n, char *out)
 {
 	(void)vfs;
-	return real_vfs->xGetLastError(real_vfs, n, out);
+	return last_errno ? last_errno : real_vfs->xGetLastError(real_vfs, n, out);
 }
 
 static int v_current_time64(sqlite3_vfs *vfs, sqlite3_int64 *out)
@@ -356,14 +377,22 @@ static sqlite3_vfs walvfs = {
 
 /* ---- deferred syncs ---- */
 
-struct walvfs_log *walvfs_log(sqlite3 *db)
+/* The file behind a file control of db's main database, if it is ours. */
+static struct wfile *db_file(sqlite3 *db, int op)
 {
 	sqlite3_file *file = NULL;
 
-	if (sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &file) != SQLITE_OK ||
-	    !file || file->pMethods != &w_methods)
+	if (sqlite3_file_control(db, "main", op, &file) != SQLITE_OK || !file ||
+	    file->pMethods != &w_methods)
 		return NULL;
-	return (struct walvfs_log *)file;
+	return (struct wfile *)file;
+}
+
+struct walvfs_log *walvfs_log(sqlite3 *db)
+{
+	struct wfile *f = db_file(db, SQLITE_FCNTL_JOURNAL_POINTER);
+
+	return f && f->wal ? (struct walvfs_log *)f : NULL;
 }
 
 bool walvfs_defer(struct walvfs_log *log, bool on)
@@ -393,11 +422,39 @@ void walvfs_set_sync_hook(int (*hook)(void))
 	sync_hook = hook;
 }
 
+void walvfs_set_write_hook(int (*hook)(void))
+{
+	write_hook = hook;
+}
+
 int walvfs_sync(struct walvfs_log *log)
 {
-	if (sync_hook && sync_hook() != 0)
+	struct wfile *f = (struct wfile *)log;
+
+	if ((sync_hook && sync_hook() != 0) || fdatasync(f->sync_fd) != 0) {
+		atomic_store(&f->sync_failed, true);
 		return SQLITE_IOERR_FSYNC;
-	return fdatasync(((struct wfile *)log)->sync_fd) == 0 ? SQLITE_OK : SQLITE_IOERR_FSYNC;
+	}
+	return SQLITE_OK;
+}
+
+int walvfs_errno(void)
+{
+	return last_errno;
+}
+
+void walvfs_rolled_back(struct walvfs_log *log)
+{
+	((struct wfile *)log)->failed = SQLITE_OK;
+}
+
+bool walvfs_sync_failed(sqlite3 *db)
+{
+	struct wfile *main = db_file(db, SQLITE_FCNTL_FILE_POINTER);
+	struct wfile *log = db_file(db, SQLITE_FCNTL_JOURNAL_POINTER);
+
+	return (main && atomic_load(&main->sync_failed)) ||
+	       (log && atomic_load(&log->sync_failed));
 }
 
 const char *walvfs_register(void)

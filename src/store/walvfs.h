@@ -30,10 +30,33 @@ struct walvfs_log *walvfs_log(struct sqlite3 *db);
 bool walvfs_defer(struct walvfs_log *log, bool on);
 bool walvfs_owed(struct walvfs_log *log);
 int walvfs_sync(struct walvfs_log *log);
-/* For tests: syncs SQLite asked for that were not deferred; and a function
+
+/* Failed writes. A write of the log that fails loses frames SQLite may
+ * believe written, so every later call on that log fails too, and no
+ * commit after the hole can succeed. Once the transaction that was open
+ * then has been rolled back (the connection is in autocommit mode again),
+ * its frames are referenced nowhere: walvfs_rolled_back(log) lets the log
+ * work again. Call it only from the connection's own thread. */
+void walvfs_rolled_back(struct walvfs_log *log);
+
+/* Whether a sync of connection db's database file or log has failed since
+ * they were opened (SQLite's own syncs or walvfs_sync). After a failed
+ * fsync the kernel may have dropped the data it could not write, and a
+ * later sync would not say so: the caller should stop writing. */
+bool walvfs_sync_failed(struct sqlite3 *db);
+
+/* The errno of this thread's last failed read, write, sync or resize of a
+ * file on this VFS, 0 if none: SQLite's sqlite3_system_errno misses some
+ * (a failed COMMIT) and may hold a later call's errno. */
+int walvfs_errno(void);
+
+/* For tests: syncs SQLite asked for that were not deferred; a function
  * walvfs_sync calls first (a slow or failing disk: non-zero fails the
- * sync), NULL for none. Set the hook while no store is open. */
+ * sync), NULL for none; and a function each write of buffered log frames
+ * calls first (non-zero: that errno, ENOSPC or EIO, fails the write).
+ * Set the hooks while no store is open. */
 unsigned long walvfs_real_syncs(struct walvfs_log *log);
 void walvfs_set_sync_hook(int (*hook)(void));
+void walvfs_set_write_hook(int (*hook)(void));
 
 #endif

@@ -1,3 +1,4 @@
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -23,10 +24,38 @@ static int ping_tx(struct store_tx *tx, void *arg)
 	return rc == KW_ERR_NOT_FOUND ? 0 : rc;
 }
 
+/* While writes fail, each health check starts a small write (one at a
+ * time) unless one is under way: nothing else may write, and the store
+ * learns that writes work again only from a write. Costs nothing while
+ * writes work. */
+static atomic_bool probing;
+
+static int probe_tx(struct store_tx *tx, void *arg)
+{
+	char at[TIME_ISO_LEN];
+
+	time_format_iso(time_now(), at);
+	return STORE_TX(tx, meta_set, "health_probe", at);
+}
+
+static void probe_done(int rc, void *arg)
+{
+	atomic_store(&probing, false);
+}
+
 int api_healthz(void *ctx, struct http_request *req, struct http_response *resp)
 {
 	struct app *app = ctx;
+	char reason[256], body[260];
+	enum store_state state = store_state(app->store, reason, sizeof(reason));
 
+	if (state == STORE_WRITES_FAILING && !atomic_exchange(&probing, true) &&
+	    store_write_async(app->store, probe_tx, NULL, probe_done, NULL) < 0)
+		atomic_store(&probing, false);
+	if (state != STORE_OK) {
+		snprintf(body, sizeof(body), "%s\n", reason);
+		return http_text(resp, 503, body);
+	}
 	if (store_lookup(app->store, ping_tx, NULL) < 0)
 		return http_text(resp, 503, "store unavailable\n");
 	return http_text(resp, 200, "ok\n");

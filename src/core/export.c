@@ -96,8 +96,9 @@ static int export_tx(struct store_tx *tx, void *arg)
 	struct export *e = arg;
 	int rc;
 
-	/* The snapshot begins with this first read and holds until the end:
-	 * the record's count and the rows written are of the same keys. */
+	/* The snapshot begins with this first read and holds until the end,
+	 * while the record is committed by a write of its own: the record's
+	 * count and the rows written are of the same keys. */
 	if ((rc = STORE_TX(tx, key_each_full, export_row, e)) < 0)
 		return rc;
 	e->stage = RECORD;

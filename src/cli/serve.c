@@ -114,6 +114,7 @@ int cli_serve_run(struct cli *c, const char *banner)
 	o.routes = app_routes;
 	o.authorize = app_authorize;
 	o.auth_free = app_auth_free;
+	o.error_page = app_error_page;
 	o.app = &app;
 	if (http_server_start(&o, &srv, msg, sizeof(msg)) < 0) {
 		cli_error("%s", msg);

@@ -70,7 +70,7 @@ void app_auth_free(void *auth)
 }
 
 /* A browser's POST must come from this site: its Origin is this scheme
- * and the Host header. Under our Referrer-Policy: no-referrer, browsers
+ * (as a trusted proxy reports it) and the Host header. Under our Referrer-Policy: no-referrer, browsers
  * send "Origin: null" even for our own forms; then Sec-Fetch-Site, which
  * they also send, must say same-origin. Requests with neither (not from a
  * browser) rely on the CSRF token alone. */
@@ -79,7 +79,7 @@ static bool same_origin(const struct http_request *req)
 	const char *origin = http_request_header(req, "Origin");
 	const char *host = http_request_header(req, "Host");
 	const char *site = http_request_header(req, "Sec-Fetch-Site");
-	const char *scheme = req->tls ? "https" : "http";
+	const char *scheme = req->scheme;
 	size_t n = strlen(scheme);
 
 	if (site && strcmp(site, "same-origin") && strcmp(site, "none"))
@@ -121,6 +121,60 @@ static int need_session(struct app *app, struct http_request *req, struct http_r
 	return rc < 0 ? rc : 1;
 }
 
+/* The language of a page for this request, from ?lang=, its cookie or
+ * Accept-Language; recorded in w and made the thread's. */
+static void choose_language(struct http_request *req, struct web_req *w)
+{
+	w->lang = i18n_negotiate(http_query(req, "lang"), http_cookie(req, "keywarden_lang"),
+				 http_request_header(req, "Accept-Language"));
+	w->lang_chosen = http_query(req, "lang") != NULL;
+	i18n_use(w->lang);
+}
+
+int app_error_page(void *ctx, struct http_request *req, struct http_response *resp, int status)
+{
+	struct app *app = ctx;
+	struct web_req *w = req->auth;
+	const char *title = _("Request refused"), *text;
+
+	if (!w) {
+		/* No context yet (no route, or the check failed before it was
+		 * made): a signed-out page in the asked-for language. */
+		if (!(w = calloc(1, sizeof(*w))))
+			return KW_ERR_NOMEM;
+		req->auth = w;
+		choose_language(req, w);
+	} else {
+		i18n_use(w->lang);
+	}
+	switch (status) {
+	case 404:
+		title = _("Page not found");
+		text = _("There is no page at this address.");
+		break;
+	case 405:
+		text = _("This page cannot be used that way.");
+		break;
+	case 413:
+		text = _("The form was too large.");
+		break;
+	case 503:
+		title = _("Service unavailable");
+		text = _("The service cannot answer right now. Try again in a few minutes; if "
+			 "it keeps happening, contact the help desk.");
+		break;
+	case 500:
+		title = _("Something went wrong");
+		text = _("The request could not be completed. Try again; if it keeps "
+			 "happening, contact the help desk.");
+		break;
+	default:
+		text = _("The request could not be read.");
+		break;
+	}
+	return web_message(app, req, resp, status, title, text);
+}
+
 int app_authorize(void *ctx, struct http_request *req, struct http_response *resp)
 {
 	struct app *app = ctx;
@@ -140,10 +194,7 @@ int app_authorize(void *ctx, struct http_request *req, struct http_response *res
 	if (!(w = calloc(1, sizeof(*w))))
 		return KW_ERR_NOMEM;
 	req->auth = w;
-	w->lang = i18n_negotiate(http_query(req, "lang"), http_cookie(req, "keywarden_lang"),
-				 http_request_header(req, "Accept-Language"));
-	w->lang_chosen = http_query(req, "lang") != NULL;
-	i18n_use(w->lang);
+	choose_language(req, w);
 
 	rc = session_load(app->store, http_cookie(req, web_session_cookie_name(req)), now,
 			  &lim, &w->s);

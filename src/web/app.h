@@ -45,6 +45,11 @@ void app_close(struct app *app);
 extern const struct route app_routes[];
 
 int app_authorize(void *app, struct http_request *req, struct http_response *resp);
+
+/* The page for an error the server answers itself (http_error_page): the
+ * portal's layout, in the request's language, with a short explanation. */
+int app_error_page(void *app, struct http_request *req, struct http_response *resp,
+		   int status);
 void app_auth_free(void *auth);
 
 #endif

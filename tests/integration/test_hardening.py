@@ -266,7 +266,6 @@ class StoreFailureTest(PortalTestCase):
         finally:
             db.close()
 
-    @unittest.expectedFailure  # BUG: handler errors are 500 until the server maps store errors
     def test_login_when_sessions_cannot_be_written(self):
         name, pw = self.new_user("nosess")
         self.db_exec("CREATE TRIGGER no_sessions BEFORE INSERT ON sessions BEGIN "
@@ -278,7 +277,6 @@ class StoreFailureTest(PortalTestCase):
             self.db_exec("DROP TRIGGER no_sessions")
         self.assertEqual(self.browser().login(name, pw).status, 303)
 
-    @unittest.expectedFailure  # BUG: handler errors are 500 until the server maps store errors
     def test_reads_failing(self):
         name, pw = self.new_user("noread")
         b = self.signed_in()

@@ -30,12 +30,12 @@ static const char audit_usage[] =
 	"                   includes that whole day\n"
 	"                   DATE: YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ\n"
 	"  --result RESULT  disclosed, ambiguous, not_found, invalid, rate_limited,\n"
-	"                   denied or exported\n"
+	"                   denied, exported or rekeyed\n"
 	"  --source SOURCE  self_service, helpdesk, api or cli\n";
 
 static const char *const results[] = {
 	AUDIT_DISCLOSED, AUDIT_AMBIGUOUS, AUDIT_NOT_FOUND, AUDIT_INVALID,
-	AUDIT_RATE_LIMITED, AUDIT_DENIED, AUDIT_EXPORTED, NULL,
+	AUDIT_RATE_LIMITED, AUDIT_DENIED, AUDIT_EXPORTED, AUDIT_REKEYED, NULL,
 };
 
 static const char *const sources[] = {
@@ -138,7 +138,8 @@ int cmd_audit(struct cli *c, int argc, char **argv)
 		case 'r':
 			if (!known(results, optarg))
 				return cli_error("--result %s: use disclosed, ambiguous, not_found, "
-						 "invalid, rate_limited, denied or exported", optarg);
+						 "invalid, rate_limited, denied, exported or rekeyed",
+						 optarg);
 			f.result = optarg;
 			break;
 		case 's':

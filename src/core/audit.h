@@ -23,6 +23,7 @@
 #define AUDIT_RATE_LIMITED "rate_limited"
 #define AUDIT_DENIED "denied"
 #define AUDIT_EXPORTED "exported"
+#define AUDIT_REKEYED "rekeyed"
 
 /* Appends rec inside a write transaction: assigns seq (last + 1), sets
  * prev_hash and hash, inserts, and records the chain head in the store's

@@ -334,7 +334,7 @@ static int rekey_tx(struct store_tx *tx, void *arg)
 		 "by %s", j->n, j->old_fp, j->new_fp);
 	a = *j->who;
 	a.at = time_now();
-	a.result = KEYFILE_REKEYED;
+	a.result = AUDIT_REKEYED;
 	a.comment = comment;
 	return audit_append(tx, &a);
 }

@@ -22,7 +22,6 @@
 #include "core/seal.h"
 #include "store/store.h"
 
-#define KEYFILE_REKEYED "rekeyed"    /* the audit result of a rekey */
 #define KEYFILE_PATH_MAX 4096
 
 enum keyfile_how {
@@ -79,7 +78,7 @@ struct keyfile_rekey_result {
  *     written to K.new exclusively;
  *  3. one transaction re-encrypts every key, records the new fingerprint and
  *     appends an audit record: who's source, actor and client, result
- *     KEYFILE_REKEYED, the count in the comment. On failure the database
+ *     AUDIT_REKEYED, the count in the comment. On failure the database
  *     and K are unchanged and K.new stays for the next rekey;
  *  4. K.new is renamed to K. If that fails the database is already on the
  *     new key: KW_ERR_IO, and msg says the next command finishes it.

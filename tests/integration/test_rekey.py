@@ -424,6 +424,9 @@ class RekeyFilesTest(RekeyCase):
         self.assertTrue(re.match(r"\d{4}-\d\d-\d\dT", r["time"]), r)
         rc, out, err = k.cli("audit", "verify")
         self.assertEqual(rc, 0, out + err)
+        rc, out, err = k.cli("audit", "export", "--result", "rekeyed")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(len(out.strip().splitlines()), 2, out)   # header, the rekey
 
 
 if __name__ == "__main__":

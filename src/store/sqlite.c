@@ -814,7 +814,7 @@ static void log_open(struct store *s)
 	s->budget_at = -1;
 	s->truncate_at = -1;
 	log_budget(s, now_seconds());
-	if (stat(s->wal_path, &st) == 0 && st.st_size > s->size_limit)
+	if (s->size_limit >= 0 && stat(s->wal_path, &st) == 0 && st.st_size > s->size_limit)
 		truncate_log(s, now_seconds());
 }
 

@@ -86,6 +86,9 @@ static int teardown(void **state)
 	struct fx *f = *state;
 
 	store_close(f->s);
+	/* A test that failed half-way leaves no fault behind for the next. */
+	walvfs_set_sync_hook(NULL);
+	walvfs_set_write_hook(NULL);
 	remove_dir(f->dir);
 	free(f);
 	return 0;
@@ -966,7 +969,7 @@ static void test_syncer_order_and_failure(void **state)
 {
 	struct fx *f = *state;
 	struct done_rec d;
-	char msg[256];
+	char msg[256], reason[128];
 	int early;
 
 	/* A store whose syncs go through the hook. */
@@ -992,6 +995,7 @@ static void test_syncer_order_and_failure(void **state)
 	assert_int_equal(d.order[1], 2);
 	assert_int_equal(d.rc[0], 0);
 	assert_int_equal(d.rc[1], 0);
+	assert_int_equal(store_state(f->s, reason, sizeof(reason)), STORE_OK);
 
 	/* A failing sync fails its group, a group committed meanwhile (no
 	 * second fdatasync can vouch for it: Linux reports a writeback error
@@ -1007,8 +1011,13 @@ static void test_syncer_order_and_failure(void **state)
 	wait_done(&d, 2);
 	assert_int_equal(d.rc[0], KW_ERR_STORE);
 	assert_int_equal(d.rc[1], KW_ERR_STORE);
-	assert_true(store_write(f->s, tx_write_meta, "c") < 0);
-	assert_true(store_write(f->s, tx_nothing, NULL) < 0);
+	assert_int_equal(store_write(f->s, tx_write_meta, "c"), KW_ERR_UNAVAILABLE);
+	assert_int_equal(store_write(f->s, tx_nothing, NULL), KW_ERR_UNAVAILABLE);
+	/* Said with the reason, and final: the disk works again, not the log. */
+	assert_int_equal(store_state(f->s, reason, sizeof(reason)), STORE_RESTART_NEEDED);
+	assert_contains(reason, "restart keywarden");
+	assert_contains(reason, strerror(EIO));
+	assert_int_equal(store_last_state(), STORE_RESTART_NEEDED);
 
 	store_close(f->s);
 	f->s = NULL;
@@ -1902,6 +1911,82 @@ static void *reader_thread(void *p)
 	return NULL;
 }
 
+/* Failed writes of the log (walvfs_set_write_hook: the errno the log's
+ * writes fail with, 0 for none): a full disk or an I/O error fails the
+ * group it hit and keeps nothing of it, store_state says why, and writes
+ * work again once the disk does, without reopening the store. */
+static atomic_int write_fails;
+
+static int failing_write(void)
+{
+	return atomic_load(&write_fails);
+}
+
+/* NJOBS group jobs committed together behind a blocker, as in
+ * test_group_commit_failed_job_leaves_nothing. */
+static void run_group_jobs(struct store *s, struct gjob *b, struct gjob jobs[NJOBS])
+{
+	pthread_t th[NJOBS], bt;
+
+	start_blocker(&bt, b);
+	for (int i = 0; i < NJOBS; i++) {
+		jobs[i] = (struct gjob){ s, i, 1 };
+		assert_int_equal(pthread_create(&th[i], NULL, group_thread, &jobs[i]), 0);
+	}
+	for (int i = 0; i < NJOBS; i++)
+		pthread_join(th[i], NULL);
+	pthread_join(bt, NULL);
+}
+
+static void test_failed_log_write(void **state)
+{
+	struct fx *f = *state;
+	struct gjob jobs[NJOBS], b = { NULL, -1, 1 };
+	char msg[256], reason[128];
+	int64_t users;
+
+	store_close(f->s);
+	walvfs_set_write_hook(failing_write);
+	assert_int_equal(store_open(f->db, false, &f->s, msg, sizeof(msg)), 0);
+	assert_int_equal(store_state(f->s, reason, sizeof(reason)), STORE_OK);
+	users = sql_int(f->path, "SELECT count(*) FROM users");
+
+	atomic_store(&write_fails, ENOSPC);
+	b.s = f->s;
+	run_group_jobs(f->s, &b, jobs);
+	assert_int_equal(b.rc, KW_ERR_STORE);
+	for (int i = 0; i < NJOBS; i++)   /* a job's own failure stays its own */
+		assert_int_equal(jobs[i].rc, (i % 2) ? KW_ERR_CONFLICT : KW_ERR_STORE);
+	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM users"), users);
+	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM enrollment_tokens"), 0);
+	assert_int_equal(store_state(f->s, reason, sizeof(reason)), STORE_WRITES_FAILING);
+	assert_string_equal(reason, "writes are failing: the disk is full");
+	assert_int_equal(store_last_state(), STORE_WRITES_FAILING);
+
+	/* A write that changes nothing does not show that writes work. */
+	assert_int_equal(store_write(f->s, tx_nothing, NULL), 0);
+	assert_int_equal(store_state(f->s, NULL, 0), STORE_WRITES_FAILING);
+
+	atomic_store(&write_fails, EIO);
+	assert_int_equal(store_write(f->s, tx_meta_big, "lost"), KW_ERR_STORE);
+	assert_int_equal(store_state(f->s, reason, sizeof(reason)), STORE_WRITES_FAILING);
+	assert_contains(reason, strerror(EIO));
+
+	atomic_store(&write_fails, 0);
+	run_group_jobs(f->s, &b, jobs);
+	assert_int_equal(b.rc, 0);
+	for (int i = 0; i < NJOBS; i++)
+		assert_int_equal(jobs[i].rc, (i % 2) ? KW_ERR_CONFLICT : 0);
+	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM users"), users + NJOBS / 2 + 1);
+	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM meta WHERE name = 'big'"), 0);
+	assert_int_equal(store_state(f->s, reason, sizeof(reason)), STORE_OK);
+	assert_int_equal(store_last_state(), STORE_OK);
+
+	store_close(f->s);
+	f->s = NULL;
+	walvfs_set_write_hook(NULL);
+}
+
 static void test_many_concurrent_writers(void **state)
 {
 	struct fx *f = *state;
@@ -2294,6 +2379,7 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit_sees_earlier_jobs,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failed_log_write, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_concurrent_writers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sessions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_audit, setup, teardown),

@@ -321,6 +321,28 @@ class FailedSyncTest(FaultTestCase):
         inst.rejected.clear()
         inst.assert_nothing_lost(self)
 
+    def test_a_failed_sync_of_a_new_log_needs_a_restart(self):
+        """The first commit to a new log file is synced by SQLite itself
+        (its header and directory entry), not by the deferred sync."""
+        inst = self.instance("fsync-new", shim=True)
+        secret, vid = inst.device(), key_id()
+        inst.restart()   # a clean stop empties the log file
+        self.assertEqual(inst.wal_size(), 0)
+
+        inst.arm("sync", "kw.db")
+        self.assertEqual(inst.checkin_keys(secret, vid), 503)
+        inst.disarm("sync")
+        self.assertEqual(inst.checkin_keys(secret, vid), 503)
+        status, body = inst.health()
+        self.assertEqual(status, 503, body)
+        self.assertIn(RESTART, body)
+        self.assertOnce(inst, RESTART)
+
+        inst.restart()
+        self.assertEqual(inst.checkin_keys(secret, vid), 200)
+        inst.rejected.clear()
+        inst.assert_nothing_lost(self)
+
 
 if __name__ == "__main__":
     unittest.main()

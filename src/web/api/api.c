@@ -24,10 +24,9 @@ static int ping_tx(struct store_tx *tx, void *arg)
 	return rc == KW_ERR_NOT_FOUND ? 0 : rc;
 }
 
-/* While writes fail, each health check starts a small write (one at a
- * time) unless one is under way: nothing else may write, and the store
- * learns that writes work again only from a write. Costs nothing while
- * writes work. */
+/* While writes fail, a health check starts a small write unless one is
+ * under way: the store learns that writes work again only from a write,
+ * and nothing else may be writing. Costs nothing while writes work. */
 static atomic_bool probing;
 
 static int probe_tx(struct store_tx *tx, void *arg)

@@ -76,10 +76,8 @@ struct ip {
 /* One connection, from libmicrohttpd's start notification to its close
  * notification (its socket context). */
 struct conn {
-	struct http_server *srv;
 	int fd;
 	struct ip ip;               /* the peer */
-	char peer[HTTP_CLIENT_MAX];
 	bool trusted;               /* the peer is a trusted proxy */
 	_Atomic int64_t deadline;   /* monotonic ms; past it the sweep closes it */
 	bool cut;                   /* shut down by the sweep (under conn_lock) */
@@ -524,18 +522,20 @@ enum MHD_Result MHD_queue_response(struct MHD_Connection *connection, unsigned i
 static void add_headers(struct http_server *srv, struct MHD_Response *mr,
 			const struct http_response *resp)
 {
-	bool retry_set = false;
+	bool retry_set = false, close_set = false;
 
 	for (size_t i = 0; i < resp->nheaders; i++) {
 		MHD_add_response_header(mr, resp->headers[i].name, resp->headers[i].value);
 		if (!strcasecmp(resp->headers[i].name, "Retry-After"))
 			retry_set = true;
+		else if (!strcasecmp(resp->headers[i].name, "Connection"))
+			close_set = true;
 	}
 	if (resp->status == 503 && !retry_set)
 		MHD_add_response_header(mr, "Retry-After", RETRY_AFTER_S);
 	if (resp->content_type)
 		MHD_add_response_header(mr, "Content-Type", resp->content_type);
-	if (atomic_load(&srv->draining))
+	if (!close_set && atomic_load(&srv->draining))
 		MHD_add_response_header(mr, "Connection", "close");
 }
 
@@ -628,7 +628,8 @@ static void ip_normalize(struct ip *ip)
 	}
 }
 
-static bool ip_from_sockaddr(const struct sockaddr *sa, struct ip *ip)
+/* Family 0 for anything but IPv4 and IPv6. */
+static void ip_from_sockaddr(const struct sockaddr *sa, struct ip *ip)
 {
 	memset(ip, 0, sizeof(*ip));
 	if (sa && sa->sa_family == AF_INET) {
@@ -638,10 +639,7 @@ static bool ip_from_sockaddr(const struct sockaddr *sa, struct ip *ip)
 		ip->family = AF_INET6;
 		memcpy(ip->a, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
 		ip_normalize(ip);
-	} else {
-		return false;
 	}
-	return true;
 }
 
 static void ip_format(const struct ip *ip, char out[HTTP_CLIENT_MAX])
@@ -1032,11 +1030,9 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 			shutdown(ci->connect_fd, SHUT_RDWR);
 		return;
 	}
-	c->srv = srv;
 	c->fd = ci ? ci->connect_fd : -1;
 	c->ip = ip;
 	c->trusted = ip_trusted(srv, &ip);
-	ip_format(&ip, c->peer);
 	atomic_store(&c->deadline, time_mono_ms() + HEADER_TIMEOUT_MS);
 	pthread_mutex_lock(&srv->conn_lock);
 	c->next = srv->conns;

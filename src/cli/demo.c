@@ -209,7 +209,7 @@ int cmd_demo(struct cli *c, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *dir_arg = "keywarden-demo", *listen = "127.0.0.1:8080";
+	const char *dir_arg = "keywarden-demo", *listen = NULL;
 	char dir[4096], conf[4096 + 32], msg[512], key_id[KEYID_CANON_LEN + 1] = "";
 	struct seal *k = NULL;
 	struct app app;
@@ -236,13 +236,24 @@ int cmd_demo(struct cli *c, int argc, char **argv)
 		return cli_error("cannot create %s: %s", dir_arg, strerror(errno));
 	if (!realpath(dir_arg, dir))
 		return cli_error("cannot resolve %s: %s", dir_arg, strerror(errno));
-	if (write_setup(dir, listen))
+	if (write_setup(dir, listen ? listen : "127.0.0.1:8080"))
 		return 1;
 	if (str_join_path(conf, sizeof(conf), dir, "keywarden.conf") < 0)
 		return cli_error("%s: path too long", dir);
 	c->config_path = conf;
 	if (cli_config(c))
 		return 1;
+	/* --listen wins over the kept configuration of an earlier run. */
+	if (listen) {
+		char *l = strdup(listen);
+
+		if (!l)
+			return cli_error("out of memory");
+		free(c->cfg.listen);
+		c->cfg.listen = l;
+		if (config_validate(&c->cfg, msg, sizeof(msg)) < 0)
+			return cli_error("--listen %s: %s", listen, msg);
+	}
 	fresh = access(c->cfg.key_file, F_OK) != 0;
 	if (fresh && (seal_generate(&k) < 0 ||
 		      seal_save(k, c->cfg.key_file, 1, msg, sizeof(msg)) < 0)) {
@@ -261,7 +272,7 @@ int cmd_demo(struct cli *c, int argc, char **argv)
 
 	rc = buf_printf(&banner, "\nkeywarden demo is running: http://%s/\n"
 			"  data and configuration: %s\n\naccounts (user / password):\n",
-			listen, dir);
+			c->cfg.listen, dir);
 	for (size_t i = 0; rc == 0 && i < sizeof(demo_users) / sizeof(demo_users[0]); i++)
 		rc = buf_printf(&banner, "  %-9s %-16s %s\n",
 				strchr(demo_users[i].name, '\\') ?

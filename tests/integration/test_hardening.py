@@ -172,6 +172,14 @@ class AuditTextTest(PortalTestCase):
         for g in groups:
             self.assertNotIn(g, trail)
 
+    def test_password_is_told_and_not_shown_again(self):
+        b = self.signed_in()
+        pw = recovery_password()
+        r = b.recover(pw)
+        self.assertPage(r, 422)
+        self.assertIn("This is a recovery password, not a recovery key ID", page_text(r.body))
+        self.assertNotIn(pw.split("-")[0], r.text())
+
     def test_ordinary_input_is_kept(self):
         b = self.signed_in()
         self.assertPage(b.recover("XYZ-not-a-key"), 422)

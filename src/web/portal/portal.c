@@ -434,12 +434,12 @@ int portal_recover(void *ctx, struct http_request *req, struct http_response *re
 	struct recover_form f = { 0 };
 	struct recover_request rq;
 	struct recover_result res;
-	char key_msg[256], hex[KEYID_HEX_LEN + 1], wait_msg[160];
+	char key_msg[256], hex[KEYID_HEX_LEN + 1], wait_msg[160], pw[RECPW_CANON_LEN + 1];
 	const char *reason_label = NULL;
 	int64_t now = time_now(), retry = 0, retry_addr = 0;
 	size_t hexlen = 0;
 	struct tpl t;
-	bool blocked;
+	bool blocked, echo = true;
 	int rc;
 
 	f.key_text = form_get(&w->form, "key_id");
@@ -461,6 +461,15 @@ int portal_recover(void *ctx, struct http_request *req, struct http_response *re
 					      key_msg, sizeof(key_msg)) < 0) {
 		f.key_error = f.key_text && *f.key_text ? key_msg :
 			_("Enter the first 8 characters of the recovery key ID.");
+		/* The password of another key, typed into the wrong field: say
+		 * so, and do not show it again. */
+		if (f.key_text && recpw_parse(f.key_text, strlen(f.key_text), pw, NULL, 0) == 0) {
+			f.key_error = _("This is a recovery password, not a recovery key ID. "
+					"Enter the first 8 characters of the ID shown on the "
+					"BitLocker recovery screen.");
+			echo = false;
+		}
+		sodium_memzero(pw, sizeof(pw));
 	}
 	if (!reason_label)
 		f.reason_error = _("Choose the reason for this request.");
@@ -468,7 +477,7 @@ int portal_recover(void *ctx, struct http_request *req, struct http_response *re
 		if ((rc = recover_audit(app->store, &rq, AUDIT_INVALID)) < 0)
 			return unrecorded(app, req, resp);
 		metrics_disclosure(AUDIT_SELF_SERVICE, AUDIT_INVALID);
-		if (!f.key_text || strlen(f.key_text) > KEYID_INPUT_MAX)
+		if (!echo || !f.key_text || strlen(f.key_text) > KEYID_INPUT_MAX)
 			f.key_text = NULL;
 		return recover_page(app, req, resp, 422, &f);
 	}

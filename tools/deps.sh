@@ -34,6 +34,7 @@ KW_TEST_PACKAGES=(
 	curl
 	chromium
 	fonts-dejavu-core
+	strace
 )
 
 # Runs a command with its output in a temporary file: nothing is shown when

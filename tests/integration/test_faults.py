@@ -310,6 +310,10 @@ class FailedSyncTest(FaultTestCase):
             self.assertEqual(status, 503, body)
             self.assertIn(RESTART, body)
         self.assertEqual(inst.state_gauge(), 2)
+        # The device is told why, too (its agent's log reaches the operator).
+        r = inst.checkin(secret, volumes=[volume(new_keys(1), vid=vid)])
+        self.assertEqual(r.status, 503, r)
+        self.assertIn(RESTART, r.json()["error"])
         self.assertOnce(inst, RESTART)
         self.assertFalse(inst.lines(FAILING), inst.log())
 

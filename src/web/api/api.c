@@ -42,6 +42,17 @@ static void probe_done(int rc, void *arg)
 	atomic_store(&probing, false);
 }
 
+/* 503 for a device: what the store's state says (a full disk, a restart
+ * needed), so that an agent's log tells the operator why. */
+static int store_unavailable(struct app *app, struct http_response *resp)
+{
+	char reason[256];
+
+	if (store_state(app->store, reason, sizeof(reason)) == STORE_OK)
+		snprintf(reason, sizeof(reason), "the store is unavailable; try again later");
+	return http_json_error(resp, 503, reason);
+}
+
 int api_healthz(void *ctx, struct http_request *req, struct http_response *resp)
 {
 	struct app *app = ctx;
@@ -251,7 +262,7 @@ int api_checkin(void *ctx, struct http_request *req, struct http_response *resp)
 	if (rc == KW_ERR_AUTH)
 		return unauthorized(resp);
 	if (rc < 0)
-		return http_json_error(resp, 503, "the store is unavailable");
+		return store_unavailable(app, resp);
 	if (!(doc = parse_body(req, resp)))
 		return 0;
 	if (!(errs = calloc(1, sizeof(*errs)))) {
@@ -298,7 +309,7 @@ int api_checkin_finish(void *ctx, struct http_request *req, struct http_response
 		return unauthorized(resp);
 	}
 	if (rc == KW_ERR_STORE || rc == KW_ERR_UNAVAILABLE)
-		return http_json_error(resp, 503, "the store is unavailable; try again later");
+		return store_unavailable(ctx, resp);
 	if (rc < 0)
 		return rc;
 	if (st->res.keys_added) {

@@ -232,6 +232,15 @@ int keyfile_open(struct store *s, const char *key_file, bool exclusive, struct k
 	 * the shared lock takes it over unless another process shares it. */
 	if (!exclusive && flock(kf->lock, LOCK_EX | LOCK_NB) < 0) {
 		snprintf(why, sizeof(why), "another keywarden process uses %s", key_file);
+		/* A failed conversion has dropped the shared lock too (flock(2)
+		 * removes the old lock first): take it again, or rekey could run
+		 * while this process uses the key. */
+		if (flock(kf->lock, LOCK_SH | LOCK_NB) < 0) {
+			snprintf(msg, msglen, "the key file %s is being replaced by keywarden "
+				 "rekey; try again when it has finished", key_file);
+			rc = KW_ERR_UNAVAILABLE;
+			goto fail;
+		}
 	} else if (retire(kf->seal, key_file, retired, nmsg, sizeof(nmsg)) < 0 ||
 		   promote(kf, key_file, pending, exclusive, nmsg, sizeof(nmsg)) < 0) {
 		snprintf(why, sizeof(why), "%s", nmsg);
@@ -398,7 +407,7 @@ int keyfile_rekey(struct store *s, const char *key_file, struct keyfile *kf,
 	char pending[KEYFILE_PATH_MAX], emsg[512], have[SEAL_FINGERPRINT_LEN + 8];
 	struct seal *new = NULL;
 	struct rekey_job j;
-	int rc, frc;
+	int rc, frc = 0;
 
 	memset(res, 0, sizeof(*res));
 	if (!kf->seal || (kf->how != KEYFILE_MATCHED && kf->how != KEYFILE_RECORDED)) {
@@ -423,14 +432,24 @@ int keyfile_rekey(struct store *s, const char *key_file, struct keyfile *kf,
 	rc = store_write(s, rekey_tx, &j);
 	/* A commit whose outcome was not reported may still have happened:
 	 * the database says which key it has. */
-	if (rc < 0 && (frc = fp_now(s, have)) < 0) {
+	if (rc < 0 && (frc = fp_now(s, have)) == 0 && !strcmp(have, res->new_fp)) {
+		/* Committed, but not known to be durable (its sync failed): the
+		 * database may come back with either key, so both files stay as
+		 * they are and the next command uses the one it names. */
+		snprintf(msg, msglen, "rekey's transaction was written but not confirmed on "
+			 "disk (%s); %s and %s are both kept, and after a restart every "
+			 "keywarden command uses the one the database names", kw_strerror(rc),
+			 key_file, pending);
+		goto out;
+	}
+	if (rc < 0 && frc < 0) {
 		snprintf(msg, msglen, "rekey failed: %s, and the database cannot tell which key "
 			 "it has now (%s); %s and %s are both kept, and every keywarden "
 			 "command uses the one it has", kw_strerror(rc), kw_strerror(frc),
 			 key_file, pending);
 		goto out;
 	}
-	if (rc < 0 && strcmp(have, res->new_fp)) {
+	if (rc < 0) {
 		if (j.bad[0])
 			snprintf(msg, msglen, "rekey failed, nothing changed: %s does not decrypt "
 				 "with %s", j.bad, key_file);

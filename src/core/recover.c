@@ -132,7 +132,11 @@ void recover_key_text(const struct recover_request *req, char *out, size_t outle
 	const char *typed = req->typed ? req->typed : "";
 	size_t n = 0;
 
-	if (recpw_may_contain(typed)) {
+	/* Text that is not even a key ID is kept only while it holds few
+	 * digits: a password split by letters is no group of the format. */
+	for (const char *p = typed; !req->prefix[0] && *p; p++)
+		n += *p >= '0' && *p <= '9';
+	if (recpw_may_contain(typed) || n >= 12) {
 		snprintf(out, outlen, "(not recorded: %zu characters that may hold a recovery "
 			 "password)", strlen(typed));
 		return;
@@ -142,6 +146,7 @@ void recover_key_text(const struct recover_request *req, char *out, size_t outle
 		return;
 	}
 	/* Readable and short: printable ASCII only. */
+	n = 0;
 	for (const char *p = typed; *p && n < 64 && n + 1 < outlen; p++)
 		out[n++] = (*p >= 0x20 && *p < 0x7f) ? *p : '?';
 	out[n] = '\0';

@@ -58,7 +58,8 @@ int recover_audit(struct store *s, const struct recover_request *req, const char
  * key ID the person entered (out: KEYID_INPUT_MAX + 1 bytes): the prefix
  * when valid, else the text as typed (printable ASCII, at most 64 bytes) —
  * but never anything that may hold a recovery password (typed into the
- * wrong field): then only a note of its length. */
+ * wrong field: recpw_may_contain, or invalid text with 12 or more digits):
+ * then only a note of its length. */
 void recover_key_text(const struct recover_request *req, char *out, size_t outlen);
 
 #endif

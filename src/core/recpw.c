@@ -145,10 +145,12 @@ void recpw_from_key(const uint8_t key[16], char canon[RECPW_CANON_LEN + 1])
 	canon[o] = '\0';
 }
 
-/* What may stand between groups of a password typed into a key ID field. */
+/* What may stand between groups of a password typed into a key ID field:
+ * anything but a digit or an ASCII letter (hyphens, white space, braces,
+ * dots, the bytes of an en dash or a no-break space …). */
 static bool between_groups(char c)
 {
-	return is_separator(c) || c == '{' || c == '}';
+	return !((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'));
 }
 
 bool recpw_may_contain(const char *text)

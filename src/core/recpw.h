@@ -23,10 +23,11 @@ int recpw_parse(const char *in, size_t inlen, char canon[RECPW_CANON_LEN + 1],
 
 /* True when text may hold a recovery password or a part of one, so that it
  * must not be kept as typed (in the audit trail, say): a run of 13 or more
- * digits; a group of exactly 6 digits between separators (hyphens, white
- * space, braces) or the ends that is a valid password group; or 12 or more
- * digits with nothing but separators around them. A key ID's format (groups
- * of 8-4-4-4-12 hex digits) never looks like this but for rare IDs with no
+ * digits; a group of exactly 6 digits between separators (anything but a
+ * digit or an ASCII letter: hyphens, white space, dots, an en dash …) or
+ * the ends that is a valid password group; or 12 or more digits with
+ * nothing but separators around them. A key ID's format (groups of
+ * 8-4-4-4-12 hex digits) never looks like this but for rare IDs with no
  * letters, or a rare run of 13 decimal digits when typed without hyphens. */
 bool recpw_may_contain(const char *text);
 

@@ -158,6 +158,10 @@ class AuditTextTest(PortalTestCase):
                  "-".join(groups[:2]),                # 12 digits: a valid prefix, 404
                  groups[0] + " x",                    # one group and junk: 422
                  "1234567890123456789",               # a long digit string: 422
+                 "\u2013".join(groups),              # en dashes (word processors): 422
+                 "\u00a0".join(groups[:3]),          # no-break spaces: 422
+                 ".".join(groups),                    # dots: 422
+                 "x".join(groups),                    # letters between groups: 422
                  pw + "x"]
         for t in typed:
             r = b.recover(t)

@@ -342,6 +342,9 @@ static void test_may_contain(void **state)
 		"123456-789012",                /* 12 digits and separators only */
 		"12345678-1234-1234-1234-123456789012",   /* a key ID without letters */
 		"471207-278498-422125-177177-561902-537405-468006-693451x",
+		"496298\xe2\x80\x93" "461032",        /* an en dash between groups */
+		"496298\xc2\xa0" "461032",             /* a no-break space */
+		"496298.461032", "496298_x", "496298,",
 	};
 	static const char *const no[] = {
 		"", "4290B6C0", "4290B6C0-B17A-497A-8552-272CC30E80D4",

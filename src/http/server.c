@@ -703,10 +703,12 @@ static bool hop_parse(const char *s, size_t n, struct ip *ip)
 	return true;
 }
 
+/* The last XFF_MAX_HEADERS X-Forwarded-For headers: only the rightmost
+ * entries can be vouched for, so extra headers a client sends in front
+ * push out its own, never the proxies'. */
 struct xff {
 	const char *v[XFF_MAX_HEADERS];
 	size_t n;
-	bool overflow;
 };
 
 static enum MHD_Result xff_collect(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -717,8 +719,8 @@ static enum MHD_Result xff_collect(void *cls, enum MHD_ValueKind kind, const cha
 	if (strcasecmp(key, "X-Forwarded-For"))
 		return MHD_YES;
 	if (x->n == XFF_MAX_HEADERS) {
-		x->overflow = true;
-		return MHD_NO;
+		memmove(x->v, x->v + 1, sizeof(x->v[0]) * (XFF_MAX_HEADERS - 1));
+		x->n--;
 	}
 	x->v[x->n++] = value ? value : "";
 	return MHD_YES;
@@ -739,7 +741,7 @@ static void client_resolve(struct req *q, struct MHD_Connection *conn)
 	q->r.scheme = srv->tls ? "https" : "http";
 	if (q->c->trusted) {
 		MHD_get_connection_values(conn, MHD_HEADER_KIND, xff_collect, &x);
-		for (size_t i = x.n; i-- > 0 && !x.overflow && ip_trusted(srv, &cur);) {
+		for (size_t i = x.n; i-- > 0 && ip_trusted(srv, &cur);) {
 			const char *v = x.v[i];
 			size_t end = strlen(v);
 
@@ -877,8 +879,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		if (q->too_large)
 			q->discarded += *upload_data_size;
 		q->received += *upload_data_size;
-		set_deadline(q, q->body_start_ms + BODY_TIMEOUT_MS +
-			     (int64_t)(q->received * 1000 / BODY_MIN_RATE));
+		/* A body being dropped earns no more time: a trickle must not
+		 * hold the connection for the whole discard budget. */
+		if (!q->too_large)
+			set_deadline(q, q->body_start_ms + BODY_TIMEOUT_MS +
+				     (int64_t)(q->received * 1000 / BODY_MIN_RATE));
 		*upload_data_size = 0;
 		/* Far past the cap: answer now; MHD closes rather than read on. */
 		return q->discarded > DISCARD_MAX ? respond_now(q) : MHD_YES;
@@ -938,6 +943,18 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 /* ---- connections per address ---- */
 
+/* What one client is, for the cap: an IPv4 address, or an IPv6 /64 (a
+ * host is usually given a whole /64 and could take a new address for
+ * every connection). */
+static struct ip addr_client(const struct ip *ip)
+{
+	struct ip k = *ip;
+
+	if (k.family == AF_INET6)
+		memset(k.a + 8, 0, 8);
+	return k;
+}
+
 static struct addr_count **addr_bucket(struct http_server *srv, const struct ip *ip)
 {
 	unsigned char h[crypto_shorthash_BYTES];
@@ -950,17 +967,18 @@ static struct addr_count **addr_bucket(struct http_server *srv, const struct ip 
 
 /* Under conn_lock: counts a connection from ip unless it has
  * max_per_address open already (false then). */
-static bool addr_take(struct http_server *srv, const struct ip *ip)
+static bool addr_take(struct http_server *srv, const struct ip *peer)
 {
-	struct addr_count **b = addr_bucket(srv, ip), *a;
+	struct ip k = addr_client(peer);
+	struct addr_count **b = addr_bucket(srv, &k), *a;
 
 	for (a = *b; a; a = a->next)
-		if (!memcmp(&a->ip, ip, sizeof(*ip)))
+		if (!memcmp(&a->ip, &k, sizeof(k)))
 			break;
 	if (!a) {
 		if (!(a = calloc(1, sizeof(*a))))
 			return false;
-		a->ip = *ip;
+		a->ip = k;
 		a->next = *b;
 		*b = a;
 	}
@@ -971,12 +989,13 @@ static bool addr_take(struct http_server *srv, const struct ip *ip)
 }
 
 /* Under conn_lock. */
-static void addr_release(struct http_server *srv, const struct ip *ip)
+static void addr_release(struct http_server *srv, const struct ip *peer)
 {
-	struct addr_count **p = addr_bucket(srv, ip), *a;
+	struct ip k = addr_client(peer);
+	struct addr_count **p = addr_bucket(srv, &k), *a;
 
 	for (; (a = *p); p = &a->next)
-		if (!memcmp(&a->ip, ip, sizeof(*ip)))
+		if (!memcmp(&a->ip, &k, sizeof(k)))
 			break;
 	if (a && a->n > 0 && --a->n == 0) {
 		*p = a->next;
@@ -1062,9 +1081,9 @@ static void report(struct http_server *srv, int64_t now)
 			 "(the last from %s)", srv->refused, srv->o.max_per_address,
 			 srv->refused_from);
 	if (srv->cut)
-		log_warn("http: closed %lu connection(s) whose request headers took over %d s "
-			 "or whose body came slower than %d bytes/s", srv->cut,
-			 HEADER_TIMEOUT_MS / 1000, BODY_MIN_RATE);
+		log_warn("http: closed %lu connection(s) that sent no whole request within %d s "
+			 "(idle keep-alive connections among them) or whose body came slower "
+			 "than %d bytes/s", srv->cut, HEADER_TIMEOUT_MS / 1000, BODY_MIN_RATE);
 	srv->refused = srv->cut = 0;
 	srv->reported_ms = now;
 }

@@ -300,6 +300,17 @@ int config_cidr_parse(const char *s, struct config_cidr *out)
 		if (out->addr[i] & ~mask)
 			return KW_ERR_INVALID;
 	}
+	/* A range of every address trusts anyone to name the client. */
+	if (out->bits == 0)
+		return KW_ERR_INVALID;
+	/* ::ffff:10.0.0.5 is 10.0.0.5: peers are compared as IPv4. */
+	if (out->family == AF_INET6 && out->bits >= 96 &&
+	    !memcmp(out->addr, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12)) {
+		memmove(out->addr, out->addr + 12, 4);
+		memset(out->addr + 4, 0, 12);
+		out->family = AF_INET;
+		out->bits -= 96;
+	}
 	return 0;
 }
 

@@ -135,7 +135,7 @@ int app_error_page(void *ctx, struct http_request *req, struct http_response *re
 {
 	struct app *app = ctx;
 	struct web_req *w = req->auth;
-	const char *title = _("Request refused"), *text;
+	const char *title, *text;
 
 	if (!w) {
 		/* No context yet (no route, or the check failed before it was
@@ -147,6 +147,7 @@ int app_error_page(void *ctx, struct http_request *req, struct http_response *re
 	} else {
 		i18n_use(w->lang);
 	}
+	title = _("Request refused");   /* translated after i18n_use */
 	switch (status) {
 	case 404:
 		title = _("Page not found");

@@ -296,6 +296,12 @@ class TrustedProxyTest(kw.PortalTestCase):
         for xff, want in cases:
             self.assertEqual(self.logged_client(xff), want, xff)
 
+    def test_many_headers_keep_the_rightmost(self):
+        """Headers a client sends in front push out its own, never the
+        proxies': with 20 of them the rightmost still decide."""
+        xff = tuple("198.51.100.%d" % i for i in range(19)) + ("203.0.113.7, 127.0.0.3",)
+        self.assertEqual(self.logged_client(xff), "203.0.113.7")
+
     def test_untrusted_peer_cannot_claim_an_address(self):
         self.assertEqual(self.logged_client(("203.0.113.7",), source=BYSTANDER), BYSTANDER)
 

@@ -817,7 +817,7 @@ static void test_trusted_proxies(void **state)
 		mapped[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 1, 2, 3 },
 		v6[16] = { 0xfd, 0x12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 },
 		one[16] = { [15] = 1 };
-	struct config_cidr c, list[CONFIG_MAX_PROXIES];
+	struct config_cidr c, c2, list[CONFIG_MAX_PROXIES];
 	struct config cfg;
 	char msg[256], many[40 * 12] = "[server]\ntrusted_proxies = ";
 
@@ -840,8 +840,18 @@ static void test_trusted_proxies(void **state)
 	assert_int_equal(c.bits, 128);
 	assert_true(config_cidr_contains(&c, AF_INET6, one));
 	assert_false(config_cidr_contains(&c, AF_INET6, v6));
-	assert_int_equal(config_cidr_parse("0.0.0.0/0", &c), 0);
-	assert_true(config_cidr_contains(&c, AF_INET, other4));
+	/* Everyone is no proxy list; a mapped IPv6 entry is its IPv4 address. */
+	assert_int_equal(config_cidr_parse("0.0.0.0/0", &c), KW_ERR_INVALID);
+	assert_int_equal(config_cidr_parse("::/0", &c), KW_ERR_INVALID);
+	assert_int_equal(config_cidr_parse("::ffff:10.1.2.3", &c), 0);
+	assert_int_equal(c.family, AF_INET);
+	assert_int_equal(c.bits, 32);
+	assert_int_equal(config_cidr_parse("10.1.2.3", &c2), 0);
+	assert_memory_equal(c.addr, c2.addr, 4);
+	assert_int_equal(config_cidr_parse("::ffff:10.0.0.0/104", &c), 0);
+	assert_int_equal(c.bits, 8);
+	assert_true(config_cidr_contains(&c, AF_INET, c2.addr));
+	assert_false(config_cidr_contains(&c, AF_INET, other4));
 	/* host bits set, prefixes out of range, not numbers, not addresses */
 	assert_int_equal(config_cidr_parse("10.0.0.1/8", &c), KW_ERR_INVALID);
 	assert_int_equal(config_cidr_parse("fd00::1/8", &c), KW_ERR_INVALID);

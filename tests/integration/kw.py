@@ -598,6 +598,30 @@ class ServerTestCase(unittest.TestCase):
         return r
 
 
+OPENSSL = "/usr/bin/openssl"
+needs_openssl = unittest.skipUnless(os.path.exists(OPENSSL), "no /usr/bin/openssl")
+
+
+def tls_instance(name):
+    """A started instance serving HTTPS with a fresh self-signed
+    certificate (its owner closes it)."""
+    k = Keywarden(name=name, init=False, start=False)
+    try:
+        cert, key = os.path.join(k.dir, "cert.pem"), os.path.join(k.dir, "key.pem")
+        subprocess.run([OPENSSL, "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                        "-subj", "/CN=localhost", "-days", "1", "-keyout", key,
+                        "-out", cert], check=True, capture_output=True, timeout=60)
+        os.chmod(key, 0o600)
+        k.settings["server"].update({"tls_certificate": cert, "tls_key": key})
+        k.write_config()
+        k.init()
+        k.start()
+    except BaseException:
+        k.close(check=False)
+        raise
+    return k
+
+
 # ---- the portal, as a browser sees it -----------------------------------------
 
 needs_sqlite = unittest.skipUnless(IS_SQLITE, "inspects the SQLite file")

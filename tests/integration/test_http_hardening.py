@@ -24,7 +24,7 @@ from kw import hex_prefix, key_id, key_id_with_prefix, recovery_password, volume
 # one address, the checks from another.
 ATTACKER = "127.0.0.1"
 BYSTANDER = "127.0.0.2"
-OPENSSL = "/usr/bin/openssl"
+OPENSSL = kw.OPENSSL
 
 
 def connect_from(source, port, timeout=30):
@@ -496,26 +496,16 @@ class OwnErrorsTest(kw.ServerTestCase):
 
 # ---- point 14: TLS versions and suites; HSTS on libmicrohttpd's own errors ----------------
 
-@unittest.skipUnless(os.path.exists(OPENSSL), "no /usr/bin/openssl")
+@kw.needs_openssl
 class TlsPolicyTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        k = kw.Keywarden(name="tlspolicy", init=False, start=False)
-        cls.addClassCleanup(k.close)
-        cert, key = os.path.join(k.dir, "cert.pem"), os.path.join(k.dir, "key.pem")
-        subprocess.run([OPENSSL, "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-                        "-subj", "/CN=localhost", "-days", "1", "-keyout", key,
-                        "-out", cert], check=True, capture_output=True, timeout=60)
-        os.chmod(key, 0o600)
-        k.settings["server"].update({"tls_certificate": cert, "tls_key": key})
-        k.write_config()
-        k.init()
-        k.start()
-        cls.kw = k
+        cls.kw = kw.tls_instance("tlspolicy")
+        cls.addClassCleanup(cls.kw.close)
         # Debian's openssl.cnf forbids the client old versions and weak
         # suites; an empty one lets it try them.
-        cls.conf = os.path.join(k.dir, "openssl-client.cnf")
+        cls.conf = os.path.join(cls.kw.dir, "openssl-client.cnf")
         with open(cls.conf, "w") as f:
             f.write("")
 

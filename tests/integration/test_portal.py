@@ -5,7 +5,6 @@ notice, response headers, languages. Recovery itself: test_recover.py."""
 import html
 import os
 import re
-import subprocess
 import time
 import unittest
 
@@ -289,26 +288,15 @@ class SignInTest(kw.PortalTestCase):
         self.assertIn("Get key", page_text(r.body))
 
 
-OPENSSL = "/usr/bin/openssl"
 
 
-@unittest.skipUnless(os.path.exists(OPENSSL), "no /usr/bin/openssl")
+@kw.needs_openssl
 class TlsSignInTest(kw.PortalTestCase):
 
     @classmethod
     def setUpClass(cls):
-        k = kw.Keywarden(name="portal-tls", init=False, start=False)
-        cls.addClassCleanup(k.close)
-        cert, key = os.path.join(k.dir, "cert.pem"), os.path.join(k.dir, "key.pem")
-        subprocess.run([OPENSSL, "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-                        "-subj", "/CN=localhost", "-days", "1", "-keyout", key,
-                        "-out", cert], check=True, capture_output=True, timeout=60)
-        os.chmod(key, 0o600)
-        k.settings["server"].update({"tls_certificate": cert, "tls_key": key})
-        k.write_config()
-        k.init()
-        k.start()
-        cls.kw = k
+        cls.kw = kw.tls_instance("portal-tls")
+        cls.addClassCleanup(cls.kw.close)
 
     def test_host_prefixed_secure_cookies(self):
         self.assertEqual(self.kw.scheme, "https")

@@ -10,7 +10,6 @@ import shutil
 import signal
 import socket
 import ssl
-import subprocess
 import threading
 import time
 import unittest
@@ -481,26 +480,15 @@ class ConcurrencyTest(kw.ServerTestCase):
         self.assertEqual(len(rows), 1)
 
 
-OPENSSL = "/usr/bin/openssl"
 
 
-@unittest.skipUnless(os.path.exists(OPENSSL), "no /usr/bin/openssl")
+@kw.needs_openssl
 class TlsTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        k = kw.Keywarden(name="tls", init=False, start=False)
-        cls.addClassCleanup(k.close)
-        cert, key = os.path.join(k.dir, "cert.pem"), os.path.join(k.dir, "key.pem")
-        subprocess.run([OPENSSL, "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-                        "-subj", "/CN=localhost", "-days", "1", "-keyout", key,
-                        "-out", cert], check=True, capture_output=True, timeout=60)
-        os.chmod(key, 0o600)
-        k.settings["server"].update({"tls_certificate": cert, "tls_key": key})
-        k.write_config()
-        k.init()
-        k.start()
-        cls.kw = k
+        cls.kw = kw.tls_instance("tls")
+        cls.addClassCleanup(cls.kw.close)
 
     def test_https_works_with_hsts(self):
         self.assertEqual(self.kw.scheme, "https")

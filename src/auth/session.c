@@ -140,6 +140,22 @@ int session_touch(struct store *s, struct session *ss, int64_t now, int notice)
 	return rc;
 }
 
+int64_t session_touch_interval(const struct session_limits *lim)
+{
+	int64_t i = lim->idle / 20;
+
+	return i < 1 ? 1 : i > 30 ? 30 : i;
+}
+
+int session_activity(struct store *s, struct session *ss, int64_t now,
+		     const struct session_limits *lim)
+{
+	/* Without an idle timeout the time of the last view matters to no one. */
+	if (lim->idle <= 0 || now - ss->last_seen < session_touch_interval(lim))
+		return 0;
+	return session_touch(s, ss, now, -1);
+}
+
 int session_end(struct store *s, const struct session *ss)
 {
 	return store_write(s, delete_tx, (void *)ss);

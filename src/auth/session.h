@@ -45,6 +45,18 @@ int session_load(struct store *s, const char *id, int64_t now,
 /* Records activity at now; notice >= 0 also sets notice acceptance. */
 int session_touch(struct store *s, struct session *ss, int64_t now, int notice);
 
+/* Records activity of a page view at now, coalesced: written only when the
+ * stored time is at least session_touch_interval(lim) old, so a burst of
+ * page views costs one durable write. The server then ends the session up
+ * to that interval early (its idle time counts from the stored time), and
+ * the countdown a page shows (session_remaining) counts from it too. */
+int session_activity(struct store *s, struct session *ss, int64_t now,
+		     const struct session_limits *lim);
+
+/* Seconds between writes of a session's activity: a twentieth of the idle
+ * timeout, at least 1 (whole seconds are stored) and at most 30. */
+int64_t session_touch_interval(const struct session_limits *lim);
+
 /* Ends the session server-side. */
 int session_end(struct store *s, const struct session *ss);
 

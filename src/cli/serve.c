@@ -22,6 +22,9 @@
 #define DRAIN_TIMEOUT_MS 30000
 #define PEM_MAX (1024 * 1024)
 #define DEFAULT_WORKERS 64
+/* Sign-in threads: a slow directory or a burst of password hashes holds
+ * only these, never the workers that answer /recover and /healthz. */
+#define SIGNIN_WORKERS 16
 #define PURGE_INTERVAL_S 60
 
 static const char serve_usage[] =
@@ -112,7 +115,9 @@ int cli_serve_run(struct cli *c, const char *banner)
 	o.proxies = proxies;
 	o.nproxies = (size_t)nproxies;
 	o.routes = app_routes;
+	o.signin_workers = SIGNIN_WORKERS;
 	o.authorize = app_authorize;
+	o.runs_inline = app_runs_inline;
 	o.auth_free = app_auth_free;
 	o.error_page = app_error_page;
 	o.app = &app;

@@ -62,6 +62,7 @@
 enum req_state {
 	REQ_READING,       /* headers and body arriving */
 	REQ_RUNNING,       /* on a worker thread */
+	REQ_STREAMING,     /* the response is going out; a part may be made */
 	REQ_PENDING,       /* suspended until http_resume */
 	REQ_RESUMED,       /* the route's finish handler is due */
 	REQ_READY,         /* the response is built */
@@ -109,7 +110,38 @@ struct req {
 	_Atomic enum req_state state;   /* set by other threads too */
 	int64_t start_us;
 	const char *path;           /* MHD's copy of the URL path; lives as long */
+	enum http_reply reply;      /* how the server's own answers are made */
 	struct req *next;           /* worker queue */
+};
+
+/* A streamed body (http_response.stream) from its first part to the end of
+ * its MHD response, which owns it: MHD's reader takes what was made, and
+ * when nothing is left parks the connection and has a worker make more. */
+struct stream {
+	struct http_server *srv;
+	struct MHD_Connection *conn;
+	int (*make)(void *arg, struct buf *out);
+	void (*free)(void *arg);
+	void *arg;
+	struct buf part;
+	size_t off;                 /* of part, sent already */
+	int rc;                     /* make's last: 0 more, 1 the end, < 0 failed */
+	bool sensitive;
+	char what[96];              /* method and path, for the log */
+	struct stream *next;        /* worker queue */
+};
+
+/* Threads that run handlers (and make streamed parts) from a queue. */
+struct pool {
+	struct http_server *srv;
+	const char *name;
+	pthread_t *threads;
+	unsigned n;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	struct req *head, *tail;
+	struct stream *shead, *stail;
+	bool stopping;
 };
 
 struct http_server {
@@ -117,12 +149,8 @@ struct http_server {
 	struct http_server_opts o;
 	bool tls;
 	uint16_t port;
-	pthread_t *workers;
-	unsigned nworkers;
-	pthread_mutex_t lock;
-	pthread_cond_t wake;
-	struct req *head, *tail;
-	bool stopping;
+	struct pool workers;
+	struct pool signin;
 
 	/* Draining (see http_server_stop) in two steps. Each flag is set
 	 * before its counter is read, and each counter raised before its flag
@@ -241,6 +269,12 @@ static void response_free(struct http_response *resp)
 		buf_wipe_free(&resp->body);
 	else
 		buf_free(&resp->body);
+	/* A stream never handed to libmicrohttpd (an error came first). */
+	if (resp->stream && resp->stream_free)
+		resp->stream_free(resp->stream_arg);
+	resp->stream = NULL;
+	resp->stream_free = NULL;
+	resp->stream_arg = NULL;
 }
 
 static void response_reset(struct http_response *resp)
@@ -280,20 +314,37 @@ static bool route_match(const char *pattern, const char *path,
 	return !*pattern && !*path;
 }
 
+/* Does a declaration's pattern (a path, then a "*" segment) hold path? */
+static bool prefix_match(const char *pattern, const char *path)
+{
+	size_t n = strlen(pattern);
+
+	return n >= 2 && !strcmp(pattern + n - 2, "/*") && !strncmp(pattern, path, n - 1);
+}
+
 static void route_find(struct req *q, const char *method)
 {
 	const struct route *routes = q->srv->o.routes;
 	bool path_known = false;
 
 	q->route_index = -1;
+	q->reply = HTTP_REPLY_HTML;
 	for (int i = 0; routes[i].method; i++) {
+		if (!routes[i].handler) {   /* a declaration of a reply kind */
+			if (!path_known && prefix_match(routes[i].pattern, q->path))
+				q->reply = routes[i].reply;
+			continue;
+		}
 		if (!route_match(routes[i].pattern, q->path, q->r.params))
 			continue;
+		if (!path_known)
+			q->reply = routes[i].reply;
 		path_known = true;
 		if (!strcmp(routes[i].method, method) ||
 		    (!strcmp(method, "HEAD") && !strcmp(routes[i].method, "GET"))) {
 			q->route = &routes[i];
 			q->route_index = i;
+			q->reply = routes[i].reply;
 			return;
 		}
 	}
@@ -307,24 +358,26 @@ static void allowed_methods(struct req *q, char *out, size_t outlen)
 
 	out[0] = '\0';
 	for (const struct route *r = q->srv->o.routes; r->method; r++)
-		if (route_match(r->pattern, q->path, params) && n < outlen)
+		if (r->handler && route_match(r->pattern, q->path, params) && n < outlen)
 			n += (size_t)snprintf(out + n, outlen - n, "%s%s", n ? ", " : "",
 					      r->method);
 }
 
 /* ---- errors the server answers itself ---- */
 
-/* JSON under /api/; elsewhere the app's page, or plain text without one. */
+/* In the route's reply kind: JSON, plain text, or the app's page (plain
+ * text without one). */
 static void error_response(struct req *q, int status, const char *text)
 {
 	struct http_server *srv = q->srv;
 
 	response_reset(&q->resp);
-	if (!strncmp(q->path, "/api/", 5)) {
+	if (q->reply == HTTP_REPLY_JSON) {
 		http_json_error(&q->resp, status, text);
 		return;
 	}
-	if (srv->o.error_page && srv->o.error_page(srv->o.app, &q->r, &q->resp, status) == 0 &&
+	if (q->reply == HTTP_REPLY_HTML && srv->o.error_page &&
+	    srv->o.error_page(srv->o.app, &q->r, &q->resp, status) == 0 &&
 	    q->resp.status == status)
 		return;
 	response_reset(&q->resp);
@@ -428,27 +481,37 @@ static void run_handler(struct req *q)
 	q->state = REQ_READY;
 }
 
+static void make_part(struct stream *st);
+
 static void *worker_main(void *p)
 {
-	struct http_server *srv = p;
+	struct pool *pool = p;
 
-	pthread_setname_np(pthread_self(), "kw-worker");
+	pthread_setname_np(pthread_self(), pool->name);
 
 	for (;;) {
-		struct req *q;
+		struct req *q = NULL;
+		struct stream *st = NULL;
 
-		pthread_mutex_lock(&srv->lock);
-		while (!srv->head && !srv->stopping)
-			pthread_cond_wait(&srv->wake, &srv->lock);
-		q = srv->head;
-		if (!q) {
-			pthread_mutex_unlock(&srv->lock);
-			return NULL;
+		pthread_mutex_lock(&pool->lock);
+		while (!pool->head && !pool->shead && !pool->stopping)
+			pthread_cond_wait(&pool->wake, &pool->lock);
+		if ((st = pool->shead)) {        /* a waiting reader first */
+			pool->shead = st->next;
+			if (!pool->shead)
+				pool->stail = NULL;
+		} else if ((q = pool->head)) {
+			pool->head = q->next;
+			if (!pool->head)
+				pool->tail = NULL;
 		}
-		srv->head = q->next;
-		if (!srv->head)
-			srv->tail = NULL;
-		pthread_mutex_unlock(&srv->lock);
+		pthread_mutex_unlock(&pool->lock);
+		if (st) {
+			make_part(st);
+			continue;
+		}
+		if (!q)
+			return NULL;
 
 		run_handler(q);
 		MHD_resume_connection(q->r.conn);
@@ -456,19 +519,78 @@ static void *worker_main(void *p)
 }
 
 /* q is counted busy, so the workers are still there (see http_server_stop). */
-static void submit(struct http_server *srv, struct req *q)
+static void submit(struct pool *pool, struct req *q)
 {
 	q->state = REQ_RUNNING;
 	q->next = NULL;
 	MHD_suspend_connection(q->r.conn);
-	pthread_mutex_lock(&srv->lock);
-	if (srv->tail)
-		srv->tail->next = q;
+	pthread_mutex_lock(&pool->lock);
+	if (pool->tail)
+		pool->tail->next = q;
 	else
-		srv->head = q;
-	srv->tail = q;
-	pthread_cond_signal(&srv->wake);
-	pthread_mutex_unlock(&srv->lock);
+		pool->head = q;
+	pool->tail = q;
+	pthread_cond_signal(&pool->wake);
+	pthread_mutex_unlock(&pool->lock);
+}
+
+static void submit_part(struct pool *pool, struct stream *st)
+{
+	st->next = NULL;
+	pthread_mutex_lock(&pool->lock);
+	if (pool->stail)
+		pool->stail->next = st;
+	else
+		pool->shead = st;
+	pool->stail = st;
+	pthread_cond_signal(&pool->wake);
+	pthread_mutex_unlock(&pool->lock);
+}
+
+static int pool_start(struct pool *pool, struct http_server *srv, const char *name,
+		      unsigned n, char *msg, size_t msglen)
+{
+	pthread_attr_t attr;
+
+	pool->srv = srv;
+	pool->name = name;
+	if (!n)
+		return 0;
+	if (!(pool->threads = calloc(n, sizeof(*pool->threads))))
+		return KW_ERR_NOMEM;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, WORKER_STACK);
+	for (; pool->n < n; pool->n++)
+		if (pthread_create(&pool->threads[pool->n], &attr, worker_main, pool) != 0) {
+			pthread_attr_destroy(&attr);
+			snprintf(msg, msglen, "cannot start worker threads: %s", strerror(errno));
+			return KW_ERR_IO;
+		}
+	pthread_attr_destroy(&attr);
+	return 0;
+}
+
+static void pool_init(struct pool *pool)
+{
+	memset(pool, 0, sizeof(*pool));
+	pthread_mutex_init(&pool->lock, NULL);
+	pthread_cond_init(&pool->wake, NULL);
+}
+
+/* Once nothing is queued or running (srv->busy is 0). */
+static void pool_stop(struct pool *pool)
+{
+	pthread_mutex_lock(&pool->lock);
+	pool->stopping = true;
+	pthread_cond_broadcast(&pool->wake);
+	pthread_mutex_unlock(&pool->lock);
+	for (unsigned i = 0; i < pool->n; i++)
+		pthread_join(pool->threads[i], NULL);
+	free(pool->threads);
+	pool->threads = NULL;
+	pool->n = 0;
+	pthread_mutex_destroy(&pool->lock);
+	pthread_cond_destroy(&pool->wake);
 }
 
 /* ---- every response's headers ---- */
@@ -549,6 +671,95 @@ static void wipe_body(void *cls)
 	free(b);
 }
 
+/* ---- streamed bodies ---- */
+
+#define STREAM_PART_MAX (4 * HTTP_STREAM_PART)
+
+/* On a worker: the next part, then the connection goes on. Nothing of st
+ * is touched after the resume: the response may end at once. */
+static void make_part(struct stream *st)
+{
+	buf_reset(&st->part);
+	st->off = 0;
+	st->rc = st->make(st->arg, &st->part);
+	if (st->rc < 0)
+		log_error("%s: the response was cut short: %s", st->what, kw_strerror(st->rc));
+	MHD_resume_connection(st->conn);
+}
+
+/* libmicrohttpd's reader, on the connection's I/O thread. */
+static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+	struct stream *st = cls;
+	size_t n;
+
+	if (st->off < st->part.len) {
+		n = st->part.len - st->off < max ? st->part.len - st->off : max;
+		memcpy(out, st->part.data + st->off, n);
+		st->off += n;
+		return (ssize_t)n;
+	}
+	if (st->rc < 0)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	if (st->rc > 0)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	/* Nothing made yet: park the connection until a worker has made the
+	 * next part (0 with the connection suspended is libmicrohttpd's way
+	 * to say "not yet" without spinning). */
+	MHD_suspend_connection(st->conn);
+	submit_part(&st->srv->workers, st);
+	return 0;
+}
+
+/* When libmicrohttpd is done with the response: the stream's end. */
+static void stream_end(void *cls)
+{
+	struct stream *st = cls;
+	struct http_server *srv = st->srv;
+
+	if (st->free)
+		st->free(st->arg);
+	if (st->sensitive)
+		buf_wipe_free(&st->part);
+	else
+		buf_free(&st->part);
+	free(st);
+	atomic_fetch_sub(&srv->busy, 1);   /* taken over from the request */
+}
+
+/* A response whose body is made while it is sent; it stays counted busy
+ * (workers make its parts) until stream_end. */
+static struct MHD_Response *stream_response(struct req *q)
+{
+	struct stream *st = calloc(1, sizeof(*st));
+	struct MHD_Response *mr;
+
+	if (!st)
+		return NULL;
+	st->srv = q->srv;
+	st->conn = q->r.conn;
+	st->make = q->resp.stream;
+	st->free = q->resp.stream_free;
+	st->arg = q->resp.stream_arg;
+	st->sensitive = q->resp.sensitive;
+	snprintf(st->what, sizeof(st->what), "%s %s", q->r.method, q->path);
+	buf_init(&st->part, STREAM_PART_MAX);
+	mr = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, HTTP_STREAM_PART, stream_read,
+					       st, stream_end);
+	if (!mr) {
+		free(st);   /* the request still owns the stream's arg */
+		return NULL;
+	}
+	q->resp.stream = NULL;
+	q->resp.stream_free = NULL;
+	q->resp.stream_arg = NULL;
+	if (q->busy)
+		q->busy = false;            /* stream_end gives it back */
+	else
+		atomic_fetch_add(&q->srv->busy, 1);
+	return mr;
+}
+
 static enum MHD_Result send_response(struct req *q)
 {
 	struct MHD_Response *mr;
@@ -556,8 +767,17 @@ static enum MHD_Result send_response(struct req *q)
 	struct buf *owned = NULL;
 	size_t len = q->resp.body.len;
 
-	handler_end(q);
 	q->sent = len;
+	if (q->resp.stream) {
+		if (!(mr = stream_response(q)))
+			return MHD_NO;
+		q->sent = 0;
+		add_headers(q->srv, mr, &q->resp);
+		ret = MHD_queue_response(q->r.conn, (unsigned)q->resp.status, mr);
+		MHD_destroy_response(mr);
+		return ret;
+	}
+	handler_end(q);
 	/* The body is handed over, not copied: no second copy of a secret. */
 	if (!q->resp.body.data) {
 		mr = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
@@ -902,8 +1122,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return respond_now(q);
 	if (!handler_begin(q))
 		return answer_now(q, 503, "the server is shutting down; please try again");
-	if (q->route->blocking && srv->nworkers) {
-		submit(srv, q);
+	q->r.route = q->route;
+	if (q->route->pool != HTTP_POOL_INLINE && srv->workers.n &&
+	    !(q->route->pool == HTTP_POOL_WORKER && srv->o.runs_inline &&
+	      srv->o.runs_inline(srv->o.app, &q->r))) {
+		submit(q->route->pool == HTTP_POOL_SIGNIN && srv->signin.n ? &srv->signin :
+		       &srv->workers, q);
 		return MHD_YES;
 	}
 	run_handler(q);
@@ -1275,7 +1499,6 @@ int http_server_start(const struct http_server_opts *o, struct http_server **out
 		MHD_USE_NO_LISTEN_SOCKET;
 	unsigned threads = o->io_threads ? o->io_threads : 1;
 	unsigned limit = o->max_connections ? o->max_connections : 1024;
-	pthread_attr_t attr;
 	pthread_condattr_t cattr;
 	int rc = KW_ERR_IO;
 
@@ -1286,8 +1509,8 @@ int http_server_start(const struct http_server_opts *o, struct http_server **out
 		srv->o.max_per_address = limit;
 	srv->tls = o->tls_cert_pem != NULL;
 	srv->listen_fd = srv->stop_fd = -1;
-	pthread_mutex_init(&srv->lock, NULL);
-	pthread_cond_init(&srv->wake, NULL);
+	pool_init(&srv->workers);
+	pool_init(&srv->signin);
 	pthread_mutex_init(&srv->conn_lock, NULL);
 	pthread_condattr_init(&cattr);
 	pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
@@ -1334,22 +1557,11 @@ int http_server_start(const struct http_server_opts *o, struct http_server **out
 		rc = KW_ERR_NOMEM;
 		goto out;
 	}
-	srv->nworkers = o->workers;
-	if (srv->nworkers &&
-	    !(srv->workers = calloc(srv->nworkers, sizeof(*srv->workers)))) {
-		rc = KW_ERR_NOMEM;
+	if ((rc = pool_start(&srv->workers, srv, "kw-worker", o->workers, msg, msglen)) < 0 ||
+	    (rc = pool_start(&srv->signin, srv, "kw-signin", o->signin_workers, msg,
+			     msglen)) < 0)
 		goto out;
-	}
-	pthread_attr_init(&attr);
-	pthread_attr_setstacksize(&attr, WORKER_STACK);
-	for (unsigned i = 0; i < srv->nworkers; i++)
-		if (pthread_create(&srv->workers[i], &attr, worker_main, srv) != 0) {
-			srv->nworkers = i;
-			pthread_attr_destroy(&attr);
-			snprintf(msg, msglen, "cannot start worker threads: %s", strerror(errno));
-			goto out;
-		}
-	pthread_attr_destroy(&attr);
+	rc = KW_ERR_IO;
 	MHD_set_panic_func(on_panic, NULL);
 	/* libmicrohttpd splits its connection limit over its threads and
 	 * closes, unreported, a connection beyond a thread's share; the
@@ -1433,12 +1645,8 @@ void http_server_stop(struct http_server *srv, int64_t timeout_ms)
 				 atomic_load(&srv->busy));
 		wait_zero(&srv->busy, INT64_MAX);
 	}
-	pthread_mutex_lock(&srv->lock);
-	srv->stopping = true;
-	pthread_cond_broadcast(&srv->wake);
-	pthread_mutex_unlock(&srv->lock);
-	for (unsigned i = 0; i < srv->nworkers; i++)
-		pthread_join(srv->workers[i], NULL);
+	pool_stop(&srv->workers);
+	pool_stop(&srv->signin);
 	stop_accepting(srv);
 	stop_sweeper(srv);
 	if (srv->d)
@@ -1453,9 +1661,6 @@ void http_server_stop(struct http_server *srv, int64_t timeout_ms)
 			free(a);
 		}
 	free(srv->addrs);
-	free(srv->workers);
-	pthread_mutex_destroy(&srv->lock);
-	pthread_cond_destroy(&srv->wake);
 	pthread_mutex_destroy(&srv->conn_lock);
 	pthread_cond_destroy(&srv->sweep_wake);
 	metrics_free();

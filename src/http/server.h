@@ -51,7 +51,22 @@ struct http_response {
 	} headers[HTTP_MAX_HEADERS];
 	size_t nheaders;
 	bool sensitive;                      /* body holds a secret: wiped after */
+	/* A body made while it is sent (reports, exports of any size): when
+	 * stream is set, body is not sent. Whenever the client has taken
+	 * what was made, stream(stream_arg, out) runs on a worker thread
+	 * (so it may read the store), appends the next part to out (about
+	 * HTTP_STREAM_PART bytes; out is empty) and returns 0 while more
+	 * follows, 1 after the last part, or a negative error: the body is
+	 * then cut short (chunked, so the client sees it incomplete) and the
+	 * error logged. stream_free(stream_arg) is called once when the
+	 * response ends, however it ends. The status and headers go first,
+	 * so decide them before the first part. */
+	int (*stream)(void *arg, struct buf *out);
+	void (*stream_free)(void *arg);
+	void *stream_arg;
 };
+
+#define HTTP_STREAM_PART (64 * 1024)
 
 typedef int (*http_handler)(void *app, struct http_request *req, struct http_response *resp);
 
@@ -60,13 +75,42 @@ typedef int (*http_handler)(void *app, struct http_request *req, struct http_res
  * the route's finish handler builds the response (on a server thread). */
 #define HTTP_PENDING 1
 
+/* How a route answers what it does not answer itself (404, 405, 413, a
+ * refusal, a failing store): its reply kind. */
+enum http_reply {
+	HTTP_REPLY_HTML = 0,                 /* the app's error page (error_page hook) */
+	HTTP_REPLY_JSON,                     /* {"error": "..."} */
+	HTTP_REPLY_TEXT,                     /* text/plain */
+};
+
+/* Where a route's handler runs. The default is a worker thread: whatever
+ * may wait (the store, a password hash, a directory) must never run on
+ * libmicrohttpd's I/O threads, which every connection shares. */
+enum http_pool {
+	HTTP_POOL_WORKER = 0,                /* the shared worker threads */
+	HTTP_POOL_SIGNIN,                    /* the sign-in threads: a slow password
+					      * check or directory holds only these */
+	HTTP_POOL_INLINE,                    /* the I/O thread: never blocks (no
+					      * store, no hashing); may go HTTP_PENDING */
+};
+
+/* One entry of the route table. An entry without a handler, its pattern
+ * a path followed by a "*" segment, declares only the reply kind of every
+ * path under it that no route matches (404s under /api/ are JSON). */
 struct route {
 	const char *method;                  /* "GET", "POST" */
 	const char *pattern;                 /* "/api/v1/checkin", "/helpdesk/devices/{id}" */
 	http_handler handler;
-	unsigned access;                     /* passed to the authorize hook */
+	unsigned auth;                       /* how requests are authenticated: the
+					      * app's kind, for the authorize hook */
+	unsigned roles;                      /* the app's role bits, any of which
+					      * admits; 0 = none needed. The
+					      * authorize hook refuses (403) before
+					      * the handler runs. */
+	unsigned flags;                      /* the app's page behaviour bits */
+	enum http_reply reply;
 	size_t body_max;                     /* 0: no body allowed beyond 0 bytes */
-	bool blocking;                       /* runs on a worker thread */
+	enum http_pool pool;
 	http_handler finish;                 /* after HTTP_PENDING (inline routes) */
 };
 
@@ -75,7 +119,7 @@ struct route {
 typedef int (*http_authorize)(void *app, struct http_request *req, struct http_response *resp);
 
 /* Fills resp with a page for an error the server answers itself (400, 404,
- * 405, 413, 500, 503) on a path outside /api/; returns 0, or a negative
+ * 405, 413, 500, 503) on a route whose reply is HTTP_REPLY_HTML; returns 0, or a negative
  * error and then the server sends plain text. Runs on a server thread and
  * must not block; req->route may be NULL (no route matched) and req->auth
  * NULL (authorize has not run, or failed). The server adds its own headers
@@ -89,7 +133,9 @@ struct http_server_opts {
 	const char *tls_cert_pem;            /* NULL = plain HTTP */
 	const char *tls_key_pem;
 	unsigned io_threads;
-	unsigned workers;
+	unsigned workers;                    /* HTTP_POOL_WORKER threads */
+	unsigned signin_workers;             /* HTTP_POOL_SIGNIN threads (0: the
+					      * shared workers run them) */
 	unsigned max_connections;
 	unsigned max_per_address;            /* open connections from one address */
 	/* Peers whose X-Forwarded-For and X-Forwarded-Proto are believed; they
@@ -98,6 +144,10 @@ struct http_server_opts {
 	size_t nproxies;
 	const struct route *routes;          /* ended by a NULL method */
 	http_authorize authorize;
+	/* For a route in HTTP_POOL_WORKER: true when this request needs no
+	 * worker (e.g. a page for anyone, asked without a session cookie, so
+	 * the store is not read) and may run on the I/O thread. NULL: never. */
+	bool (*runs_inline)(void *app, const struct http_request *req);
 	void (*auth_free)(void *auth);       /* frees http_request.auth */
 	http_error_page error_page;          /* NULL: plain text */
 	void *app;

@@ -15,6 +15,7 @@
 #include "util/log.h"
 #include "util/timeutil.h"
 #include "web/api/api.h"
+#include "web/helpdesk/helpdesk.h"
 #include "web/app.h"
 #include "web/portal/portal.h"
 #include "web/static.h"
@@ -25,44 +26,76 @@
 #define LIMITER_KEYS 10000
 
 /* Every URL the server answers; anything else is 404, or 405 for a known
- * path with another method. blocking: runs on a worker thread (it waits for
- * the store or hashes a password); finish: answers after HTTP_PENDING. */
+ * path with another method. A route declares how it is authenticated, the
+ * roles it admits, how its errors are answered and its body cap; it runs
+ * on a worker thread unless declared inline (never blocks: no store, no
+ * hashing) or, for sign-in, on the sign-in threads. finish: answers after
+ * HTTP_PENDING. */
+#define HTML HTTP_REPLY_HTML
+#define JSON HTTP_REPLY_JSON
+#define TEXT HTTP_REPLY_TEXT
+#define INLINE HTTP_POOL_INLINE
 const struct route app_routes[] = {
+	/* the device API and operations */
+	{ .method = "*", .pattern = "/api/*", .reply = JSON },
 	{ .method = "GET", .pattern = "/healthz", .handler = api_healthz,
-	  .access = ACCESS_PUBLIC, .blocking = true },
+	  .auth = AUTH_NONE, .reply = TEXT },
 	{ .method = "GET", .pattern = "/metrics", .handler = api_metrics,
-	  .access = ACCESS_PUBLIC },
+	  .auth = AUTH_NONE, .reply = TEXT, .pool = INLINE },
 	{ .method = "POST", .pattern = "/api/v1/register", .handler = api_register,
-	  .access = ACCESS_PUBLIC, .body_max = JSON_BODY_MAX, .blocking = true },
+	  .auth = AUTH_NONE, .reply = JSON, .body_max = JSON_BODY_MAX },
 	{ .method = "POST", .pattern = "/api/v1/checkin", .handler = api_checkin,
-	  .access = ACCESS_DEVICE, .body_max = JSON_BODY_MAX, .finish = api_checkin_finish },
+	  .auth = AUTH_DEVICE, .reply = JSON, .body_max = JSON_BODY_MAX, .pool = INLINE,
+	  .finish = api_checkin_finish },
 	{ .method = "GET", .pattern = "/static/{file}", .handler = static_asset,
-	  .access = ACCESS_PUBLIC },
-	{ .method = "GET", .pattern = "/", .handler = portal_home, .access = ACCESS_PAGE },
+	  .auth = AUTH_NONE, .reply = TEXT, .pool = INLINE },
+
+	/* the self-service portal */
+	{ .method = "GET", .pattern = "/", .handler = portal_home, .auth = AUTH_OPTIONAL },
 	{ .method = "GET", .pattern = "/SelfService", .handler = portal_old_bookmark,
-	  .access = ACCESS_PUBLIC },
+	  .auth = AUTH_NONE, .pool = INLINE },
 	{ .method = "GET", .pattern = "/SelfService/", .handler = portal_old_bookmark,
-	  .access = ACCESS_PUBLIC },
+	  .auth = AUTH_NONE, .pool = INLINE },
 	{ .method = "GET", .pattern = "/login", .handler = portal_login_form,
-	  .access = ACCESS_LOGIN },
+	  .auth = AUTH_LOGIN },
 	{ .method = "POST", .pattern = "/login", .handler = portal_login,
-	  .access = ACCESS_LOGIN, .body_max = FORM_BODY_MAX, .blocking = true },
+	  .auth = AUTH_LOGIN, .body_max = FORM_BODY_MAX, .pool = HTTP_POOL_SIGNIN },
 	{ .method = "POST", .pattern = "/logout", .handler = portal_logout,
-	  .access = ACCESS_SIGNED_IN, .body_max = FORM_BODY_MAX, .blocking = true },
+	  .auth = AUTH_SESSION, .body_max = FORM_BODY_MAX },
 	{ .method = "GET", .pattern = "/notice", .handler = portal_notice_form,
-	  .access = ACCESS_SIGNED_IN, .blocking = true },
+	  .auth = AUTH_SESSION },
 	{ .method = "POST", .pattern = "/notice", .handler = portal_notice,
-	  .access = ACCESS_SIGNED_IN, .body_max = FORM_BODY_MAX, .blocking = true },
+	  .auth = AUTH_SESSION, .body_max = FORM_BODY_MAX },
 	{ .method = "GET", .pattern = "/recover", .handler = portal_recover_form,
-	  .access = ACCESS_PORTAL, .blocking = true },
+	  .auth = AUTH_SESSION, .flags = PAGE_NEEDS_NOTICE },
 	{ .method = "POST", .pattern = "/recover", .handler = portal_recover,
-	  .access = ACCESS_PORTAL, .body_max = FORM_BODY_MAX, .blocking = true },
+	  .auth = AUTH_SESSION, .flags = PAGE_NEEDS_NOTICE, .body_max = FORM_BODY_MAX },
 	{ .method = "POST", .pattern = "/session/keepalive", .handler = portal_keepalive,
-	  .access = ACCESS_SIGNED_IN, .body_max = FORM_BODY_MAX, .blocking = true },
+	  .auth = AUTH_SESSION, .reply = JSON, .body_max = FORM_BODY_MAX },
 	{ .method = "GET", .pattern = "/session/expired", .handler = portal_expired,
-	  .access = ACCESS_PAGE, .blocking = true },
+	  .auth = AUTH_OPTIONAL },
+
+	/* the help desk */
+	{ .method = "GET", .pattern = "/helpdesk", .handler = helpdesk_home,
+	  .auth = AUTH_SESSION, .roles = ROLES_HELPDESK_ANY },
 	{ .method = NULL },
 };
+#undef HTML
+#undef JSON
+#undef TEXT
+#undef INLINE
+
+/* The roles a user holds, with what each implies: the widest wins (SPEC
+ * §2): admin may do everything, helpdesk_admin what helpdesk and reports
+ * may. */
+static unsigned roles_effective(unsigned roles)
+{
+	if (roles & ROLE_ADMIN)
+		roles |= ROLE_HELPDESK_ADMIN;
+	if (roles & ROLE_HELPDESK_ADMIN)
+		roles |= ROLE_HELPDESK | ROLE_REPORTS;
+	return roles;
+}
 
 void app_auth_free(void *auth)
 {
@@ -100,14 +133,14 @@ static int forbidden(struct app *app, struct http_request *req, struct http_resp
 	return rc < 0 ? rc : 1;
 }
 
-/* A page that needs a session: to the sign-in page without one, to the
- * expiry page when it timed out. */
+/* A route that needs a session: to the sign-in page without one, to the
+ * expiry page when it timed out; 401 for JSON. */
 static int need_session(struct app *app, struct http_request *req, struct http_response *resp,
 			int load_rc)
 {
 	int rc;
 
-	if (!strcmp(req->route->pattern, "/session/keepalive")) {
+	if (req->route->reply == HTTP_REPLY_JSON) {
 		rc = http_json_error(resp, 401, "session expired");
 		return rc < 0 ? rc : 1;
 	}
@@ -118,6 +151,20 @@ static int need_session(struct app *app, struct http_request *req, struct http_r
 	} else {
 		rc = http_redirect(resp, "/login");
 	}
+	return rc < 0 ? rc : 1;
+}
+
+/* Signed in, but the route admits none of the user's roles. */
+static int not_allowed(struct app *app, struct http_request *req, struct http_response *resp)
+{
+	int rc;
+
+	if (req->route->reply == HTTP_REPLY_JSON)
+		rc = http_json_error(resp, 403, "your roles do not allow this");
+	else
+		rc = web_message(app, req, resp, 403, _("Access denied"),
+				 _("Your account does not have access to this page. If you "
+				   "need it, ask your administrator."));
 	return rc < 0 ? rc : 1;
 }
 
@@ -176,11 +223,19 @@ int app_error_page(void *ctx, struct http_request *req, struct http_response *re
 	return web_message(app, req, resp, status, title, text);
 }
 
+bool app_runs_inline(void *ctx, const struct http_request *req)
+{
+	unsigned auth = req->route->auth;
+
+	return (auth == AUTH_OPTIONAL || auth == AUTH_LOGIN) && !req->route->roles &&
+		strcmp(req->method, "POST") && !http_cookie(req, web_session_cookie_name(req));
+}
+
 int app_authorize(void *ctx, struct http_request *req, struct http_response *resp)
 {
 	struct app *app = ctx;
 	const struct config *cfg = app->cfg;
-	unsigned access = req->route->access;
+	const struct route *route = req->route;
 	struct session_limits lim = { cfg->session_idle_timeout, cfg->session_max_lifetime };
 	struct web_req *w;
 	int64_t now = time_now();
@@ -188,7 +243,7 @@ int app_authorize(void *ctx, struct http_request *req, struct http_response *res
 	const char *csrf;
 	int rc;
 
-	if (access == ACCESS_PUBLIC || access == ACCESS_DEVICE) {
+	if (route->auth == AUTH_NONE || route->auth == AUTH_DEVICE) {
 		i18n_use(LANG_EN);
 		return 0;
 	}
@@ -202,8 +257,12 @@ int app_authorize(void *ctx, struct http_request *req, struct http_response *res
 	if (rc < 0 && rc != KW_ERR_NOT_FOUND && rc != KW_ERR_EXPIRED)
 		return rc;
 	w->has_session = rc == 0;
-	if ((access == ACCESS_SIGNED_IN || access == ACCESS_PORTAL) && !w->has_session)
+	if (route->auth == AUTH_SESSION && !w->has_session)
 		return need_session(app, req, resp, rc);
+	/* Before the form is read: a user without the role learns nothing more. */
+	if (route->roles && !(roles_effective(w->s.roles) & route->roles))
+		return w->has_session ? not_allowed(app, req, resp) :
+			need_session(app, req, resp, rc);
 
 	if (post) {
 		if (!same_origin(req))
@@ -215,7 +274,7 @@ int app_authorize(void *ctx, struct http_request *req, struct http_response *res
 		}
 		w->has_form = true;
 		csrf = form_get(&w->form, "csrf_token");
-		if (access == ACCESS_LOGIN) {
+		if (route->auth == AUTH_LOGIN) {
 			const char *cookie = http_cookie(req, web_login_cookie_name(req));
 
 			if (!csrf || !cookie || !secret_equal(csrf, cookie))
@@ -224,11 +283,13 @@ int app_authorize(void *ctx, struct http_request *req, struct http_response *res
 			return forbidden(app, req, resp);
 		}
 	}
-	if (w->has_session && access != ACCESS_LOGIN && access != ACCESS_PAGE) {
-		/* Activity: the idle timeout starts again. */
-		if ((rc = session_touch(app->store, &w->s, now, -1)) < 0)
+	if (w->has_session && route->auth == AUTH_SESSION) {
+		/* Activity: the idle timeout starts again (written at most once in
+		 * a while: a page view does not cost a disk sync). */
+		if ((rc = session_activity(app->store, &w->s, now, &lim)) < 0)
 			return rc;
-		if (access == ACCESS_PORTAL && cfg->display_notice && !w->s.notice_accepted) {
+		if ((route->flags & PAGE_NEEDS_NOTICE) && cfg->display_notice &&
+		    !w->s.notice_accepted) {
 			rc = http_redirect(resp, "/notice");
 			return rc < 0 ? rc : 1;
 		}

@@ -3,11 +3,10 @@
 
 #include "core/keyid.h"
 #include "util/err.h"
-#include "util/i18n.h"
 #include "util/str.h"
 
-/* The user-facing sentences below spell these numbers out, so that each is
- * one complete string for the translators. */
+/* The sentences below (and their translations in web/) spell these
+ * numbers out. */
 _Static_assert(KEYID_HEX_LEN == 32, "messages say 32 characters");
 _Static_assert(KEYID_PREFIX_MIN == 8, "messages say 8 characters");
 _Static_assert(KEYID_INPUT_MAX == 128, "messages say 128 characters");
@@ -34,14 +33,13 @@ static int is_separator(char c)
 /* Collects the hex digits of in (upper-cased, at most KEYID_HEX_LEN kept)
  * and counts all of them, so that "you entered 33" is exact. */
 static int scan(const char *in, size_t inlen, char hex[KEYID_HEX_LEN + 1],
-		size_t *count, char *msg, size_t msglen)
+		size_t *count, struct keyid_error *e)
 {
 	static const char digits[] = "0123456789ABCDEF";
 	size_t n = 0;
 
 	if (inlen > KEYID_INPUT_MAX) {
-		str_msg(msg, msglen,
-			_("The recovery key ID is too long: enter at most 128 characters."));
+		e->problem = KEYID_TOO_LONG;
 		return KW_ERR_TOO_LARGE;
 	}
 	for (size_t i = 0; i < inlen; i++) {
@@ -60,23 +58,18 @@ static int scan(const char *in, size_t inlen, char hex[KEYID_HEX_LEN + 1],
 		 * position in characters. Only a printable ASCII character
 		 * is quoted: anything else may be invisible or a fragment of
 		 * a multi-byte character. */
-		if (c > 0x20 && c < 0x7f)
-			str_msg(msg, msglen,
-				_("The recovery key ID may contain only the digits 0-9 and letters A-F; '%c' at position %zu is not allowed."),
-				c, i + 1);
-		else
-			str_msg(msg, msglen,
-				_("The recovery key ID may contain only the digits 0-9 and letters A-F; the character at position %zu is not allowed."),
-				i + 1);
+		e->problem = KEYID_BAD_CHAR;
+		e->pos = i + 1;
+		e->ch = (c > 0x20 && c < 0x7f) ? (char)c : 0;
 		return KW_ERR_INVALID;
 	}
+	e->digits = n;
 	if (n == 0) {
-		str_msg(msg, msglen, _("Enter the recovery key ID."));
+		e->problem = KEYID_EMPTY;
 		return KW_ERR_INVALID;
 	}
 	if (n > KEYID_HEX_LEN) {
-		str_msg(msg, msglen,
-			_("A recovery key ID has 32 characters; you entered %zu."), n);
+		e->problem = KEYID_TOO_MANY;
 		return KW_ERR_INVALID;
 	}
 	hex[n] = '\0';
@@ -84,45 +77,98 @@ static int scan(const char *in, size_t inlen, char hex[KEYID_HEX_LEN + 1],
 	return 0;
 }
 
-int keyid_parse_prefix(const char *in, size_t inlen, char hex[KEYID_HEX_LEN + 1],
-		       size_t *len, char *msg, size_t msglen)
+/* Parses in, requiring at least min digits. */
+static int check(const char *in, size_t inlen, char tmp[KEYID_HEX_LEN + 1], size_t *n,
+		 size_t min, struct keyid_error *e)
 {
+	int r;
+
+	memset(e, 0, sizeof(*e));
+	e->full = min == KEYID_HEX_LEN;
+	if ((r = scan(in, in ? inlen : 0, tmp, n, e)) < 0)
+		return r;
+	if (*n < min) {
+		e->problem = KEYID_TOO_FEW;
+		return KW_ERR_INVALID;
+	}
+	return 0;
+}
+
+void keyid_error_text(const struct keyid_error *e, char *msg, size_t msglen)
+{
+	switch (e->problem) {
+	case KEYID_OK:
+		str_msg_clear(msg, msglen);
+		return;
+	case KEYID_TOO_LONG:
+		str_msg(msg, msglen, "The recovery key ID is too long: enter at most 128 characters.");
+		return;
+	case KEYID_BAD_CHAR:
+		if (e->ch)
+			str_msg(msg, msglen, "The recovery key ID may contain only the digits 0-9 "
+				"and letters A-F; '%c' at position %zu is not allowed.", e->ch, e->pos);
+		else
+			str_msg(msg, msglen, "The recovery key ID may contain only the digits 0-9 "
+				"and letters A-F; the character at position %zu is not allowed.",
+				e->pos);
+		return;
+	case KEYID_EMPTY:
+		str_msg(msg, msglen, "Enter the recovery key ID.");
+		return;
+	case KEYID_TOO_MANY:
+		str_msg(msg, msglen, "A recovery key ID has 32 characters; you entered %zu.",
+			e->digits);
+		return;
+	case KEYID_TOO_FEW:
+		if (e->full)
+			str_msg(msg, msglen, "A full recovery key ID has 32 characters; you "
+				"entered %zu.", e->digits);
+		else
+			str_msg(msg, msglen, "Enter at least the first 8 characters of the "
+				"recovery key ID (you entered %zu).", e->digits);
+		return;
+	}
+}
+
+int keyid_check_prefix(const char *in, size_t inlen, char hex[KEYID_HEX_LEN + 1],
+		       size_t *len, struct keyid_error *e)
+{
+	struct keyid_error tmp_e;
 	char tmp[KEYID_HEX_LEN + 1];
 	size_t n = 0;
 	int r;
 
-	r = scan(in, in ? inlen : 0, tmp, &n, msg, msglen);
-	if (r < 0)
+	if (!e)
+		e = &tmp_e;
+	if ((r = check(in, inlen, tmp, &n, KEYID_PREFIX_MIN, e)) < 0)
 		return r;
-	if (n < KEYID_PREFIX_MIN) {
-		str_msg(msg, msglen,
-			_("Enter at least the first 8 characters of the recovery key ID (you entered %zu)."),
-			n);
-		return KW_ERR_INVALID;
-	}
 	memcpy(hex, tmp, n + 1);
 	*len = n;
-	str_msg_clear(msg, msglen);
 	return 0;
+}
+
+int keyid_parse_prefix(const char *in, size_t inlen, char hex[KEYID_HEX_LEN + 1],
+		       size_t *len, char *msg, size_t msglen)
+{
+	struct keyid_error e;
+	int r = keyid_check_prefix(in, inlen, hex, len, &e);
+
+	keyid_error_text(&e, msg, msglen);
+	return r;
 }
 
 int keyid_parse(const char *in, size_t inlen, char canon[KEYID_CANON_LEN + 1],
 		char *msg, size_t msglen)
 {
+	struct keyid_error e;
 	char tmp[KEYID_HEX_LEN + 1];
 	size_t n = 0;
-	int r;
+	int r = check(in, inlen, tmp, &n, KEYID_HEX_LEN, &e);
 
-	r = scan(in, in ? inlen : 0, tmp, &n, msg, msglen);
+	keyid_error_text(&e, msg, msglen);
 	if (r < 0)
 		return r;
-	if (n < KEYID_HEX_LEN) {
-		str_msg(msg, msglen,
-			_("A full recovery key ID has 32 characters; you entered %zu."), n);
-		return KW_ERR_INVALID;
-	}
 	keyid_format(tmp, canon);
-	str_msg_clear(msg, msglen);
 	return 0;
 }
 

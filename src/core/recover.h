@@ -1,12 +1,17 @@
-/* Recovery: finding the key a person asks for among the keys they are
- * entitled to, recording the outcome in the audit trail, and disclosing it
- * (SPEC §3.4-3.6, §4). The audit record of a disclosure is committed in the
+/* Recovery (SPEC §3.4-3.6, §4): one run of a request for a recovery key,
+ * from any source (self-service, help desk, API): the input checked, the
+ * failure limits taken, the key looked up among the keys the request may
+ * reach, the outcome recorded in the audit trail and the key disclosed.
+ *
+ * Every outcome is recorded. The record of a disclosure is committed in the
  * same transaction that flags the key for rotation, before the password is
  * decrypted for the caller: when the record cannot be written, nothing is
- * disclosed (fail closed). */
+ * disclosed (fail closed). The caller only renders the outcome: codes and
+ * arguments, never sentences. */
 #ifndef KW_CORE_RECOVER_H
 #define KW_CORE_RECOVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,50 +21,91 @@
 
 struct store;
 struct seal;
+struct limiter;
 
 enum recover_outcome {
 	RECOVER_DISCLOSED,
-	RECOVER_AMBIGUOUS,      /* several entitled keys start with the prefix */
+	RECOVER_AMBIGUOUS,      /* several keys the request may reach match */
 	RECOVER_NOT_FOUND,      /* none (no such key, or not the user's) */
+	RECOVER_INVALID,        /* the input was refused: see recover_result.invalid */
+	RECOVER_RATE_LIMITED,   /* too many failed lookups: retry_after */
 };
 
+/* What was wrong with the input (RECOVER_INVALID); several may be. */
+struct recover_invalid {
+	struct keyid_error key;  /* problem KEYID_OK: the key ID was fine */
+	bool key_is_password;    /* a recovery password typed as the key ID:
+				  * never shown or recorded again */
+	bool reason;             /* missing, or not a reason of this source */
+	bool comment;            /* reason "other" without a comment, or a
+				  * comment too long */
+	bool end_user;           /* required and missing, or not a user name */
+};
+
+#define RECOVER_COMMENT_MAX 500
+#define RECOVER_CHOICES_MAX 20   /* matching keys listed on ambiguity */
+
 struct recover_request {
-	const struct identity *entitled; /* whose keys; NULL = any key (help desk) */
-	const char *typed;               /* the key ID as entered */
-	char prefix[KEYID_HEX_LEN + 1];  /* its upper-case hex digits; "" when invalid */
-	const char *source;              /* AUDIT_SELF_SERVICE, AUDIT_HELPDESK */
+	const char *source;              /* AUDIT_SELF_SERVICE, AUDIT_HELPDESK, AUDIT_API */
+	/* Whose devices' keys may be given: NULL = any key (a help-desk
+	 * administrator). */
+	const struct identity *entitled;
+	bool end_user_required;          /* the help desk names the user */
+	const char *key_text;            /* the key ID as typed (may be NULL) */
+	const char *reason;              /* a reason code of the source (may be NULL) */
+	const char *comment;             /* NULL or "" = none */
 	const char *actor;               /* who asks */
-	const char *end_user;            /* for whom */
-	const char *reason;
-	const char *comment;
-	const char *client;
+	const char *end_user;            /* for whom ("" = no one named) */
+	const char *client;              /* client address */
 	int64_t now;
+	/* Failed-lookup limits (NULL = none): keyed by actor and by client. */
+	struct limiter *per_user;
+	struct limiter *per_address;
+	/* How many matching keys an ambiguous answer lists (0: none, only
+	 * that there are several; at most RECOVER_CHOICES_MAX). */
+	size_t list_choices;
+};
+
+struct recover_choice {
+	char key_id[KEYID_CANON_LEN + 1];
+	char computer[256];
 };
 
 struct recover_result {
 	enum recover_outcome outcome;
-	char key_id[KEYID_CANON_LEN + 1];
+	struct recover_invalid invalid;       /* RECOVER_INVALID */
+	int64_t retry_after;                  /* RECOVER_RATE_LIMITED: seconds */
+	char key_id[KEYID_CANON_LEN + 1];     /* RECOVER_DISCLOSED */
 	char device_id[KEYID_CANON_LEN + 1];
 	char computer[256];
 	char password[RECPW_CANON_LEN + 1];   /* only when disclosed; wipe after use */
-	int64_t audit_seq;
+	struct recover_choice choices[RECOVER_CHOICES_MAX];  /* RECOVER_AMBIGUOUS */
+	size_t nchoices;
+	int64_t audit_seq;                    /* the record of this outcome */
 };
 
-/* Looks the prefix up and records the outcome. Returns 0 with res filled,
- * or an error (store, crypto): then nothing was disclosed or recorded. */
-int recover_key(struct store *s, const struct seal *k, const struct recover_request *req,
+/* Runs the request and records its outcome. Returns 0 with res filled (wipe
+ * res after use: it may hold a password), or an error when the outcome
+ * could not be recorded (store, crypto): then nothing was disclosed, and the
+ * caller answers that the request could not be recorded. Only a lookup that
+ * finds nothing counts against the limits. */
+int recover_run(struct store *s, const struct seal *k, const struct recover_request *req,
 		struct recover_result *res);
 
-/* Records an outcome that ended before any lookup (invalid input, rate
- * limit): result is AUDIT_INVALID, AUDIT_RATE_LIMITED, …. */
-int recover_audit(struct store *s, const struct recover_request *req, const char *result);
+/* Is code a reason a request from source may give? Self-service: the three
+ * of SPEC §3; help desk and API: the nine of §4. */
+bool recover_reason_valid(const char *source, const char *code);
 
 /* What the audit record of an outcome other than a disclosure keeps of the
- * key ID the person entered (out: KEYID_INPUT_MAX + 1 bytes): the prefix
- * when valid, else the text as typed (printable ASCII, at most 64 bytes) —
- * but never anything that may hold a recovery password (typed into the
- * wrong field: recpw_may_contain, or invalid text with 12 or more digits):
- * then only a note of its length. */
-void recover_key_text(const struct recover_request *req, char *out, size_t outlen);
+ * key ID as typed (out: KEYID_INPUT_MAX + 1 bytes): the prefix when valid
+ * (prefix_hex, "" when not), else the text as typed (printable ASCII, at
+ * most 64 bytes) — but never anything that may hold a recovery password
+ * (typed into the wrong field: recpw_may_contain, or invalid text with 12
+ * or more digits): then only a note of its length. */
+void recover_key_text(const char *typed, const char *prefix_hex, char *out, size_t outlen);
+
+/* Recovery outcomes counted by source and result since start, for
+ * /metrics: the i-th counter (false past the last). */
+bool recover_counter(size_t i, const char **source, const char **result, uint64_t *n);
 
 #endif

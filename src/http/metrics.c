@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/recover.h"
 #include "http/metrics.h"
 #include "http/server.h"
 #include "store/store.h"
@@ -16,11 +17,6 @@ static const double buckets[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.0
 				  0.1, 0.25, 0.5, 1, 2.5, 5 };
 #define NBUCKET (sizeof(buckets) / sizeof(buckets[0]))
 
-static const char *const sources[] = { "self_service", "helpdesk", "api", "cli" };
-static const char *const results[] = { "disclosed", "ambiguous", "not_found", "invalid",
-				       "rate_limited", "denied", "error" };
-#define NSOURCE (sizeof(sources) / sizeof(sources[0]))
-#define NRESULT (sizeof(results) / sizeof(results[0]))
 
 struct route_stats {
 	const char *name;
@@ -34,7 +30,6 @@ struct route_stats {
 static struct route_stats *stats;   /* one per route, then "unmatched" */
 static size_t nstats;
 static atomic_uint_fast64_t escrowed;
-static atomic_uint_fast64_t disclosures[NSOURCE][NRESULT];
 
 int metrics_init(const struct route *routes)
 {
@@ -91,17 +86,10 @@ void metrics_escrowed(uint64_t keys)
 	atomic_fetch_add_explicit(&escrowed, keys, memory_order_relaxed);
 }
 
-void metrics_disclosure(const char *source, const char *result)
-{
-	for (size_t s = 0; s < NSOURCE; s++)
-		for (size_t r = 0; r < NRESULT; r++)
-			if (!strcmp(sources[s], source) && !strcmp(results[r], result))
-				atomic_fetch_add_explicit(&disclosures[s][r], 1,
-							  memory_order_relaxed);
-}
-
 int metrics_render(struct buf *out)
 {
+	const char *source, *result;
+	uint64_t count;
 	int rc = 0;
 
 	rc |= buf_puts(out, "# HELP keywarden_http_requests_total HTTP requests by route "
@@ -155,11 +143,10 @@ int metrics_render(struct buf *out)
 			 (unsigned long long)atomic_load(&escrowed));
 	rc |= buf_puts(out, "# HELP keywarden_disclosures_total Key recovery requests by "
 		       "source and result.\n# TYPE keywarden_disclosures_total counter\n");
-	for (size_t s = 0; s < NSOURCE; s++)
-		for (size_t r = 0; r < NRESULT; r++)
-			rc |= buf_printf(out, "keywarden_disclosures_total{source=\"%s\","
-					 "result=\"%s\"} %llu\n", sources[s], results[r],
-					 (unsigned long long)atomic_load(&disclosures[s][r]));
+	for (size_t i = 0; recover_counter(i, &source, &result, &count); i++)
+		rc |= buf_printf(out, "keywarden_disclosures_total{source=\"%s\","
+				 "result=\"%s\"} %llu\n", source, result,
+				 (unsigned long long)count);
 	rc |= buf_printf(out, "# HELP keywarden_store_errors_total Database operations "
 			 "that failed.\n# TYPE keywarden_store_errors_total counter\n"
 			 "keywarden_store_errors_total %llu\n",

@@ -1,7 +1,7 @@
 /* Counters for GET /metrics (Prometheus text format): requests and their
- * latency by route and status, escrowed keys, disclosures by source and
- * result, store errors and the store's write health (store_last_state).
- * Lock-free; safe from any thread. */
+ * latency by route and status, escrowed keys, recovery outcomes by source
+ * and result (counted by core/recover), store errors and the store's write
+ * health (store_last_state). Lock-free; safe from any thread. */
 #ifndef KW_HTTP_METRICS_H
 #define KW_HTTP_METRICS_H
 
@@ -18,7 +18,6 @@ void metrics_free(void);
 /* route_index: position in the table, or -1 for a path not routed. */
 void metrics_request(int route_index, int status, int64_t micros);
 void metrics_escrowed(uint64_t keys);
-void metrics_disclosure(const char *source, const char *result);
 
 int metrics_render(struct buf *out);
 

@@ -4,8 +4,10 @@
 
 #include <sodium.h>
 
+#include "core/keyid.h"
 #include "util/config.h"
 #include "util/err.h"
+#include "util/str.h"
 #include "web/app.h"
 #include "web/web.h"
 
@@ -128,4 +130,44 @@ int web_message(struct app *app, struct http_request *req, struct http_response 
 	tpl_set(&t, "title", title);
 	tpl_set(&t, "message", message);
 	return web_page(app, req, resp, status, "message.html", &t);
+}
+
+void web_keyid_error(const struct keyid_error *e, char *msg, size_t msglen)
+{
+	switch (e->problem) {
+	case KEYID_OK:
+		str_msg_clear(msg, msglen);
+		return;
+	case KEYID_TOO_LONG:
+		str_msg(msg, msglen,
+			_("The recovery key ID is too long: enter at most 128 characters."));
+		return;
+	case KEYID_BAD_CHAR:
+		if (e->ch)
+			str_msg(msg, msglen,
+				_("The recovery key ID may contain only the digits 0-9 and letters A-F; '%c' at position %zu is not allowed."),
+				e->ch, e->pos);
+		else
+			str_msg(msg, msglen,
+				_("The recovery key ID may contain only the digits 0-9 and letters A-F; the character at position %zu is not allowed."),
+				e->pos);
+		return;
+	case KEYID_EMPTY:
+		str_msg(msg, msglen, _("Enter the recovery key ID."));
+		return;
+	case KEYID_TOO_MANY:
+		str_msg(msg, msglen, _("A recovery key ID has 32 characters; you entered %zu."),
+			e->digits);
+		return;
+	case KEYID_TOO_FEW:
+		if (e->full)
+			str_msg(msg, msglen,
+				_("A full recovery key ID has 32 characters; you entered %zu."),
+				e->digits);
+		else
+			str_msg(msg, msglen,
+				_("Enter at least the first 8 characters of the recovery key ID (you entered %zu)."),
+				e->digits);
+		return;
+	}
 }

@@ -55,4 +55,8 @@ int web_login_cookie(struct http_request *req, struct http_response *resp,
 int web_message(struct app *app, struct http_request *req, struct http_response *resp,
 		int status, const char *title, const char *message);
 
+/* A key ID's problem (core/keyid.h) in the request's language. */
+struct keyid_error;
+void web_keyid_error(const struct keyid_error *e, char *msg, size_t msglen);
+
 #endif

@@ -14,7 +14,6 @@
 #include "core/keyid.h"
 #include "core/limits.h"
 #include "core/recover.h"
-#include "http/metrics.h"
 #include "util/buf.h"
 #include "util/config.h"
 #include "util/err.h"
@@ -427,120 +426,108 @@ static int unrecorded(struct app *app, struct http_request *req, struct http_res
 			     "Try again in a few minutes."));
 }
 
+static int wait_page(struct app *app, struct http_request *req, struct http_response *resp,
+		     int64_t retry_after)
+{
+	char wait_msg[160], secs[24];
+	struct tpl t;
+	int rc;
+
+	minutes_text(retry_after, wait_msg, sizeof(wait_msg));
+	snprintf(secs, sizeof(secs), "%lld", (long long)retry_after);
+	if ((rc = http_header(resp, "Retry-After", secs)) < 0)
+		return rc;
+	tpl_init(&t);
+	tpl_set(&t, "title", _("Please wait"));
+	tpl_set(&t, "message", wait_msg);
+	tpl_set(&t, "link_url", "/recover");
+	tpl_set(&t, "link_text", _("Back to the form"));
+	return web_page(app, req, resp, 429, "message.html", &t);
+}
+
+/* The form again with what was wrong with it. */
+static int invalid_page(struct app *app, struct http_request *req, struct http_response *resp,
+			struct recover_form *f, const struct recover_invalid *iv)
+{
+	char key_msg[256];
+
+	if (iv->key_is_password)
+		/* Not shown again, and said for what it is. */
+		f->key_error = _("This is a recovery password, not a recovery key ID. Enter "
+				 "the first 8 characters of the ID shown on the BitLocker "
+				 "recovery screen.");
+	else if (iv->key.problem == KEYID_EMPTY && (!f->key_text || !*f->key_text))
+		f->key_error = _("Enter the first 8 characters of the recovery key ID.");
+	else if (iv->key.problem != KEYID_OK) {
+		web_keyid_error(&iv->key, key_msg, sizeof(key_msg));
+		f->key_error = key_msg;
+	}
+	if (iv->reason)
+		f->reason_error = _("Choose the reason for this request.");
+	if (iv->key_is_password || !f->key_text || strlen(f->key_text) > KEYID_INPUT_MAX)
+		f->key_text = NULL;
+	return recover_page(app, req, resp, 422, f);
+}
+
 int portal_recover(void *ctx, struct http_request *req, struct http_response *resp)
 {
 	struct app *app = ctx;
 	struct web_req *w = web_ctx(req);
 	struct recover_form f = { 0 };
-	struct recover_request rq;
-	struct recover_result res;
-	char key_msg[256], hex[KEYID_HEX_LEN + 1], wait_msg[160], pw[RECPW_CANON_LEN + 1];
-	const char *reason_label = NULL;
-	int64_t now = time_now(), retry = 0, retry_addr = 0;
-	size_t hexlen = 0;
-	struct tpl t;
-	bool blocked, echo = true;
+	struct recover_request rq = {
+		.source = AUDIT_SELF_SERVICE,
+		.entitled = &w->s.id,
+		.key_text = form_get(&w->form, "key_id"),
+		.reason = form_get(&w->form, "reason"),
+		.actor = w->s.user,
+		.end_user = w->s.user,
+		.client = req->client,
+		.now = time_now(),
+		.per_user = app->lookup_failures,
+		.per_address = app->lookup_failures_addr,
+	};
+	struct recover_result *res;
 	int rc;
 
-	f.key_text = form_get(&w->form, "key_id");
-	f.reason = form_get(&w->form, "reason");
-	memset(&rq, 0, sizeof(rq));
-	rq.entitled = &w->s.id;
-	rq.typed = f.key_text;
-	rq.source = AUDIT_SELF_SERVICE;
-	rq.actor = w->s.user;
-	rq.end_user = w->s.user;
-	rq.client = req->client;
-	rq.now = now;
-
-	for (size_t i = 0; f.reason && i < NREASONS; i++)
-		if (!strcmp(f.reason, reasons[i].code))
-			reason_label = reasons[i].code;
-	rq.reason = reason_label ? reason_label : "";
-	if (!f.key_text || keyid_parse_prefix(f.key_text, strlen(f.key_text), hex, &hexlen,
-					      key_msg, sizeof(key_msg)) < 0) {
-		f.key_error = f.key_text && *f.key_text ? key_msg :
-			_("Enter the first 8 characters of the recovery key ID.");
-		/* The password of another key, typed into the wrong field: say
-		 * so, and do not show it again. */
-		if (f.key_text && recpw_parse(f.key_text, strlen(f.key_text), pw, NULL, 0) == 0) {
-			f.key_error = _("This is a recovery password, not a recovery key ID. "
-					"Enter the first 8 characters of the ID shown on the "
-					"BitLocker recovery screen.");
-			echo = false;
-		}
-		sodium_memzero(pw, sizeof(pw));
-	}
-	if (!reason_label)
-		f.reason_error = _("Choose the reason for this request.");
-	if (f.key_error || f.reason_error) {
-		if ((rc = recover_audit(app->store, &rq, AUDIT_INVALID)) < 0)
-			return unrecorded(app, req, resp);
-		metrics_disclosure(AUDIT_SELF_SERVICE, AUDIT_INVALID);
-		if (!echo || !f.key_text || strlen(f.key_text) > KEYID_INPUT_MAX)
-			f.key_text = NULL;
-		return recover_page(app, req, resp, 422, &f);
-	}
-	snprintf(rq.prefix, sizeof(rq.prefix), "%s", hex);
-
-	/* The lookup takes its place under both limits before it runs (given
-	 * back unless it fails): concurrent lookups cannot all pass a check
-	 * made before any of them is counted. */
-	blocked = !limiter_take(app->lookup_failures, w->s.user, now, &retry);
-	if (!blocked && !limiter_take(app->lookup_failures_addr, req->client, now, &retry_addr)) {
-		limiter_give_back(app->lookup_failures, w->s.user, now);
-		blocked = true;
-	}
-	if (blocked) {
-		if ((rc = recover_audit(app->store, &rq, AUDIT_RATE_LIMITED)) < 0)
-			return unrecorded(app, req, resp);
-		metrics_disclosure(AUDIT_SELF_SERVICE, AUDIT_RATE_LIMITED);
-		minutes_text(retry > retry_addr ? retry : retry_addr, wait_msg, sizeof(wait_msg));
-		snprintf(key_msg, sizeof(key_msg), "%lld",
-			 (long long)(retry > retry_addr ? retry : retry_addr));
-		if ((rc = http_header(resp, "Retry-After", key_msg)) < 0)
-			return rc;
-		tpl_init(&t);
-		tpl_set(&t, "title", _("Please wait"));
-		tpl_set(&t, "message", wait_msg);
-		tpl_set(&t, "link_url", "/recover");
-		tpl_set(&t, "link_text", _("Back to the form"));
-		return web_page(app, req, resp, 429, "message.html", &t);
-	}
-
-	rc = recover_key(app->store, app->seal, &rq, &res);
-	if (rc < 0 || res.outcome != RECOVER_NOT_FOUND) {
-		/* Only a lookup that found nothing counts as a failure. */
-		limiter_give_back(app->lookup_failures, w->s.user, now);
-		limiter_give_back(app->lookup_failures_addr, req->client, now);
-	}
+	f.key_text = rq.key_text;
+	f.reason = rq.reason;
+	if (!(res = malloc(sizeof(*res))))
+		return KW_ERR_NOMEM;
+	rc = recover_run(app->store, app->seal, &rq, res);
 	if (rc < 0) {
 		log_error("self-service recovery for %s failed, nothing disclosed: %s",
 			  w->s.user, kw_strerror(rc));
-		metrics_disclosure(AUDIT_SELF_SERVICE, "error");
-		return unrecorded(app, req, resp);
+		rc = unrecorded(app, req, resp);
+		goto out;
 	}
-	switch (res.outcome) {
+	switch (res->outcome) {
 	case RECOVER_DISCLOSED:
-		metrics_disclosure(AUDIT_SELF_SERVICE, AUDIT_DISCLOSED);
-		log_info("recovery key %s of %s disclosed to %s (audit record %lld)", res.key_id,
-			 res.computer, w->s.user, (long long)res.audit_seq);
-		rc = key_page(app, req, resp, &res);
-		sodium_memzero(&res, sizeof(res));
-		return rc;
+		log_info("recovery key %s of %s disclosed to %s (audit record %lld)",
+			 res->key_id, res->computer, w->s.user, (long long)res->audit_seq);
+		rc = key_page(app, req, resp, res);
+		break;
 	case RECOVER_AMBIGUOUS:
-		metrics_disclosure(AUDIT_SELF_SERVICE, AUDIT_AMBIGUOUS);
-		f.key_error = _("More than one recovery key starts with these characters. Enter "
-				"all 32 characters of the recovery key ID.");
-		return recover_page(app, req, resp, 409, &f);
+		f.key_error = _("More than one recovery key starts with these characters. "
+				"Enter all 32 characters of the recovery key ID.");
+		rc = recover_page(app, req, resp, 409, &f);
+		break;
 	case RECOVER_NOT_FOUND:
+		f.error = _("No recovery key was found for this ID among the computers you "
+			    "have signed in to.");
+		f.not_found = true;
+		rc = recover_page(app, req, resp, 404, &f);
+		break;
+	case RECOVER_INVALID:
+		rc = invalid_page(app, req, resp, &f, &res->invalid);
+		break;
+	case RECOVER_RATE_LIMITED:
+		rc = wait_page(app, req, resp, res->retry_after);
 		break;
 	}
-	metrics_disclosure(AUDIT_SELF_SERVICE, AUDIT_NOT_FOUND);
-	f.error = _("No recovery key was found for this ID among the computers you have "
-		    "signed in to.");
-	f.not_found = true;
-	return recover_page(app, req, resp, 404, &f);
+out:
+	sodium_memzero(res, sizeof(*res));
+	free(res);
+	return rc;
 }
 
 /* ---- the session ---- */

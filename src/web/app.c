@@ -85,10 +85,7 @@ const struct route app_routes[] = {
 #undef TEXT
 #undef INLINE
 
-/* The roles a user holds, with what each implies: the widest wins (SPEC
- * §2): admin may do everything, helpdesk_admin what helpdesk and reports
- * may. */
-static unsigned roles_effective(unsigned roles)
+unsigned roles_effective(unsigned roles)
 {
 	if (roles & ROLE_ADMIN)
 		roles |= ROLE_HELPDESK_ADMIN;

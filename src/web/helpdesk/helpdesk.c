@@ -7,7 +7,7 @@
 int helpdesk_home(void *ctx, struct http_request *req, struct http_response *resp)
 {
 	struct web_req *w = web_ctx(req);
-	unsigned r = w->s.roles;
+	unsigned r = roles_effective(w->s.roles);
 	struct tpl t;
 
 	tpl_init(&t);

@@ -538,10 +538,15 @@ int portal_keepalive(void *ctx, struct http_request *req, struct http_response *
 	struct web_req *w = web_ctx(req);
 	struct session_limits lim = { app->cfg->session_idle_timeout,
 				      app->cfg->session_max_lifetime };
-	json_t *doc = json_pack("{s:I}", "remaining",
-				(json_int_t)session_remaining(&w->s, w->s.last_seen, &lim));
+	int64_t now = time_now();
+	json_t *doc;
 	int rc;
 
+	/* "Continue" is written at once, not coalesced with page views. */
+	if (w->s.last_seen < now && (rc = session_touch(app->store, &w->s, now, -1)) < 0)
+		return rc;
+	doc = json_pack("{s:I}", "remaining",
+			(json_int_t)session_remaining(&w->s, w->s.last_seen, &lim));
 	if (!doc)
 		return KW_ERR_NOMEM;
 	rc = http_json(resp, 200, doc);

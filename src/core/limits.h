@@ -1,7 +1,8 @@
-/* Rate limits (SPEC §3.4, §7): at most N events per window for a key
- * (an account name, a user, a client address). Kept in memory: a sliding
- * window per key in a fixed-size table, so a flood of distinct keys cannot
- * grow memory; when the table is full the oldest entry is reused. */
+/* Rate limits (SPEC §3.4, §7): at most N events per window for a key (an
+ * account name, a user, a client address). One interface, two kinds:
+ * in memory (core/limits_memory.h), for one instance, and in the store
+ * (core/limits_store.h), shared by every instance of a site. Keys are
+ * compared as user names are (str_fold), cut to 256 bytes. */
 #ifndef KW_CORE_LIMITS_H
 #define KW_CORE_LIMITS_H
 
@@ -11,28 +12,28 @@
 
 struct limiter;
 
-/* A limiter allowing count events per window seconds for each key, tracking
- * at most capacity keys. */
-int limiter_new(int64_t count, int64_t window, size_t capacity, struct limiter **out);
-void limiter_free(struct limiter *l);
+struct limiter_ops {
+	int (*take)(struct limiter *, const char *key, int64_t now, int64_t *retry_after);
+	void (*give_back)(struct limiter *, const char *key, int64_t at);
+	void (*clear)(struct limiter *, const char *key);
+	void (*free)(struct limiter *);
+};
 
-/* True when key has reached the limit at time now (seconds); *retry_after
- * (may be NULL) gets the seconds until one more event is allowed. Keys are
- * compared as user names are (str_fold), cut to 256 bytes. A look only:
- * to gate an attempt use limiter_take, since checking and then counting
- * lets a burst of concurrent attempts all pass the check. */
-bool limiter_blocked(struct limiter *l, const char *key, int64_t now, int64_t *retry_after);
+/* Every kind's struct begins with this. */
+struct limiter {
+	const struct limiter_ops *ops;
+};
 
-/* Records one event (a failure) for key at time now. */
-void limiter_hit(struct limiter *l, const char *key, int64_t now);
-
-/* One atomic step: when key is at the limit at now, returns false with
- * *retry_after (may be NULL) set and records nothing; otherwise records an
- * event at now and returns true. An attempt takes its event before it runs,
- * so no burst of concurrent attempts gets more than the limit; when the
- * attempt turns out not to count (it succeeded), limiter_give_back(key, now)
- * returns the event. */
-bool limiter_take(struct limiter *l, const char *key, int64_t now, int64_t *retry_after);
+/* One atomic step: when key is at the limit at now, returns 0 with
+ * *retry_after (may be NULL) set to the seconds until one more event is
+ * allowed, and records nothing; otherwise records an event at now and
+ * returns 1. An attempt takes its event before it runs, so no burst of
+ * concurrent attempts gets more than the limit; when the attempt turns out
+ * not to count (it succeeded), limiter_give_back(key, now) returns the
+ * event. A negative error when the limit could not be read (a store
+ * limiter whose store fails): the caller refuses the attempt as a failure
+ * of the service, not of the person. NULL limiter or key: 1. */
+int limiter_take(struct limiter *l, const char *key, int64_t now, int64_t *retry_after);
 
 /* Removes one event recorded for key at time at (by limiter_take); nothing
  * when there is none (the key was cleared or evicted meanwhile). */
@@ -40,5 +41,8 @@ void limiter_give_back(struct limiter *l, const char *key, int64_t at);
 
 /* Forgets key (e.g. after a successful sign-in). */
 void limiter_clear(struct limiter *l, const char *key);
+
+/* Accepts NULL. */
+void limiter_free(struct limiter *l);
 
 #endif

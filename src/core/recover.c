@@ -315,12 +315,14 @@ int recover_run(struct store *s, const struct seal *k, const struct recover_requ
 	/* The lookup takes its place under both limits before it runs (given
 	 * back unless it fails): concurrent lookups cannot all pass a check
 	 * made before any of them is counted. */
-	if (req->per_user && !limiter_take(req->per_user, req->actor, req->now, &retry))
-		blocked = true;
-	if (!blocked && req->per_address &&
-	    !limiter_take(req->per_address, req->client, req->now, &retry_addr)) {
-		if (req->per_user)
-			limiter_give_back(req->per_user, req->actor, req->now);
+	if ((rc = limiter_take(req->per_user, req->actor, req->now, &retry)) < 0)
+		goto out;
+	blocked = rc == 0;
+	if (!blocked &&
+	    (rc = limiter_take(req->per_address, req->client, req->now, &retry_addr)) <= 0) {
+		limiter_give_back(req->per_user, req->actor, req->now);
+		if (rc < 0)
+			goto out;
 		blocked = true;
 	}
 	if (blocked) {
@@ -332,10 +334,8 @@ int recover_run(struct store *s, const struct seal *k, const struct recover_requ
 	rc = lookup(s, k, req, prefix, res);
 	/* Only a lookup that found nothing counts as a failure. */
 	if (rc < 0 || res->outcome != RECOVER_NOT_FOUND) {
-		if (req->per_user)
-			limiter_give_back(req->per_user, req->actor, req->now);
-		if (req->per_address)
-			limiter_give_back(req->per_address, req->client, req->now);
+		limiter_give_back(req->per_user, req->actor, req->now);
+		limiter_give_back(req->per_address, req->client, req->now);
 	}
 out:
 	count(req->source, rc < 0 ? "error" : result_of(res->outcome));

@@ -8,6 +8,7 @@
 #include "core/enroll.h"
 #include "core/keyfile.h"
 #include "core/limits.h"
+#include "core/limits_memory.h"
 #include "core/seal.h"
 #include "store/store.h"
 #include "util/config.h"
@@ -322,11 +323,11 @@ int app_open(struct app *app, const struct config *cfg, char *msg, size_t msglen
 		goto fail;
 	if ((rc = check_key(app, msg, msglen)) < 0)
 		goto fail;
-	if ((rc = limiter_new(cfg->login_failures.count, cfg->login_failures.window,
+	if ((rc = limiter_memory_new(cfg->login_failures.count, cfg->login_failures.window,
 			      LIMITER_KEYS, &app->login_failures)) < 0 ||
-	    (rc = limiter_new(cfg->lookup_failures.count, cfg->lookup_failures.window,
+	    (rc = limiter_memory_new(cfg->lookup_failures.count, cfg->lookup_failures.window,
 			      LIMITER_KEYS, &app->lookup_failures)) < 0 ||
-	    (rc = limiter_new(cfg->lookup_failures_per_address.count,
+	    (rc = limiter_memory_new(cfg->lookup_failures_per_address.count,
 			      cfg->lookup_failures_per_address.window, LIMITER_KEYS,
 			      &app->lookup_failures_addr)) < 0) {
 		snprintf(msg, msglen, "cannot set up rate limits: %s", kw_strerror(rc));

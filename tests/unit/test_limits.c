@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/limits.h"
+#include "core/limits_memory.h"
 #include "util/err.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -32,7 +33,7 @@ static struct limiter *make(int64_t count, int64_t window, size_t capacity)
 {
 	struct limiter *l = NULL;
 
-	assert_int_equal(limiter_new(count, window, capacity, &l), 0);
+	assert_int_equal(limiter_memory_new(count, window, capacity, &l), 0);
 	assert_non_null(l);
 	return l;
 }
@@ -42,12 +43,12 @@ static void test_bad_arguments(void **state)
 	struct limiter *l = (struct limiter *)1;
 
 	(void)state;
-	assert_int_equal(limiter_new(0, 60, 10, &l), KW_ERR_INVALID);
+	assert_int_equal(limiter_memory_new(0, 60, 10, &l), KW_ERR_INVALID);
 	assert_null(l);
-	assert_int_equal(limiter_new(5, 0, 10, &l), KW_ERR_INVALID);
-	assert_int_equal(limiter_new(5, 60, 0, &l), KW_ERR_INVALID);
-	assert_int_equal(limiter_new(-1, 60, 10, &l), KW_ERR_INVALID);
-	assert_int_equal(limiter_new(5, 60, (size_t)1 << 40, &l), KW_ERR_TOO_LARGE);
+	assert_int_equal(limiter_memory_new(5, 0, 10, &l), KW_ERR_INVALID);
+	assert_int_equal(limiter_memory_new(5, 60, 0, &l), KW_ERR_INVALID);
+	assert_int_equal(limiter_memory_new(-1, 60, 10, &l), KW_ERR_INVALID);
+	assert_int_equal(limiter_memory_new(5, 60, (size_t)1 << 40, &l), KW_ERR_TOO_LARGE);
 	assert_null(l);
 	limiter_free(NULL);
 }
@@ -58,17 +59,17 @@ static void test_under_at_over(void **state)
 	int64_t retry = -1;
 
 	(void)state;
-	assert_false(limiter_blocked(l, "alice", T, &retry));
+	assert_false(limiter_memory_blocked(l, "alice", T, &retry));
 	assert_int_equal(retry, 0);
-	limiter_hit(l, "alice", T);
-	limiter_hit(l, "alice", T + 1);
-	assert_false(limiter_blocked(l, "alice", T + 2, &retry));   /* under */
-	limiter_hit(l, "alice", T + 2);
-	assert_true(limiter_blocked(l, "alice", T + 2, &retry));    /* at */
-	limiter_hit(l, "alice", T + 3);
-	assert_true(limiter_blocked(l, "alice", T + 3, &retry));    /* over */
-	assert_false(limiter_blocked(l, "bob", T + 3, &retry));
-	assert_true(limiter_blocked(l, "alice", T + 3, NULL));
+	limiter_memory_hit(l, "alice", T);
+	limiter_memory_hit(l, "alice", T + 1);
+	assert_false(limiter_memory_blocked(l, "alice", T + 2, &retry));   /* under */
+	limiter_memory_hit(l, "alice", T + 2);
+	assert_true(limiter_memory_blocked(l, "alice", T + 2, &retry));    /* at */
+	limiter_memory_hit(l, "alice", T + 3);
+	assert_true(limiter_memory_blocked(l, "alice", T + 3, &retry));    /* over */
+	assert_false(limiter_memory_blocked(l, "bob", T + 3, &retry));
+	assert_true(limiter_memory_blocked(l, "alice", T + 3, NULL));
 	limiter_free(l);
 }
 
@@ -79,18 +80,18 @@ static void test_window_expiry(void **state)
 	struct limiter *l = make(3, 60, 100);
 
 	(void)state;
-	limiter_hit(l, "alice", T);
-	limiter_hit(l, "alice", T + 10);
-	limiter_hit(l, "alice", T + 20);
-	assert_true(limiter_blocked(l, "alice", T + 59, NULL));
-	assert_false(limiter_blocked(l, "alice", T + 60, NULL));
+	limiter_memory_hit(l, "alice", T);
+	limiter_memory_hit(l, "alice", T + 10);
+	limiter_memory_hit(l, "alice", T + 20);
+	assert_true(limiter_memory_blocked(l, "alice", T + 59, NULL));
+	assert_false(limiter_memory_blocked(l, "alice", T + 60, NULL));
 	/* Sliding, not fixed: one more event blocks again until T+10 expires. */
-	limiter_hit(l, "alice", T + 60);
-	assert_true(limiter_blocked(l, "alice", T + 60, NULL));
-	assert_true(limiter_blocked(l, "alice", T + 69, NULL));
-	assert_false(limiter_blocked(l, "alice", T + 70, NULL));
+	limiter_memory_hit(l, "alice", T + 60);
+	assert_true(limiter_memory_blocked(l, "alice", T + 60, NULL));
+	assert_true(limiter_memory_blocked(l, "alice", T + 69, NULL));
+	assert_false(limiter_memory_blocked(l, "alice", T + 70, NULL));
 	/* Long after, nothing counts. */
-	assert_false(limiter_blocked(l, "alice", T + 10000, NULL));
+	assert_false(limiter_memory_blocked(l, "alice", T + 10000, NULL));
 	limiter_free(l);
 }
 
@@ -100,18 +101,18 @@ static void test_retry_after(void **state)
 	int64_t retry = 0;
 
 	(void)state;
-	limiter_hit(l, "alice", T);
-	limiter_hit(l, "alice", T + 100);
-	limiter_hit(l, "alice", T + 200);
-	assert_true(limiter_blocked(l, "alice", T + 300, &retry));
+	limiter_memory_hit(l, "alice", T);
+	limiter_memory_hit(l, "alice", T + 100);
+	limiter_memory_hit(l, "alice", T + 200);
+	assert_true(limiter_memory_blocked(l, "alice", T + 300, &retry));
 	assert_int_equal(retry, 600);          /* T + 900 - (T + 300) */
-	assert_true(limiter_blocked(l, "alice", T + 899, &retry));
+	assert_true(limiter_memory_blocked(l, "alice", T + 899, &retry));
 	assert_int_equal(retry, 1);
-	assert_false(limiter_blocked(l, "alice", T + 900, &retry));
+	assert_false(limiter_memory_blocked(l, "alice", T + 900, &retry));
 	assert_int_equal(retry, 0);
 	/* After T expired, T + 100 is the oldest that matters. */
-	limiter_hit(l, "alice", T + 950);
-	assert_true(limiter_blocked(l, "alice", T + 960, &retry));
+	limiter_memory_hit(l, "alice", T + 950);
+	assert_true(limiter_memory_blocked(l, "alice", T + 960, &retry));
 	assert_int_equal(retry, 40);           /* T + 100 + 900 - (T + 960) */
 	limiter_free(l);
 }
@@ -121,13 +122,13 @@ static void test_case_insensitive_keys(void **state)
 	struct limiter *l = make(2, 60, 100);
 
 	(void)state;
-	limiter_hit(l, "CORP\\Alice", T);
-	limiter_hit(l, "corp\\ALICE", T);
-	assert_true(limiter_blocked(l, "corp\\alice", T, NULL));
-	assert_true(limiter_blocked(l, "CORP\\ALICE", T, NULL));
-	assert_false(limiter_blocked(l, "corp\\alicia", T, NULL));
+	limiter_memory_hit(l, "CORP\\Alice", T);
+	limiter_memory_hit(l, "corp\\ALICE", T);
+	assert_true(limiter_memory_blocked(l, "corp\\alice", T, NULL));
+	assert_true(limiter_memory_blocked(l, "CORP\\ALICE", T, NULL));
+	assert_false(limiter_memory_blocked(l, "corp\\alicia", T, NULL));
 	limiter_clear(l, "Corp\\Alice");
-	assert_false(limiter_blocked(l, "corp\\alice", T, NULL));
+	assert_false(limiter_memory_blocked(l, "corp\\alice", T, NULL));
 	limiter_free(l);
 }
 
@@ -142,11 +143,11 @@ static void test_long_keys(void **state)
 	a[sizeof(a) - 1] = '\0';
 	memcpy(b, a, sizeof(b));
 	b[300] = 'y';
-	limiter_hit(l, a, T);
-	assert_true(limiter_blocked(l, b, T, NULL));
+	limiter_memory_hit(l, a, T);
+	assert_true(limiter_memory_blocked(l, b, T, NULL));
 	b[300] = 'x';
 	b[200] = 'y';
-	assert_false(limiter_blocked(l, b, T, NULL));
+	assert_false(limiter_memory_blocked(l, b, T, NULL));
 	limiter_free(l);
 }
 
@@ -155,19 +156,19 @@ static void test_clear(void **state)
 	struct limiter *l = make(2, 60, 100);
 
 	(void)state;
-	limiter_hit(l, "alice", T);
-	limiter_hit(l, "alice", T);
-	limiter_hit(l, "bob", T);
-	limiter_hit(l, "bob", T);
+	limiter_memory_hit(l, "alice", T);
+	limiter_memory_hit(l, "alice", T);
+	limiter_memory_hit(l, "bob", T);
+	limiter_memory_hit(l, "bob", T);
 	limiter_clear(l, "alice");
 	limiter_clear(l, "nobody");
-	assert_false(limiter_blocked(l, "alice", T, NULL));
-	assert_true(limiter_blocked(l, "bob", T, NULL));
+	assert_false(limiter_memory_blocked(l, "alice", T, NULL));
+	assert_true(limiter_memory_blocked(l, "bob", T, NULL));
 	/* A cleared key counts from zero again. */
-	limiter_hit(l, "alice", T);
-	assert_false(limiter_blocked(l, "alice", T, NULL));
-	limiter_hit(l, "alice", T);
-	assert_true(limiter_blocked(l, "alice", T, NULL));
+	limiter_memory_hit(l, "alice", T);
+	assert_false(limiter_memory_blocked(l, "alice", T, NULL));
+	limiter_memory_hit(l, "alice", T);
+	assert_true(limiter_memory_blocked(l, "alice", T, NULL));
 	limiter_free(l);
 }
 
@@ -180,26 +181,26 @@ static void test_capacity_evicts_least_recently_used(void **state)
 	(void)state;
 	for (int i = 0; i < 4; i++) {
 		snprintf(k, sizeof(k), "user%d", i);
-		limiter_hit(l, k, T);
+		limiter_memory_hit(l, k, T);
 	}
 	for (int i = 0; i < 4; i++) {
 		snprintf(k, sizeof(k), "user%d", i);
-		assert_true(limiter_blocked(l, k, T, NULL));
+		assert_true(limiter_memory_blocked(l, k, T, NULL));
 	}
-	limiter_hit(l, "user0", T + 1);   /* user0 is now the most recent */
-	limiter_hit(l, "user4", T + 1);   /* evicts user1 */
-	assert_true(limiter_blocked(l, "user0", T + 1, NULL));
-	assert_false(limiter_blocked(l, "user1", T + 1, NULL));
-	assert_true(limiter_blocked(l, "user2", T + 1, NULL));
-	assert_true(limiter_blocked(l, "user3", T + 1, NULL));
-	assert_true(limiter_blocked(l, "user4", T + 1, NULL));
+	limiter_memory_hit(l, "user0", T + 1);   /* user0 is now the most recent */
+	limiter_memory_hit(l, "user4", T + 1);   /* evicts user1 */
+	assert_true(limiter_memory_blocked(l, "user0", T + 1, NULL));
+	assert_false(limiter_memory_blocked(l, "user1", T + 1, NULL));
+	assert_true(limiter_memory_blocked(l, "user2", T + 1, NULL));
+	assert_true(limiter_memory_blocked(l, "user3", T + 1, NULL));
+	assert_true(limiter_memory_blocked(l, "user4", T + 1, NULL));
 	/* Freed by clear: reused before anything is evicted. */
 	limiter_clear(l, "user2");
-	limiter_hit(l, "user5", T + 2);
-	assert_true(limiter_blocked(l, "user0", T + 2, NULL));
-	assert_true(limiter_blocked(l, "user3", T + 2, NULL));
-	assert_true(limiter_blocked(l, "user4", T + 2, NULL));
-	assert_true(limiter_blocked(l, "user5", T + 2, NULL));
+	limiter_memory_hit(l, "user5", T + 2);
+	assert_true(limiter_memory_blocked(l, "user0", T + 2, NULL));
+	assert_true(limiter_memory_blocked(l, "user3", T + 2, NULL));
+	assert_true(limiter_memory_blocked(l, "user4", T + 2, NULL));
+	assert_true(limiter_memory_blocked(l, "user5", T + 2, NULL));
 	limiter_free(l);
 }
 
@@ -215,8 +216,8 @@ static void test_flood_of_keys(void **state)
 	before = heap_in_use();
 	for (int i = 0; i < 200000; i++) {
 		snprintf(k, sizeof(k), "10.%d.%d.%d", i >> 16, (i >> 8) & 255, i & 255);
-		limiter_hit(l, k, T);
-		limiter_hit(l, k, T);
+		limiter_memory_hit(l, k, T);
+		limiter_memory_hit(l, k, T);
 		if (i % 7 == 0) {
 			snprintf(k, sizeof(k), "10.%d.%d.%d", (i / 2) >> 16, ((i / 2) >> 8) & 255,
 				 (i / 2) & 255);
@@ -227,10 +228,10 @@ static void test_flood_of_keys(void **state)
 	/* The newest 1000 keys (minus any cleared) are all still there. */
 	for (int i = 200000 - 500; i < 200000; i++) {
 		snprintf(k, sizeof(k), "10.%d.%d.%d", i >> 16, (i >> 8) & 255, i & 255);
-		assert_true(limiter_blocked(l, k, T, NULL));
+		assert_true(limiter_memory_blocked(l, k, T, NULL));
 	}
 	snprintf(k, sizeof(k), "10.0.0.5");
-	assert_false(limiter_blocked(l, k, T, NULL));
+	assert_false(limiter_memory_blocked(l, k, T, NULL));
 	limiter_free(l);
 }
 
@@ -259,10 +260,10 @@ static void test_table_matches_model(void **state)
 			if (model[i] == key)
 				at = i;
 		if (op == 0) {
-			limiter_hit(l, k, T);
+			limiter_memory_hit(l, k, T);
 		} else if (op == 1) {
 			limiter_clear(l, k);
-		} else if (limiter_blocked(l, k, T, NULL) != (at >= 0)) {
+		} else if (limiter_memory_blocked(l, k, T, NULL) != (at >= 0)) {
 			fail_msg("step %d: %s %s", step, k, at >= 0 ? "lost" : "appeared");
 		}
 		if (op == 1 && at >= 0) {
@@ -290,12 +291,12 @@ static void test_large_count(void **state)
 
 	(void)state;
 	for (int i = 0; i < 4999; i++)
-		limiter_hit(l, "10.0.0.1", T + i % 30);
-	assert_false(limiter_blocked(l, "10.0.0.1", T + 30, NULL));
-	limiter_hit(l, "10.0.0.1", T + 30);
-	assert_true(limiter_blocked(l, "10.0.0.1", T + 30, &retry));
+		limiter_memory_hit(l, "10.0.0.1", T + i % 30);
+	assert_false(limiter_memory_blocked(l, "10.0.0.1", T + 30, NULL));
+	limiter_memory_hit(l, "10.0.0.1", T + 30);
+	assert_true(limiter_memory_blocked(l, "10.0.0.1", T + 30, &retry));
 	assert_int_equal(retry, 30);
-	assert_false(limiter_blocked(l, "10.0.0.1", T + 60, NULL));
+	assert_false(limiter_memory_blocked(l, "10.0.0.1", T + 60, NULL));
 	limiter_free(l);
 }
 
@@ -315,11 +316,11 @@ static void *hammer(void *p)
 
 	for (int i = 0; i < HITS; i++) {
 		if (w->key) {
-			limiter_hit(w->l, w->key, T);
+			limiter_memory_hit(w->l, w->key, T);
 		} else {
 			snprintf(k, sizeof(k), "t%d-%d", w->id, i);
-			limiter_hit(w->l, k, T);
-			(void)limiter_blocked(w->l, k, T, NULL);
+			limiter_memory_hit(w->l, k, T);
+			(void)limiter_memory_blocked(w->l, k, T, NULL);
 			if (i % 3 == 0)
 				limiter_clear(w->l, k);
 		}
@@ -355,18 +356,18 @@ static void test_concurrent_hits(void **state)
 		l = make(counts[c], 60, 16);
 		run_threads(l, "Shared");
 		for (int64_t i = THREADS * HITS; i < counts[c] - 1; i++)
-			limiter_hit(l, "shared", T);
-		assert_false(limiter_blocked(l, "SHARED", T, NULL));
-		limiter_hit(l, "shared", T);
-		assert_true(limiter_blocked(l, "shared", T, NULL));
+			limiter_memory_hit(l, "shared", T);
+		assert_false(limiter_memory_blocked(l, "SHARED", T, NULL));
+		limiter_memory_hit(l, "shared", T);
+		assert_true(limiter_memory_blocked(l, "shared", T, NULL));
 		limiter_free(l);
 	}
 	/* Many keys, few slots: eviction and clearing under contention. */
 	l = make(2, 60, 16);
 	run_threads(l, NULL);
-	limiter_hit(l, "last", T);
-	limiter_hit(l, "last", T);
-	assert_true(limiter_blocked(l, "last", T, NULL));
+	limiter_memory_hit(l, "last", T);
+	limiter_memory_hit(l, "last", T);
+	assert_true(limiter_memory_blocked(l, "last", T, NULL));
 	limiter_free(l);
 }
 
@@ -376,10 +377,10 @@ static void test_non_ascii_keys(void **state)
 	struct limiter *l = make(2, 60, 100);
 
 	(void)state;
-	limiter_hit(l, "CORP\\\xc3\x85sa\xc3\xb6\xc3\xa9", T);      /* Åsaöé */
-	limiter_hit(l, "corp\\\xc3\xa5SA\xc3\x96\xc3\x89", T);      /* åSAÖÉ */
-	assert_true(limiter_blocked(l, "Corp\\\xc3\x85SA\xc3\xb6\xc3\x89", T, NULL));
-	assert_false(limiter_blocked(l, "corp\\asaoe", T, NULL));
+	limiter_memory_hit(l, "CORP\\\xc3\x85sa\xc3\xb6\xc3\xa9", T);      /* Åsaöé */
+	limiter_memory_hit(l, "corp\\\xc3\xa5SA\xc3\x96\xc3\x89", T);      /* åSAÖÉ */
+	assert_true(limiter_memory_blocked(l, "Corp\\\xc3\x85SA\xc3\xb6\xc3\x89", T, NULL));
+	assert_false(limiter_memory_blocked(l, "corp\\asaoe", T, NULL));
 	limiter_free(l);
 }
 
@@ -407,7 +408,7 @@ static void test_take_and_give_back(void **state)
 	limiter_give_back(l, "alice", T + 30);
 	limiter_give_back(l, "nobody", T);
 	assert_false(limiter_take(l, "alice", T + 61, NULL));
-	assert_true(limiter_blocked(l, "alice", T + 61, NULL));
+	assert_true(limiter_memory_blocked(l, "alice", T + 61, NULL));
 	limiter_free(l);
 
 	/* The fixed window of large counts gives back too. */

@@ -186,7 +186,9 @@ int portal_login(void *ctx, struct http_request *req, struct http_response *resp
 	/* Each attempt counts as a failure before the password is checked, in
 	 * the same step as the check of the limit: a burst of concurrent
 	 * guesses gets no more than the limit between them. */
-	if (!limiter_take(app->login_failures, who, now, NULL)) {
+	if ((rc = limiter_take(app->login_failures, who, now, NULL)) < 0)
+		return rc;   /* the limit cannot be read: the service fails, not the person */
+	if (rc == 0) {
 		/* Same work and answer as a wrong password: the lock is not told. */
 		password_verify(NULL, pw);
 		log_warn("sign-in refused from %s: too many failures for that account",

@@ -1,4 +1,3 @@
-#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -7,6 +6,7 @@
 
 #include "core/enroll.h"
 #include "core/escrow.h"
+#include "core/health.h"
 #include "http/metrics.h"
 #include "store/store.h"
 #include "util/err.h"
@@ -15,32 +15,6 @@
 #include "util/timeutil.h"
 #include "web/api/api.h"
 #include "web/app.h"
-
-static int ping_tx(struct store_tx *tx, void *arg)
-{
-	char v[64];
-	int rc = STORE_TX(tx, meta_get, "master_key_id", v, sizeof(v));
-
-	return rc == KW_ERR_NOT_FOUND ? 0 : rc;
-}
-
-/* While writes fail, a health check starts a small write unless one is
- * under way: the store learns that writes work again only from a write,
- * and nothing else may be writing. Costs nothing while writes work. */
-static atomic_bool probing;
-
-static int probe_tx(struct store_tx *tx, void *arg)
-{
-	char at[TIME_ISO_LEN];
-
-	time_format_iso(time_now(), at);
-	return STORE_TX(tx, meta_set, "health_probe", at);
-}
-
-static void probe_done(int rc, void *arg)
-{
-	atomic_store(&probing, false);
-}
 
 /* 503 for a device: what the store's state says (a full disk, a restart
  * needed), so that an agent's log tells the operator why. */
@@ -57,17 +31,11 @@ int api_healthz(void *ctx, struct http_request *req, struct http_response *resp)
 {
 	struct app *app = ctx;
 	char reason[256], body[260];
-	enum store_state state = store_state(app->store, reason, sizeof(reason));
 
-	if (state == STORE_WRITES_FAILING && !atomic_exchange(&probing, true) &&
-	    store_write_async(app->store, probe_tx, NULL, probe_done, NULL) < 0)
-		atomic_store(&probing, false);
-	if (state != STORE_OK) {
+	if (health_check(app->store, reason, sizeof(reason)) < 0) {
 		snprintf(body, sizeof(body), "%s\n", reason);
 		return http_text(resp, 503, body);
 	}
-	if (store_lookup(app->store, ping_tx, NULL) < 0)
-		return http_text(resp, 503, "store unavailable\n");
 	return http_text(resp, 200, "ok\n");
 }
 

@@ -223,6 +223,8 @@ int device_cache_authenticate(struct device_cache *c, struct store *s, const cha
 	}
 	pthread_mutex_unlock(&c->lock);
 
+	if (!s)
+		return KW_ERR_NOT_FOUND;
 	if ((rc = authenticate_hash(s, hash, &a)) < 0)
 		return rc;
 	snprintf(name, namelen, "%s", found_name);

@@ -47,7 +47,8 @@ int device_cache_new(struct device_cache **out);
 void device_cache_free(struct device_cache *c);
 /* The device a secret belongs to: its ID, its name (namelen bytes) and the
  * secret's hash; from c, or else looked up and remembered. KW_ERR_AUTH
- * when the secret is unknown or the device revoked. */
+ * when the secret is unknown or the device revoked. s NULL: from c only,
+ * KW_ERR_NOT_FOUND when it is not there (nothing waits for the store). */
 int device_cache_authenticate(struct device_cache *c, struct store *s, const char *secret,
 			      uint8_t hash[SECRET_HASH_LEN], char device_id[UUID_LEN + 1],
 			      char *name, size_t namelen);

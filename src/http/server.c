@@ -444,9 +444,11 @@ static void handler_end(struct req *q)
 void http_suspend(struct http_request *r)
 {
 	struct req *q = req_of(r);
+	bool on_worker = q->state == REQ_RUNNING;   /* parked already by submit */
 
 	q->state = REQ_PENDING;
-	MHD_suspend_connection(r->conn);
+	if (!on_worker)
+		MHD_suspend_connection(r->conn);
 }
 
 void http_resume(struct http_request *r)
@@ -457,7 +459,9 @@ void http_resume(struct http_request *r)
 	MHD_resume_connection(r->conn);
 }
 
-static void run_handler(struct req *q)
+/* Runs authorize and the handler; false when the handler went
+ * HTTP_PENDING (the connection stays parked until http_resume). */
+static bool run_handler(struct req *q)
 {
 	struct http_server *srv = q->srv;
 	int rc = 0;
@@ -470,7 +474,7 @@ static void run_handler(struct req *q)
 	if (rc == 0) {
 		rc = q->route->handler(srv->o.app, &q->r, &q->resp);
 		if (rc == HTTP_PENDING)
-			return;
+			return false;
 	} else if (rc > 0) {
 		rc = 0;   /* the check answered */
 	}
@@ -479,6 +483,7 @@ static void run_handler(struct req *q)
 	if (!q->resp.status)
 		q->resp.status = 500;
 	q->state = REQ_READY;
+	return true;
 }
 
 static void make_part(struct stream *st);
@@ -513,8 +518,9 @@ static void *worker_main(void *p)
 		if (!q)
 			return NULL;
 
-		run_handler(q);
-		MHD_resume_connection(q->r.conn);
+		/* A handler that went pending leaves the resume to its work. */
+		if (run_handler(q))
+			MHD_resume_connection(q->r.conn);
 	}
 }
 

@@ -111,7 +111,7 @@ struct route {
 	enum http_reply reply;
 	size_t body_max;                     /* 0: no body allowed beyond 0 bytes */
 	enum http_pool pool;
-	http_handler finish;                 /* after HTTP_PENDING (inline routes) */
+	http_handler finish;                 /* builds the answer after HTTP_PENDING */
 };
 
 /* Decides whether req may reach its route; returns 0 to go on, or fills resp
@@ -169,8 +169,9 @@ uint16_t http_server_port(const struct http_server *srv);
  * and stops and frees. */
 void http_server_stop(struct http_server *srv, int64_t timeout_ms);
 
-/* For an inline handler about to return HTTP_PENDING: parks the connection.
- * Call it before starting the work that will call http_resume. */
+/* For a handler about to return HTTP_PENDING (inline or on a worker):
+ * parks the connection. Call it before starting the work that will call
+ * http_resume. */
 void http_suspend(struct http_request *req);
 /* From any thread, once the pending work is done. */
 void http_resume(struct http_request *req);

@@ -45,8 +45,10 @@ const struct route app_routes[] = {
 	  .auth = AUTH_NONE, .reply = TEXT, .pool = INLINE },
 	{ .method = "POST", .pattern = "/api/v1/register", .handler = api_register,
 	  .auth = AUTH_NONE, .reply = JSON, .body_max = JSON_BODY_MAX },
+	/* inline when the device is in the check-in cache (app_runs_inline);
+	 * its write goes to the store's group commit without holding a thread */
 	{ .method = "POST", .pattern = "/api/v1/checkin", .handler = api_checkin,
-	  .auth = AUTH_DEVICE, .reply = JSON, .body_max = JSON_BODY_MAX, .pool = INLINE,
+	  .auth = AUTH_DEVICE, .reply = JSON, .body_max = JSON_BODY_MAX,
 	  .finish = api_checkin_finish },
 	{ .method = "GET", .pattern = "/static/{file}", .handler = static_asset,
 	  .auth = AUTH_NONE, .reply = TEXT, .pool = INLINE },
@@ -225,6 +227,8 @@ bool app_runs_inline(void *ctx, const struct http_request *req)
 {
 	unsigned auth = req->route->auth;
 
+	if (auth == AUTH_DEVICE)
+		return api_device_known(ctx, req);
 	return (auth == AUTH_OPTIONAL || auth == AUTH_LOGIN) && !req->route->roles &&
 		strcmp(req->method, "POST") && !http_cookie(req, web_session_cookie_name(req));
 }

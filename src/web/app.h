@@ -64,7 +64,8 @@ extern const struct route app_routes[];
 int app_authorize(void *app, struct http_request *req, struct http_response *resp);
 
 /* http_server_opts.runs_inline: a page for anyone asked without a session
- * cookie reads nothing from the store. */
+ * cookie, and a check-in from a device the cache knows, read nothing from
+ * the store. */
 bool app_runs_inline(void *app, const struct http_request *req);
 
 /* The page for an error the server answers itself (http_error_page): the

@@ -205,6 +205,7 @@ class DrainKeepAliveTest(unittest.TestCase):
 class StoreFailureTest(kw.PortalTestCase):
     """A store that refuses writes (a trigger raising an error) gets 503 with
     Retry-After on every route, from a handler or from the sign-in check."""
+    settings = {"portal": {"session_idle_timeout": "20s", "session_warning": "5s"}}
 
     def failing(self, table, op):
         db = self.kw.db()
@@ -227,8 +228,11 @@ class StoreFailureTest(kw.PortalTestCase):
 
     def test_page_when_the_session_cannot_be_touched(self):
         # The sign-in check itself (the session's activity is written) fails.
+        # Activity is written at most every idle/20 s: 1 s here (a 20 s idle
+        # timeout), so the views below, a second later, are due to write it.
         b = self.signed_in()
         self.failing("sessions", "UPDATE")
+        time.sleep(1.1)
         self.assert503(b.get("/recover"), "GET /recover")
         self.assert503(b.recover(hex_prefix()), "POST /recover")
 

@@ -146,6 +146,16 @@ static const char *bearer(const struct http_request *req)
 	return *h ? h : NULL;
 }
 
+bool api_device_known(struct app *app, const struct http_request *req)
+{
+	const char *secret = bearer(req);
+	uint8_t hash[SECRET_HASH_LEN];
+	char id[UUID_LEN + 1], name[DEVICE_NAME_MAX + 1];
+
+	return secret && device_cache_authenticate(app->devices, NULL, secret, hash, id, name,
+						   sizeof(name)) == 0;
+}
+
 static int unauthorized(struct http_response *resp)
 {
 	int rc = http_header(resp, "WWW-Authenticate", "Bearer realm=\"keywarden\"");

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "util/buf.h"
-#include "util/config.h"
+#include "core/config.h"
 
 #define FUZZ_MAX (64 * 1024)
 

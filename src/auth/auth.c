@@ -1,7 +1,7 @@
 #include <string.h>
 
 #include "auth/auth.h"
-#include "util/config.h"
+#include "core/config.h"
 #include "util/err.h"
 
 static const struct auth_backend *const backends[] = { &auth_local };

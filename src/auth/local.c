@@ -7,7 +7,7 @@
 #include "auth/auth.h"
 #include "auth/password.h"
 #include "store/store.h"
-#include "util/config.h"
+#include "core/config.h"
 #include "util/err.h"
 
 struct found {

@@ -2,7 +2,7 @@
 #include <string.h>
 
 #include "core/identity.h"
-#include "util/config.h"
+#include "core/config.h"
 #include "util/str.h"
 
 static void add_one(struct identity *id, const char *name, size_t len)

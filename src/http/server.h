@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #include "util/buf.h"
-#include "util/config.h"
+#include "core/config.h"
 
 #define HTTP_MAX_HEADERS 8
 #define HTTP_MAX_PARAMS 2

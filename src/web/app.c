@@ -10,7 +10,7 @@
 #include "core/limits.h"
 #include "core/seal.h"
 #include "store/store.h"
-#include "util/config.h"
+#include "core/config.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/timeutil.h"

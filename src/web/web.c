@@ -4,7 +4,7 @@
 
 #include <sodium.h>
 
-#include "util/config.h"
+#include "core/config.h"
 #include "util/err.h"
 #include "web/app.h"
 #include "web/web.h"

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "util/buf.h"
-#include "util/config.h"
+#include "core/config.h"
 #include "util/err.h"
 
 #define TMPL "/tmp/kw-test-config-XXXXXX"

@@ -16,7 +16,7 @@
 #include "core/recover.h"
 #include "http/metrics.h"
 #include "util/buf.h"
-#include "util/config.h"
+#include "core/config.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/str.h"

@@ -11,7 +11,7 @@
 #include <ini.h>
 
 #include "util/buf.h"
-#include "util/config.h"
+#include "core/config.h"
 #include "util/err.h"
 #include "util/str.h"
 

@@ -1,7 +1,7 @@
 /* keywarden.conf: INI read with libinih (SPEC §10). Every key is known;
  * an unknown key or a bad value is an error naming file, line and reason. */
-#ifndef KW_UTIL_CONFIG_H
-#define KW_UTIL_CONFIG_H
+#ifndef KW_CORE_CONFIG_H
+#define KW_CORE_CONFIG_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -30,6 +30,13 @@ struct auth_backend {
 
 extern const struct auth_backend auth_local;
 
+#define AUTH_MAX_BACKENDS 4
+
+/* Is name (any case) a backend built into this keywarden? For [auth]
+ * backends, as an ini_check_fn: 0, or KW_ERR_INVALID with the reason in
+ * why ("'ldap' is not a sign-in backend of this keywarden (use local)"). */
+int auth_backend_check(const char *name, char *why, size_t whylen);
+
 /* Signs user in through the configured backends. KW_ERR_AUTH for every
  * kind of refusal (the caller shows one generic message),
  * KW_ERR_UNAVAILABLE when a directory is down. */

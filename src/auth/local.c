@@ -49,15 +49,15 @@ static int lookup_tx(struct store_tx *tx, void *arg)
 	bool bare = !strchr(l->user, '\\') && !strchr(l->user, '@');
 	int rc;
 
-	identity_from_name(cfg, l->user, &id);
+	identity_from_name(&cfg->domains, l->user, &id);
 	for (size_t i = 0; i < id.n; i++)
 		if ((rc = STORE_TX(tx, user_get, id.forms[i], user_found, l->f)) != KW_ERR_NOT_FOUND)
 			return rc;
-	for (size_t i = 0; bare && i < cfg->ndomains; i++) {
-		snprintf(alt, sizeof(alt), "%s\\%s", cfg->domains[i].netbios, l->user);
+	for (size_t i = 0; bare && i < cfg->domains.n; i++) {
+		snprintf(alt, sizeof(alt), "%s\\%s", cfg->domains.dom[i].netbios, l->user);
 		if ((rc = STORE_TX(tx, user_get, alt, user_found, l->f)) != KW_ERR_NOT_FOUND)
 			return rc;
-		snprintf(alt, sizeof(alt), "%s@%s", l->user, cfg->domains[i].dns);
+		snprintf(alt, sizeof(alt), "%s@%s", l->user, cfg->domains.dom[i].dns);
 		if ((rc = STORE_TX(tx, user_get, alt, user_found, l->f)) != KW_ERR_NOT_FOUND)
 			return rc;
 	}
@@ -84,7 +84,7 @@ static int local_authenticate(const struct config *cfg, struct store *s, const c
 	if (!ok || f.disabled || !*f.name)
 		return KW_ERR_AUTH;
 	out->roles = f.roles;
-	identity_from_name(cfg, f.name, &out->id);
+	identity_from_name(&cfg->domains, f.name, &out->id);
 	return 0;
 }
 

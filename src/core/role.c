@@ -4,19 +4,19 @@
 #include "core/role.h"
 #include "store/store.h"
 
-const char *const role_names[ROLE_COUNT + 1] = {
+const char *const role_list[ROLE_COUNT + 1] = {
 	"helpdesk", "helpdesk_admin", "reports", "admin", NULL,
 };
 
 /* The store keeps the bits: the names above must stay in their order. */
 _Static_assert(ROLE_HELPDESK == 1 << 0 && ROLE_HELPDESK_ADMIN == 1 << 1 &&
 	       ROLE_REPORTS == 1 << 2 && ROLE_ADMIN == 1 << 3,
-	       "role_names[i] names bit 1 << i of enum role");
+	       "role_list[i] names bit 1 << i of enum role");
 
 unsigned role_parse(const char *name)
 {
 	for (unsigned i = 0; i < ROLE_COUNT; i++)
-		if (!strcmp(name, role_names[i]))
+		if (!strcmp(name, role_list[i]))
 			return 1u << i;
 	return 0;
 }
@@ -25,7 +25,7 @@ const char *role_name(unsigned role)
 {
 	for (unsigned i = 0; i < ROLE_COUNT; i++)
 		if (role == 1u << i)
-			return role_names[i];
+			return role_list[i];
 	return NULL;
 }
 
@@ -37,7 +37,7 @@ void roles_text(unsigned roles, char *out, size_t outlen)
 	for (unsigned i = 0; i < ROLE_COUNT && n < outlen; i++)
 		if (roles & (1u << i))
 			n += (size_t)snprintf(out + n, outlen - n, "%s%s", n ? "," : "",
-					      role_names[i]);
+					      role_list[i]);
 	if (!n)
 		snprintf(out, outlen, "-");
 }

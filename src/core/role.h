@@ -1,7 +1,7 @@
 /* Roles (SPEC §2): their names, spelled here and nowhere else, for the
  * command line, the [roles] section of the configuration and the pages.
  * A set of roles is a bit mask of enum role (store/store.h): role i of
- * role_names is the bit 1 << i. */
+ * role_list is the bit 1 << i. */
 #ifndef KW_CORE_ROLE_H
 #define KW_CORE_ROLE_H
 
@@ -11,7 +11,7 @@
 
 /* "helpdesk", "helpdesk_admin", "reports", "admin", then NULL: the name of
  * bit 1 << i at index i. */
-extern const char *const role_names[ROLE_COUNT + 1];
+extern const char *const role_list[ROLE_COUNT + 1];
 
 /* The bit of a role name (exact spelling); 0 when name is no role. */
 unsigned role_parse(const char *name);

@@ -26,8 +26,8 @@ static void test_parse_and_name(void **state)
 	assert_null(role_name(ROLE_ADMIN | ROLE_REPORTS));
 	assert_null(role_name(1u << ROLE_COUNT));
 	for (unsigned i = 0; i < ROLE_COUNT; i++)
-		assert_int_equal(role_parse(role_names[i]), 1u << i);
-	assert_null(role_names[ROLE_COUNT]);
+		assert_int_equal(role_parse(role_list[i]), 1u << i);
+	assert_null(role_list[ROLE_COUNT]);
 }
 
 static void test_roles_text(void **state)

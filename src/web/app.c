@@ -5,6 +5,7 @@
 
 #include <sodium.h>
 
+#include "auth/auth.h"
 #include "core/enroll.h"
 #include "core/keyfile.h"
 #include "core/limits.h"
@@ -264,6 +265,8 @@ int app_open(struct app *app, const struct config *cfg, char *msg, size_t msglen
 		goto fail;
 	if ((rc = check_key(app, msg, msglen)) < 0)
 		goto fail;
+	if ((rc = auth_open(cfg, app->store, &app->auth, msg, msglen)) < 0)
+		goto fail;
 	if ((rc = limiter_new(cfg->login_failures.count, cfg->login_failures.window,
 			      LIMITER_KEYS, &app->login_failures)) < 0 ||
 	    (rc = limiter_new(cfg->lookup_failures.count, cfg->lookup_failures.window,
@@ -291,6 +294,8 @@ void app_close(struct app *app)
 	limiter_free(app->lookup_failures_addr);
 	device_cache_free(app->devices);
 	app->devices = NULL;
+	auth_close(app->auth);
+	app->auth = NULL;
 	store_close(app->store);
 	seal_free(app->seal);
 	if (app->cfg && app->key_lock >= 0)   /* cfg is set once app_open ran */

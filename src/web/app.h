@@ -8,6 +8,7 @@
 
 #include "http/server.h"
 
+struct auth;
 struct config;
 struct store;
 struct seal;
@@ -28,6 +29,7 @@ enum access {
 struct app {
 	const struct config *cfg;
 	struct store *store;
+	struct auth *auth;                       /* the sign-in backends */
 	struct seal *seal;
 	int key_lock;                            /* shared lock on key_file */
 	struct limiter *login_failures;          /* per account name */

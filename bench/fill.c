@@ -19,7 +19,7 @@
 #include "core/seal.h"
 #include "core/secret.h"
 #include "store/store.h"
-#include "util/config.h"
+#include "core/config.h"
 #include "util/err.h"
 #include "util/str.h"
 

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "util/buf.h"
-#include "util/config.h"
+#include "core/config.h"
 
 #define FUZZ_MAX (64 * 1024)
 
@@ -90,9 +90,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		config_validate(&cfg, msg, sizeof(msg));
 		config_listen_addr(&cfg, host, sizeof(host), &port);
 		for (size_t i = 0; i < sizeof(langs) / sizeof(langs[0]); i++) {
-			config_text(&cfg.company_name, langs[i]);
-			config_text(&cfg.helpdesk_text, langs[i]);
-			config_text(&cfg.helpdesk_url, langs[i]);
+			ini_text(&cfg.company_name, langs[i]);
+			ini_text(&cfg.helpdesk_text, langs[i]);
+			ini_text(&cfg.helpdesk_url, langs[i]);
 		}
 		check_round_trip(&cfg);
 	}

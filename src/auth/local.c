@@ -1,14 +1,26 @@
 /* Local accounts: argon2id hashes in the store. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
 
 #include "auth/auth.h"
 #include "auth/password.h"
+#include "core/config.h"
 #include "store/store.h"
-#include "util/config.h"
 #include "util/err.h"
+#include "util/str.h"
+
+/* Calls in progress at once. The hashes themselves are capped by
+ * password.c; this keeps local sign-ins from holding more than half of the
+ * default 64 workers while they wait for one. */
+#define LOCAL_MAX_CONCURRENT 32
+
+struct local {
+	struct store *store;
+	struct identity_domains domains;
+};
 
 struct found {
 	char name[IDENTITY_NAME_MAX + 1];
@@ -31,7 +43,7 @@ static int user_found(const struct user_rec *u, void *arg)
 }
 
 struct lookup {
-	const struct config *cfg;
+	const struct local *l;
 	const char *user;
 	struct found *f;
 };
@@ -42,37 +54,59 @@ struct lookup {
  * configured domain (a local account may be named as devices report it). */
 static int lookup_tx(struct store_tx *tx, void *arg)
 {
-	struct lookup *l = arg;
-	const struct config *cfg = l->cfg;
+	struct lookup *lk = arg;
+	const struct identity_domains *d = &lk->l->domains;
 	char alt[IDENTITY_NAME_MAX * 2];
 	struct identity id;
-	bool bare = !strchr(l->user, '\\') && !strchr(l->user, '@');
+	bool bare = !strchr(lk->user, '\\') && !strchr(lk->user, '@');
 	int rc;
 
-	identity_from_name(cfg, l->user, &id);
+	identity_from_name(d, lk->user, &id);
 	for (size_t i = 0; i < id.n; i++)
-		if ((rc = STORE_TX(tx, user_get, id.forms[i], user_found, l->f)) != KW_ERR_NOT_FOUND)
+		if ((rc = STORE_TX(tx, user_get, id.forms[i], user_found, lk->f)) != KW_ERR_NOT_FOUND)
 			return rc;
-	for (size_t i = 0; bare && i < cfg->ndomains; i++) {
-		snprintf(alt, sizeof(alt), "%s\\%s", cfg->domains[i].netbios, l->user);
-		if ((rc = STORE_TX(tx, user_get, alt, user_found, l->f)) != KW_ERR_NOT_FOUND)
+	for (size_t i = 0; bare && i < d->n; i++) {
+		snprintf(alt, sizeof(alt), "%s\\%s", d->dom[i].netbios, lk->user);
+		if ((rc = STORE_TX(tx, user_get, alt, user_found, lk->f)) != KW_ERR_NOT_FOUND)
 			return rc;
-		snprintf(alt, sizeof(alt), "%s@%s", l->user, cfg->domains[i].dns);
-		if ((rc = STORE_TX(tx, user_get, alt, user_found, l->f)) != KW_ERR_NOT_FOUND)
+		snprintf(alt, sizeof(alt), "%s@%s", lk->user, d->dom[i].dns);
+		if ((rc = STORE_TX(tx, user_get, alt, user_found, lk->f)) != KW_ERR_NOT_FOUND)
 			return rc;
 	}
 	return KW_ERR_NOT_FOUND;
 }
 
-static int local_authenticate(const struct config *cfg, struct store *s, const char *user,
-			      const char *password, struct auth_user *out)
+static int local_open(const struct config *cfg, struct store *s, void **ctx, char *msg,
+		      size_t msglen)
 {
+	struct local *l = calloc(1, sizeof(*l));
+
+	if (!l) {
+		str_msg(msg, msglen, "%s", kw_strerror(KW_ERR_NOMEM));
+		return KW_ERR_NOMEM;
+	}
+	l->store = s;
+	l->domains = cfg->domains;
+	*ctx = l;
+	return 0;
+}
+
+static void local_close(void *ctx)
+{
+	free(ctx);
+}
+
+/* The store answers locally and quickly: the deadline is not needed. */
+static int local_authenticate(void *ctx, const char *user, const char *password,
+			      int64_t deadline_ms, struct auth_user *out)
+{
+	struct local *l = ctx;
 	struct found f;
-	struct lookup l = { cfg, user, &f };
+	struct lookup lk = { l, user, &f };
 	int rc, ok;
 
 	memset(&f, 0, sizeof(f));
-	rc = store_read(s, lookup_tx, &l);
+	rc = store_read(l->store, lookup_tx, &lk);
 	if (rc < 0 && rc != KW_ERR_NOT_FOUND)
 		return rc;
 	/* An unknown user costs a hash too: timing does not tell. */
@@ -84,8 +118,43 @@ static int local_authenticate(const struct config *cfg, struct store *s, const c
 	if (!ok || f.disabled || !*f.name)
 		return KW_ERR_AUTH;
 	out->roles = f.roles;
-	identity_from_name(cfg, f.name, &out->id);
+	identity_from_name(&l->domains, f.name, &out->id);
 	return 0;
 }
 
-const struct auth_backend auth_local = { "local", local_authenticate };
+/* Every local account named by a form of id adds its roles; a disabled one
+ * is known but grants nothing. */
+static int local_roles(void *ctx, const struct identity *id, int64_t deadline_ms,
+		       unsigned *roles)
+{
+	struct local *l = ctx;
+	struct found f;
+	struct lookup lk = { l, NULL, &f };
+	bool known = false;
+	int rc;
+
+	*roles = 0;
+	for (size_t i = 0; i < id->n; i++) {
+		memset(&f, 0, sizeof(f));
+		lk.user = id->forms[i];
+		rc = store_read(l->store, lookup_tx, &lk);
+		sodium_memzero(f.hash, sizeof(f.hash));
+		if (rc == KW_ERR_NOT_FOUND)
+			continue;
+		if (rc < 0)
+			return rc;
+		known = true;
+		if (!f.disabled)
+			*roles |= f.roles;
+	}
+	return known ? 0 : KW_ERR_NOT_FOUND;
+}
+
+const struct auth_backend auth_local = {
+	.name = "local",
+	.max_concurrent = LOCAL_MAX_CONCURRENT,
+	.open = local_open,
+	.close = local_close,
+	.authenticate = local_authenticate,
+	.roles = local_roles,
+};

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "util/config.h"
+#include "core/config.h"
 
 struct store;
 struct seal;

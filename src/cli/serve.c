@@ -64,7 +64,7 @@ int cli_serve_run(struct cli *c, const char *banner)
 {
 	struct http_server_opts o;
 	struct http_server *srv = NULL;
-	struct config_cidr proxies[CONFIG_MAX_PROXIES];
+	struct ini_cidr proxies[CONFIG_MAX_PROXIES];
 	char host[256], msg[512], *cert = NULL, *key = NULL;
 	struct app app;
 	sigset_t set;

@@ -878,7 +878,7 @@ static void ip_format(const struct ip *ip, char out[HTTP_CLIENT_MAX])
 static bool ip_trusted(const struct http_server *srv, const struct ip *ip)
 {
 	for (size_t i = 0; i < srv->o.nproxies; i++)
-		if (config_cidr_contains(&srv->o.proxies[i], ip->family, ip->a))
+		if (ini_cidr_contains(&srv->o.proxies[i], ip->family, ip->a))
 			return true;
 	return false;
 }

@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #include "util/buf.h"
-#include "util/config.h"
+#include "util/ini.h"
 
 #define HTTP_MAX_HEADERS 8
 #define HTTP_MAX_PARAMS 2
@@ -140,7 +140,7 @@ struct http_server_opts {
 	unsigned max_per_address;            /* open connections from one address */
 	/* Peers whose X-Forwarded-For and X-Forwarded-Proto are believed; they
 	 * are exempt from max_per_address. */
-	const struct config_cidr *proxies;
+	const struct ini_cidr *proxies;
 	size_t nproxies;
 	const struct route *routes;          /* ended by a NULL method */
 	http_authorize authorize;

@@ -5,13 +5,14 @@
 
 #include <sodium.h>
 
+#include "auth/auth.h"
 #include "core/enroll.h"
 #include "core/keyfile.h"
 #include "core/limits.h"
 #include "core/limits_memory.h"
 #include "core/seal.h"
 #include "store/store.h"
-#include "util/config.h"
+#include "core/config.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -327,6 +328,8 @@ int app_open(struct app *app, const struct config *cfg, char *msg, size_t msglen
 		goto fail;
 	if ((rc = check_key(app, msg, msglen)) < 0)
 		goto fail;
+	if ((rc = auth_open(cfg, app->store, &app->auth, msg, msglen)) < 0)
+		goto fail;
 	if ((rc = limiter_memory_new(cfg->login_failures.count, cfg->login_failures.window,
 			      LIMITER_KEYS, &app->login_failures)) < 0 ||
 	    (rc = limiter_memory_new(cfg->lookup_failures.count, cfg->lookup_failures.window,
@@ -354,6 +357,8 @@ void app_close(struct app *app)
 	limiter_free(app->lookup_failures_addr);
 	device_cache_free(app->devices);
 	app->devices = NULL;
+	auth_close(app->auth);
+	app->auth = NULL;
 	store_close(app->store);
 	seal_free(app->seal);
 	if (app->cfg && app->key_lock >= 0)   /* cfg is set once app_open ran */

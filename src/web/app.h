@@ -10,6 +10,7 @@
 #include "http/server.h"
 #include "store/store.h"
 
+struct auth;
 struct config;
 struct store;
 struct seal;
@@ -41,6 +42,7 @@ unsigned roles_effective(unsigned roles);
 struct app {
 	const struct config *cfg;
 	struct store *store;
+	struct auth *auth;                       /* the sign-in backends */
 	struct seal *seal;
 	int key_lock;                            /* shared lock on key_file */
 	struct limiter *login_failures;          /* per account name */

@@ -4,8 +4,8 @@
 
 #include <sodium.h>
 
+#include "core/config.h"
 #include "core/keyid.h"
-#include "util/config.h"
 #include "util/err.h"
 #include "util/str.h"
 #include "web/app.h"
@@ -76,9 +76,9 @@ int web_render(struct app *app, struct http_request *req, const char *name, stru
 	char link_en[600], link_sv[600], remaining[24], warning[24];
 
 	tpl_set(t, "lang", code);
-	tpl_set(t, "company", config_text(&cfg->company_name, code));
-	tpl_set(t, "helpdesk_text", config_text(&cfg->helpdesk_text, code));
-	tpl_set(t, "helpdesk_url", config_text(&cfg->helpdesk_url, code));
+	tpl_set(t, "company", ini_text(&cfg->company_name, code));
+	tpl_set(t, "helpdesk_text", ini_text(&cfg->helpdesk_text, code));
+	tpl_set(t, "helpdesk_url", ini_text(&cfg->helpdesk_url, code));
 	lang_link(req, "en", link_en, sizeof(link_en));
 	lang_link(req, "sv", link_sv, sizeof(link_sv));
 	tpl_set(t, "link_en", link_en);

@@ -15,7 +15,7 @@
 #include "core/limits.h"
 #include "core/recover.h"
 #include "util/buf.h"
-#include "util/config.h"
+#include "core/config.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/str.h"
@@ -195,7 +195,10 @@ int portal_login(void *ctx, struct http_request *req, struct http_response *resp
 			 req->client);
 		return login_page(app, req, resp, 401, generic, user);
 	}
-	rc = auth_authenticate(app->cfg, app->store, user, pw, &u);
+	rc = auth_authenticate(app->auth, user, pw, auth_deadline(app->auth), &u);
+	for (size_t i = 0; i < u.ndown; i++)
+		log_warn("sign-in from %s: the %s backend did not answer in time",
+			 req->client, u.down[i]);
 	if (rc == KW_ERR_AUTH) {
 		/* Only a known account's name: what was typed may be a password. */
 		log_info("sign-in failed from %s for %s", req->client,

@@ -1,0 +1,27 @@
+/* Roles (SPEC §2): their names, spelled here and nowhere else, for the
+ * command line, the [roles] section of the configuration and the pages.
+ * A set of roles is a bit mask of enum role (store/store.h): role i of
+ * role_list is the bit 1 << i. */
+#ifndef KW_CORE_ROLE_H
+#define KW_CORE_ROLE_H
+
+#include <stddef.h>
+
+#define ROLE_COUNT 4
+
+/* "helpdesk", "helpdesk_admin", "reports", "admin", then NULL: the name of
+ * bit 1 << i at index i. */
+extern const char *const role_list[ROLE_COUNT + 1];
+
+/* The bit of a role name (exact spelling); 0 when name is no role. */
+unsigned role_parse(const char *name);
+
+/* The name of one role bit; NULL when role is not exactly one known bit. */
+const char *role_name(unsigned role);
+
+/* The names of the bits set in roles, comma-separated ("helpdesk,admin"),
+ * or "-" when none; cut to fit outlen (at least 1). Unknown bits are left
+ * out. */
+void roles_text(unsigned roles, char *out, size_t outlen);
+
+#endif

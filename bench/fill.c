@@ -14,12 +14,12 @@
 #include <sodium.h>
 
 #include "auth/password.h"
+#include "core/config.h"
 #include "core/keyid.h"
 #include "core/recpw.h"
 #include "core/seal.h"
 #include "core/secret.h"
 #include "store/store.h"
-#include "core/config.h"
 #include "util/err.h"
 #include "util/str.h"
 

@@ -9,8 +9,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "util/buf.h"
 #include "core/config.h"
+#include "util/buf.h"
 
 #define FUZZ_MAX (64 * 1024)
 

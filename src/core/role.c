@@ -41,3 +41,12 @@ void roles_text(unsigned roles, char *out, size_t outlen)
 	if (!n)
 		snprintf(out, outlen, "-");
 }
+
+unsigned roles_effective(unsigned roles)
+{
+	if (roles & ROLE_ADMIN)
+		roles |= ROLE_HELPDESK_ADMIN;
+	if (roles & ROLE_HELPDESK_ADMIN)
+		roles |= ROLE_HELPDESK | ROLE_REPORTS;
+	return roles;
+}

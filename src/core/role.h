@@ -24,4 +24,8 @@ const char *role_name(unsigned role);
  * out. */
 void roles_text(unsigned roles, char *out, size_t outlen);
 
+/* The roles held with what each implies: the widest wins (SPEC §2): admin
+ * may do everything, helpdesk_admin what helpdesk and reports may. */
+unsigned roles_effective(unsigned roles);
+
 #endif

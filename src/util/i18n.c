@@ -6,8 +6,8 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "util/i18n.h"
 #include "kw_build.h"
+#include "util/i18n.h"
 
 #define DOMAIN "keywarden"
 

@@ -6,19 +6,20 @@
 #include <sodium.h>
 
 #include "auth/auth.h"
+#include "core/config.h"
 #include "core/enroll.h"
 #include "core/keyfile.h"
 #include "core/limits.h"
 #include "core/limits_memory.h"
+#include "core/role.h"
 #include "core/seal.h"
 #include "store/store.h"
-#include "core/config.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/timeutil.h"
 #include "web/api/api.h"
-#include "web/helpdesk/helpdesk.h"
 #include "web/app.h"
+#include "web/helpdesk/helpdesk.h"
 #include "web/portal/portal.h"
 #include "web/static.h"
 #include "web/web.h"
@@ -88,15 +89,6 @@ const struct route app_routes[] = {
 #undef JSON
 #undef TEXT
 #undef INLINE
-
-unsigned roles_effective(unsigned roles)
-{
-	if (roles & ROLE_ADMIN)
-		roles |= ROLE_HELPDESK_ADMIN;
-	if (roles & ROLE_HELPDESK_ADMIN)
-		roles |= ROLE_HELPDESK | ROLE_REPORTS;
-	return roles;
-}
 
 void app_auth_free(void *auth)
 {

@@ -32,11 +32,6 @@ enum web_auth {
 /* Any role of the help-desk portal (store.h enum role). */
 #define ROLES_HELPDESK_ANY (ROLE_HELPDESK | ROLE_HELPDESK_ADMIN | ROLE_REPORTS | ROLE_ADMIN)
 
-/* The roles a user holds, with what each implies: the widest wins (SPEC
- * §2): admin may do everything, helpdesk_admin what helpdesk and reports
- * may. */
-unsigned roles_effective(unsigned roles);
-
 #define CHECKIN_INTERVAL_S 5400
 
 struct app {

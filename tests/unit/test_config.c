@@ -10,8 +10,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "util/buf.h"
 #include "core/config.h"
+#include "util/buf.h"
 #include "util/err.h"
 
 #define TMPL "/tmp/kw-test-config-XXXXXX"

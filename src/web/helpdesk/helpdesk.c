@@ -1,3 +1,4 @@
+#include "core/role.h"
 #include "store/store.h"
 #include "util/i18n.h"
 #include "web/app.h"

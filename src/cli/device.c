@@ -2,10 +2,9 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "core/keyid.h"
+#include "core/inventory.h"
 #include "store/store.h"
 #include "util/err.h"
-#include "util/str.h"
 #include "util/timeutil.h"
 
 static const char device_usage[] =
@@ -39,12 +38,6 @@ static int print_device(const struct device_rec *d, void *arg)
 	printf("%-36s %-24s %-16s %-20s %s\n", d->id, d->name, *d->domain ? d->domain : "-",
 	       seen, d->revoked ? "revoked" : "");
 	return 0;
-}
-
-static int list_tx(struct store_tx *tx, void *arg)
-{
-	printf("%-36s %-24s %-16s %-20s\n", "ID", "NAME", "DOMAIN", "LAST CHECK-IN");
-	return STORE_TX(tx, device_each, arg, 0, print_device, NULL);
 }
 
 static int show_device(const struct device_rec *d, void *arg)
@@ -98,24 +91,9 @@ static int show_assoc(const struct assoc_rec *a, void *arg)
 	return 0;
 }
 
-static int show_tx(struct store_tx *tx, void *arg)
-{
-	const char *id = arg;
-	int rc;
-
-	if ((rc = STORE_TX(tx, device_get, id, show_device, NULL)) < 0 ||
-	    (rc = STORE_TX(tx, volume_each, id, show_volume, NULL)) < 0 ||
-	    (rc = STORE_TX(tx, key_each_device, id, KEY_STATES_ALL, show_key, NULL)) < 0 ||
-	    (rc = STORE_TX(tx, logon_each_device, id, show_logon, NULL)) < 0 ||
-	    (rc = STORE_TX(tx, assoc_each_device, id, show_assoc, NULL)) < 0)
-		return rc;
-	return 0;
-}
-
-static int revoke_tx(struct store_tx *tx, void *arg)
-{
-	return STORE_TX(tx, device_set_revoked, arg, true);
-}
+static const struct inventory_device_fns show_fns = {
+	show_device, show_volume, show_key, show_logon, show_assoc,
+};
 
 int cmd_device(struct cli *c, int argc, char **argv)
 {
@@ -136,12 +114,14 @@ int cmd_device(struct cli *c, int argc, char **argv)
 		return cli_error("unknown device command '%s'; see keywarden device --help", verb);
 	if (cli_config(c) || cli_store(c, &s))
 		goto out;
-	if (!strcmp(verb, "list"))
-		rc = store_read(s, list_tx, (void *)(argc == 3 ? argv[2] : ""));
-	else if (!strcmp(verb, "show"))
-		rc = store_read(s, show_tx, argv[2]);
-	else
-		rc = store_write(s, revoke_tx, argv[2]);
+	if (!strcmp(verb, "list")) {
+		printf("%-36s %-24s %-16s %-20s\n", "ID", "NAME", "DOMAIN", "LAST CHECK-IN");
+		rc = inventory_devices(s, argc == 3 ? argv[2] : "", 0, print_device, NULL);
+	} else if (!strcmp(verb, "show")) {
+		rc = inventory_device_show(s, argv[2], &show_fns, NULL);
+	} else {
+		rc = inventory_device_revoke(s, argv[2]);
+	}
 	if (rc == KW_ERR_NOT_FOUND) {
 		rc = cli_error("no device %s (see keywarden device list)", argv[2]);
 		goto out;
@@ -158,29 +138,9 @@ out:
 	return rc;
 }
 
-static int device_exists(const struct device_rec *d, void *arg)
-{
-	return 0;
-}
-
-struct assoc_op {
-	struct assoc_rec a;
-};
-
-static int assoc_tx(struct store_tx *tx, void *arg)
-{
-	struct assoc_op *op = arg;
-	int rc = STORE_TX(tx, device_get, op->a.device_id, device_exists, NULL);
-
-	if (rc < 0)
-		return rc;
-	return STORE_TX(tx, assoc_add, &op->a);
-}
-
 int cmd_assoc(struct cli *c, int argc, char **argv)
 {
 	struct store *s = NULL;
-	struct assoc_op op;
 	int rc = 1;
 
 	if (cli_wants_help(argc, argv)) {
@@ -191,16 +151,11 @@ int cmd_assoc(struct cli *c, int argc, char **argv)
 		fputs(assoc_usage, stderr);
 		return 2;
 	}
-	if (!str_is_clean_text(argv[2], 255))
+	if (!inventory_user_valid(argv[2]))
 		return cli_error("'%s' is not a valid user name", argv[2]);
-	memset(&op, 0, sizeof(op));
-	op.a.user = argv[2];
-	snprintf(op.a.device_id, sizeof(op.a.device_id), "%s", argv[3]);
-	op.a.added_by = "cli";
-	op.a.created_at = time_now();
 	if (cli_config(c) || cli_store(c, &s))
 		goto out;
-	rc = store_write(s, assoc_tx, &op);
+	rc = inventory_assoc_add(s, argv[2], argv[3], "cli", time_now());
 	if (rc == KW_ERR_NOT_FOUND) {
 		rc = cli_error("no device %s (see keywarden device list)", argv[3]);
 		goto out;

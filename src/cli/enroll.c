@@ -27,7 +27,12 @@ static int print_token(const struct token_rec *t, void *arg)
 {
 	char created[TIME_ISO_LEN], expires[TIME_ISO_LEN], uses[24];
 	int64_t now = *(int64_t *)arg;
-	const char *state = "valid";
+	static const char *const states[] = {
+		[ENROLL_TOKEN_VALID] = "valid",
+		[ENROLL_TOKEN_REVOKED] = "revoked",
+		[ENROLL_TOKEN_EXPIRED] = "expired",
+		[ENROLL_TOKEN_USED_UP] = "used up",
+	};
 
 	time_format_iso(t->created_at, created);
 	if (t->expires_at)
@@ -38,22 +43,9 @@ static int print_token(const struct token_rec *t, void *arg)
 		snprintf(uses, sizeof(uses), "unlimited");
 	else
 		snprintf(uses, sizeof(uses), "%lld", (long long)t->uses_left);
-	if (t->revoked)
-		state = "revoked";
-	else if (t->expires_at && t->expires_at <= now)
-		state = "expired";
-	else if (t->uses_left == 0)
-		state = "used up";
 	printf("%-6lld %-20s %-20s %-10s %-6lld %s\n", (long long)t->id, created, expires,
-	       uses, (long long)t->used, state);
+	       uses, (long long)t->used, states[enroll_token_state(t, now)]);
 	return 0;
-}
-
-static int list_tx(struct store_tx *tx, void *arg)
-{
-	printf("%-6s %-20s %-20s %-10s %-6s %s\n", "ID", "CREATED", "EXPIRES", "USES LEFT",
-	       "USED", "STATE");
-	return STORE_TX(tx, token_each, print_token, arg);
 }
 
 int cmd_enroll(struct cli *c, int argc, char **argv)
@@ -112,7 +104,9 @@ int cmd_enroll(struct cli *c, int argc, char **argv)
 		printf("%s\n", token);
 		sodium_memzero(token, sizeof(token));
 	} else if (!strcmp(verb, "list")) {
-		if ((rc = store_read(s, list_tx, &now)) < 0) {
+		printf("%-6s %-20s %-20s %-10s %-6s %s\n", "ID", "CREATED", "EXPIRES",
+		       "USES LEFT", "USED", "STATE");
+		if ((rc = enroll_token_each(s, print_token, &now)) < 0) {
 			rc = cli_error("cannot list tokens: %s", kw_strerror(rc));
 			goto out;
 		}

@@ -11,11 +11,11 @@
 
 #include "auth/password.h"
 #include "cli/cli.h"
+#include "core/account.h"
+#include "core/database.h"
 #include "core/seal.h"
-#include "core/secret.h"
 #include "store/store.h"
 #include "util/err.h"
-#include "util/timeutil.h"
 #include "web/app.h"
 
 static const char init_usage[] =
@@ -56,30 +56,13 @@ void cli_random_password(char out[24])
 	out[20] = '\0';
 }
 
-struct new_user {
-	struct user_rec u;
-};
-
-static int user_insert_tx(struct store_tx *tx, void *arg)
-{
-	return STORE_TX(tx, user_insert, &((struct new_user *)arg)->u);
-}
-
 int cli_add_user(struct store *s, const char *name, unsigned roles, const char *pw)
 {
-	char hash[PASSWORD_HASH_MAX];
-	struct new_user nu;
-	int rc;
+	char msg[512];
+	int rc = account_add(s, name, roles, pw, msg, sizeof(msg));
 
-	if ((rc = password_hash(pw, hash)) < 0)
-		return cli_error("cannot hash the password: %s", kw_strerror(rc));
-	memset(&nu, 0, sizeof(nu));
-	nu.u.name = name;
-	nu.u.password_hash = hash;
-	nu.u.roles = roles;
-	nu.u.created_at = time_now();
-	rc = store_write(s, user_insert_tx, &nu);
-	sodium_memzero(hash, sizeof(hash));
+	if (rc == KW_ERR_INVALID && *msg)
+		return cli_error("%s", msg);
 	if (rc == KW_ERR_EXISTS)
 		return cli_error("user %s already exists", name);
 	if (rc < 0)
@@ -167,11 +150,8 @@ out:
 
 int cmd_migrate(struct cli *c, int argc, char **argv)
 {
-	const struct store_ops *ops;
-	const char *location;
-	struct store *s = NULL;
 	char msg[512];
-	int from, to, rc;
+	int from, to;
 
 	if (cli_wants_help(argc, argv)) {
 		fputs(migrate_usage, stdout);
@@ -183,13 +163,7 @@ int cmd_migrate(struct cli *c, int argc, char **argv)
 	}
 	if (cli_config(c))
 		return 1;
-	if (!(ops = store_backend(c->cfg.database, &location, msg, sizeof(msg))))
-		return cli_error("%s", msg);
-	if (ops->open(location, &s, msg, sizeof(msg)) < 0)
-		return cli_error("%s", msg);
-	rc = ops->migrate(s, &from, &to, msg, sizeof(msg));
-	ops->close(s);
-	if (rc < 0)
+	if (database_migrate(c->cfg.database, &from, &to, msg, sizeof(msg)) < 0)
 		return cli_error("%s", msg);
 	if (from == to)
 		printf("schema version %d: up to date\n", to);

@@ -6,12 +6,10 @@
 
 #include "auth/password.h"
 #include "cli/cli.h"
+#include "core/account.h"
 #include "store/store.h"
 #include "util/err.h"
-#include "util/str.h"
 #include "util/timeutil.h"
-
-#define USER_NAME_MAX 256
 
 static const char user_usage[] =
 	"usage: keywarden user add NAME [--role ROLE]... [--password-stdin]\n"
@@ -25,90 +23,24 @@ static const char user_usage[] =
 	"as devices report their users (CORP\\alice or alice@corp.example.com).\n"
 	"Without --password-stdin a random password is made and printed once.\n";
 
-struct user_op {
-	const char *name;
-	const char *hash;      /* new password hash, or NULL to keep */
-	int disabled;          /* -1 keep */
-	int found;
-	char old_hash[PASSWORD_HASH_MAX];
-	unsigned roles;
-};
-
-static int user_found(const struct user_rec *u, void *arg)
+static int print_user(const struct account *a, void *arg)
 {
-	struct user_op *op = arg;
+	char roles[ACCOUNT_ROLES_TEXT_MAX], created[TIME_ISO_LEN];
 
-	op->found = 1;
-	op->roles = u->roles;
-	if (!op->hash)
-		snprintf(op->old_hash, sizeof(op->old_hash), "%s", u->password_hash);
-	if (op->disabled < 0)
-		op->disabled = u->disabled;
-	return 0;
-}
-
-static int user_update_tx(struct store_tx *tx, void *arg)
-{
-	struct user_op *op = arg;
-	struct user_rec u;
-	int rc;
-
-	if ((rc = STORE_TX(tx, user_get, op->name, user_found, op)) < 0)
-		return rc;
-	memset(&u, 0, sizeof(u));
-	u.name = op->name;
-	u.password_hash = op->hash ? op->hash : op->old_hash;
-	u.roles = op->roles;
-	u.disabled = op->disabled;
-	if ((rc = STORE_TX(tx, user_update, &u)) < 0)
-		return rc;
-	/* A disabled account or a replaced password ends the signed-in
-	 * sessions at once. */
-	if (op->hash || op->disabled)
-		return STORE_TX(tx, session_delete_user, u.name);
-	return 0;
-}
-
-static int print_user(const struct user_rec *u, void *arg)
-{
-	char roles[96], created[TIME_ISO_LEN];
-
-	cli_roles_text(u->roles, roles, sizeof(roles));
-	time_format_iso(u->created_at, created);
-	printf("%-32s %-40s %-9s %s\n", u->name, roles, u->disabled ? "disabled" : "active",
+	account_roles_text(a->roles, roles, sizeof(roles));
+	time_format_iso(a->created_at, created);
+	printf("%-32s %-40s %-9s %s\n", a->name, roles, a->disabled ? "disabled" : "active",
 	       created);
 	return 0;
-}
-
-static int list_tx(struct store_tx *tx, void *arg)
-{
-	printf("%-32s %-40s %-9s %s\n", "NAME", "ROLES", "STATE", "CREATED");
-	return STORE_TX(tx, user_each, print_user, NULL);
 }
 
 /* The new password: from standard input, or random and printed. */
 static int get_password(bool from_stdin, char *pw, size_t pwlen, bool *generated)
 {
-	char msg[128];
-
 	*generated = !from_stdin;
-	if (from_stdin) {
-		if (cli_read_password(pw, pwlen) < 0)
-			return 1;
-	} else {
-		cli_random_password(pw);
-	}
-	if (password_check_policy(pw, msg, sizeof(msg)) < 0)
-		return cli_error("%s", msg);
-	return 0;
-}
-
-static int valid_name(const char *name)
-{
-	if (!str_is_clean_text(name, USER_NAME_MAX) || strchr(name, ' ') ||
-	    strchr(name, '\n'))
-		return cli_error("'%s' is not a valid user name (1-%d characters, no spaces "
-				 "or control characters)", name, USER_NAME_MAX);
+	if (from_stdin)
+		return cli_read_password(pw, pwlen) < 0 ? 1 : 0;
+	cli_random_password(pw);
 	return 0;
 }
 
@@ -120,9 +52,8 @@ int cmd_user(struct cli *c, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	char pw[PASSWORD_MAX + 2], hash[PASSWORD_HASH_MAX];
+	char pw[PASSWORD_MAX + 2], msg[512];
 	struct store *s = NULL;
-	struct user_op op;
 	unsigned roles = 0;
 	bool from_stdin = false, generated = false;
 	const char *verb, *name = NULL;
@@ -137,10 +68,10 @@ int cmd_user(struct cli *c, int argc, char **argv)
 	while ((o = getopt_long(argc - 1, argv + 1, "h", opts, NULL)) != -1) {
 		switch (o) {
 		case 'r':
-			if (!cli_role(optarg))
+			if (!account_role(optarg))
 				return cli_error("unknown role '%s' (use helpdesk, helpdesk_admin, "
 						 "reports or admin)", optarg);
-			roles |= cli_role(optarg);
+			roles |= account_role(optarg);
 			break;
 		case 'p': from_stdin = true; break;
 		case 'h': fputs(user_usage, stdout); return 0;
@@ -158,18 +89,16 @@ int cmd_user(struct cli *c, int argc, char **argv)
 		fputs(user_usage, stderr);
 		return 2;
 	}
-	if (name && valid_name(name))
-		return 1;
+	if (name && account_check_name(name, msg, sizeof(msg)) < 0)
+		return cli_error("%s", msg);
 	if (strcmp(verb, "add") && strcmp(verb, "passwd") && strcmp(verb, "list") &&
 	    strcmp(verb, "disable") && strcmp(verb, "enable"))
 		return cli_error("unknown user command '%s'; see keywarden user --help", verb);
 	if (cli_config(c) || cli_store(c, &s))
 		goto out;
-	memset(&op, 0, sizeof(op));
-	op.name = name;
-	op.disabled = -1;
 	if (!strcmp(verb, "list")) {
-		if ((rc = store_read(s, list_tx, NULL)) < 0) {
+		printf("%-32s %-40s %-9s %s\n", "NAME", "ROLES", "STATE", "CREATED");
+		if ((rc = account_each(s, print_user, NULL)) < 0) {
 			rc = cli_error("cannot list users: %s", kw_strerror(rc));
 			goto out;
 		}
@@ -182,33 +111,30 @@ int cmd_user(struct cli *c, int argc, char **argv)
 		if (!strcmp(verb, "passwd")) {
 			if (get_password(from_stdin, pw, sizeof(pw), &generated))
 				goto out;
-			if ((rc = password_hash(pw, hash)) < 0) {
-				rc = cli_error("cannot hash the password: %s", kw_strerror(rc));
-				goto out;
-			}
-			op.hash = hash;
+			rc = account_set_password(s, name, pw, msg, sizeof(msg));
 		} else {
-			op.disabled = !strcmp(verb, "disable");
+			rc = account_set_disabled(s, name, !strcmp(verb, "disable"));
 		}
-		rc = store_write(s, user_update_tx, &op);
 		if (rc == KW_ERR_NOT_FOUND) {
 			rc = cli_error("no user %s", name);
+			goto out;
+		}
+		if (rc == KW_ERR_INVALID && *msg) {
+			rc = cli_error("%s", msg);
 			goto out;
 		}
 		if (rc < 0) {
 			rc = cli_error("cannot update user %s: %s", name, kw_strerror(rc));
 			goto out;
 		}
-		printf("user %s %s\n", name, op.hash ? "has a new password" :
-		       op.disabled ? "disabled" : "enabled");
+		printf("user %s %s\n", name, !strcmp(verb, "passwd") ? "has a new password" :
+		       !strcmp(verb, "disable") ? "disabled" : "enabled");
 	}
 	if (generated)
 		printf("password: %s\n", pw);
 	rc = 0;
 out:
 	sodium_memzero(pw, sizeof(pw));
-	sodium_memzero(hash, sizeof(hash));
-	sodium_memzero(&op, sizeof(op));
 	store_close(s);
 	return rc;
 }

@@ -1,5 +1,4 @@
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,13 +7,14 @@
 
 #include "cli/cli.h"
 #include "core/demo.h"
+#include "core/keyfile.h"
 #include "core/seal.h"
+#include "store/store.h"
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/str.h"
-#include "web/app.h"
 
-static const char demo_usage[] =
+const char usage_demo[] =
 	"usage: keywarden demo [--dir DIR] [--listen HOST:PORT]\n"
 	"\n"
 	"Starts a local demonstration instance on SQLite in DIR (default\n"
@@ -74,36 +74,56 @@ static int write_setup(const char *dir, const char *listen)
 			  "den bara för en dator som du har rätt att låsa upp.\n");
 }
 
-int cmd_demo(struct cli *c, int argc, char **argv)
+/* The first time (no key file yet), a key and the demo data; later, the
+ * key ID to try that the first run recorded. */
+static int prepare(struct cli *c, char key_id[KEYID_CANON_LEN + 1])
 {
-	static const struct option opts[] = {
-		{ "dir", required_argument, NULL, 'd' },
-		{ "listen", required_argument, NULL, 'l' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *dir_arg = "keywarden-demo", *listen = NULL;
-	char dir[4096], conf[4096 + 32], msg[512], key_id[KEYID_CANON_LEN + 1] = "";
+	bool fresh = access(c->cfg.key_file, F_OK) != 0;
+	struct keyfile kf = { .lock = -1 };
+	struct store *s = NULL;
 	struct seal *k = NULL;
-	struct app app;
-	struct buf banner;
-	bool fresh;
-	int o, rc = 1;
+	char msg[512];
+	int rc = 1;
 
-	optind = 0;
-	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (o) {
-		case 'd': dir_arg = optarg; break;
-		case 'l': listen = optarg; break;
-		case 'h': fputs(demo_usage, stdout); return 0;
-		default: fputs(demo_usage, stderr); return 2;
-		}
+	if (fresh && (seal_generate(&k) < 0 ||
+		      seal_save(k, c->cfg.key_file, 1, msg, sizeof(msg)) < 0)) {
+		cli_error("%s", msg);
+		goto out;
 	}
-	if (optind != argc) {
-		fputs(demo_usage, stderr);
-		return 2;
+	if (cli_store(c, &s) || cli_key(c, s, false, &kf))
+		goto out;
+	if (fresh && demo_populate(s, kf.seal, key_id, msg, sizeof(msg)) < 0) {
+		cli_error("%s", msg);
+		goto out;
 	}
-	memset(&app, 0, sizeof(app));
+	if (!fresh)
+		demo_key(s, key_id);
+	rc = 0;
+out:
+	keyfile_close(&kf);
+	store_close(s);
+	seal_free(k);
+	return rc;
+}
+
+enum { OPT_DIR = 'd', OPT_LISTEN = 'l' };
+
+const struct option opts_demo[] = {
+	{ "dir", required_argument, NULL, OPT_DIR },
+	{ "listen", required_argument, NULL, OPT_LISTEN },
+	{ NULL, 0, NULL, 0 },
+};
+
+int cmd_demo(struct cli_call *call)
+{
+	struct cli *c = call->cli;
+	const char *dir_arg = cli_opt(call, OPT_DIR), *listen = cli_opt(call, OPT_LISTEN);
+	char dir[4096], conf[4096 + 32], msg[512], key_id[KEYID_CANON_LEN + 1] = "";
+	struct buf banner;
+	int rc = 1;
+
+	if (!dir_arg)
+		dir_arg = "keywarden-demo";
 	buf_init(&banner, 16384);
 	if (mkdir(dir_arg, 0700) < 0 && errno != EEXIST)
 		return cli_error("cannot create %s: %s", dir_arg, strerror(errno));
@@ -127,23 +147,8 @@ int cmd_demo(struct cli *c, int argc, char **argv)
 		if (config_validate(&c->cfg, msg, sizeof(msg)) < 0)
 			return cli_error("--listen %s: %s", listen, msg);
 	}
-	fresh = access(c->cfg.key_file, F_OK) != 0;
-	if (fresh && (seal_generate(&k) < 0 ||
-		      seal_save(k, c->cfg.key_file, 1, msg, sizeof(msg)) < 0)) {
-		cli_error("%s", msg);
+	if (prepare(c, key_id))
 		goto out;
-	}
-	if (app_open(&app, &c->cfg, msg, sizeof(msg)) < 0) {
-		cli_error("%s", msg);
-		goto out;
-	}
-	if (fresh && demo_populate(app.store, app.seal, key_id, msg, sizeof(msg)) < 0) {
-		cli_error("%s", msg);
-		goto out;
-	}
-	if (!fresh)
-		demo_key(app.store, key_id);
-	app_close(&app);
 
 	rc = buf_printf(&banner, "\nkeywarden demo is running: http://%s/\n"
 			"  data and configuration: %s\n\naccounts (user / password):\n",
@@ -164,8 +169,6 @@ int cmd_demo(struct cli *c, int argc, char **argv)
 	}
 	rc = cli_serve_run(c, banner.data);
 out:
-	app_close(&app);
-	seal_free(k);
 	buf_free(&banner);
 	return rc;
 }

@@ -3,11 +3,10 @@
 
 #include "cli/cli.h"
 #include "core/inventory.h"
-#include "store/store.h"
 #include "util/err.h"
 #include "util/timeutil.h"
 
-static const char device_usage[] =
+const char usage_device[] =
 	"usage: keywarden device list [NAME-PREFIX]\n"
 	"       keywarden device show ID\n"
 	"       keywarden device revoke ID\n"
@@ -16,7 +15,7 @@ static const char device_usage[] =
 	"recovery key history (never the passwords), logons and associations.\n"
 	"revoke stops the device's secret from being accepted.\n";
 
-static const char assoc_usage[] =
+const char usage_assoc[] =
 	"usage: keywarden assoc add USER DEVICE-ID\n"
 	"\n"
 	"Lets USER recover the keys of a device through self-service without a\n"
@@ -30,6 +29,14 @@ static void when(int64_t t, char out[TIME_ISO_LEN])
 		snprintf(out, TIME_ISO_LEN, "never");
 }
 
+/* A failure of an operation on device id. */
+static int device_failed(const char *id, int rc)
+{
+	if (rc == KW_ERR_NOT_FOUND)
+		return cli_error("no device %s (see keywarden device list)", id);
+	return cli_error("%s", kw_strerror(rc));
+}
+
 static int print_device(const struct device_rec *d, void *arg)
 {
 	char seen[TIME_ISO_LEN];
@@ -38,6 +45,16 @@ static int print_device(const struct device_rec *d, void *arg)
 	printf("%-36s %-24s %-16s %-20s %s\n", d->id, d->name, *d->domain ? d->domain : "-",
 	       seen, d->revoked ? "revoked" : "");
 	return 0;
+}
+
+int cmd_device_list(struct cli_call *call)
+{
+	int rc;
+
+	printf("%-36s %-24s %-16s %-20s\n", "ID", "NAME", "DOMAIN", "LAST CHECK-IN");
+	rc = inventory_devices(call->store, call->argc ? call->argv[0] : "", 0, print_device,
+			       NULL);
+	return rc < 0 ? cli_error("%s", kw_strerror(rc)) : 0;
 }
 
 static int show_device(const struct device_rec *d, void *arg)
@@ -91,87 +108,44 @@ static int show_assoc(const struct assoc_rec *a, void *arg)
 	return 0;
 }
 
-static const struct inventory_device_fns show_fns = {
-	show_device, show_volume, show_key, show_logon, show_assoc,
-};
-
-int cmd_device(struct cli *c, int argc, char **argv)
+int cmd_device_show(struct cli_call *call)
 {
-	struct store *s = NULL;
-	const char *verb;
-	int rc = 1;
+	static const struct inventory_device_fns fns = {
+		show_device, show_volume, show_key, show_logon, show_assoc,
+	};
+	int rc = inventory_device_show(call->store, call->argv[0], &fns, NULL);
 
-	if (argc < 2 || cli_wants_help(argc, argv)) {
-		fputs(device_usage, argc < 2 ? stderr : stdout);
-		return argc < 2 ? 2 : 0;
-	}
-	verb = argv[1];
-	if (!strcmp(verb, "list") ? argc > 3 : argc != 3) {
-		fputs(device_usage, stderr);
-		return 2;
-	}
-	if (strcmp(verb, "list") && strcmp(verb, "show") && strcmp(verb, "revoke"))
-		return cli_error("unknown device command '%s'; see keywarden device --help", verb);
-	if (cli_config(c) || cli_store(c, &s))
-		goto out;
-	if (!strcmp(verb, "list")) {
-		printf("%-36s %-24s %-16s %-20s\n", "ID", "NAME", "DOMAIN", "LAST CHECK-IN");
-		rc = inventory_devices(s, argc == 3 ? argv[2] : "", 0, print_device, NULL);
-	} else if (!strcmp(verb, "show")) {
-		rc = inventory_device_show(s, argv[2], &show_fns, NULL);
-	} else {
-		rc = inventory_device_revoke(s, argv[2]);
-	}
-	if (rc == KW_ERR_NOT_FOUND) {
-		rc = cli_error("no device %s (see keywarden device list)", argv[2]);
-		goto out;
-	}
-	if (rc < 0) {
-		rc = cli_error("%s", kw_strerror(rc));
-		goto out;
-	}
-	if (!strcmp(verb, "revoke"))
-		printf("device %s revoked: its secret is no longer accepted\n", argv[2]);
-	rc = 0;
-out:
-	store_close(s);
-	return rc;
+	return rc < 0 ? device_failed(call->argv[0], rc) : 0;
 }
 
-int cmd_assoc(struct cli *c, int argc, char **argv)
+int cmd_device_revoke(struct cli_call *call)
 {
-	struct store *s = NULL;
-	int rc = 1;
+	int rc = inventory_device_revoke(call->store, call->argv[0]);
 
-	if (cli_wants_help(argc, argv)) {
-		fputs(assoc_usage, stdout);
+	if (rc < 0)
+		return device_failed(call->argv[0], rc);
+	printf("device %s revoked: its secret is no longer accepted\n", call->argv[0]);
+	return 0;
+}
+
+int check_assoc_add(struct cli_call *call)
+{
+	if (!inventory_user_valid(call->argv[0]))
+		return cli_error("'%s' is not a valid user name", call->argv[0]);
+	return 0;
+}
+
+int cmd_assoc_add(struct cli_call *call)
+{
+	const char *user = call->argv[0], *id = call->argv[1];
+	int rc = inventory_assoc_add(call->store, user, id, "cli", time_now());
+
+	if (rc == KW_ERR_EXISTS) {
+		printf("%s is already associated with device %s\n", user, id);
 		return 0;
 	}
-	if (argc != 4 || strcmp(argv[1], "add")) {
-		fputs(assoc_usage, stderr);
-		return 2;
-	}
-	if (!inventory_user_valid(argv[2]))
-		return cli_error("'%s' is not a valid user name", argv[2]);
-	if (cli_config(c) || cli_store(c, &s))
-		goto out;
-	rc = inventory_assoc_add(s, argv[2], argv[3], "cli", time_now());
-	if (rc == KW_ERR_NOT_FOUND) {
-		rc = cli_error("no device %s (see keywarden device list)", argv[3]);
-		goto out;
-	}
-	if (rc == KW_ERR_EXISTS) {
-		printf("%s is already associated with device %s\n", argv[2], argv[3]);
-		rc = 0;
-		goto out;
-	}
-	if (rc < 0) {
-		rc = cli_error("%s", kw_strerror(rc));
-		goto out;
-	}
-	printf("%s may now recover the keys of device %s\n", argv[2], argv[3]);
-	rc = 0;
-out:
-	store_close(s);
-	return rc;
+	if (rc < 0)
+		return device_failed(id, rc);
+	printf("%s may now recover the keys of device %s\n", user, id);
+	return 0;
 }

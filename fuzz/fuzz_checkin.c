@@ -7,7 +7,7 @@
 
 #include <jansson.h>
 
-#include "core/escrow.h"
+#include "core/checkin.h"
 #include "core/keyid.h"
 #include "core/recpw.h"
 

@@ -1,18 +1,13 @@
 #include <errno.h>
-#include <fcntl.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "cli/cli.h"
 #include "core/audit.h"
-#include "store/store.h"
 #include "util/err.h"
 #include "util/timeutil.h"
 
-static const char audit_usage[] =
+const char usage_audit[] =
 	"usage: keywarden audit verify\n"
 	"       keywarden audit export [--output FILE] [--from DATE] [--to DATE]\n"
 	"                              [--result RESULT] [--source SOURCE]\n"
@@ -50,41 +45,35 @@ static bool known(const char *const *list, const char *v)
 	return false;
 }
 
-static int verify(struct store *s)
+enum { OPT_OUTPUT = 'o', OPT_FROM = 'f', OPT_TO = 't', OPT_RESULT = 'r', OPT_SOURCE = 's' };
+
+const struct option opts_audit_export[] = {
+	{ "output", required_argument, NULL, OPT_OUTPUT },
+	{ "from", required_argument, NULL, OPT_FROM },
+	{ "to", required_argument, NULL, OPT_TO },
+	{ "result", required_argument, NULL, OPT_RESULT },
+	{ "source", required_argument, NULL, OPT_SOURCE },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* The filter; its strings point into argv. */
+struct audit_args {
+	struct audit_filter f;
+};
+_Static_assert(sizeof(struct audit_args) <= CLI_ARGS_MAX, "see struct cli_call");
+
+int cmd_audit_verify(struct cli_call *call)
 {
 	struct audit_report r;
 	int rc;
 
-	rc = audit_verify(s, &r);
+	rc = audit_verify(call->store, &r);
 	if (rc == KW_ERR_CONFLICT)
 		return cli_error("audit chain broken: %s", r.problem);
 	if (rc < 0)
 		return cli_error("cannot verify the audit chain: %s", kw_strerror(rc));
 	printf("audit chain intact: %lld records\n", (long long)r.records);
 	return 0;
-}
-
-static int export(struct store *s, const struct audit_filter *f, const char *output)
-{
-	FILE *out = stdout;
-	int fd, rc;
-
-	if (output) {
-		/* The trail names people and computers: not for other users. */
-		fd = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-		if (fd < 0 || fchmod(fd, 0600) < 0 || !(out = fdopen(fd, "w"))) {
-			rc = cli_error("cannot write %s: %s", output, strerror(errno));
-			if (fd >= 0)
-				close(fd);
-			return rc;
-		}
-	}
-	rc = audit_export_csv(s, f, out);
-	if (rc < 0)
-		rc = cli_error("audit export failed: %s", kw_strerror(rc));
-	if (out != stdout && fclose(out) != 0 && rc == 0)
-		rc = cli_error("cannot write %s: %s", output, strerror(errno));
-	return rc;
 }
 
 /* --from DATE and --to DATE; a date alone in --to means its whole day. */
@@ -99,73 +88,56 @@ static int parse_date(const char *opt, const char *v, bool end, int64_t *out)
 	return 0;
 }
 
-int cmd_audit(struct cli *c, int argc, char **argv)
+int check_audit_export(struct cli_call *call)
 {
-	static const struct option opts[] = {
-		{ "output", required_argument, NULL, 'o' },
-		{ "from", required_argument, NULL, 'f' },
-		{ "to", required_argument, NULL, 't' },
-		{ "result", required_argument, NULL, 'r' },
-		{ "source", required_argument, NULL, 's' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct audit_filter f;
-	struct store *s = NULL;
-	const char *verb, *output = NULL;
-	bool options = false;
-	int o, rc = 1;
+	struct audit_filter *f = &((struct audit_args *)call->args)->f;
 
-	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-		fputs(audit_usage, argc < 2 ? stderr : stdout);
-		return argc < 2 ? 2 : 0;
-	}
-	verb = argv[1];
-	memset(&f, 0, sizeof(f));
-	optind = 0;
-	while ((o = getopt_long(argc - 1, argv + 1, "h", opts, NULL)) != -1) {
-		options = options || o != 'h';
-		switch (o) {
-		case 'o': output = optarg; break;
-		case 'f':
-			if (parse_date("--from", optarg, false, &f.from))
+	for (size_t i = 0; i < call->nopts; i++) {
+		const char *v = call->opts[i].arg;
+
+		switch (call->opts[i].val) {
+		case OPT_FROM:
+			if (parse_date("--from", v, false, &f->from))
 				return 1;
 			break;
-		case 't':
-			if (parse_date("--to", optarg, true, &f.to))
+		case OPT_TO:
+			if (parse_date("--to", v, true, &f->to))
 				return 1;
 			break;
-		case 'r':
-			if (!known(results, optarg))
+		case OPT_RESULT:
+			if (!known(results, v))
 				return cli_error("--result %s: use disclosed, ambiguous, not_found, "
 						 "invalid, rate_limited, denied, exported or rekeyed",
-						 optarg);
-			f.result = optarg;
+						 v);
+			f->result = v;
 			break;
-		case 's':
-			if (!known(sources, optarg))
+		case OPT_SOURCE:
+			if (!known(sources, v))
 				return cli_error("--source %s: use self_service, helpdesk, api "
-						 "or cli", optarg);
-			f.source = optarg;
+						 "or cli", v);
+			f->source = v;
 			break;
-		case 'h': fputs(audit_usage, stdout); return 0;
-		default: fputs(audit_usage, stderr); return 2;
 		}
 	}
-	if (optind != argc - 1) {
-		fputs(audit_usage, stderr);
-		return 2;
-	}
-	if (strcmp(verb, "verify") && strcmp(verb, "export"))
-		return cli_error("unknown audit command '%s'; see keywarden audit --help", verb);
-	if (!strcmp(verb, "verify") && options)
-		return cli_error("audit verify takes no options; see keywarden audit --help");
-	if (f.from && f.to && f.from >= f.to)
+	if (f->from && f->to && f->from >= f->to)
 		return cli_error("--from is after --to: no record can match");
-	if (cli_config(c) || cli_store(c, &s))
-		goto out;
-	rc = !strcmp(verb, "verify") ? verify(s) : export(s, &f, output);
-out:
-	store_close(s);
+	return 0;
+}
+
+int cmd_audit_export(struct cli_call *call)
+{
+	const struct audit_filter *f = &((const struct audit_args *)call->args)->f;
+	const char *output = cli_opt(call, OPT_OUTPUT);
+	FILE *out = stdout;
+	int rc;
+
+	/* The trail names people and computers: not for other users. */
+	if (output && !(out = cli_create_private(output)))
+		return 1;
+	rc = audit_export_csv(call->store, f, out);
+	if (rc < 0)
+		rc = cli_error("audit export failed: %s", kw_strerror(rc));
+	if (out != stdout && fclose(out) != 0 && rc == 0)
+		rc = cli_error("cannot write %s: %s", output, strerror(errno));
 	return rc;
 }

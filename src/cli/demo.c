@@ -1,27 +1,20 @@
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <sodium.h>
-
 #include "cli/cli.h"
-#include "core/enroll.h"
-#include "core/escrow.h"
-#include "core/keyid.h"
-#include "core/recpw.h"
+#include "core/demo.h"
+#include "core/keyfile.h"
 #include "core/seal.h"
 #include "store/store.h"
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/str.h"
-#include "util/timeutil.h"
-#include "web/app.h"
 
-static const char demo_usage[] =
+const char usage_demo[] =
 	"usage: keywarden demo [--dir DIR] [--listen HOST:PORT]\n"
 	"\n"
 	"Starts a local demonstration instance on SQLite in DIR (default\n"
@@ -29,33 +22,6 @@ static const char demo_usage[] =
 	"file, demo accounts, devices, recovery keys and logons. Prints the URL, the\n"
 	"accounts and a key ID to try, then serves until Ctrl-C. Run it again to\n"
 	"serve the same data. Not for production: the demo passwords are public.\n";
-
-struct demo_user {
-	const char *name;
-	const char *password;
-	unsigned roles;
-	const char *what;
-};
-
-static const struct demo_user demo_users[] = {
-	{ "admin", "admin-demo-1", ROLE_ADMIN, "administrator" },
-	{ "helpdesk", "helpdesk-demo-1", ROLE_HELPDESK_ADMIN,
-	  "help-desk administrator (its portal is not built yet)" },
-	{ "CORP\\alice", "alice-demo-1", 0, "end user of PC-ALICE and LAPTOP-ALICE" },
-	{ "CORP\\bob", "bob-demo-1", 0, "end user of PC-BOB" },
-};
-
-struct demo_device {
-	const char *name;
-	const char *user;        /* local logon */
-	const char *remote;      /* remote logon only */
-};
-
-static const struct demo_device demo_devices[] = {
-	{ "PC-ALICE", "CORP\\alice", NULL },
-	{ "PC-BOB", "CORP\\bob", "CORP\\alice" },
-	{ "LAPTOP-ALICE", "alice@corp.example.com", NULL },
-};
 
 static int write_file(const char *path, const char *text)
 {
@@ -108,129 +74,56 @@ static int write_setup(const char *dir, const char *listen)
 			  "den bara för en dator som du har rätt att låsa upp.\n");
 }
 
-/* A random key ID whose first 8 digits are prefix (when given). */
-static void demo_key_id(const char *prefix, char out[KEYID_CANON_LEN + 1])
+/* The first time (no key file yet), a key and the demo data; later, the
+ * key ID to try that the first run recorded. */
+static int prepare(struct cli *c, char key_id[KEYID_CANON_LEN + 1])
 {
-	uint8_t b[16];
-	char hex[KEYID_HEX_LEN + 1];
-
-	randombytes_buf(b, sizeof(b));
-	for (int i = 0; i < 16; i++)
-		snprintf(hex + 2 * i, 3, "%02X", b[i]);
-	if (prefix)
-		memcpy(hex, prefix, 8);
-	keyid_format(hex, out);
-}
-
-static int save_key_tx(struct store_tx *tx, void *arg)
-{
-	return STORE_TX(tx, meta_set, "demo_key_id", arg);
-}
-
-static int populate(struct app *app, char first_key[KEYID_CANON_LEN + 1])
-{
-	char token[SECRET_TEXT_MAX], secret[SECRET_TEXT_MAX], id[UUID_LEN + 1];
-	char prefix[9];
-	int64_t now = time_now();
-	uint8_t raw[16];
-	int rc;
-
-	for (size_t i = 0; i < sizeof(demo_users) / sizeof(demo_users[0]); i++)
-		if (cli_add_user(app->store, demo_users[i].name, demo_users[i].roles,
-				 demo_users[i].password))
-			return 1;
-	if ((rc = enroll_token_create(app->store, now, now + 3600, -1, token, NULL)) < 0)
-		return cli_error("cannot create a token: %s", kw_strerror(rc));
-	randombytes_buf(raw, 4);
-	snprintf(prefix, sizeof(prefix), "%02X%02X%02X%02X", raw[0], raw[1], raw[2], raw[3]);
-	for (size_t i = 0; i < sizeof(demo_devices) / sizeof(demo_devices[0]); i++) {
-		const struct demo_device *dd = &demo_devices[i];
-		struct device_new d = { dd->name, "CORP", "Windows 11 Pro 23H2" };
-		struct checkin_volume vol;
-		struct checkin_logon logons[2];
-		struct checkin ci;
-		struct checkin_result res;
-
-		if ((rc = enroll_register(app->store, token, &d, now, id, secret)) < 0)
-			return cli_error("cannot register %s: %s", dd->name, kw_strerror(rc));
-		sodium_memzero(secret, sizeof(secret));
-		memset(&vol, 0, sizeof(vol));
-		memset(&ci, 0, sizeof(ci));
-		demo_key_id(NULL, vol.guid);
-		snprintf(vol.mount, sizeof(vol.mount), "C:");
-		snprintf(vol.type, sizeof(vol.type), "os");
-		snprintf(vol.protection, sizeof(vol.protection), "on");
-		snprintf(vol.encryption, sizeof(vol.encryption), "xts_aes_256");
-		vol.percent = 100;
-		vol.nkeys = 1;
-		/* PC-ALICE and PC-BOB share a key ID prefix: alice typing 8
-		 * characters still gets only her own key. */
-		demo_key_id(i < 2 ? prefix : NULL, vol.keys[0].key_id);
-		randombytes_buf(raw, sizeof(raw));
-		recpw_from_key(raw, vol.keys[0].password);
-		memset(logons, 0, sizeof(logons));
-		snprintf(logons[0].user, sizeof(logons[0].user), "%s", dd->user);
-		logons[0].type = LOGON_LOCAL;
-		logons[0].at = now - 3600;
-		if (dd->remote) {
-			snprintf(logons[1].user, sizeof(logons[1].user), "%s", dd->remote);
-			logons[1].type = LOGON_REMOTE;
-			logons[1].at = now - 1800;
-		}
-		snprintf(ci.os, sizeof(ci.os), "Windows 11 Pro 23H2");
-		ci.volumes = &vol;
-		ci.nvolumes = 1;
-		ci.logons = logons;
-		ci.nlogons = dd->remote ? 2 : 1;
-		rc = checkin_apply(app->store, app->seal, id, &ci, now, &res);
-		checkin_result_free(&res);
-		if (i == 0)
-			memcpy(first_key, vol.keys[0].key_id, KEYID_CANON_LEN + 1);
-		sodium_memzero(&vol, sizeof(vol));
-		if (rc < 0)
-			return cli_error("cannot escrow the demo keys: %s", kw_strerror(rc));
-	}
-	sodium_memzero(token, sizeof(token));
-	if ((rc = store_write(app->store, save_key_tx, first_key)) < 0)
-		return cli_error("cannot record the demo key: %s", kw_strerror(rc));
-	return 0;
-}
-
-static int load_key_tx(struct store_tx *tx, void *arg)
-{
-	return STORE_TX(tx, meta_get, "demo_key_id", arg, KEYID_CANON_LEN + 1);
-}
-
-int cmd_demo(struct cli *c, int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{ "dir", required_argument, NULL, 'd' },
-		{ "listen", required_argument, NULL, 'l' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *dir_arg = "keywarden-demo", *listen = NULL;
-	char dir[4096], conf[4096 + 32], msg[512], key_id[KEYID_CANON_LEN + 1] = "";
+	bool fresh = access(c->cfg.key_file, F_OK) != 0;
+	struct keyfile kf = { .lock = -1 };
+	struct store *s = NULL;
 	struct seal *k = NULL;
-	struct app app;
-	struct buf banner;
-	bool fresh;
-	int o, rc = 1;
+	char msg[512];
+	int rc = 1;
 
-	optind = 0;
-	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (o) {
-		case 'd': dir_arg = optarg; break;
-		case 'l': listen = optarg; break;
-		case 'h': fputs(demo_usage, stdout); return 0;
-		default: fputs(demo_usage, stderr); return 2;
-		}
+	if (fresh && (seal_generate(&k) < 0 ||
+		      seal_save(k, c->cfg.key_file, 1, msg, sizeof(msg)) < 0)) {
+		cli_error("%s", msg);
+		goto out;
 	}
-	if (optind != argc) {
-		fputs(demo_usage, stderr);
-		return 2;
+	if (cli_store(c, &s) || cli_key(c, s, false, &kf))
+		goto out;
+	if (fresh && demo_populate(s, kf.seal, key_id, msg, sizeof(msg)) < 0) {
+		cli_error("%s", msg);
+		goto out;
 	}
-	memset(&app, 0, sizeof(app));
+	if (!fresh)
+		demo_key(s, key_id);
+	rc = 0;
+out:
+	keyfile_close(&kf);
+	store_close(s);
+	seal_free(k);
+	return rc;
+}
+
+enum { OPT_DIR = 'd', OPT_LISTEN = 'l' };
+
+const struct option opts_demo[] = {
+	{ "dir", required_argument, NULL, OPT_DIR },
+	{ "listen", required_argument, NULL, OPT_LISTEN },
+	{ NULL, 0, NULL, 0 },
+};
+
+int cmd_demo(struct cli_call *call)
+{
+	struct cli *c = call->cli;
+	const char *dir_arg = cli_opt(call, OPT_DIR), *listen = cli_opt(call, OPT_LISTEN);
+	char dir[4096], conf[4096 + 32], msg[512], key_id[KEYID_CANON_LEN + 1] = "";
+	struct buf banner;
+	int rc = 1;
+
+	if (!dir_arg)
+		dir_arg = "keywarden-demo";
 	buf_init(&banner, 16384);
 	if (mkdir(dir_arg, 0700) < 0 && errno != EEXIST)
 		return cli_error("cannot create %s: %s", dir_arg, strerror(errno));
@@ -254,26 +147,13 @@ int cmd_demo(struct cli *c, int argc, char **argv)
 		if (config_validate(&c->cfg, msg, sizeof(msg)) < 0)
 			return cli_error("--listen %s: %s", listen, msg);
 	}
-	fresh = access(c->cfg.key_file, F_OK) != 0;
-	if (fresh && (seal_generate(&k) < 0 ||
-		      seal_save(k, c->cfg.key_file, 1, msg, sizeof(msg)) < 0)) {
-		cli_error("%s", msg);
+	if (prepare(c, key_id))
 		goto out;
-	}
-	if (app_open(&app, &c->cfg, msg, sizeof(msg)) < 0) {
-		cli_error("%s", msg);
-		goto out;
-	}
-	if (fresh && populate(&app, key_id))
-		goto out;
-	if (!fresh)
-		store_read(app.store, load_key_tx, key_id);
-	app_close(&app);
 
 	rc = buf_printf(&banner, "\nkeywarden demo is running: http://%s/\n"
 			"  data and configuration: %s\n\naccounts (user / password):\n",
 			c->cfg.listen, dir);
-	for (size_t i = 0; rc == 0 && i < sizeof(demo_users) / sizeof(demo_users[0]); i++)
+	for (size_t i = 0; rc == 0 && i < demo_nusers; i++)
 		rc = buf_printf(&banner, "  %-9s %-16s %s\n",
 				strchr(demo_users[i].name, '\\') ?
 				strchr(demo_users[i].name, '\\') + 1 : demo_users[i].name,
@@ -289,8 +169,6 @@ int cmd_demo(struct cli *c, int argc, char **argv)
 	}
 	rc = cli_serve_run(c, banner.data);
 out:
-	app_close(&app);
-	seal_free(k);
 	buf_free(&banner);
 	return rc;
 }

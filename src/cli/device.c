@@ -2,13 +2,11 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "core/keyid.h"
-#include "store/store.h"
+#include "core/inventory.h"
 #include "util/err.h"
-#include "util/str.h"
 #include "util/timeutil.h"
 
-static const char device_usage[] =
+const char usage_device[] =
 	"usage: keywarden device list [NAME-PREFIX]\n"
 	"       keywarden device show ID\n"
 	"       keywarden device revoke ID\n"
@@ -17,7 +15,7 @@ static const char device_usage[] =
 	"recovery key history (never the passwords), logons and associations.\n"
 	"revoke stops the device's secret from being accepted.\n";
 
-static const char assoc_usage[] =
+const char usage_assoc[] =
 	"usage: keywarden assoc add USER DEVICE-ID\n"
 	"\n"
 	"Lets USER recover the keys of a device through self-service without a\n"
@@ -31,6 +29,14 @@ static void when(int64_t t, char out[TIME_ISO_LEN])
 		snprintf(out, TIME_ISO_LEN, "never");
 }
 
+/* A failure of an operation on device id. */
+static int device_failed(const char *id, int rc)
+{
+	if (rc == KW_ERR_NOT_FOUND)
+		return cli_error("no device %s (see keywarden device list)", id);
+	return cli_error("%s", kw_strerror(rc));
+}
+
 static int print_device(const struct device_rec *d, void *arg)
 {
 	char seen[TIME_ISO_LEN];
@@ -41,10 +47,14 @@ static int print_device(const struct device_rec *d, void *arg)
 	return 0;
 }
 
-static int list_tx(struct store_tx *tx, void *arg)
+int cmd_device_list(struct cli_call *call)
 {
+	int rc;
+
 	printf("%-36s %-24s %-16s %-20s\n", "ID", "NAME", "DOMAIN", "LAST CHECK-IN");
-	return STORE_TX(tx, device_each, arg, 0, print_device, NULL);
+	rc = inventory_devices(call->store, call->argc ? call->argv[0] : "", 0, print_device,
+			       NULL);
+	return rc < 0 ? cli_error("%s", kw_strerror(rc)) : 0;
 }
 
 static int show_device(const struct device_rec *d, void *arg)
@@ -98,125 +108,44 @@ static int show_assoc(const struct assoc_rec *a, void *arg)
 	return 0;
 }
 
-static int show_tx(struct store_tx *tx, void *arg)
+int cmd_device_show(struct cli_call *call)
 {
-	const char *id = arg;
-	int rc;
+	static const struct inventory_device_fns fns = {
+		show_device, show_volume, show_key, show_logon, show_assoc,
+	};
+	int rc = inventory_device_show(call->store, call->argv[0], &fns, NULL);
 
-	if ((rc = STORE_TX(tx, device_get, id, show_device, NULL)) < 0 ||
-	    (rc = STORE_TX(tx, volume_each, id, show_volume, NULL)) < 0 ||
-	    (rc = STORE_TX(tx, key_each_device, id, KEY_STATES_ALL, show_key, NULL)) < 0 ||
-	    (rc = STORE_TX(tx, logon_each_device, id, show_logon, NULL)) < 0 ||
-	    (rc = STORE_TX(tx, assoc_each_device, id, show_assoc, NULL)) < 0)
-		return rc;
-	return 0;
+	return rc < 0 ? device_failed(call->argv[0], rc) : 0;
 }
 
-static int revoke_tx(struct store_tx *tx, void *arg)
+int cmd_device_revoke(struct cli_call *call)
 {
-	return STORE_TX(tx, device_set_revoked, arg, true);
-}
-
-int cmd_device(struct cli *c, int argc, char **argv)
-{
-	struct store *s = NULL;
-	const char *verb;
-	int rc = 1;
-
-	if (argc < 2 || cli_wants_help(argc, argv)) {
-		fputs(device_usage, argc < 2 ? stderr : stdout);
-		return argc < 2 ? 2 : 0;
-	}
-	verb = argv[1];
-	if (!strcmp(verb, "list") ? argc > 3 : argc != 3) {
-		fputs(device_usage, stderr);
-		return 2;
-	}
-	if (strcmp(verb, "list") && strcmp(verb, "show") && strcmp(verb, "revoke"))
-		return cli_error("unknown device command '%s'; see keywarden device --help", verb);
-	if (cli_config(c) || cli_store(c, &s))
-		goto out;
-	if (!strcmp(verb, "list"))
-		rc = store_read(s, list_tx, (void *)(argc == 3 ? argv[2] : ""));
-	else if (!strcmp(verb, "show"))
-		rc = store_read(s, show_tx, argv[2]);
-	else
-		rc = store_write(s, revoke_tx, argv[2]);
-	if (rc == KW_ERR_NOT_FOUND) {
-		rc = cli_error("no device %s (see keywarden device list)", argv[2]);
-		goto out;
-	}
-	if (rc < 0) {
-		rc = cli_error("%s", kw_strerror(rc));
-		goto out;
-	}
-	if (!strcmp(verb, "revoke"))
-		printf("device %s revoked: its secret is no longer accepted\n", argv[2]);
-	rc = 0;
-out:
-	store_close(s);
-	return rc;
-}
-
-static int device_exists(const struct device_rec *d, void *arg)
-{
-	return 0;
-}
-
-struct assoc_op {
-	struct assoc_rec a;
-};
-
-static int assoc_tx(struct store_tx *tx, void *arg)
-{
-	struct assoc_op *op = arg;
-	int rc = STORE_TX(tx, device_get, op->a.device_id, device_exists, NULL);
+	int rc = inventory_device_revoke(call->store, call->argv[0]);
 
 	if (rc < 0)
-		return rc;
-	return STORE_TX(tx, assoc_add, &op->a);
+		return device_failed(call->argv[0], rc);
+	printf("device %s revoked: its secret is no longer accepted\n", call->argv[0]);
+	return 0;
 }
 
-int cmd_assoc(struct cli *c, int argc, char **argv)
+int check_assoc_add(struct cli_call *call)
 {
-	struct store *s = NULL;
-	struct assoc_op op;
-	int rc = 1;
+	if (!inventory_user_valid(call->argv[0]))
+		return cli_error("'%s' is not a valid user name", call->argv[0]);
+	return 0;
+}
 
-	if (cli_wants_help(argc, argv)) {
-		fputs(assoc_usage, stdout);
+int cmd_assoc_add(struct cli_call *call)
+{
+	const char *user = call->argv[0], *id = call->argv[1];
+	int rc = inventory_assoc_add(call->store, user, id, "cli", time_now());
+
+	if (rc == KW_ERR_EXISTS) {
+		printf("%s is already associated with device %s\n", user, id);
 		return 0;
 	}
-	if (argc != 4 || strcmp(argv[1], "add")) {
-		fputs(assoc_usage, stderr);
-		return 2;
-	}
-	if (!str_is_clean_text(argv[2], 255))
-		return cli_error("'%s' is not a valid user name", argv[2]);
-	memset(&op, 0, sizeof(op));
-	op.a.user = argv[2];
-	snprintf(op.a.device_id, sizeof(op.a.device_id), "%s", argv[3]);
-	op.a.added_by = "cli";
-	op.a.created_at = time_now();
-	if (cli_config(c) || cli_store(c, &s))
-		goto out;
-	rc = store_write(s, assoc_tx, &op);
-	if (rc == KW_ERR_NOT_FOUND) {
-		rc = cli_error("no device %s (see keywarden device list)", argv[3]);
-		goto out;
-	}
-	if (rc == KW_ERR_EXISTS) {
-		printf("%s is already associated with device %s\n", argv[2], argv[3]);
-		rc = 0;
-		goto out;
-	}
-	if (rc < 0) {
-		rc = cli_error("%s", kw_strerror(rc));
-		goto out;
-	}
-	printf("%s may now recover the keys of device %s\n", argv[2], argv[3]);
-	rc = 0;
-out:
-	store_close(s);
-	return rc;
+	if (rc < 0)
+		return device_failed(id, rc);
+	printf("%s may now recover the keys of device %s\n", user, id);
+	return 0;
 }

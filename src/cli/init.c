@@ -1,5 +1,4 @@
 #include <errno.h>
-#include <getopt.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,21 +10,21 @@
 
 #include "auth/password.h"
 #include "cli/cli.h"
+#include "core/account.h"
+#include "core/database.h"
+#include "core/keyfile.h"
 #include "core/seal.h"
-#include "core/secret.h"
 #include "store/store.h"
 #include "util/err.h"
-#include "util/timeutil.h"
-#include "web/app.h"
 
-static const char init_usage[] =
+const char usage_init[] =
 	"usage: keywarden init [--admin NAME] [--password-stdin]\n"
 	"\n"
 	"Creates the database, the master key file (mode 0600) and the first\n"
 	"administrator account (default name: admin). Without --password-stdin a\n"
 	"random one-time password is printed.\n";
 
-static const char migrate_usage[] =
+const char usage_migrate[] =
 	"usage: keywarden migrate\n"
 	"\n"
 	"Applies the database schema migrations this program has and prints the\n"
@@ -56,30 +55,13 @@ void cli_random_password(char out[24])
 	out[20] = '\0';
 }
 
-struct new_user {
-	struct user_rec u;
-};
-
-static int user_insert_tx(struct store_tx *tx, void *arg)
-{
-	return STORE_TX(tx, user_insert, &((struct new_user *)arg)->u);
-}
-
 int cli_add_user(struct store *s, const char *name, unsigned roles, const char *pw)
 {
-	char hash[PASSWORD_HASH_MAX];
-	struct new_user nu;
-	int rc;
+	char msg[512];
+	int rc = account_add(s, name, roles, pw, msg, sizeof(msg));
 
-	if ((rc = password_hash(pw, hash)) < 0)
-		return cli_error("cannot hash the password: %s", kw_strerror(rc));
-	memset(&nu, 0, sizeof(nu));
-	nu.u.name = name;
-	nu.u.password_hash = hash;
-	nu.u.roles = roles;
-	nu.u.created_at = time_now();
-	rc = store_write(s, user_insert_tx, &nu);
-	sodium_memzero(hash, sizeof(hash));
+	if (rc == KW_ERR_INVALID && *msg)
+		return cli_error("%s", msg);
 	if (rc == KW_ERR_EXISTS)
 		return cli_error("user %s already exists", name);
 	if (rc < 0)
@@ -87,109 +69,101 @@ int cli_add_user(struct store *s, const char *name, unsigned roles, const char *
 	return 0;
 }
 
-int cmd_init(struct cli *c, int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{ "admin", required_argument, NULL, 'a' },
-		{ "password-stdin", no_argument, NULL, 'p' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *admin = "admin";
-	bool from_stdin = false;
-	char pw[PASSWORD_MAX + 2], msg[512];
-	struct seal *k = NULL;
-	struct app app;
-	int o, rc = 1;
+enum { OPT_ADMIN = 'a', OPT_PASSWORD_STDIN = 'p' };
 
-	optind = 0;
-	while ((o = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-		switch (o) {
-		case 'a': admin = optarg; break;
-		case 'p': from_stdin = true; break;
-		case 'h': fputs(init_usage, stdout); return 0;
-		default: fputs(init_usage, stderr); return 2;
-		}
+const struct option opts_init[] = {
+	{ "admin", required_argument, NULL, OPT_ADMIN },
+	{ "password-stdin", no_argument, NULL, OPT_PASSWORD_STDIN },
+	{ NULL, 0, NULL, 0 },
+};
+
+static const char *admin_name(const struct cli_call *call)
+{
+	const char *admin = cli_opt(call, OPT_ADMIN);
+
+	return admin ? admin : "admin";
+}
+
+int check_init(struct cli_call *call)
+{
+	char msg[512];
+
+	if (account_check_name(admin_name(call), msg, sizeof(msg)) < 0)
+		return cli_error("--admin: %s", msg);
+	return 0;
+}
+
+/* The key file: kept when it holds a key, else made (never replaced). */
+static int key_file(const char *path)
+{
+	struct seal *k = NULL;
+	char msg[512];
+	int rc = 1;
+
+	if (seal_load(path, &k, msg, sizeof(msg)) == 0) {
+		fprintf(stderr, "keywarden: using the existing key file %s\n", path);
+	} else if (access(path, F_OK) == 0) {
+		cli_error("%s", msg);
+		goto out;
+	} else if (seal_generate(&k) < 0 || seal_save(k, path, 1, msg, sizeof(msg)) < 0) {
+		cli_error("%s", msg);
+		goto out;
 	}
-	if (optind != argc) {
-		fputs(init_usage, stderr);
-		return 2;
-	}
-	memset(&app, 0, sizeof(app));
-	if (cli_config(c))
-		return 1;
+	rc = 0;
+out:
+	seal_free(k);
+	return rc;
+}
+
+int cmd_init(struct cli_call *call)
+{
+	const struct config *cfg = &call->cli->cfg;
+	const char *admin = admin_name(call);
+	bool from_stdin = cli_has_opt(call, OPT_PASSWORD_STDIN);
+	char pw[PASSWORD_MAX + 2], msg[512];
+	struct keyfile kf = { .lock = -1 };
+	struct store *s = NULL;
+	int rc = 1;
+
 	if (from_stdin) {
 		if (cli_read_password(pw, sizeof(pw)) < 0)
 			return 1;
 	} else {
 		cli_random_password(pw);
 	}
+	/* Before anything is made: a refused password leaves no files. */
 	if (password_check_policy(pw, msg, sizeof(msg)) < 0) {
 		cli_error("%s", msg);
 		goto out;
 	}
-	if (make_parent(c->cfg.key_file))
+	if (make_parent(cfg->key_file))
 		goto out;
-	if (!strncmp(c->cfg.database, "sqlite:", 7) && make_parent(c->cfg.database + 7))
+	if (!strncmp(cfg->database, "sqlite:", 7) && make_parent(cfg->database + 7))
 		goto out;
-	if (seal_load(c->cfg.key_file, &k, msg, sizeof(msg)) == 0) {
-		fprintf(stderr, "keywarden: using the existing key file %s\n", c->cfg.key_file);
-	} else if (access(c->cfg.key_file, F_OK) == 0) {
-		cli_error("%s", msg);
-		goto out;
-	} else {
-		if (seal_generate(&k) < 0 ||
-		    seal_save(k, c->cfg.key_file, 1, msg, sizeof(msg)) < 0) {
-			cli_error("%s", msg);
-			goto out;
-		}
-	}
-	seal_free(k);
-	k = NULL;
-	if (app_open(&app, &c->cfg, msg, sizeof(msg)) < 0) {
-		cli_error("%s", msg);
-		goto out;
-	}
-	if (cli_add_user(app.store, admin, ROLE_ADMIN, pw))
+	/* The store then checks that the key file is the database's (a second
+	 * init on a database sealed with another key fails here). */
+	if (key_file(cfg->key_file) || cli_store(call->cli, &s) ||
+	    cli_key(call->cli, s, false, &kf) || cli_add_user(s, admin, ROLE_ADMIN, pw))
 		goto out;
 	printf("keywarden initialised.\n  database: %s\n  key file: %s (keep a copy "
 	       "somewhere safe: without it no key can be read)\n  administrator: %s\n",
-	       c->cfg.database, c->cfg.key_file, admin);
+	       cfg->database, cfg->key_file, admin);
 	if (!from_stdin)
 		printf("  one-time password: %s\n", pw);
 	rc = 0;
 out:
 	sodium_memzero(pw, sizeof(pw));
-	seal_free(k);
-	app_close(&app);
+	keyfile_close(&kf);
+	store_close(s);
 	return rc;
 }
 
-int cmd_migrate(struct cli *c, int argc, char **argv)
+int cmd_migrate(struct cli_call *call)
 {
-	const struct store_ops *ops;
-	const char *location;
-	struct store *s = NULL;
 	char msg[512];
-	int from, to, rc;
+	int from, to;
 
-	if (cli_wants_help(argc, argv)) {
-		fputs(migrate_usage, stdout);
-		return 0;
-	}
-	if (argc != 1) {
-		fputs(migrate_usage, stderr);
-		return 2;
-	}
-	if (cli_config(c))
-		return 1;
-	if (!(ops = store_backend(c->cfg.database, &location, msg, sizeof(msg))))
-		return cli_error("%s", msg);
-	if (ops->open(location, &s, msg, sizeof(msg)) < 0)
-		return cli_error("%s", msg);
-	rc = ops->migrate(s, &from, &to, msg, sizeof(msg));
-	ops->close(s);
-	if (rc < 0)
+	if (database_migrate(call->cli->cfg.database, &from, &to, msg, sizeof(msg)) < 0)
 		return cli_error("%s", msg);
 	if (from == to)
 		printf("schema version %d: up to date\n", to);

@@ -27,7 +27,7 @@
 #define SIGNIN_WORKERS 16
 #define PURGE_INTERVAL_S 60
 
-static const char serve_usage[] =
+const char usage_serve[] =
 	"usage: keywarden serve\n"
 	"\n"
 	"Runs the server with the configuration file's settings until SIGTERM or\n"
@@ -160,17 +160,7 @@ out:
 	return rc;
 }
 
-int cmd_serve(struct cli *c, int argc, char **argv)
+int cmd_serve(struct cli_call *call)
 {
-	if (cli_wants_help(argc, argv)) {
-		fputs(serve_usage, stdout);
-		return 0;
-	}
-	if (argc != 1) {
-		fputs(serve_usage, stderr);
-		return 2;
-	}
-	if (cli_config(c))
-		return 1;
-	return cli_serve_run(c, NULL);
+	return cli_serve_run(call->cli, NULL);
 }

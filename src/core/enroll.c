@@ -54,6 +54,36 @@ int enroll_token_revoke(struct store *s, int64_t id)
 	return store_write(s, token_revoke_tx, &id);
 }
 
+struct token_each {
+	store_each_token fn;
+	void *arg;
+};
+
+static int token_each_tx(struct store_tx *tx, void *arg)
+{
+	const struct token_each *e = arg;
+
+	return STORE_TX(tx, token_each, e->fn, e->arg);
+}
+
+int enroll_token_each(struct store *s, store_each_token fn, void *arg)
+{
+	struct token_each e = { fn, arg };
+
+	return store_read(s, token_each_tx, &e);
+}
+
+enum enroll_token_state enroll_token_state(const struct token_rec *t, int64_t now)
+{
+	if (t->revoked)
+		return ENROLL_TOKEN_REVOKED;
+	if (t->expires_at && t->expires_at <= now)
+		return ENROLL_TOKEN_EXPIRED;
+	if (t->uses_left == 0)
+		return ENROLL_TOKEN_USED_UP;
+	return ENROLL_TOKEN_VALID;
+}
+
 struct reg {
 	uint8_t token_hash[SECRET_HASH_LEN];
 	const struct device_new *d;
@@ -74,7 +104,7 @@ static int register_tx(struct store_tx *tx, void *arg)
 		return KW_ERR_AUTH;
 	if (rc < 0)
 		return rc;
-	if (t.revoked || (t.expires_at && t.expires_at <= r->now) || t.uses_left == 0)
+	if (enroll_token_state(&t, r->now) != ENROLL_TOKEN_VALID)
 		return KW_ERR_AUTH;
 	if ((rc = STORE_TX(tx, token_use, t.id)) < 0)
 		return rc;

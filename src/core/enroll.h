@@ -20,8 +20,24 @@ struct store;
 int enroll_token_create(struct store *s, int64_t now, int64_t expires_at, int64_t uses,
 			char token[SECRET_TEXT_MAX], int64_t *id);
 
-/* Revokes token id; KW_ERR_NOT_FOUND when there is none. */
+/* Revokes token id; KW_ERR_NOT_FOUND when there is none. Revoking a
+ * revoked token is no error. */
 int enroll_token_revoke(struct store *s, int64_t id);
+
+/* Calls fn for every token, oldest first, in one read snapshot (the hash,
+ * never the token). A non-zero return of fn stops the walk and is
+ * returned; fn must not call the store. */
+int enroll_token_each(struct store *s, store_each_token fn, void *arg);
+
+/* Whether a token lets a device register at now, and if not, why (the
+ * first that applies, in this order). */
+enum enroll_token_state {
+	ENROLL_TOKEN_VALID = 0,
+	ENROLL_TOKEN_REVOKED,
+	ENROLL_TOKEN_EXPIRED,
+	ENROLL_TOKEN_USED_UP,
+};
+enum enroll_token_state enroll_token_state(const struct token_rec *t, int64_t now);
 
 struct device_new {
 	const char *name;

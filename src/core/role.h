@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #define ROLE_COUNT 4
+#define ROLES_TEXT_MAX 64          /* roles_text with every role named */
 
 /* "helpdesk", "helpdesk_admin", "reports", "admin", then NULL: the name of
  * bit 1 << i at index i. */

@@ -1,0 +1,141 @@
+#include <string.h>
+
+#include "core/inventory.h"
+#include "util/err.h"
+#include "util/str.h"
+
+struct devices {
+	const char *prefix;
+	int64_t limit;
+	store_each_device fn;
+	void *arg;
+};
+
+static int devices_tx(struct store_tx *tx, void *arg)
+{
+	const struct devices *d = arg;
+
+	return STORE_TX(tx, device_each, d->prefix, d->limit, d->fn, d->arg);
+}
+
+int inventory_devices(struct store *s, const char *prefix, int64_t limit,
+		      store_each_device fn, void *arg)
+{
+	struct devices d = { prefix ? prefix : "", limit, fn, arg };
+
+	if (limit < 0)
+		return KW_ERR_INVALID;
+	return store_read(s, devices_tx, &d);
+}
+
+/* No device ID is longer; a longer one names no device (rather than the
+ * device its first characters name). */
+static bool id_fits(const char *id)
+{
+	return strlen(id) <= STORE_ID_LEN;
+}
+
+struct show {
+	const char *id;
+	const struct inventory_device_fns *fns;
+	void *arg;
+};
+
+static int no_device(const struct device_rec *d, void *arg)
+{
+	return 0;
+}
+
+/* Key records leave core without their sealed value. */
+static int show_key(const struct key_rec *k, void *arg)
+{
+	const struct show *sh = arg;
+	struct key_rec bare = *k;
+
+	bare.sealed = NULL;
+	bare.sealed_len = 0;
+	return sh->fns->key(&bare, sh->arg);
+}
+
+static int show_tx(struct store_tx *tx, void *arg)
+{
+	const struct show *sh = arg;
+	const struct inventory_device_fns *f = sh->fns;
+	int rc;
+
+	if ((rc = STORE_TX(tx, device_get, sh->id, f->device ? f->device : no_device,
+			   sh->arg)) != 0)
+		return rc;
+	if (f->volume && (rc = STORE_TX(tx, volume_each, sh->id, f->volume, sh->arg)) != 0)
+		return rc;
+	if (f->key && (rc = STORE_TX(tx, key_each_device, sh->id, KEY_STATES_ALL, show_key,
+				     arg)) != 0)
+		return rc;
+	if (f->logon && (rc = STORE_TX(tx, logon_each_device, sh->id, f->logon,
+				       sh->arg)) != 0)
+		return rc;
+	if (f->assoc && (rc = STORE_TX(tx, assoc_each_device, sh->id, f->assoc,
+				       sh->arg)) != 0)
+		return rc;
+	return 0;
+}
+
+int inventory_device_show(struct store *s, const char *id,
+			  const struct inventory_device_fns *fns, void *arg)
+{
+	struct show sh = { id, fns, arg };
+
+	if (!id_fits(id))
+		return KW_ERR_NOT_FOUND;
+	return store_read(s, show_tx, &sh);
+}
+
+static int revoke_tx(struct store_tx *tx, void *arg)
+{
+	int rc;
+
+	/* Whether a missing row is an error is the backend's choice for an
+	 * update; here it is one, checked first. */
+	if ((rc = STORE_TX(tx, device_get, arg, no_device, NULL)) < 0)
+		return rc;
+	return STORE_TX(tx, device_set_revoked, arg, true);
+}
+
+int inventory_device_revoke(struct store *s, const char *id)
+{
+	if (!id_fits(id))
+		return KW_ERR_NOT_FOUND;
+	return store_write(s, revoke_tx, (void *)id);
+}
+
+bool inventory_user_valid(const char *user)
+{
+	return str_is_clean_text(user, INVENTORY_USER_MAX);
+}
+
+static int assoc_tx(struct store_tx *tx, void *arg)
+{
+	const struct assoc_rec *a = arg;
+	int rc;
+
+	if ((rc = STORE_TX(tx, device_get, a->device_id, no_device, NULL)) < 0)
+		return rc;
+	return STORE_TX(tx, assoc_add, a);
+}
+
+int inventory_assoc_add(struct store *s, const char *user, const char *device_id,
+			const char *added_by, int64_t now)
+{
+	struct assoc_rec a;
+
+	if (!inventory_user_valid(user))
+		return KW_ERR_INVALID;
+	if (!id_fits(device_id))
+		return KW_ERR_NOT_FOUND;
+	memset(&a, 0, sizeof(a));
+	a.user = user;
+	memcpy(a.device_id, device_id, strlen(device_id) + 1);
+	a.added_by = added_by;
+	a.created_at = now;
+	return store_write(s, assoc_tx, &a);
+}

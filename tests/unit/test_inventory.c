@@ -1,0 +1,379 @@
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "core/enroll.h"
+#include "core/inventory.h"
+#include "store/store.h"
+#include "util/err.h"
+
+#define DEV_A "aaaaaaaa-1111-4111-8111-111111111111"
+#define DEV_B "bbbbbbbb-2222-4222-8222-222222222222"
+#define DEV_C "cccccccc-3333-4333-8333-333333333333"
+#define VOL1 "11111111-0000-4000-8000-00000000000A"
+#define K1 "4290B6C0-B17A-497A-8552-272CC30E80D1"
+#define K2 "4290B6C0-B17A-497A-8552-272CC30E80D2"
+#define NOW INT64_C(1795161600)
+
+struct fx {
+	char dir[64];
+	char db[160];
+	struct store *s;
+};
+
+static void remove_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char p[512];
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+		unlink(p);
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+static int put_device(struct store_tx *tx, const char *id, const char *name, int n)
+{
+	struct device_rec d;
+	uint8_t h[STORE_HASH_LEN];
+
+	memset(&d, 0, sizeof(d));
+	snprintf(d.id, sizeof(d.id), "%s", id);
+	d.name = name;
+	d.domain = "CORP";
+	d.os = "Windows 11";
+	d.created_at = NOW - 86400 * n;
+	memset(h, n, sizeof(h));
+	return STORE_TX(tx, device_insert, &d, h);
+}
+
+static int put_key(struct store_tx *tx, const char *id, int64_t volume_row, int64_t at)
+{
+	static const uint8_t sealed[40] = { 1, 2, 3 };
+	struct key_rec k;
+
+	memset(&k, 0, sizeof(k));
+	snprintf(k.key_id, sizeof(k.key_id), "%s", id);
+	snprintf(k.device_id, sizeof(k.device_id), "%s", DEV_A);
+	k.volume_row = volume_row;
+	k.state = KEY_ACTIVE;
+	k.sealed = sealed;
+	k.sealed_len = sizeof(sealed);
+	k.created_at = k.changed_at = at;
+	return STORE_TX(tx, key_insert, &k);
+}
+
+/* PC-A with a volume, two keys and a logon; PC-B; LAPTOP-C. */
+static int fill_tx(struct store_tx *tx, void *arg)
+{
+	struct volume_rec v;
+	struct logon_rec l;
+	int64_t row;
+	int rc;
+
+	if ((rc = put_device(tx, DEV_A, "PC-A", 1)) < 0 ||
+	    (rc = put_device(tx, DEV_B, "pc-b", 2)) < 0 ||
+	    (rc = put_device(tx, DEV_C, "LAPTOP-C", 3)) < 0)
+		return rc;
+	memset(&v, 0, sizeof(v));
+	snprintf(v.device_id, sizeof(v.device_id), "%s", DEV_A);
+	snprintf(v.guid, sizeof(v.guid), "%s", VOL1);
+	v.mount = "C:";
+	v.type = "os";
+	v.protection = "on";
+	v.encryption = "xts_aes_256";
+	v.percent = 100;
+	v.first_seen = v.last_seen = NOW;
+	if ((rc = STORE_TX(tx, volume_upsert, &v, &row)) < 0 ||
+	    (rc = put_key(tx, K1, row, NOW - 10)) < 0 ||
+	    (rc = put_key(tx, K2, row, NOW)) < 0)
+		return rc;
+	memset(&l, 0, sizeof(l));
+	snprintf(l.device_id, sizeof(l.device_id), "%s", DEV_A);
+	l.user = "CORP\\alice";
+	l.type = LOGON_LOCAL;
+	l.first_seen = l.last_seen = NOW;
+	return STORE_TX(tx, logon_upsert, &l);
+}
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	char msg[256] = "";
+
+	if (!f)
+		return -1;
+	*state = f;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/kw-test-inventory-XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	snprintf(f->db, sizeof(f->db), "sqlite:%s/kw.db", f->dir);
+	if (store_open(f->db, true, &f->s, msg, sizeof(msg)) < 0) {
+		print_error("store_open: %s\n", msg);
+		return -1;
+	}
+	return store_write(f->s, fill_tx, NULL) < 0 ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+
+	if (!f)
+		return 0;
+	store_close(f->s);
+	remove_dir(f->dir);
+	free(f);
+	return 0;
+}
+
+/* ---- what the callbacks saw ---- */
+
+struct seen {
+	char log[2048];
+	size_t n;
+	bool revoked;
+	bool sealed;             /* a key record came with its sealed value */
+};
+
+static void note(struct seen *s, const char *what, const char *v)
+{
+	size_t len = strlen(s->log);
+
+	snprintf(s->log + len, sizeof(s->log) - len, "%s%s:%s", len ? " " : "", what, v);
+	s->n++;
+}
+
+static int saw_device(const struct device_rec *d, void *arg)
+{
+	struct seen *s = arg;
+
+	note(s, "device", d->name);
+	s->revoked = d->revoked;
+	return 0;
+}
+
+static int saw_volume(const struct volume_rec *v, void *arg)
+{
+	note(arg, "volume", v->guid);
+	return 0;
+}
+
+static int saw_key(const struct key_rec *k, void *arg)
+{
+	struct seen *s = arg;
+
+	note(s, "key", k->key_id);
+	s->sealed = s->sealed || k->sealed || k->sealed_len;
+	return 0;
+}
+
+static int saw_logon(const struct logon_rec *l, void *arg)
+{
+	note(arg, "logon", l->user);
+	return 0;
+}
+
+static int saw_assoc(const struct assoc_rec *a, void *arg)
+{
+	char v[320];
+
+	snprintf(v, sizeof(v), "%s/%s", a->user, a->added_by);
+	note(arg, "assoc", v);
+	return 0;
+}
+
+static int stop_at_first(const struct device_rec *d, void *arg)
+{
+	note(arg, "device", d->name);
+	return 7;
+}
+
+static const struct inventory_device_fns all_fns = {
+	saw_device, saw_volume, saw_key, saw_logon, saw_assoc,
+};
+
+static void test_devices(void **state)
+{
+	struct fx *f = *state;
+	struct seen s;
+
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(inventory_devices(f->s, "", 0, saw_device, &s), 0);
+	assert_string_equal(s.log, "device:LAPTOP-C device:PC-A device:pc-b");
+	/* the prefix is case-insensitive; NULL is every device */
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(inventory_devices(f->s, "PC-", 0, saw_device, &s), 0);
+	assert_string_equal(s.log, "device:PC-A device:pc-b");
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(inventory_devices(f->s, NULL, 2, saw_device, &s), 0);
+	assert_string_equal(s.log, "device:LAPTOP-C device:PC-A");
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(inventory_devices(f->s, "zz", 0, saw_device, &s), 0);
+	assert_int_equal(s.n, 0);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(inventory_devices(f->s, NULL, 0, stop_at_first, &s), 7);
+	assert_int_equal(s.n, 1);
+	assert_int_equal(inventory_devices(f->s, NULL, -1, saw_device, &s), KW_ERR_INVALID);
+}
+
+static void test_show(void **state)
+{
+	struct fx *f = *state;
+	struct inventory_device_fns only_keys = { .key = saw_key };
+	struct seen s;
+
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(inventory_device_show(f->s, DEV_A, &all_fns, &s), 0);
+	assert_string_equal(s.log, "device:PC-A volume:" VOL1 " key:" K1 " key:" K2
+			    " logon:CORP\\alice");
+	/* never a sealed recovery password */
+	assert_false(s.sealed);
+
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(inventory_device_show(f->s, DEV_A, &only_keys, &s), 0);
+	assert_string_equal(s.log, "key:" K1 " key:" K2);
+
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(inventory_device_show(f->s, "no-such-device", &all_fns, &s),
+			 KW_ERR_NOT_FOUND);
+	/* an ID with more after a real one names no device */
+	assert_int_equal(inventory_device_show(f->s, DEV_A "0", &all_fns, &s),
+			 KW_ERR_NOT_FOUND);
+	assert_int_equal(s.n, 0);
+}
+
+static void test_revoke(void **state)
+{
+	struct fx *f = *state;
+	struct seen s;
+
+	assert_int_equal(inventory_device_revoke(f->s, "no-such-device"), KW_ERR_NOT_FOUND);
+	assert_int_equal(inventory_device_revoke(f->s, DEV_B "x"), KW_ERR_NOT_FOUND);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(inventory_device_show(f->s, DEV_B, &all_fns, &s), 0);
+	assert_false(s.revoked);
+	assert_int_equal(inventory_device_revoke(f->s, DEV_B), 0);
+	assert_int_equal(inventory_device_revoke(f->s, DEV_B), 0);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(inventory_device_show(f->s, DEV_B, &all_fns, &s), 0);
+	assert_true(s.revoked);
+	/* the others are untouched */
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(inventory_device_show(f->s, DEV_A, &all_fns, &s), 0);
+	assert_false(s.revoked);
+}
+
+static void test_assoc_add(void **state)
+{
+	struct fx *f = *state;
+	struct seen s;
+
+	assert_true(inventory_user_valid("CORP\\erin"));
+	assert_true(inventory_user_valid("Erin Example"));
+	assert_false(inventory_user_valid(""));
+	assert_false(inventory_user_valid("bad\x01"));
+	assert_int_equal(inventory_assoc_add(f->s, "bad\x01", DEV_B, "cli", NOW),
+			 KW_ERR_INVALID);
+	assert_int_equal(inventory_assoc_add(f->s, "CORP\\erin", "no-such-device", "cli", NOW),
+			 KW_ERR_NOT_FOUND);
+	assert_int_equal(inventory_assoc_add(f->s, "CORP\\erin", DEV_B "0", "cli", NOW),
+			 KW_ERR_NOT_FOUND);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(inventory_device_show(f->s, DEV_B, &all_fns, &s), 0);
+	assert_string_equal(s.log, "device:pc-b");
+
+	assert_int_equal(inventory_assoc_add(f->s, "CORP\\erin", DEV_B, "cli", NOW), 0);
+	assert_int_equal(inventory_assoc_add(f->s, "corp\\ERIN", DEV_B, "helpdesk", NOW),
+			 KW_ERR_EXISTS);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(inventory_device_show(f->s, DEV_B, &all_fns, &s), 0);
+	assert_string_equal(s.log, "device:pc-b assoc:CORP\\erin/cli");
+}
+
+/* ---- enrollment tokens: the list and the state of each ---- */
+
+struct tokens {
+	int64_t ids[8];
+	enum enroll_token_state states[8];
+	size_t n;
+	int64_t now;
+};
+
+static int saw_token(const struct token_rec *t, void *arg)
+{
+	struct tokens *l = arg;
+
+	l->ids[l->n] = t->id;
+	l->states[l->n++] = enroll_token_state(t, l->now);
+	return 0;
+}
+
+static void test_tokens(void **state)
+{
+	struct fx *f = *state;
+	char token[SECRET_TEXT_MAX], id[UUID_LEN + 1], secret[SECRET_TEXT_MAX];
+	struct device_new d = { "PC-NEW", "CORP", "" };
+	struct tokens l;
+	int64_t a, b, c, e;
+
+	assert_int_equal(enroll_token_create(f->s, NOW, 0, -1, token, &a), 0);
+	assert_int_equal(enroll_token_create(f->s, NOW, NOW + 60, -1, token, &b), 0);
+	assert_int_equal(enroll_token_create(f->s, NOW, 0, 1, token, &c), 0);
+	assert_int_equal(enroll_register(f->s, token, &d, NOW, id, secret), 0);
+	assert_int_equal(enroll_token_create(f->s, NOW, 0, 5, token, &e), 0);
+	assert_int_equal(enroll_token_revoke(f->s, e), 0);
+	assert_int_equal(enroll_token_revoke(f->s, 9999), KW_ERR_NOT_FOUND);
+
+	memset(&l, 0, sizeof(l));
+	l.now = NOW + 60;
+	assert_int_equal(enroll_token_each(f->s, saw_token, &l), 0);
+	assert_int_equal(l.n, 4);
+	assert_int_equal(l.ids[0], a);
+	assert_int_equal(l.states[0], ENROLL_TOKEN_VALID);
+	assert_int_equal(l.ids[1], b);
+	assert_int_equal(l.states[1], ENROLL_TOKEN_EXPIRED);
+	assert_int_equal(l.ids[2], c);
+	assert_int_equal(l.states[2], ENROLL_TOKEN_USED_UP);
+	assert_int_equal(l.ids[3], e);
+	assert_int_equal(l.states[3], ENROLL_TOKEN_REVOKED);
+	/* a second before it expires, b is valid */
+	memset(&l, 0, sizeof(l));
+	l.now = NOW + 59;
+	assert_int_equal(enroll_token_each(f->s, saw_token, &l), 0);
+	assert_int_equal(l.states[1], ENROLL_TOKEN_VALID);
+	/* the used-up token registers nothing more */
+	assert_int_equal(enroll_register(f->s, token, &d, NOW, id, secret), KW_ERR_AUTH);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_devices, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_show, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_revoke, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_assoc_add, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
+	};
+
+	if (sodium_init() < 0)
+		return 1;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

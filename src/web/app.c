@@ -154,10 +154,17 @@ static int not_allowed(struct app *app, struct http_request *req, struct http_re
 
 	if (req->route->reply == HTTP_REPLY_JSON)
 		rc = http_json_error(resp, 403, "your roles do not allow this");
-	else
-		rc = web_message(app, req, resp, 403, _("Access denied"),
-				 _("Your account does not have access to this page. If you "
-				   "need it, ask your administrator."));
+	else {
+		struct tpl t;
+
+		tpl_init(&t);
+		tpl_set(&t, "title", _("Access denied"));
+		tpl_set(&t, "message", _("Your account does not have access to this page. If "
+					 "you need it, ask your administrator."));
+		tpl_set(&t, "link_url", "/");
+		tpl_set(&t, "link_text", _("Go to the self-service page"));
+		rc = web_page(app, req, resp, 403, "message.html", &t);
+	}
 	return rc < 0 ? rc : 1;
 }
 

@@ -25,6 +25,7 @@ class RolesTest(kw.PortalTestCase):
         self.assertPage(r, 403)
         self.assertIn("does not have access", kw.page_text(r.body))
         self.assertNotIn("Your roles", kw.page_text(r.body))
+        self.assertIn('href="/"', r.body.decode(), "a way back to self-service")
         for role in ("helpdesk", "helpdesk_admin", "reports", "admin"):
             b = self.signed_in(self.user_with(role))
             r = b.get("/helpdesk")

@@ -1,7 +1,11 @@
+/* The store's backend-neutral half: choosing and opening a backend, the
+ * entry points of store.h, and what backends share (backend.h). */
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "store/backend.h"
 #include "store/sqlite.h"
 #include "store/store.h"
 #include "util/err.h"
@@ -120,4 +124,59 @@ int store_write_async(struct store *s, store_fn fn, void *arg, store_done_fn don
 		      void *done_arg)
 {
 	return store_ops_of(s)->write_async(s, fn, arg, done, done_arg);
+}
+
+/* ---- for backends: migrations ---- */
+
+int store_schema_latest(const struct embedded_file *files)
+{
+	int v = 0;
+
+	for (const struct embedded_file *f = files; f->name; f++) {
+		int n = (int)strtol(f->name, NULL, 10);
+
+		if (n > v)
+			v = n;
+	}
+	return v;
+}
+
+int store_schema_check(const char *location, int version,
+		       const struct embedded_file *files, char *msg, size_t msglen)
+{
+	int latest = store_schema_latest(files);
+
+	if (version <= latest)
+		return 0;
+	snprintf(msg, msglen, "database %s has schema version %d, newer than this "
+		 "keywarden (%d); run a newer keywarden", location, version, latest);
+	return KW_ERR_SCHEMA;
+}
+
+int store_schema_migrate(struct store *s, const char *location,
+			 const struct embedded_file *files, store_apply_fn apply, int *to,
+			 char *msg, size_t msglen)
+{
+	int latest = store_schema_latest(files), rc;
+	char err[256];
+
+	if ((rc = store_schema_check(location, *to, files, msg, msglen)) < 0)
+		return rc;
+	for (int v = *to + 1; v <= latest; v++) {
+		const struct embedded_file *f = NULL;
+
+		for (const struct embedded_file *m = files; m->name; m++)
+			if ((int)strtol(m->name, NULL, 10) == v)
+				f = m;
+		if (!f) {
+			snprintf(msg, msglen, "migration %d is missing", v);
+			return KW_ERR_INTERNAL;
+		}
+		if ((rc = apply(s, (const char *)f->data, v, err, sizeof(err))) < 0) {
+			snprintf(msg, msglen, "migration %s failed: %s", f->name, err);
+			return rc;
+		}
+		*to = v;
+	}
+	return 0;
 }

@@ -1,0 +1,268 @@
+/* Operations on recovery keys. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "core/keyid.h"
+#include "store/sqlite/internal.h"
+#include "util/err.h"
+#include "util/jsonwipe.h"
+#include "util/str.h"
+
+#define KEY_COLS "k.id, k.key_hex, k.volume, k.state, k.sealed, k.created_at, " \
+	"k.changed_at, k.disclosed_at"
+#define KEY_FULL_COLS KEY_COLS ", " DEVICE_COLS ", " VOLUME_COLS
+
+static const struct sq_query q_key_get = { SQ_KEY_GET,
+	"SELECT " KEY_COLS ", d.uid FROM recovery_keys k JOIN devices d ON "
+	"d.id = k.device WHERE k.key_hex = ?1" };
+static const struct sq_query q_key_insert = { SQ_KEY_INSERT,
+	"INSERT INTO recovery_keys (key_hex, device, volume, state, sealed, created_at, "
+	"changed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)" };
+static const struct sq_query q_key_set_state = { SQ_KEY_SET_STATE,
+	"UPDATE recovery_keys SET state = ?2, changed_at = ?3, "
+	"disclosed_at = CASE WHEN ?2 = 2 THEN ?3 ELSE disclosed_at END WHERE id = ?1" };
+static const struct sq_query q_key_set_sealed = { SQ_KEY_SET_SEALED,
+	"UPDATE recovery_keys SET sealed = ?2 WHERE id = ?1" };
+static const struct sq_query q_key_each_volume = { SQ_KEY_EACH_VOLUME,
+	"SELECT " KEY_COLS ", d.uid FROM recovery_keys k JOIN devices d ON d.id = k.device "
+	"WHERE k.volume = ?1 AND k.state IN (?2, ?3, ?4, ?5) ORDER BY k.id" };
+/* Through the device's volumes: keys are indexed by volume. */
+static const struct sq_query q_key_each_device = { SQ_KEY_EACH_DEVICE,
+	"SELECT " KEY_COLS ", d.uid FROM devices d JOIN volumes v ON v.device = d.id "
+	"JOIN recovery_keys k ON k.volume = v.id WHERE d.uid = ?1 "
+	"AND k.state IN (?2, ?3, ?4, ?5) ORDER BY k.id" };
+/* The literal state lets the partial index recovery_keys_disclosed serve. */
+static const struct sq_query q_key_each_device_disclosed = { SQ_KEY_EACH_DEVICE_DISCLOSED,
+	"SELECT " KEY_COLS ", d.uid FROM recovery_keys k JOIN devices d ON d.id = k.device "
+	"WHERE k.device = ?1 AND k.state = 2 ORDER BY k.id" };
+static const struct sq_query q_key_each_full = { SQ_KEY_EACH_FULL,
+	"SELECT " KEY_FULL_COLS " FROM recovery_keys k JOIN devices d ON d.id = k.device "
+	"JOIN volumes v ON v.id = k.volume ORDER BY d.name_lc, d.id, v.id, k.id" };
+/* Driven by the user's own devices: the keys of everyone else are never
+ * touched, so a prefix that exists on another user's device costs the
+ * same work as one that exists nowhere (SPEC §3: no timing difference).
+ * CROSS JOIN fixes that loop order; the key ID index is not used. */
+static const struct sq_query q_key_each_entitled = { SQ_KEY_EACH_ENTITLED,
+	"WITH ent(device) AS ("
+	"SELECT l.device FROM logons l WHERE l.type = 0 AND l.user_lc IN "
+	"(SELECT value FROM json_each(?2)) UNION "
+	"SELECT a.device FROM associations a WHERE a.user_lc IN "
+	"(SELECT value FROM json_each(?2))) "
+	"SELECT " KEY_FULL_COLS " FROM ent CROSS JOIN volumes v CROSS JOIN recovery_keys k "
+	"CROSS JOIN devices d WHERE v.device = ent.device AND k.volume = v.id "
+	"AND d.id = v.device AND ((1 << k.state) & ?3) != 0 "
+	"AND k.key_hex >= ?1 AND k.key_hex < ?1 || 'G' ORDER BY k.key_hex" };
+static const struct sq_query q_key_each_prefix = { SQ_KEY_EACH_PREFIX,
+	"SELECT " KEY_FULL_COLS " FROM recovery_keys k JOIN devices d ON d.id = k.device "
+	"JOIN volumes v ON v.id = k.volume WHERE k.key_hex >= ?1 AND k.key_hex < ?1 || 'G' "
+	"AND ((1 << k.state) & ?2) != 0 ORDER BY k.key_hex" };
+static const struct sq_query q_key_count = { SQ_KEY_COUNT,
+	"SELECT count(*) FROM recovery_keys" };
+
+/* Fills k from the 8 columns of KEY_COLS. */
+static void key_fill(sqlite3_stmt *st, struct key_rec *k)
+{
+	const char *hex = sq_text(st, 1);
+
+	memset(k, 0, sizeof(*k));
+	k->row = sqlite3_column_int64(st, 0);
+	if (strlen(hex) == KEYID_HEX_LEN)
+		keyid_format(hex, k->key_id);
+	k->volume_row = sqlite3_column_int64(st, 2);
+	k->state = (enum key_state)sqlite3_column_int(st, 3);
+	k->sealed = sqlite3_column_blob(st, 4);
+	k->sealed_len = (size_t)sqlite3_column_bytes(st, 4);
+	k->created_at = sqlite3_column_int64(st, 5);
+	k->changed_at = sqlite3_column_int64(st, 6);
+	k->disclosed_at = sqlite3_column_int64(st, 7);
+}
+
+struct key_cb {
+	store_each_key cb;
+	void *arg;
+};
+
+/* KEY_COLS and the device's uid. */
+static int key_row(sqlite3_stmt *st, void *arg)
+{
+	struct key_cb *c = arg;
+	struct key_rec k;
+
+	key_fill(st, &k);
+	sq_copy(st, 8, k.device_id, sizeof(k.device_id));
+	return c->cb(&k, c->arg);
+}
+
+struct key_full_cb {
+	store_each_key_full cb;
+	void *arg;
+};
+
+/* KEY_FULL_COLS. */
+static int key_full_row(sqlite3_stmt *st, void *arg)
+{
+	struct key_full_cb *c = arg;
+	struct device_rec d;
+	struct volume_rec v;
+	struct key_full_rec f;
+
+	memset(&v, 0, sizeof(v));
+	key_fill(st, &f.key);
+	sq_device_fill(st, 8, &d);
+	sq_volume_fill(st, 15, &v);
+	memcpy(f.key.device_id, d.id, sizeof(d.id));
+	memcpy(v.device_id, d.id, sizeof(d.id));
+	f.device = &d;
+	f.volume = &v;
+	return c->cb(&f, c->arg);
+}
+
+static int key_get(struct store_tx *tx, const char *key_id, store_each_key cb, void *arg)
+{
+	struct key_cb c = { cb, arg };
+	char hex[KEYID_HEX_LEN + 1];
+
+	if (strlen(key_id) != KEYID_CANON_LEN)
+		return KW_ERR_INVALID;
+	keyid_to_hex(key_id, hex);
+	return sq_one(tx->c, &q_key_get, SQ_ARGS(SQ_TEXT(hex)), key_row, &c);
+}
+
+static int key_insert(struct store_tx *tx, const struct key_rec *k)
+{
+	char hex[KEYID_HEX_LEN + 1];
+	int64_t dev;
+	int rc;
+
+	if ((rc = sq_device_row(tx, k->device_id, NULL, &dev)) < 0)
+		return rc;
+	keyid_to_hex(k->key_id, hex);
+	return sq_exec(tx->c, &q_key_insert,
+		       SQ_ARGS(SQ_TEXT(hex), SQ_INT(dev), SQ_INT(k->volume_row),
+			       SQ_INT(k->state), SQ_BLOB(k->sealed, k->sealed_len),
+			       SQ_INT(k->created_at)));
+}
+
+static int key_set_state(struct store_tx *tx, int64_t row, enum key_state state, int64_t at)
+{
+	return sq_exec(tx->c, &q_key_set_state, SQ_ARGS(SQ_INT(row), SQ_INT(state), SQ_INT(at)));
+}
+
+static int key_set_sealed(struct store_tx *tx, int64_t row, const uint8_t *sealed, size_t len)
+{
+	return sq_exec(tx->c, &q_key_set_sealed, SQ_ARGS(SQ_INT(row), SQ_BLOB(sealed, len)));
+}
+
+/* The states of a mask as four values (-1 for the ones left out), so that
+ * the (volume, state) index skips the other keys. */
+#define STATE_ARG(states, s) SQ_INT(((states) & KEY_STATE_BIT(s)) ? (s) : -1)
+
+static int key_each_volume(struct store_tx *tx, int64_t volume_row, unsigned states,
+			   store_each_key cb, void *arg)
+{
+	struct key_cb c = { cb, arg };
+
+	return sq_each(tx->c, &q_key_each_volume,
+		       SQ_ARGS(SQ_INT(volume_row), STATE_ARG(states, 0), STATE_ARG(states, 1),
+			       STATE_ARG(states, 2), STATE_ARG(states, 3)),
+		       key_row, &c);
+}
+
+static int key_each_device(struct store_tx *tx, const char *device_id, unsigned states,
+			   store_each_key cb, void *arg)
+{
+	struct key_cb c = { cb, arg };
+	int64_t dev;
+	int rc;
+
+	if (states != KEY_STATE_BIT(KEY_DISCLOSED))
+		return sq_each(tx->c, &q_key_each_device,
+			       SQ_ARGS(SQ_TEXT(device_id), STATE_ARG(states, 0),
+				       STATE_ARG(states, 1), STATE_ARG(states, 2),
+				       STATE_ARG(states, 3)),
+			       key_row, &c);
+	if ((rc = sq_device_row(tx, device_id, NULL, &dev)) < 0)
+		return rc == KW_ERR_NOT_FOUND ? 0 : rc;
+	return sq_each(tx->c, &q_key_each_device_disclosed, SQ_ARGS(SQ_INT(dev)), key_row, &c);
+}
+
+static int key_each_full(struct store_tx *tx, store_each_key_full cb, void *arg)
+{
+	struct key_full_cb c = { cb, arg };
+
+	return sq_each(tx->c, &q_key_each_full, SQ_NOARGS, key_full_row, &c);
+}
+
+/* The users, lower-cased, as a JSON array for json_each(). */
+static char *user_list(const char *const *users, size_t nusers)
+{
+	json_t *arr = json_array();
+	char *list = NULL;
+
+	if (!arr)
+		return NULL;
+	for (size_t i = 0; i < nusers; i++) {
+		char *lc = str_lower_dup(users[i]);
+
+		if (!lc || json_array_append_new(arr, json_string(lc)) < 0) {
+			free(lc);
+			goto out;
+		}
+		free(lc);
+	}
+	list = json_dumps(arr, JSON_COMPACT);
+out:
+	json_decref(arr);
+	return list;
+}
+
+static int key_each_entitled(struct store_tx *tx, const char *prefix_hex,
+			     const char *const *users, size_t nusers, unsigned states,
+			     store_each_key_full cb, void *arg)
+{
+	struct key_full_cb c = { cb, arg };
+	char *list = user_list(users, nusers);
+	int rc;
+
+	if (!list)
+		return KW_ERR_NOMEM;
+	rc = sq_each(tx->c, &q_key_each_entitled,
+		     SQ_ARGS(SQ_TEXT(prefix_hex), SQ_TEXT(list), SQ_INT(states)),
+		     key_full_row, &c);
+	json_free_string(list);
+	return rc;
+}
+
+static int key_each_prefix(struct store_tx *tx, const char *prefix_hex, unsigned states,
+			   store_each_key_full cb, void *arg)
+{
+	struct key_full_cb c = { cb, arg };
+
+	return sq_each(tx->c, &q_key_each_prefix, SQ_ARGS(SQ_TEXT(prefix_hex), SQ_INT(states)),
+		       key_full_row, &c);
+}
+
+static int64_t key_count(struct store_tx *tx)
+{
+	int64_t n = 0;
+	int rc = sq_int(tx->c, &q_key_count, SQ_NOARGS, &n);
+
+	return rc < 0 ? rc : n;
+}
+
+void sq_key_ops(struct store_ops *o)
+{
+	o->key_get = key_get;
+	o->key_insert = key_insert;
+	o->key_set_state = key_set_state;
+	o->key_set_sealed = key_set_sealed;
+	o->key_each_volume = key_each_volume;
+	o->key_each_device = key_each_device;
+	o->key_each_full = key_each_full;
+	o->key_each_entitled = key_each_entitled;
+	o->key_each_prefix = key_each_prefix;
+	o->key_count = key_count;
+}

@@ -1,5 +1,5 @@
 /* The store: every persistent record of keywarden behind one interface,
- * with one implementation per database (sqlite.c; pgsql.c later). SPEC §6.
+ * with one implementation per database (sqlite/; pgsql/ later). SPEC §6.
  *
  * All access goes through a transaction handed to a callback:
  *   store_read()  runs fn on a consistent snapshot (no writes allowed);
@@ -10,8 +10,47 @@
  * fn must not block on anything but the store: it may run on the store's own
  * writer thread. Results are passed back through arg.
  *
- * Records handed to callbacks (struct *_rec) live until the callback returns;
- * copy what you keep. Strings are UTF-8; times are UTC seconds. */
+ * The operations' contract, for every operation unless its own says
+ * otherwise (the tests in tests/unit/test_store_contract.c hold every
+ * backend to it):
+ *
+ * Results. 0 on success, or a negative KW_ERR_* code:
+ *   KW_ERR_NOT_FOUND   a lookup of one record found none; an update or a
+ *                      delete of one record named by its key (ID, name,
+ *                      hash, row) found none, and changed nothing; an
+ *                      insert or upsert that names another record that must
+ *                      exist (a device, a volume) found none, checked
+ *                      explicitly, not left to the database's constraints.
+ *                      Operations on sets (session_purge,
+ *                      session_delete_user) return 0 whatever they matched,
+ *                      and so does an iteration over a device that does not
+ *                      exist (no calls).
+ *   KW_ERR_EXISTS      an insert whose key is taken (a duplicate).
+ *   KW_ERR_INVALID     an argument the operation cannot use (a key ID that
+ *                      is not canonical, a name too long).
+ *   KW_ERR_STORE       the database failed; KW_ERR_NOMEM.
+ * An operation that fails leaves the transaction as it was before it (a
+ * backend whose database aborts a transaction on an error takes a
+ * savepoint, or avoids the error, e.g. ON CONFLICT DO NOTHING): fn may go
+ * on after KW_ERR_NOT_FOUND, KW_ERR_EXISTS or KW_ERR_INVALID; after any
+ * other error it must return an error.
+ *
+ * Records. Records handed to callbacks (struct *_rec) and everything they
+ * point to live until the callback returns; copy what you keep. Records
+ * passed in are read during the call only: the store copies what it keeps.
+ * Strings are UTF-8; times are UTC seconds. User names are compared
+ * case-insensitively (as str_fold folds them); device IDs, key IDs and
+ * GUIDs are the canonical upper-case text.
+ *
+ * Iterations (the *_each* operations, and the lookups that hand their one
+ * record to a callback): a callback returning non-zero stops the iteration
+ * and that value is returned (a positive value stops it without an error).
+ * Each iteration says its order. A callback must not call the store: no
+ * operation on its transaction or any other, no store_read or store_write.
+ * Collect what is needed (rows, IDs) and act once the iteration has
+ * returned: libpq cannot run a statement while another one's rows are
+ * being read, and writing to what is being iterated is undefined in any
+ * database. */
 #ifndef KW_STORE_STORE_H
 #define KW_STORE_STORE_H
 
@@ -180,10 +219,8 @@ typedef int (*store_each_session)(const struct session_rec *, void *arg);
 typedef int (*store_each_assoc)(const struct assoc_rec *, void *arg);
 typedef int (*store_each_audit)(const struct audit_rec *, void *arg);
 
-/* Iteration: a callback returning non-zero stops it and that value is
- * returned by the iterating function. Lookups of one record (device_get,
- * key_get, user_get, …) call the callback once, or return KW_ERR_NOT_FOUND. */
-
+/* The operations of a backend. Each operation's contract follows the
+ * general one above; what is particular to it is written on it. */
 struct store_ops {
 	const char *name;
 	int (*open)(const char *location, struct store **out, char *msg, size_t msglen);
@@ -196,90 +233,168 @@ struct store_ops {
 			   void *done_arg);
 	enum store_state (*state)(struct store *s, char *reason, size_t reasonlen);
 
-	/* meta: small named values (master key fingerprint, …) */
+	/* ---- meta: small named values (master key fingerprint, …) ---- */
+
+	/* Copies the value of name into out (cut to outlen - 1 bytes);
+	 * KW_ERR_NOT_FOUND when unset (out untouched). */
 	int (*meta_get)(struct store_tx *, const char *name, char *out, size_t outlen);
+	/* Sets name to value, whether set before or not. */
 	int (*meta_set)(struct store_tx *, const char *name, const char *value);
 
-	/* enrollment tokens */
+	/* ---- enrollment tokens ---- */
+
+	/* Inserts a token (hash, created_at, expires_at, uses_left; used 0, not
+	 * revoked); *id (may be NULL) gets its ID, which is never reused.
+	 * KW_ERR_EXISTS when the hash is taken. */
 	int (*token_insert)(struct store_tx *, const struct token_rec *, int64_t *id);
+	/* Copies the token with this hash into *out; KW_ERR_NOT_FOUND. */
 	int (*token_get)(struct store_tx *, const uint8_t hash[STORE_HASH_LEN], struct token_rec *);
+	/* Counts one use: used + 1, and uses_left - 1 when above 0 (0 and -1
+	 * stay). Whether the token may be used is the caller's to check. */
 	int (*token_use)(struct store_tx *, int64_t id);
+	/* Marks the token revoked (again: no change, 0). */
 	int (*token_revoke)(struct store_tx *, int64_t id);
+	/* Every token, by ID. */
 	int (*token_each)(struct store_tx *, store_each_token, void *);
 
-	/* devices */
+	/* ---- devices ---- */
+
+	/* Inserts a device (id, name, domain, os, created_at; never checked in,
+	 * not revoked) with the hash of its secret. KW_ERR_EXISTS when the ID
+	 * or the secret hash is taken. */
 	int (*device_insert)(struct store_tx *, const struct device_rec *,
 			     const uint8_t secret_hash[STORE_HASH_LEN]);
 	int (*device_get)(struct store_tx *, const char *id, store_each_device, void *);
+	/* The device with this secret hash, revoked or not. */
 	int (*device_by_secret)(struct store_tx *, const uint8_t hash[STORE_HASH_LEN],
 				store_each_device, void *);
 	/* 0 if device id exists, is not revoked and has this secret hash;
-	 * KW_ERR_AUTH otherwise. */
+	 * KW_ERR_AUTH otherwise (an unknown device too), compared in constant
+	 * time. */
 	int (*device_check_secret)(struct store_tx *, const char *id,
 				   const uint8_t hash[STORE_HASH_LEN]);
+	/* Records a check-in: os and last_checkin_at = at. */
 	int (*device_checked_in)(struct store_tx *, const char *id, const char *os, int64_t at);
 	int (*device_set_revoked)(struct store_tx *, const char *id, bool revoked);
-	/* Devices whose name starts with prefix (case-insensitive; "" = all),
-	 * ordered by name, at most limit (0 = all). */
+	/* Devices whose name starts with prefix (case-insensitive; "" and NULL
+	 * = all), ordered by name (case-insensitive), then by when they were
+	 * added; at most limit (0 = all). */
 	int (*device_each)(struct store_tx *, const char *prefix, int64_t limit,
 			   store_each_device, void *);
 
-	/* volumes */
+	/* ---- volumes ---- */
+
+	/* Inserts the volume (device_id, guid) or updates its mount, type,
+	 * protection, encryption, percent and last_seen (first_seen stays);
+	 * *row gets its row. KW_ERR_NOT_FOUND when the device does not exist. */
 	int (*volume_upsert)(struct store_tx *, const struct volume_rec *, int64_t *row);
+	/* A device's volumes, by mount, then GUID. */
 	int (*volume_each)(struct store_tx *, const char *device_id, store_each_volume, void *);
 
-	/* keys */
+	/* ---- keys ---- */
+
+	/* The key with this canonical ID, on any device; KW_ERR_INVALID when
+	 * key_id is not canonical (KEYID_CANON_LEN). */
 	int (*key_get)(struct store_tx *, const char *key_id, store_each_key, void *);
+	/* Inserts a key (key_id, device_id, volume_row, state, sealed,
+	 * created_at; changed_at = created_at, never disclosed).
+	 * KW_ERR_NOT_FOUND when the device does not exist or volume_row is not
+	 * one of its volumes; KW_ERR_EXISTS when the key ID is taken (on any
+	 * device). */
 	int (*key_insert)(struct store_tx *, const struct key_rec *);
+	/* Sets a key's state and changed_at = at; disclosed_at = at too when
+	 * the state is KEY_DISCLOSED. */
 	int (*key_set_state)(struct store_tx *, int64_t row, enum key_state, int64_t at);
+	/* Replaces a key's sealed password (rekey); nothing else changes. */
 	int (*key_set_sealed)(struct store_tx *, int64_t row, const uint8_t *sealed, size_t len);
 	/* A volume's or a device's keys in the given states (bit 1 << state;
-	 * KEY_STATES_ALL for every key), oldest first. */
+	 * KEY_STATES_ALL for every key), oldest first (by row). */
 	int (*key_each_volume)(struct store_tx *, int64_t volume_row, unsigned states,
 			       store_each_key, void *);
 	int (*key_each_device)(struct store_tx *, const char *device_id, unsigned states,
 			       store_each_key, void *);
-	/* Every key with its device and volume, in device/volume/creation order. */
+	/* Keys whose row is above after_row, by row, at most limit (> 0): all
+	 * keys a page at a time, each page collected before it is acted on. */
+	int (*key_each_page)(struct store_tx *, int64_t after_row, int64_t limit,
+			     store_each_key, void *);
+	/* Every key with its device and volume, by device name
+	 * (case-insensitive), then device, volume and key in the order they
+	 * were added. */
 	int (*key_each_full)(struct store_tx *, store_each_key_full, void *);
-	/* Keys whose 32 hex digits start with prefix_hex, on devices where one
-	 * of the users (lower-cased names) has a local logon or an association,
-	 * in the given states (bit 1 << state). */
+	/* Keys whose 32 hex digits start with prefix_hex (upper-case), on
+	 * devices where one of the users has a local logon or an association,
+	 * in the given states (bit 1 << state), by key ID. The work done must
+	 * not depend on keys of other devices (SPEC §3: no timing difference
+	 * between a key that exists elsewhere and one that exists nowhere). */
 	int (*key_each_entitled)(struct store_tx *, const char *prefix_hex,
 				 const char *const *users, size_t nusers, unsigned states,
 				 store_each_key_full, void *);
 	/* Keys whose digits start with prefix_hex in the given states, any
-	 * device (help-desk administrators). */
+	 * device (help-desk administrators), by key ID. */
 	int (*key_each_prefix)(struct store_tx *, const char *prefix_hex, unsigned states,
 			       store_each_key_full, void *);
+	/* The number of keys (>= 0), or an error. */
 	int64_t (*key_count)(struct store_tx *);
 
-	/* logons and associations (user names compared lower-cased) */
+	/* ---- logons and associations ---- */
+
+	/* Records that user (compared case-insensitively; the name first
+	 * reported is kept) logged on to the device with this type: inserted,
+	 * or first_seen lowered and last_seen raised to cover the new times.
+	 * KW_ERR_NOT_FOUND when the device does not exist. */
 	int (*logon_upsert)(struct store_tx *, const struct logon_rec *);
+	/* A device's logons, by user name (case-insensitive), then type. */
 	int (*logon_each_device)(struct store_tx *, const char *device_id, store_each_logon, void *);
+	/* Associates user with the device. KW_ERR_NOT_FOUND when the device
+	 * does not exist; KW_ERR_EXISTS when the user (case-insensitive) is
+	 * already associated with it. */
 	int (*assoc_add)(struct store_tx *, const struct assoc_rec *);
+	/* A device's associations, by user name (case-insensitive). */
 	int (*assoc_each_device)(struct store_tx *, const char *device_id, store_each_assoc, void *);
 
-	/* users */
+	/* ---- users ---- */
+
+	/* Inserts a local user (id is assigned). KW_ERR_EXISTS when the name
+	 * (case-insensitive) is taken. */
 	int (*user_insert)(struct store_tx *, const struct user_rec *);
+	/* The user with this name (case-insensitive). */
 	int (*user_get)(struct store_tx *, const char *name, store_each_user, void *);
+	/* Replaces the password hash, roles and disabled flag of the user named
+	 * u->name (case-insensitive); the name, id and created_at stay. */
 	int (*user_update)(struct store_tx *, const struct user_rec *);
+	/* Every user, by name (case-insensitive). */
 	int (*user_each)(struct store_tx *, store_each_user, void *);
 
-	/* sessions */
+	/* ---- sessions ---- */
+
+	/* Inserts a session (last_seen = created_at). KW_ERR_EXISTS when the
+	 * hash is taken. */
 	int (*session_insert)(struct store_tx *, const struct session_rec *);
 	int (*session_get)(struct store_tx *, const uint8_t hash[STORE_HASH_LEN],
 			   store_each_session, void *);
+	/* Raises last_seen to at (never lowers it); notice_accepted is set to
+	 * 0 or 1, or left as it is for -1. */
 	int (*session_touch)(struct store_tx *, const uint8_t hash[STORE_HASH_LEN],
 			     int64_t at, int notice_accepted);
 	int (*session_delete)(struct store_tx *, const uint8_t hash[STORE_HASH_LEN]);
+	/* Deletes the sessions last seen before idle_before or created before
+	 * created_before (a set: 0 whatever it matched). */
 	int (*session_purge)(struct store_tx *, int64_t idle_before, int64_t created_before);
-	/* Ends every session of a user (name compared case-insensitively). */
+	/* Ends every session of a user (name compared case-insensitively; a
+	 * set: 0 whatever it matched). */
 	int (*session_delete_user)(struct store_tx *, const char *user);
 
-	/* audit: the last record's seq and hash (seq 0 and zeros when empty),
-	 * and append */
+	/* ---- audit ---- */
+
+	/* The last record's seq and hash (seq 0 and zeros when empty). */
 	int (*audit_last)(struct store_tx *, int64_t *seq, uint8_t hash[32]);
+	/* Inserts a record as it is (core/audit.c chains it). KW_ERR_EXISTS
+	 * when its seq is taken. */
 	int (*audit_insert)(struct store_tx *, const struct audit_rec *);
+	/* The records matching f (NULL = all), by seq: at in [from, to) (0 =
+	 * open), result and source equal, user the actor or the end user and
+	 * computer equal (case-insensitive), seq > after_seq, at most limit
+	 * (0 = all). */
 	int (*audit_each)(struct store_tx *, const struct audit_filter *, store_each_audit, void *);
 };
 

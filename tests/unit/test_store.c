@@ -1275,6 +1275,52 @@ static int tx_key_dup(struct store_tx *tx, void *arg)
 	return put_key(tx, DEV1, *(int64_t *)arg, KA, KEY_ACTIVE);
 }
 
+/* A volume of DEV1 given for a key of DEV2. */
+static int tx_key_other_volume(struct store_tx *tx, void *arg)
+{
+	int rc;
+
+	if ((rc = put_device(tx, DEV2, "PC-2", 2)) < 0)
+		return rc;
+	rc = put_key(tx, DEV2, *(int64_t *)arg, "CCCC0003-0000-4000-8000-000000000001",
+		     KEY_ACTIVE);
+	return rc == KW_ERR_NOT_FOUND ? 0 : (rc < 0 ? rc : KW_ERR_INTERNAL);
+}
+
+static int tx_key_set_missing(struct store_tx *tx, void *arg)
+{
+	static const uint8_t sealed[] = { 9 };
+	int rc = STORE_TX(tx, key_set_state, 9999, KEY_REMOVED, 1);
+
+	if (rc != KW_ERR_NOT_FOUND)
+		return rc < 0 ? rc : KW_ERR_INTERNAL;
+	return STORE_TX(tx, key_set_sealed, 9999, sealed, sizeof(sealed));
+}
+
+struct page {
+	int64_t row[8];
+	size_t n;
+};
+
+static int page_key(const struct key_rec *k, void *arg)
+{
+	struct page *p = arg;
+
+	if (p->n < 8)
+		p->row[p->n] = k->row;
+	p->n++;
+	return 0;
+}
+
+static int tx_key_page(struct store_tx *tx, void *arg)
+{
+	struct page *p = arg;
+	int64_t after = p->row[0];
+
+	memset(p, 0, sizeof(*p));
+	return STORE_TX(tx, key_each_page, after, 1, page_key, p);
+}
+
 static void test_keys(void **state)
 {
 	static const uint8_t sealed[] = { 1, 2, 3, 4, 5, 0, 7, 8 };
@@ -1317,7 +1363,10 @@ static void test_keys(void **state)
 	assert_int_equal(store_write(f->s, tx_key_dup, &k.v2), KW_ERR_EXISTS);
 	assert_int_equal(store_write(f->s, tx_key_dangling_volume, NULL), KW_ERR_NOT_FOUND);
 	assert_int_equal(store_write(f->s, tx_key_unknown_device, &k.v1), KW_ERR_NOT_FOUND);
+	/* Another device's volume: the foreign key would take it. */
+	assert_int_equal(store_write(f->s, tx_key_other_volume, &k.v1), 0);
 	assert_int_equal(key_count(f->s), 2);
+	assert_int_equal(store_write(f->s, tx_key_set_missing, NULL), KW_ERR_NOT_FOUND);
 	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM recovery_keys"), 2);
 
 	/* Disclosure records the time; later changes keep it. */
@@ -1352,6 +1401,22 @@ static void test_keys(void **state)
 	assert_int_equal(l.n, 2);
 	assert_string_equal(l.id[0], KB);
 
+	/* A page at a time, by row. */
+	{
+		struct page p;
+		int64_t first;
+
+		memset(&p, 0, sizeof(p));
+		assert_int_equal(store_read(f->s, tx_key_page, &p), 0);
+		assert_int_equal(p.n, 1);
+		first = p.row[0];
+		assert_int_equal(store_read(f->s, tx_key_page, &p), 0);
+		assert_int_equal(p.n, 1);
+		assert_true(p.row[0] > first);
+		assert_int_equal(store_read(f->s, tx_key_page, &p), 0);
+		assert_int_equal(p.n, 0);
+	}
+
 	assert_string_equal(key_state_name(KEY_ACTIVE), "active");
 	assert_string_equal(key_state_name(KEY_REMOVED), "removed");
 	assert_string_equal(key_state_name(KEY_DISCLOSED), "disclosed");
@@ -1373,6 +1438,7 @@ static int list_volume(const struct volume_rec *v, void *arg)
 {
 	struct vol_list *l = arg;
 
+	assert_string_equal(v->device_id, DEV1);
 	if (l->n < 4) {
 		l->v[l->n].row = v->row;
 		snprintf(l->v[l->n].guid, sizeof(l->v[0].guid), "%s", v->guid);
@@ -1489,6 +1555,11 @@ static int tx_logon_unknown_device(struct store_tx *tx, void *arg)
 	return put_logon(tx, DEV5, "x", LOGON_LOCAL, 1);
 }
 
+static int tx_assoc_unknown_device(struct store_tx *tx, void *arg)
+{
+	return put_assoc(tx, DEV5, "x");
+}
+
 static int count_assoc(const struct assoc_rec *a, void *arg)
 {
 	assert_string_equal(a->user, "CORP\\Bob");
@@ -1525,6 +1596,7 @@ static void test_logons_and_associations(void **state)
 	assert_int_equal(store_read(f->s, tx_assoc_count, &n), 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(store_write(f->s, tx_logon_unknown_device, NULL), KW_ERR_NOT_FOUND);
+	assert_int_equal(store_write(f->s, tx_assoc_unknown_device, NULL), KW_ERR_NOT_FOUND);
 }
 
 /* ---- entitlement ---- */
@@ -2075,9 +2147,12 @@ static int tx_session_ops(struct store_tx *tx, void *arg)
 	case 3:
 		/* Idle since before 500 or created before 150. */
 		return STORE_TX(tx, session_purge, 500, 150);
-	default:
+	case 4:
 		hash_of(r.hash, 42);
 		return STORE_TX(tx, session_touch, r.hash, 1000, -1);
+	default:
+		hash_of(r.hash, 2);   /* deleted at step 2 */
+		return STORE_TX(tx, session_delete, r.hash);
 	}
 }
 
@@ -2124,6 +2199,9 @@ static void test_sessions(void **state)
 	assert_int_equal(q.rc, KW_ERR_NOT_FOUND);
 
 	step = 4;
+	assert_int_equal(store_write(f->s, tx_session_ops, &step), KW_ERR_NOT_FOUND);
+	/* Deleting what is gone is NOT_FOUND too, like every named row. */
+	step = 5;
 	assert_int_equal(store_write(f->s, tx_session_ops, &step), KW_ERR_NOT_FOUND);
 }
 

@@ -261,6 +261,7 @@ static int volume_row(sqlite3_stmt *st, void *arg)
 
 	memset(&v, 0, sizeof(v));
 	sq_volume_fill(st, 0, &v);
+	snprintf(v.device_id, sizeof(v.device_id), "%s", c->device_id);
 	return c->cb(&v, c->arg);
 }
 

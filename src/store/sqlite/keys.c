@@ -21,6 +21,8 @@ static const struct sq_query q_key_get = { SQ_KEY_GET,
 static const struct sq_query q_key_insert = { SQ_KEY_INSERT,
 	"INSERT INTO recovery_keys (key_hex, device, volume, state, sealed, created_at, "
 	"changed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)" };
+static const struct sq_query q_key_volume_device = { SQ_KEY_VOLUME_DEVICE,
+	"SELECT device FROM volumes WHERE id = ?1" };
 static const struct sq_query q_key_set_state = { SQ_KEY_SET_STATE,
 	"UPDATE recovery_keys SET state = ?2, changed_at = ?3, "
 	"disclosed_at = CASE WHEN ?2 = 2 THEN ?3 ELSE disclosed_at END WHERE id = ?1" };
@@ -38,6 +40,9 @@ static const struct sq_query q_key_each_device = { SQ_KEY_EACH_DEVICE,
 static const struct sq_query q_key_each_device_disclosed = { SQ_KEY_EACH_DEVICE_DISCLOSED,
 	"SELECT " KEY_COLS ", d.uid FROM recovery_keys k JOIN devices d ON d.id = k.device "
 	"WHERE k.device = ?1 AND k.state = 2 ORDER BY k.id" };
+static const struct sq_query q_key_each_page = { SQ_KEY_EACH_PAGE,
+	"SELECT " KEY_COLS ", d.uid FROM recovery_keys k JOIN devices d ON d.id = k.device "
+	"WHERE k.id > ?1 ORDER BY k.id LIMIT ?2" };
 static const struct sq_query q_key_each_full = { SQ_KEY_EACH_FULL,
 	"SELECT " KEY_FULL_COLS " FROM recovery_keys k JOIN devices d ON d.id = k.device "
 	"JOIN volumes v ON v.id = k.volume ORDER BY d.name_lc, d.id, v.id, k.id" };
@@ -134,11 +139,20 @@ static int key_get(struct store_tx *tx, const char *key_id, store_each_key cb, v
 static int key_insert(struct store_tx *tx, const struct key_rec *k)
 {
 	char hex[KEYID_HEX_LEN + 1];
-	int64_t dev;
+	int64_t dev, vdev;
 	int rc;
 
 	if ((rc = sq_device_row(tx, k->device_id, NULL, &dev)) < 0)
 		return rc;
+	/* The volume must be the device's: checked, not left to the foreign
+	 * key, which would accept another device's volume. */
+	if ((rc = sq_int(tx->c, &q_key_volume_device, SQ_ARGS(SQ_INT(k->volume_row)),
+			 &vdev)) < 0)
+		return rc;
+	if (vdev != dev)
+		return KW_ERR_NOT_FOUND;
+	if (strlen(k->key_id) != KEYID_CANON_LEN)
+		return KW_ERR_INVALID;
 	keyid_to_hex(k->key_id, hex);
 	return sq_exec(tx->c, &q_key_insert,
 		       SQ_ARGS(SQ_TEXT(hex), SQ_INT(dev), SQ_INT(k->volume_row),
@@ -148,12 +162,12 @@ static int key_insert(struct store_tx *tx, const struct key_rec *k)
 
 static int key_set_state(struct store_tx *tx, int64_t row, enum key_state state, int64_t at)
 {
-	return sq_exec(tx->c, &q_key_set_state, SQ_ARGS(SQ_INT(row), SQ_INT(state), SQ_INT(at)));
+	return sq_change(tx->c, &q_key_set_state, SQ_ARGS(SQ_INT(row), SQ_INT(state), SQ_INT(at)));
 }
 
 static int key_set_sealed(struct store_tx *tx, int64_t row, const uint8_t *sealed, size_t len)
 {
-	return sq_exec(tx->c, &q_key_set_sealed, SQ_ARGS(SQ_INT(row), SQ_BLOB(sealed, len)));
+	return sq_change(tx->c, &q_key_set_sealed, SQ_ARGS(SQ_INT(row), SQ_BLOB(sealed, len)));
 }
 
 /* The states of a mask as four values (-1 for the ones left out), so that
@@ -187,6 +201,17 @@ static int key_each_device(struct store_tx *tx, const char *device_id, unsigned 
 	if ((rc = sq_device_row(tx, device_id, NULL, &dev)) < 0)
 		return rc == KW_ERR_NOT_FOUND ? 0 : rc;
 	return sq_each(tx->c, &q_key_each_device_disclosed, SQ_ARGS(SQ_INT(dev)), key_row, &c);
+}
+
+static int key_each_page(struct store_tx *tx, int64_t after_row, int64_t limit,
+			 store_each_key cb, void *arg)
+{
+	struct key_cb c = { cb, arg };
+
+	if (limit <= 0)
+		return KW_ERR_INVALID;
+	return sq_each(tx->c, &q_key_each_page, SQ_ARGS(SQ_INT(after_row), SQ_INT(limit)),
+		       key_row, &c);
 }
 
 static int key_each_full(struct store_tx *tx, store_each_key_full cb, void *arg)
@@ -261,6 +286,7 @@ void sq_key_ops(struct store_ops *o)
 	o->key_set_sealed = key_set_sealed;
 	o->key_each_volume = key_each_volume;
 	o->key_each_device = key_each_device;
+	o->key_each_page = key_each_page;
 	o->key_each_full = key_each_full;
 	o->key_each_entitled = key_each_entitled;
 	o->key_each_prefix = key_each_prefix;

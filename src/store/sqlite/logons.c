@@ -16,7 +16,7 @@ static const struct sq_query q_logon_each_device = { SQ_LOGON_EACH_DEVICE,
 	"JOIN devices d ON d.id = l.device WHERE d.uid = ?1 ORDER BY l.user_lc, l.type" };
 static const struct sq_query q_assoc_add = { SQ_ASSOC_ADD,
 	"INSERT INTO associations (user_lc, user, device, added_by, created_at) "
-	"VALUES (fold(?1), ?1, (SELECT id FROM devices WHERE uid = ?2), ?3, ?4)" };
+	"VALUES (fold(?1), ?1, ?2, ?3, ?4)" };
 static const struct sq_query q_assoc_each_device = { SQ_ASSOC_EACH_DEVICE,
 	"SELECT a.user, a.added_by, a.created_at FROM associations a "
 	"JOIN devices d ON d.id = a.device WHERE d.uid = ?1 ORDER BY a.user_lc" };
@@ -62,8 +62,13 @@ static int logon_each_device(struct store_tx *tx, const char *device_id,
 
 static int assoc_add(struct store_tx *tx, const struct assoc_rec *a)
 {
+	int64_t dev;
+	int rc;
+
+	if ((rc = sq_device_row(tx, a->device_id, NULL, &dev)) < 0)
+		return rc;
 	return sq_exec(tx->c, &q_assoc_add,
-		       SQ_ARGS(SQ_TEXT(a->user), SQ_TEXT(a->device_id), SQ_TEXT(a->added_by),
+		       SQ_ARGS(SQ_TEXT(a->user), SQ_INT(dev), SQ_TEXT(a->added_by),
 			       SQ_INT(a->created_at)));
 }
 

@@ -133,7 +133,7 @@ static int session_touch(struct store_tx *tx, const uint8_t hash[STORE_HASH_LEN]
 
 static int session_delete(struct store_tx *tx, const uint8_t hash[STORE_HASH_LEN])
 {
-	return sq_exec(tx->c, &q_session_delete, SQ_ARGS(SQ_BLOB(hash, STORE_HASH_LEN)));
+	return sq_change(tx->c, &q_session_delete, SQ_ARGS(SQ_BLOB(hash, STORE_HASH_LEN)));
 }
 
 static int session_purge(struct store_tx *tx, int64_t idle_before, int64_t created_before)

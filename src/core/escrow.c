@@ -388,11 +388,11 @@ static int put_key(struct store_tx *tx, struct checkin_job *a, const struct chec
 
 	a->key = ck;
 	a->reactivate = 0;
-	rc = STORE_TX(tx, key_get, ck->key_id, existing_key, a);
+	rc = store_key_get(tx, ck->key_id, existing_key, a);
 	if (rc == KW_ERR_CONFLICT)
 		snprintf(a->res->conflict_key, sizeof(a->res->conflict_key), "%s", ck->key_id);
 	if (rc == 0 && a->reactivate)
-		return STORE_TX(tx, key_set_state, a->reactivate, KEY_ACTIVE, a->now);
+		return store_key_set_state(tx, a->reactivate, KEY_ACTIVE, a->now);
 	if (rc != KW_ERR_NOT_FOUND)
 		return rc;
 	memset(&k, 0, sizeof(k));
@@ -403,7 +403,7 @@ static int put_key(struct store_tx *tx, struct checkin_job *a, const struct chec
 	k.sealed = ck->sealed;       /* by seal_keys, before the job was queued */
 	k.sealed_len = ck->sealed_len;
 	k.created_at = a->now;
-	if ((rc = STORE_TX(tx, key_insert, &k)) < 0)
+	if ((rc = store_key_insert(tx, &k)) < 0)
 		return rc;
 	a->res->keys_added++;
 	return 0;
@@ -451,12 +451,12 @@ static int sweep_volume(struct store_tx *tx, struct checkin_job *a)
 	do {
 		memset(&sw, 0, sizeof(sw));
 		sw.vol = a->vol;
-		if ((rc = STORE_TX(tx, key_each_volume, a->volume_row,
+		if ((rc = store_key_each_volume(tx, a->volume_row,
 				   KEY_STATE_BIT(KEY_ACTIVE) | KEY_STATE_BIT(KEY_DISCLOSED),
 				   sweep_key, &sw)) < 0)
 			return rc;
 		for (size_t i = 0; i < sw.n; i++)
-			if ((rc = STORE_TX(tx, key_set_state, sw.row[i], sw.to[i], a->now)) < 0)
+			if ((rc = store_key_set_state(tx, sw.row[i], sw.to[i], a->now)) < 0)
 				return rc;
 	} while (sw.overflow);
 	return 0;
@@ -484,9 +484,9 @@ static int apply_tx(struct store_tx *tx, void *arg)
 	int rc;
 
 	if (a->secret_hash &&
-	    (rc = STORE_TX(tx, device_check_secret, a->device_id, a->secret_hash)) < 0)
+	    (rc = store_device_check_secret(tx, a->device_id, a->secret_hash)) < 0)
 		return rc;
-	if ((rc = STORE_TX(tx, device_checked_in, a->device_id, ci->os, a->now)) < 0)
+	if ((rc = store_device_checked_in(tx, a->device_id, ci->os, a->now)) < 0)
 		return rc;
 	for (size_t i = 0; i < ci->nvolumes; i++) {
 		const struct checkin_volume *cv = &ci->volumes[i];
@@ -501,7 +501,7 @@ static int apply_tx(struct store_tx *tx, void *arg)
 		v.encryption = cv->encryption;
 		v.percent = cv->percent;
 		v.first_seen = v.last_seen = a->now;
-		if ((rc = STORE_TX(tx, volume_upsert, &v, &a->volume_row)) < 0)
+		if ((rc = store_volume_upsert(tx, &v, &a->volume_row)) < 0)
 			return rc;
 		a->vol = cv;
 		for (size_t j = 0; j < cv->nkeys; j++)
@@ -518,10 +518,10 @@ static int apply_tx(struct store_tx *tx, void *arg)
 		l.user = ci->logons[i].user;
 		l.type = ci->logons[i].type;
 		l.first_seen = l.last_seen = ci->logons[i].at;
-		if ((rc = STORE_TX(tx, logon_upsert, &l)) < 0)
+		if ((rc = store_logon_upsert(tx, &l)) < 0)
 			return rc;
 	}
-	return STORE_TX(tx, key_each_device, a->device_id, KEY_STATE_BIT(KEY_DISCLOSED),
+	return store_key_each_device(tx, a->device_id, KEY_STATE_BIT(KEY_DISCLOSED),
 			collect_rotate, a->res);
 }
 

@@ -340,7 +340,7 @@ static int rekey_key(struct store_tx *tx, struct rekey_job *j, const struct reke
 	sodium_memzero(pw, sizeof(pw));
 	if (rc < 0)
 		return rc;
-	if ((rc = STORE_TX(tx, key_set_sealed, p->row, sealed, len)) < 0)
+	if ((rc = store_key_set_sealed(tx, p->row, sealed, len)) < 0)
 		return rc;
 	j->n++;
 	return 0;
@@ -354,7 +354,7 @@ static int rekey_keys(struct store_tx *tx, struct rekey_job *j)
 
 	do {
 		j->npage = 0;
-		if ((rc = STORE_TX(tx, key_each_page, after, REKEY_PAGE, rekey_collect, j)) < 0)
+		if ((rc = store_key_each_page(tx, after, REKEY_PAGE, rekey_collect, j)) < 0)
 			return rc;
 		for (size_t i = 0; i < j->npage; i++)
 			if ((rc = rekey_key(tx, j, &j->page[i])) < 0)

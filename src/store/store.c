@@ -13,6 +13,12 @@
 static atomic_uint_fast64_t error_count;
 static atomic_int last_state;
 
+/* Set while an iteration's callback may run on this thread: the store
+ * refuses to be called from it (store.h). */
+static _Thread_local unsigned iterating;
+
+#define OPS(tx) (((const struct store_tx_base *)(const void *)(tx))->ops)
+
 void store_count_error(void)
 {
 	atomic_fetch_add(&error_count, 1);
@@ -107,23 +113,438 @@ const struct store_ops *store_tx_ops(struct store_tx *tx)
 
 int store_read(struct store *s, store_fn fn, void *arg)
 {
+	if (iterating)
+		return KW_ERR_INTERNAL;
 	return store_ops_of(s)->read(s, fn, arg);
 }
 
 int store_lookup(struct store *s, store_fn fn, void *arg)
 {
+	if (iterating)
+		return KW_ERR_INTERNAL;
 	return store_ops_of(s)->lookup(s, fn, arg);
 }
 
 int store_write(struct store *s, store_fn fn, void *arg)
 {
+	if (iterating)
+		return KW_ERR_INTERNAL;
 	return store_ops_of(s)->write(s, fn, arg);
 }
 
 int store_write_async(struct store *s, store_fn fn, void *arg, store_done_fn done,
 		      void *done_arg)
 {
+	if (iterating)
+		return KW_ERR_INTERNAL;
 	return store_ops_of(s)->write_async(s, fn, arg, done, done_arg);
+}
+
+/* ---- the operations ---- */
+
+/* An operation's result, a database failure counted. */
+static int counted(int rc)
+{
+	if (rc == KW_ERR_STORE)
+		store_count_error();
+	return rc;
+}
+
+/* Refuses an operation called from an iteration's callback. */
+#define REFUSE_IN_CALLBACK() do { \
+		if (iterating) \
+			return KW_ERR_INTERNAL; \
+	} while (0)
+
+/* Calls operation op of tx's store: its result counted. */
+#define CALL(tx, op, ...) counted(OPS(tx)->op((tx), __VA_ARGS__))
+
+/* The same for an operation that hands records to a callback. */
+#define EACH(rc, tx, op, ...) do { \
+		iterating++; \
+		(rc) = OPS(tx)->op((tx), __VA_ARGS__); \
+		iterating--; \
+		(rc) = counted(rc); \
+	} while (0)
+
+int store_meta_get(struct store_tx *tx, const char *name, char *out, size_t outlen)
+{
+	int rc;
+
+	REFUSE_IN_CALLBACK();
+	rc = CALL(tx, meta_get, name, out, outlen);
+	if (rc < 0 && outlen)
+		out[0] = '\0';
+	return rc;
+}
+
+int store_meta_set(struct store_tx *tx, const char *name, const char *value)
+{
+	REFUSE_IN_CALLBACK();
+	return CALL(tx, meta_set, name, value);
+}
+
+int store_token_insert(struct store_tx *tx, const struct token_rec *t, int64_t *id)
+{
+	int64_t ignored;
+
+	REFUSE_IN_CALLBACK();
+	return CALL(tx, token_insert, t, id ? id : &ignored);
+}
+
+int store_token_get(struct store_tx *tx, const uint8_t hash[STORE_HASH_LEN],
+		    struct token_rec *out)
+{
+	int rc;
+
+	REFUSE_IN_CALLBACK();
+	rc = CALL(tx, token_get, hash, out);
+	if (rc < 0)
+		memset(out, 0, sizeof(*out));
+	return rc;
+}
+
+int store_token_use(struct store_tx *tx, int64_t id)
+{
+	REFUSE_IN_CALLBACK();
+	return CALL(tx, token_use, id);
+}
+
+int store_token_revoke(struct store_tx *tx, int64_t id)
+{
+	REFUSE_IN_CALLBACK();
+	return CALL(tx, token_revoke, id);
+}
+
+int store_token_each(struct store_tx *tx, store_each_token cb, void *arg)
+{
+	int rc;
+
+	REFUSE_IN_CALLBACK();
+	EACH(rc, tx, token_each, cb, arg);
+	return rc;
+}
+
+int store_device_insert(struct store_tx *tx, const struct device_rec *d,
+			const uint8_t secret_hash[STORE_HASH_LEN])
+{
+	struct device_rec c = *d;
+
+	REFUSE_IN_CALLBACK();
+	c.domain = c.domain ? c.domain : "";
+	c.os = c.os ? c.os : "";
+	return CALL(tx, device_insert, &c, secret_hash);
+}
+
+int store_device_get(struct store_tx *tx, const char *id, store_each_device cb, void *arg)
+{
+	int rc;
+
+	REFUSE_IN_CALLBACK();
+	EACH(rc, tx, device_get, id, cb, arg);
+	return rc;
+}
+
+int store_device_by_secret(struct store_tx *tx, const uint8_t hash[STORE_HASH_LEN],
+			   store_each_device cb, void *arg)
+{
+	int rc;
+
+	REFUSE_IN_CALLBACK();
+	EACH(rc, tx, device_by_secret, hash, cb, arg);
+	return rc;
+}
+
+int store_device_check_secret(struct store_tx *tx, const char *id,
+			      const uint8_t hash[STORE_HASH_LEN])
+{
+	REFUSE_IN_CALLBACK();
+	return CALL(tx, device_check_secret, id, hash);
+}
+
+int store_device_checked_in(struct store_tx *tx, const char *id, const char *os, int64_t at)
+{
+	REFUSE_IN_CALLBACK();
+	return CALL(tx, device_checked_in, id, os ? os : "", at);
+}
+
+int store_device_set_revoked(struct store_tx *tx, const char *id, bool revoked)
+{
+	REFUSE_IN_CALLBACK();
+	return CALL(tx, device_set_revoked, id, revoked);
+}
+
+int store_device_each(struct store_tx *tx, const char *prefix, int64_t limit,
+		      store_each_device cb, void *arg)
+{
+	int rc;
+
+	REFUSE_IN_CALLBACK();
+	EACH(rc, tx, device_each, prefix ? prefix : "", limit > 0 ? limit : 0, cb, arg);
+	return rc;
+}
+
+int store_volume_upsert(struct store_tx *tx, const struct volume_rec *v, int64_t *row)
+{
+	int64_t r = 0;
+	int rc;
+
+	REFUSE_IN_CALLBACK();
+	rc = CALL(tx, volume_upsert, v, &r);
+	if (row)
+		*row = rc < 0 ? 0 : r;
+	return rc;
+}
+
+int store_volume_each(struct store_tx *tx, const char *device_id, store_each_volume cb,
+		      void *arg)
+{
+	int rc;
+
+	REFUSE_IN_CALLBACK();
+	EACH(rc, tx, volume_each, device_id, cb, arg);
+	return rc;
+}
+
+int store_key_get(struct store_tx *tx, const char *key_id, store_each_key cb, void *arg)
+{
+	int rc;
+
+	REFUSE_IN_CALLBACK();
+	if (strlen(key_id) != STORE_ID_LEN)
+		return KW_ERR_INVALID;
+	EACH(rc, tx, key_get, key_id, cb, arg);
+	return rc;
+}
+
+int store_key_insert(struct store_tx *tx, const struct key_rec *k)
+{
+	REFUSE_IN_CALLBACK();
+	if (strlen(k->key_id) != STORE_ID_LEN)
+		return KW_ERR_INVALID;
+	return CALL(tx, key_insert, k);
+}
+
+int store_key_set_state(struct store_tx *tx, int64_t row, enum key_state state, int64_t at)
+{
+	REFUSE_IN_CALLBACK();
+	return CALL(tx, key_set_state, row, state, at);
+}
+
+int store_key_set_sealed(struct store_tx *tx, int64_t row, const uint8_t *sealed, size_t len)
+{
+	REFUSE_IN_CALLBACK();
+	return CALL(tx, key_set_sealed, row, sealed, len);
+}
+
+int store_key_each_volume(struct store_tx *tx, int64_t volume_row, unsigned states,
+			  store_each_key cb, void *arg)
+{
+	int rc;
+
+	REFUSE_IN_CALLBACK();
+	EACH(rc, tx, key_each_volume, volume_row, states, cb, arg);
+	return rc;
+}
+
+int store_key_each_device(struct store_tx *tx, const char *device_id, unsigned states,
+			  store_each_key cb, void *arg)
+{
+	int rc;
+
+	REFUSE_IN_CALLBACK();
+	EACH(rc, tx, key_each_device, device_id, states, cb, arg);
+	return rc;
+}
+
+int store_key_each_page(struct store_tx *tx, int64_t after_row, int64_t limit,
+			store_each_key cb, void *arg)
+{
+	int rc;
+
+	REFUSE_IN_CALLBACK();
+	if (limit <= 0)
+		return KW_ERR_INVALID;
+	EACH(rc, tx, key_each_page, after_row, limit, cb, arg);
+	return rc;
+}
+
+int store_key_each_full(struct store_tx *tx, store_each_key_full cb, void *arg)
+{
+	int rc;
+
+	REFUSE_IN_CALLBACK();
+	EACH(rc, tx, key_each_full, cb, arg);
+	return rc;
+}
+
+int store_key_each_entitled(struct store_tx *tx, const char *prefix_hex,
+			    const char *const *users, size_t nusers, unsigned states,
+			    store_each_key_full cb, void *arg)
+{
+	int rc;
+
+	REFUSE_IN_CALLBACK();
+	EACH(rc, tx, key_each_entitled, prefix_hex, users, nusers, states, cb, arg);
+	return rc;
+}
+
+int store_key_each_prefix(struct store_tx *tx, const char *prefix_hex, unsigned states,
+			  store_each_key_full cb, void *arg)
+{
+	int rc;
+
+	REFUSE_IN_CALLBACK();
+	EACH(rc, tx, key_each_prefix, prefix_hex, states, cb, arg);
+	return rc;
+}
+
+int64_t store_key_count(struct store_tx *tx)
+{
+	int64_t n;
+
+	REFUSE_IN_CALLBACK();
+	n = OPS(tx)->key_count(tx);
+	if (n == KW_ERR_STORE)
+		store_count_error();
+	return n;
+}
+
+int store_logon_upsert(struct store_tx *tx, const struct logon_rec *l)
+{
+	REFUSE_IN_CALLBACK();
+	return CALL(tx, logon_upsert, l);
+}
+
+int store_logon_each_device(struct store_tx *tx, const char *device_id,
+			    store_each_logon cb, void *arg)
+{
+	int rc;
+
+	REFUSE_IN_CALLBACK();
+	EACH(rc, tx, logon_each_device, device_id, cb, arg);
+	return rc;
+}
+
+int store_assoc_add(struct store_tx *tx, const struct assoc_rec *a)
+{
+	REFUSE_IN_CALLBACK();
+	return CALL(tx, assoc_add, a);
+}
+
+int store_assoc_each_device(struct store_tx *tx, const char *device_id,
+			    store_each_assoc cb, void *arg)
+{
+	int rc;
+
+	REFUSE_IN_CALLBACK();
+	EACH(rc, tx, assoc_each_device, device_id, cb, arg);
+	return rc;
+}
+
+int store_user_insert(struct store_tx *tx, const struct user_rec *u)
+{
+	REFUSE_IN_CALLBACK();
+	return CALL(tx, user_insert, u);
+}
+
+int store_user_get(struct store_tx *tx, const char *name, store_each_user cb, void *arg)
+{
+	int rc;
+
+	REFUSE_IN_CALLBACK();
+	EACH(rc, tx, user_get, name, cb, arg);
+	return rc;
+}
+
+int store_user_update(struct store_tx *tx, const struct user_rec *u)
+{
+	REFUSE_IN_CALLBACK();
+	return CALL(tx, user_update, u);
+}
+
+int store_user_each(struct store_tx *tx, store_each_user cb, void *arg)
+{
+	int rc;
+
+	REFUSE_IN_CALLBACK();
+	EACH(rc, tx, user_each, cb, arg);
+	return rc;
+}
+
+int store_session_insert(struct store_tx *tx, const struct session_rec *r)
+{
+	struct session_rec c = *r;
+
+	REFUSE_IN_CALLBACK();
+	c.identities = c.identities ? c.identities : "";
+	return CALL(tx, session_insert, &c);
+}
+
+int store_session_get(struct store_tx *tx, const uint8_t hash[STORE_HASH_LEN],
+		      store_each_session cb, void *arg)
+{
+	int rc;
+
+	REFUSE_IN_CALLBACK();
+	EACH(rc, tx, session_get, hash, cb, arg);
+	return rc;
+}
+
+int store_session_touch(struct store_tx *tx, const uint8_t hash[STORE_HASH_LEN], int64_t at,
+			int notice_accepted)
+{
+	REFUSE_IN_CALLBACK();
+	return CALL(tx, session_touch, hash, at, notice_accepted < 0 ? -1 : !!notice_accepted);
+}
+
+int store_session_delete(struct store_tx *tx, const uint8_t hash[STORE_HASH_LEN])
+{
+	REFUSE_IN_CALLBACK();
+	return CALL(tx, session_delete, hash);
+}
+
+int store_session_purge(struct store_tx *tx, int64_t idle_before, int64_t created_before)
+{
+	REFUSE_IN_CALLBACK();
+	return CALL(tx, session_purge, idle_before, created_before);
+}
+
+int store_session_delete_user(struct store_tx *tx, const char *user)
+{
+	REFUSE_IN_CALLBACK();
+	return CALL(tx, session_delete_user, user);
+}
+
+int store_audit_last(struct store_tx *tx, int64_t *seq, uint8_t hash[32])
+{
+	REFUSE_IN_CALLBACK();
+	return CALL(tx, audit_last, seq, hash);
+}
+
+int store_audit_insert(struct store_tx *tx, const struct audit_rec *a)
+{
+	struct audit_rec c = *a;
+	const char **text[] = { &c.source, &c.result, &c.actor, &c.end_user, &c.computer,
+				&c.device_id, &c.key_id, &c.key_type, &c.reason, &c.comment,
+				&c.client };
+
+	REFUSE_IN_CALLBACK();
+	for (size_t i = 0; i < sizeof(text) / sizeof(text[0]); i++)
+		if (!*text[i])
+			*text[i] = "";
+	return CALL(tx, audit_insert, &c);
+}
+
+int store_audit_each(struct store_tx *tx, const struct audit_filter *f, store_each_audit cb,
+		     void *arg)
+{
+	static const struct audit_filter all;
+	int rc;
+
+	REFUSE_IN_CALLBACK();
+	EACH(rc, tx, audit_each, f ? f : &all, cb, arg);
+	return rc;
 }
 
 /* ---- for backends: migrations ---- */

@@ -219,184 +219,9 @@ typedef int (*store_each_session)(const struct session_rec *, void *arg);
 typedef int (*store_each_assoc)(const struct assoc_rec *, void *arg);
 typedef int (*store_each_audit)(const struct audit_rec *, void *arg);
 
-/* The operations of a backend. Each operation's contract follows the
- * general one above; what is particular to it is written on it. */
-struct store_ops {
-	const char *name;
-	int (*open)(const char *location, struct store **out, char *msg, size_t msglen);
-	void (*close)(struct store *s);
-	int (*migrate)(struct store *s, int *from, int *to, char *msg, size_t msglen);
-	int (*read)(struct store *s, store_fn fn, void *arg);
-	int (*lookup)(struct store *s, store_fn fn, void *arg);
-	int (*write)(struct store *s, store_fn fn, void *arg);
-	int (*write_async)(struct store *s, store_fn fn, void *arg, store_done_fn done,
-			   void *done_arg);
-	enum store_state (*state)(struct store *s, char *reason, size_t reasonlen);
+/* ---- opening, transactions, health ---- */
 
-	/* ---- meta: small named values (master key fingerprint, …) ---- */
-
-	/* Copies the value of name into out (cut to outlen - 1 bytes);
-	 * KW_ERR_NOT_FOUND when unset (out untouched). */
-	int (*meta_get)(struct store_tx *, const char *name, char *out, size_t outlen);
-	/* Sets name to value, whether set before or not. */
-	int (*meta_set)(struct store_tx *, const char *name, const char *value);
-
-	/* ---- enrollment tokens ---- */
-
-	/* Inserts a token (hash, created_at, expires_at, uses_left; used 0, not
-	 * revoked); *id (may be NULL) gets its ID, which is never reused.
-	 * KW_ERR_EXISTS when the hash is taken. */
-	int (*token_insert)(struct store_tx *, const struct token_rec *, int64_t *id);
-	/* Copies the token with this hash into *out; KW_ERR_NOT_FOUND. */
-	int (*token_get)(struct store_tx *, const uint8_t hash[STORE_HASH_LEN], struct token_rec *);
-	/* Counts one use: used + 1, and uses_left - 1 when above 0 (0 and -1
-	 * stay). Whether the token may be used is the caller's to check. */
-	int (*token_use)(struct store_tx *, int64_t id);
-	/* Marks the token revoked (again: no change, 0). */
-	int (*token_revoke)(struct store_tx *, int64_t id);
-	/* Every token, by ID. */
-	int (*token_each)(struct store_tx *, store_each_token, void *);
-
-	/* ---- devices ---- */
-
-	/* Inserts a device (id, name, domain, os, created_at; never checked in,
-	 * not revoked) with the hash of its secret. KW_ERR_EXISTS when the ID
-	 * or the secret hash is taken. */
-	int (*device_insert)(struct store_tx *, const struct device_rec *,
-			     const uint8_t secret_hash[STORE_HASH_LEN]);
-	int (*device_get)(struct store_tx *, const char *id, store_each_device, void *);
-	/* The device with this secret hash, revoked or not. */
-	int (*device_by_secret)(struct store_tx *, const uint8_t hash[STORE_HASH_LEN],
-				store_each_device, void *);
-	/* 0 if device id exists, is not revoked and has this secret hash;
-	 * KW_ERR_AUTH otherwise (an unknown device too), compared in constant
-	 * time. */
-	int (*device_check_secret)(struct store_tx *, const char *id,
-				   const uint8_t hash[STORE_HASH_LEN]);
-	/* Records a check-in: os and last_checkin_at = at. */
-	int (*device_checked_in)(struct store_tx *, const char *id, const char *os, int64_t at);
-	int (*device_set_revoked)(struct store_tx *, const char *id, bool revoked);
-	/* Devices whose name starts with prefix (case-insensitive; "" and NULL
-	 * = all), ordered by name (case-insensitive), then by when they were
-	 * added; at most limit (0 = all). */
-	int (*device_each)(struct store_tx *, const char *prefix, int64_t limit,
-			   store_each_device, void *);
-
-	/* ---- volumes ---- */
-
-	/* Inserts the volume (device_id, guid) or updates its mount, type,
-	 * protection, encryption, percent and last_seen (first_seen stays);
-	 * *row gets its row. KW_ERR_NOT_FOUND when the device does not exist. */
-	int (*volume_upsert)(struct store_tx *, const struct volume_rec *, int64_t *row);
-	/* A device's volumes, by mount, then GUID. */
-	int (*volume_each)(struct store_tx *, const char *device_id, store_each_volume, void *);
-
-	/* ---- keys ---- */
-
-	/* The key with this canonical ID, on any device; KW_ERR_INVALID when
-	 * key_id is not canonical (KEYID_CANON_LEN). */
-	int (*key_get)(struct store_tx *, const char *key_id, store_each_key, void *);
-	/* Inserts a key (key_id, device_id, volume_row, state, sealed,
-	 * created_at; changed_at = created_at, never disclosed).
-	 * KW_ERR_NOT_FOUND when the device does not exist or volume_row is not
-	 * one of its volumes; KW_ERR_EXISTS when the key ID is taken (on any
-	 * device). */
-	int (*key_insert)(struct store_tx *, const struct key_rec *);
-	/* Sets a key's state and changed_at = at; disclosed_at = at too when
-	 * the state is KEY_DISCLOSED. */
-	int (*key_set_state)(struct store_tx *, int64_t row, enum key_state, int64_t at);
-	/* Replaces a key's sealed password (rekey); nothing else changes. */
-	int (*key_set_sealed)(struct store_tx *, int64_t row, const uint8_t *sealed, size_t len);
-	/* A volume's or a device's keys in the given states (bit 1 << state;
-	 * KEY_STATES_ALL for every key), oldest first (by row). */
-	int (*key_each_volume)(struct store_tx *, int64_t volume_row, unsigned states,
-			       store_each_key, void *);
-	int (*key_each_device)(struct store_tx *, const char *device_id, unsigned states,
-			       store_each_key, void *);
-	/* Keys whose row is above after_row, by row, at most limit (> 0): all
-	 * keys a page at a time, each page collected before it is acted on. */
-	int (*key_each_page)(struct store_tx *, int64_t after_row, int64_t limit,
-			     store_each_key, void *);
-	/* Every key with its device and volume, by device name
-	 * (case-insensitive), then device, volume and key in the order they
-	 * were added. */
-	int (*key_each_full)(struct store_tx *, store_each_key_full, void *);
-	/* Keys whose 32 hex digits start with prefix_hex (upper-case), on
-	 * devices where one of the users has a local logon or an association,
-	 * in the given states (bit 1 << state), by key ID. The work done must
-	 * not depend on keys of other devices (SPEC §3: no timing difference
-	 * between a key that exists elsewhere and one that exists nowhere). */
-	int (*key_each_entitled)(struct store_tx *, const char *prefix_hex,
-				 const char *const *users, size_t nusers, unsigned states,
-				 store_each_key_full, void *);
-	/* Keys whose digits start with prefix_hex in the given states, any
-	 * device (help-desk administrators), by key ID. */
-	int (*key_each_prefix)(struct store_tx *, const char *prefix_hex, unsigned states,
-			       store_each_key_full, void *);
-	/* The number of keys (>= 0), or an error. */
-	int64_t (*key_count)(struct store_tx *);
-
-	/* ---- logons and associations ---- */
-
-	/* Records that user (compared case-insensitively; the name first
-	 * reported is kept) logged on to the device with this type: inserted,
-	 * or first_seen lowered and last_seen raised to cover the new times.
-	 * KW_ERR_NOT_FOUND when the device does not exist. */
-	int (*logon_upsert)(struct store_tx *, const struct logon_rec *);
-	/* A device's logons, by user name (case-insensitive), then type. */
-	int (*logon_each_device)(struct store_tx *, const char *device_id, store_each_logon, void *);
-	/* Associates user with the device. KW_ERR_NOT_FOUND when the device
-	 * does not exist; KW_ERR_EXISTS when the user (case-insensitive) is
-	 * already associated with it. */
-	int (*assoc_add)(struct store_tx *, const struct assoc_rec *);
-	/* A device's associations, by user name (case-insensitive). */
-	int (*assoc_each_device)(struct store_tx *, const char *device_id, store_each_assoc, void *);
-
-	/* ---- users ---- */
-
-	/* Inserts a local user (id is assigned). KW_ERR_EXISTS when the name
-	 * (case-insensitive) is taken. */
-	int (*user_insert)(struct store_tx *, const struct user_rec *);
-	/* The user with this name (case-insensitive). */
-	int (*user_get)(struct store_tx *, const char *name, store_each_user, void *);
-	/* Replaces the password hash, roles and disabled flag of the user named
-	 * u->name (case-insensitive); the name, id and created_at stay. */
-	int (*user_update)(struct store_tx *, const struct user_rec *);
-	/* Every user, by name (case-insensitive). */
-	int (*user_each)(struct store_tx *, store_each_user, void *);
-
-	/* ---- sessions ---- */
-
-	/* Inserts a session (last_seen = created_at). KW_ERR_EXISTS when the
-	 * hash is taken. */
-	int (*session_insert)(struct store_tx *, const struct session_rec *);
-	int (*session_get)(struct store_tx *, const uint8_t hash[STORE_HASH_LEN],
-			   store_each_session, void *);
-	/* Raises last_seen to at (never lowers it); notice_accepted is set to
-	 * 0 or 1, or left as it is for -1. */
-	int (*session_touch)(struct store_tx *, const uint8_t hash[STORE_HASH_LEN],
-			     int64_t at, int notice_accepted);
-	int (*session_delete)(struct store_tx *, const uint8_t hash[STORE_HASH_LEN]);
-	/* Deletes the sessions last seen before idle_before or created before
-	 * created_before (a set: 0 whatever it matched). */
-	int (*session_purge)(struct store_tx *, int64_t idle_before, int64_t created_before);
-	/* Ends every session of a user (name compared case-insensitively; a
-	 * set: 0 whatever it matched). */
-	int (*session_delete_user)(struct store_tx *, const char *user);
-
-	/* ---- audit ---- */
-
-	/* The last record's seq and hash (seq 0 and zeros when empty). */
-	int (*audit_last)(struct store_tx *, int64_t *seq, uint8_t hash[32]);
-	/* Inserts a record as it is (core/audit.c chains it). KW_ERR_EXISTS
-	 * when its seq is taken. */
-	int (*audit_insert)(struct store_tx *, const struct audit_rec *);
-	/* The records matching f (NULL = all), by seq: at in [from, to) (0 =
-	 * open), result and source equal, user the actor or the end user and
-	 * computer equal (case-insensitive), seq > after_seq, at most limit
-	 * (0 = all). */
-	int (*audit_each)(struct store_tx *, const struct audit_filter *, store_each_audit, void *);
-};
+struct store_ops;
 
 /* The backend for a `database =` value ("sqlite:PATH", "postgresql://…"),
  * or NULL with a reason in msg. */
@@ -433,7 +258,9 @@ int store_write_async(struct store *s, store_fn fn, void *arg, store_done_fn don
  * KW_ERR_UNAVAILABLE; other store failures KW_ERR_STORE. */
 enum store_state store_state(struct store *s, char *reason, size_t reasonlen);
 
-/* Counts a database failure for /metrics; store_errors() reads the count. */
+/* Counts a database failure for /metrics; store_errors() reads the count.
+ * The operations below count their own; backends count the failures
+ * outside them (a commit, a sync). */
 void store_count_error(void);
 uint64_t store_errors(void);
 
@@ -443,12 +270,279 @@ uint64_t store_errors(void);
 void store_note_state(enum store_state state);
 enum store_state store_last_state(void);
 
+/* ---- the operations, inside a transaction ----
+ *
+ * Each follows the general contract at the top of this file; what is
+ * particular to it is written on it. Called from an iteration's callback,
+ * every one of them returns KW_ERR_INTERNAL and does nothing (and so do
+ * store_read, store_write and store_lookup). */
+
+/* meta: small named values (master key fingerprint, …) */
+
+/* Copies the value of name into out (cut to outlen - 1 bytes);
+ * KW_ERR_NOT_FOUND when unset. On any error out is "". */
+int store_meta_get(struct store_tx *tx, const char *name, char *out, size_t outlen);
+/* Sets name to value, whether set before or not. */
+int store_meta_set(struct store_tx *tx, const char *name, const char *value);
+
+/* enrollment tokens */
+
+/* Inserts a token (hash, created_at, expires_at, uses_left; used 0, not
+ * revoked); *id (may be NULL) gets its ID, which is never reused.
+ * KW_ERR_EXISTS when the hash is taken. */
+int store_token_insert(struct store_tx *tx, const struct token_rec *t, int64_t *id);
+/* Copies the token with this hash into *out (zeroed on any error). */
+int store_token_get(struct store_tx *tx, const uint8_t hash[STORE_HASH_LEN],
+		    struct token_rec *out);
+/* Counts one use: used + 1, and uses_left - 1 when above 0 (0 and -1
+ * stay). Whether the token may be used is the caller's to check. */
+int store_token_use(struct store_tx *tx, int64_t id);
+/* Marks the token revoked (a revoked one stays so: 0). */
+int store_token_revoke(struct store_tx *tx, int64_t id);
+/* Every token, by ID. */
+int store_token_each(struct store_tx *tx, store_each_token cb, void *arg);
+
+/* devices */
+
+/* Inserts a device (id, name, domain and os, NULL for "", created_at;
+ * never checked in, not revoked) with the hash of its secret.
+ * KW_ERR_EXISTS when the ID or the secret hash is taken. */
+int store_device_insert(struct store_tx *tx, const struct device_rec *d,
+			const uint8_t secret_hash[STORE_HASH_LEN]);
+int store_device_get(struct store_tx *tx, const char *id, store_each_device cb, void *arg);
+/* The device with this secret hash, revoked or not. */
+int store_device_by_secret(struct store_tx *tx, const uint8_t hash[STORE_HASH_LEN],
+			   store_each_device cb, void *arg);
+/* 0 if device id exists, is not revoked and has this secret hash;
+ * KW_ERR_AUTH otherwise (an unknown device too), compared in constant
+ * time. */
+int store_device_check_secret(struct store_tx *tx, const char *id,
+			      const uint8_t hash[STORE_HASH_LEN]);
+/* Records a check-in: os (NULL for "") and last_checkin_at = at. */
+int store_device_checked_in(struct store_tx *tx, const char *id, const char *os, int64_t at);
+int store_device_set_revoked(struct store_tx *tx, const char *id, bool revoked);
+/* Devices whose name starts with prefix (case-insensitive; "" and NULL
+ * = all), ordered by name (case-insensitive), then by when they were
+ * added; at most limit (0 = all). */
+int store_device_each(struct store_tx *tx, const char *prefix, int64_t limit,
+		      store_each_device cb, void *arg);
+
+/* volumes */
+
+/* Inserts the volume (device_id, guid) or updates its mount, type,
+ * protection, encryption, percent and last_seen (first_seen stays);
+ * *row gets its row (0 on any error). KW_ERR_NOT_FOUND when the device
+ * does not exist. */
+int store_volume_upsert(struct store_tx *tx, const struct volume_rec *v, int64_t *row);
+/* A device's volumes, by mount, then GUID. */
+int store_volume_each(struct store_tx *tx, const char *device_id, store_each_volume cb,
+		      void *arg);
+
+/* keys */
+
+/* The key with this canonical ID, on any device; KW_ERR_INVALID when
+ * key_id is not canonical (STORE_ID_LEN). */
+int store_key_get(struct store_tx *tx, const char *key_id, store_each_key cb, void *arg);
+/* Inserts a key (key_id, device_id, volume_row, state, sealed,
+ * created_at; changed_at = created_at, never disclosed).
+ * KW_ERR_NOT_FOUND when the device does not exist or volume_row is not
+ * one of its volumes; KW_ERR_EXISTS when the key ID is taken (on any
+ * device). */
+int store_key_insert(struct store_tx *tx, const struct key_rec *k);
+/* Sets a key's state and changed_at = at; disclosed_at = at too when
+ * the state is KEY_DISCLOSED. */
+int store_key_set_state(struct store_tx *tx, int64_t row, enum key_state state, int64_t at);
+/* Replaces a key's sealed password (rekey); nothing else changes. */
+int store_key_set_sealed(struct store_tx *tx, int64_t row, const uint8_t *sealed, size_t len);
+/* A volume's or a device's keys in the given states (bit 1 << state;
+ * KEY_STATES_ALL for every key), oldest first (by row). */
+int store_key_each_volume(struct store_tx *tx, int64_t volume_row, unsigned states,
+			  store_each_key cb, void *arg);
+int store_key_each_device(struct store_tx *tx, const char *device_id, unsigned states,
+			  store_each_key cb, void *arg);
+/* Keys whose row is above after_row, by row, at most limit (> 0, else
+ * KW_ERR_INVALID): all keys a page at a time, each page collected before
+ * it is acted on. */
+int store_key_each_page(struct store_tx *tx, int64_t after_row, int64_t limit,
+			store_each_key cb, void *arg);
+/* Every key with its device and volume, by device name
+ * (case-insensitive), then device, volume and key in the order they
+ * were added. */
+int store_key_each_full(struct store_tx *tx, store_each_key_full cb, void *arg);
+/* Keys whose 32 hex digits start with prefix_hex (upper-case), on
+ * devices where one of the users has a local logon or an association,
+ * in the given states (bit 1 << state), by key ID. The work done must
+ * not depend on keys of other devices (SPEC §3: no timing difference
+ * between a key that exists elsewhere and one that exists nowhere). */
+int store_key_each_entitled(struct store_tx *tx, const char *prefix_hex,
+			    const char *const *users, size_t nusers, unsigned states,
+			    store_each_key_full cb, void *arg);
+/* Keys whose digits start with prefix_hex in the given states, any
+ * device (help-desk administrators), by key ID. */
+int store_key_each_prefix(struct store_tx *tx, const char *prefix_hex, unsigned states,
+			  store_each_key_full cb, void *arg);
+/* The number of keys (>= 0), or an error. */
+int64_t store_key_count(struct store_tx *tx);
+
+/* logons and associations */
+
+/* Records that user (compared case-insensitively; the name first
+ * reported is kept) logged on to the device with this type: inserted,
+ * or first_seen lowered and last_seen raised to cover the new times.
+ * KW_ERR_NOT_FOUND when the device does not exist. */
+int store_logon_upsert(struct store_tx *tx, const struct logon_rec *l);
+/* A device's logons, by user name (case-insensitive), then type. */
+int store_logon_each_device(struct store_tx *tx, const char *device_id,
+			    store_each_logon cb, void *arg);
+/* Associates user with the device. KW_ERR_NOT_FOUND when the device
+ * does not exist; KW_ERR_EXISTS when the user (case-insensitive) is
+ * already associated with it. */
+int store_assoc_add(struct store_tx *tx, const struct assoc_rec *a);
+/* A device's associations, by user name (case-insensitive). */
+int store_assoc_each_device(struct store_tx *tx, const char *device_id,
+			    store_each_assoc cb, void *arg);
+
+/* users */
+
+/* Inserts a local user (id is assigned). KW_ERR_EXISTS when the name
+ * (case-insensitive) is taken. */
+int store_user_insert(struct store_tx *tx, const struct user_rec *u);
+/* The user with this name (case-insensitive). */
+int store_user_get(struct store_tx *tx, const char *name, store_each_user cb, void *arg);
+/* Replaces the password hash, roles and disabled flag of the user named
+ * u->name (case-insensitive); the name, id and created_at stay. */
+int store_user_update(struct store_tx *tx, const struct user_rec *u);
+/* Every user, by name (case-insensitive). */
+int store_user_each(struct store_tx *tx, store_each_user cb, void *arg);
+
+/* sessions */
+
+/* Inserts a session (identities NULL for ""; last_seen = created_at).
+ * KW_ERR_EXISTS when the hash is taken. */
+int store_session_insert(struct store_tx *tx, const struct session_rec *r);
+int store_session_get(struct store_tx *tx, const uint8_t hash[STORE_HASH_LEN],
+		      store_each_session cb, void *arg);
+/* Raises last_seen to at (never lowers it); notice_accepted is set to
+ * 0 or 1, or left as it is for -1. */
+int store_session_touch(struct store_tx *tx, const uint8_t hash[STORE_HASH_LEN], int64_t at,
+			int notice_accepted);
+int store_session_delete(struct store_tx *tx, const uint8_t hash[STORE_HASH_LEN]);
+/* Deletes the sessions last seen before idle_before or created before
+ * created_before (a set: 0 whatever it matched). */
+int store_session_purge(struct store_tx *tx, int64_t idle_before, int64_t created_before);
+/* Ends every session of a user (name compared case-insensitively; a
+ * set: 0 whatever it matched). */
+int store_session_delete_user(struct store_tx *tx, const char *user);
+
+/* audit */
+
+/* The last record's seq and hash (seq 0 and zeros when empty). */
+int store_audit_last(struct store_tx *tx, int64_t *seq, uint8_t hash[32]);
+/* Inserts a record as it is (core/audit.c chains it; NULL strings are
+ * stored as ""). KW_ERR_EXISTS when its seq is taken. */
+int store_audit_insert(struct store_tx *tx, const struct audit_rec *a);
+/* The records matching f (NULL = all), by seq: at in [from, to) (0 =
+ * open), result and source equal, user the actor or the end user and
+ * computer equal (case-insensitive), seq > after_seq, at most limit
+ * (0 = all). */
+int store_audit_each(struct store_tx *tx, const struct audit_filter *f, store_each_audit cb,
+		     void *arg);
+
+/* ---- for backends ---- */
+
+/* A backend's operations. Callers go through the functions above, which
+ * hold each operation's contract, count failures and fill in defaults
+ * (NULL strings and filters): backends implement exactly that contract
+ * and may take the defaults as given. */
+struct store_ops {
+	const char *name;
+	int (*open)(const char *location, struct store **out, char *msg, size_t msglen);
+	void (*close)(struct store *s);
+	int (*migrate)(struct store *s, int *from, int *to, char *msg, size_t msglen);
+	int (*read)(struct store *s, store_fn fn, void *arg);
+	int (*lookup)(struct store *s, store_fn fn, void *arg);
+	int (*write)(struct store *s, store_fn fn, void *arg);
+	int (*write_async)(struct store *s, store_fn fn, void *arg, store_done_fn done,
+			   void *done_arg);
+	enum store_state (*state)(struct store *s, char *reason, size_t reasonlen);
+
+	int (*meta_get)(struct store_tx *, const char *name, char *out, size_t outlen);
+	int (*meta_set)(struct store_tx *, const char *name, const char *value);
+
+	int (*token_insert)(struct store_tx *, const struct token_rec *, int64_t *id);
+	int (*token_get)(struct store_tx *, const uint8_t hash[STORE_HASH_LEN],
+			 struct token_rec *);
+	int (*token_use)(struct store_tx *, int64_t id);
+	int (*token_revoke)(struct store_tx *, int64_t id);
+	int (*token_each)(struct store_tx *, store_each_token, void *);
+
+	int (*device_insert)(struct store_tx *, const struct device_rec *,
+			     const uint8_t secret_hash[STORE_HASH_LEN]);
+	int (*device_get)(struct store_tx *, const char *id, store_each_device, void *);
+	int (*device_by_secret)(struct store_tx *, const uint8_t hash[STORE_HASH_LEN],
+				store_each_device, void *);
+	int (*device_check_secret)(struct store_tx *, const char *id,
+				   const uint8_t hash[STORE_HASH_LEN]);
+	int (*device_checked_in)(struct store_tx *, const char *id, const char *os, int64_t at);
+	int (*device_set_revoked)(struct store_tx *, const char *id, bool revoked);
+	int (*device_each)(struct store_tx *, const char *prefix, int64_t limit,
+			   store_each_device, void *);
+
+	int (*volume_upsert)(struct store_tx *, const struct volume_rec *, int64_t *row);
+	int (*volume_each)(struct store_tx *, const char *device_id, store_each_volume, void *);
+
+	int (*key_get)(struct store_tx *, const char *key_id, store_each_key, void *);
+	int (*key_insert)(struct store_tx *, const struct key_rec *);
+	int (*key_set_state)(struct store_tx *, int64_t row, enum key_state, int64_t at);
+	int (*key_set_sealed)(struct store_tx *, int64_t row, const uint8_t *sealed, size_t len);
+	int (*key_each_volume)(struct store_tx *, int64_t volume_row, unsigned states,
+			       store_each_key, void *);
+	int (*key_each_device)(struct store_tx *, const char *device_id, unsigned states,
+			       store_each_key, void *);
+	int (*key_each_page)(struct store_tx *, int64_t after_row, int64_t limit,
+			     store_each_key, void *);
+	int (*key_each_full)(struct store_tx *, store_each_key_full, void *);
+	int (*key_each_entitled)(struct store_tx *, const char *prefix_hex,
+				 const char *const *users, size_t nusers, unsigned states,
+				 store_each_key_full, void *);
+	int (*key_each_prefix)(struct store_tx *, const char *prefix_hex, unsigned states,
+			       store_each_key_full, void *);
+	int64_t (*key_count)(struct store_tx *);
+
+	int (*logon_upsert)(struct store_tx *, const struct logon_rec *);
+	int (*logon_each_device)(struct store_tx *, const char *device_id, store_each_logon,
+				 void *);
+	int (*assoc_add)(struct store_tx *, const struct assoc_rec *);
+	int (*assoc_each_device)(struct store_tx *, const char *device_id, store_each_assoc,
+				 void *);
+
+	int (*user_insert)(struct store_tx *, const struct user_rec *);
+	int (*user_get)(struct store_tx *, const char *name, store_each_user, void *);
+	int (*user_update)(struct store_tx *, const struct user_rec *);
+	int (*user_each)(struct store_tx *, store_each_user, void *);
+
+	int (*session_insert)(struct store_tx *, const struct session_rec *);
+	int (*session_get)(struct store_tx *, const uint8_t hash[STORE_HASH_LEN],
+			   store_each_session, void *);
+	int (*session_touch)(struct store_tx *, const uint8_t hash[STORE_HASH_LEN],
+			     int64_t at, int notice_accepted);
+	int (*session_delete)(struct store_tx *, const uint8_t hash[STORE_HASH_LEN]);
+	int (*session_purge)(struct store_tx *, int64_t idle_before, int64_t created_before);
+	int (*session_delete_user)(struct store_tx *, const char *user);
+
+	int (*audit_last)(struct store_tx *, int64_t *seq, uint8_t hash[32]);
+	int (*audit_insert)(struct store_tx *, const struct audit_rec *);
+	int (*audit_each)(struct store_tx *, const struct audit_filter *, store_each_audit,
+			  void *);
+};
+
 /* The operations of the store a transaction belongs to. */
 const struct store_ops *store_tx_ops(struct store_tx *tx);
 const struct store_ops *store_ops_of(struct store *s);
 
-/* Calls operation op of the store a transaction belongs to:
- * STORE_TX(tx, key_get, id, cb, arg). */
+/* Calls operation op of the store a transaction belongs to, bypassing the
+ * functions above: STORE_TX(tx, key_get, id, cb, arg). Kept while callers
+ * are converted to store_key_get(tx, id, cb, arg); do not add new uses. */
 #define STORE_TX(tx, op, ...) \
 	(((const struct store_tx_base *)(const void *)(tx))->ops->op((tx), __VA_ARGS__))
 

@@ -146,7 +146,7 @@ static void sql_exec(const char *path, const char *sql)
 
 static int tx_user_insert(struct store_tx *tx, void *arg)
 {
-	return STORE_TX(tx, user_insert, arg);
+	return store_user_insert(tx, arg);
 }
 
 static struct user_rec user(const char *name, unsigned roles)
@@ -185,7 +185,7 @@ static int collect_user(const struct user_rec *u, void *arg)
 
 static int tx_user_each(struct store_tx *tx, void *arg)
 {
-	return STORE_TX(tx, user_each, collect_user, arg);
+	return store_user_each(tx, collect_user, arg);
 }
 
 static bool has_name(const struct names *n, const char *name)
@@ -205,7 +205,7 @@ static int count_token(const struct token_rec *t, void *arg)
 static int tx_token_count(struct store_tx *tx, void *arg)
 {
 	*(size_t *)arg = 0;
-	return STORE_TX(tx, token_each, count_token, arg);
+	return store_token_each(tx, count_token, arg);
 }
 
 static size_t token_count(struct store *s)
@@ -218,8 +218,7 @@ static size_t token_count(struct store *s)
 
 static int tx_key_count(struct store_tx *tx, void *arg)
 {
-	/* STORE_TX needs at least one argument after the operation. */
-	int64_t n = store_tx_ops(tx)->key_count(tx);
+	int64_t n = store_key_count(tx);
 
 	*(int64_t *)arg = n;
 	return n < 0 ? (int)n : 0;
@@ -325,6 +324,24 @@ static void test_wal_and_foreign_keys(void **state)
 	/* foreign_keys is per connection: see test_foreign_keys_enforced. */
 }
 
+/* A failed operation is counted once for /metrics: by the typed function,
+ * not again by the backend's statement. */
+static void test_failure_counted_once(void **state)
+{
+	struct fx *f = *state;
+	char msg[256] = "";
+	uint64_t before;
+	size_t n = 0;
+
+	store_close(f->s);
+	f->s = NULL;
+	sql_exec(f->path, "DROP TABLE enrollment_tokens;");
+	assert_int_equal(store_open(f->db, false, &f->s, msg, sizeof(msg)), 0);
+	before = store_errors();
+	assert_int_equal(store_read(f->s, tx_token_count, &n), KW_ERR_STORE);
+	assert_int_equal(store_errors(), before + 1);
+}
+
 /* ---- devices, volumes, keys ---- */
 
 #define DEV1 "11111111-1111-4111-8111-111111111111"
@@ -353,7 +370,7 @@ static int put_device(struct store_tx *tx, const char *id, const char *name, int
 	d.os = "Windows 11 Pro";
 	d.created_at = 100;
 	hash_of(h, n);
-	return STORE_TX(tx, device_insert, &d, h);
+	return store_device_insert(tx, &d, h);
 }
 
 static int put_volume(struct store_tx *tx, const char *dev, const char *guid,
@@ -370,7 +387,7 @@ static int put_volume(struct store_tx *tx, const char *dev, const char *guid,
 	v.encryption = "xts_aes_256";
 	v.percent = 100;
 	v.first_seen = v.last_seen = 200;
-	return STORE_TX(tx, volume_upsert, &v, row);
+	return store_volume_upsert(tx, &v, row);
 }
 
 static int put_key(struct store_tx *tx, const char *dev, int64_t vol, const char *id,
@@ -387,7 +404,7 @@ static int put_key(struct store_tx *tx, const char *dev, int64_t vol, const char
 	k.sealed = sealed;
 	k.sealed_len = sizeof(sealed);
 	k.created_at = 300;
-	return STORE_TX(tx, key_insert, &k);
+	return store_key_insert(tx, &k);
 }
 
 static int put_logon(struct store_tx *tx, const char *dev, const char *user_name,
@@ -400,7 +417,7 @@ static int put_logon(struct store_tx *tx, const char *dev, const char *user_name
 	l.user = user_name;
 	l.type = type;
 	l.first_seen = l.last_seen = at;
-	return STORE_TX(tx, logon_upsert, &l);
+	return store_logon_upsert(tx, &l);
 }
 
 static int put_assoc(struct store_tx *tx, const char *dev, const char *user_name)
@@ -412,7 +429,7 @@ static int put_assoc(struct store_tx *tx, const char *dev, const char *user_name
 	a.user = user_name;
 	a.added_by = "admin";
 	a.created_at = 400;
-	return STORE_TX(tx, assoc_add, &a);
+	return store_assoc_add(tx, &a);
 }
 
 struct dev_copy {
@@ -450,8 +467,8 @@ static int tx_device_get(struct store_tx *tx, void *arg)
 	struct dev_query *q = arg;
 
 	memset(&q->out, 0, sizeof(q->out));
-	q->rc = q->id ? STORE_TX(tx, device_get, q->id, copy_device, &q->out)
-		      : STORE_TX(tx, device_by_secret, q->hash, copy_device, &q->out);
+	q->rc = q->id ? store_device_get(tx, q->id, copy_device, &q->out)
+		      : store_device_by_secret(tx, q->hash, copy_device, &q->out);
 	return 0;
 }
 
@@ -480,14 +497,14 @@ static int tx_device_update(struct store_tx *tx, void *arg)
 {
 	int rc;
 
-	if ((rc = STORE_TX(tx, device_checked_in, DEV1, "Windows 11 Pro 24H2", 5000)) < 0)
+	if ((rc = store_device_checked_in(tx, DEV1, "Windows 11 Pro 24H2", 5000)) < 0)
 		return rc;
-	return STORE_TX(tx, device_set_revoked, DEV2, true);
+	return store_device_set_revoked(tx, DEV2, true);
 }
 
 static int tx_revoke_unknown(struct store_tx *tx, void *arg)
 {
-	return STORE_TX(tx, device_set_revoked, DEV5, true);
+	return store_device_set_revoked(tx, DEV5, true);
 }
 
 struct dev_list {
@@ -516,7 +533,7 @@ static int tx_device_each(struct store_tx *tx, void *arg)
 	struct dev_each_q *q = arg;
 
 	memset(&q->l, 0, sizeof(q->l));
-	return STORE_TX(tx, device_each, q->prefix, q->limit, list_device, &q->l);
+	return store_device_each(tx, q->prefix, q->limit, list_device, &q->l);
 }
 
 struct check_q {
@@ -530,7 +547,7 @@ static int tx_check_secret(struct store_tx *tx, void *arg)
 	uint8_t h[STORE_HASH_LEN];
 
 	hash_of(h, q->hash);
-	return STORE_TX(tx, device_check_secret, q->id, h);
+	return store_device_check_secret(tx, q->id, h);
 }
 
 static int check_secret(struct store *s, const char *id, int hash)
@@ -665,13 +682,13 @@ static int tx_user_get(struct store_tx *tx, void *arg)
 	struct user_q *q = arg;
 
 	memset(&q->out, 0, sizeof(q->out));
-	q->rc = STORE_TX(tx, user_get, q->name, copy_user, &q->out);
+	q->rc = store_user_get(tx, q->name, copy_user, &q->out);
 	return 0;
 }
 
 static int tx_user_update(struct store_tx *tx, void *arg)
 {
-	return STORE_TX(tx, user_update, arg);
+	return store_user_update(tx, arg);
 }
 
 static void test_users(void **state)
@@ -756,9 +773,9 @@ static int tx_meta_set(struct store_tx *tx, void *arg)
 {
 	int rc;
 
-	if ((rc = STORE_TX(tx, meta_set, "fingerprint", "aaaa")) < 0)
+	if ((rc = store_meta_set(tx, "fingerprint", "aaaa")) < 0)
 		return rc;
-	return STORE_TX(tx, meta_set, "fingerprint", (const char *)arg);
+	return store_meta_set(tx, "fingerprint", (const char *)arg);
 }
 
 static int tx_meta_get(struct store_tx *tx, void *arg)
@@ -766,7 +783,7 @@ static int tx_meta_get(struct store_tx *tx, void *arg)
 	struct meta_q *q = arg;
 
 	q->out[0] = '\0';
-	q->rc = STORE_TX(tx, meta_get, "fingerprint", q->out, sizeof(q->out));
+	q->rc = store_meta_get(tx, "fingerprint", q->out, sizeof(q->out));
 	return 0;
 }
 
@@ -787,7 +804,7 @@ static void test_meta(void **state)
 
 static int tx_meta_big(struct store_tx *tx, void *arg)
 {
-	return STORE_TX(tx, meta_set, "big", (const char *)arg);
+	return store_meta_set(tx, "big", (const char *)arg);
 }
 
 /* Commits bigger than the log's write buffer (and than one write of the
@@ -928,7 +945,7 @@ static void wait_sync_entered(void)
 
 static int tx_write_meta(struct store_tx *tx, void *arg)
 {
-	return STORE_TX(tx, meta_set, "order", (const char *)arg);
+	return store_meta_set(tx, "order", (const char *)arg);
 }
 
 static int tx_nothing(struct store_tx *tx, void *arg)
@@ -1039,7 +1056,7 @@ static int tx_token_get(struct store_tx *tx, void *arg)
 	struct token_q *q = arg;
 
 	memset(&q->out, 0, sizeof(q->out));
-	q->rc = STORE_TX(tx, token_get, q->hash, &q->out);
+	q->rc = store_token_get(tx, q->hash, &q->out);
 	return 0;
 }
 
@@ -1052,17 +1069,17 @@ static int tx_token_insert(struct store_tx *tx, void *arg)
 {
 	struct token_ins *t = arg;
 
-	return STORE_TX(tx, token_insert, &t->rec, &t->id);
+	return store_token_insert(tx, &t->rec, &t->id);
 }
 
 static int tx_token_use(struct store_tx *tx, void *arg)
 {
-	return STORE_TX(tx, token_use, *(int64_t *)arg);
+	return store_token_use(tx, *(int64_t *)arg);
 }
 
 static int tx_token_revoke(struct store_tx *tx, void *arg)
 {
-	return STORE_TX(tx, token_revoke, *(int64_t *)arg);
+	return store_token_revoke(tx, *(int64_t *)arg);
 }
 
 struct id_list {
@@ -1082,7 +1099,7 @@ static int list_token(const struct token_rec *t, void *arg)
 
 static int tx_token_list(struct store_tx *tx, void *arg)
 {
-	return STORE_TX(tx, token_each, list_token, arg);
+	return store_token_each(tx, list_token, arg);
 }
 
 static void test_tokens(void **state)
@@ -1210,7 +1227,7 @@ static int tx_key_get(struct store_tx *tx, void *arg)
 	struct key_q *q = arg;
 
 	memset(&q->out, 0, sizeof(q->out));
-	q->rc = STORE_TX(tx, key_get, q->id, copy_key, &q->out);
+	q->rc = store_key_get(tx, q->id, copy_key, &q->out);
 	return 0;
 }
 
@@ -1224,7 +1241,7 @@ static int tx_key_set_state(struct store_tx *tx, void *arg)
 {
 	struct key_state_arg *a = arg;
 
-	return STORE_TX(tx, key_set_state, a->row, a->st, a->at);
+	return store_key_set_state(tx, a->row, a->st, a->at);
 }
 
 struct key_list {
@@ -1248,7 +1265,7 @@ static int tx_keys_of_volume(struct store_tx *tx, void *arg)
 	struct key_list *l = arg;
 
 	l->n = 0;
-	return STORE_TX(tx, key_each_volume, l->volume_row, KEY_STATES_ALL, list_key, l);
+	return store_key_each_volume(tx, l->volume_row, KEY_STATES_ALL, list_key, l);
 }
 
 static int tx_keys_of_device(struct store_tx *tx, void *arg)
@@ -1256,7 +1273,7 @@ static int tx_keys_of_device(struct store_tx *tx, void *arg)
 	struct key_list *l = arg;
 
 	l->n = 0;
-	return STORE_TX(tx, key_each_device, DEV1, KEY_STATES_ALL, list_key, l);
+	return store_key_each_device(tx, DEV1, KEY_STATES_ALL, list_key, l);
 }
 
 static int tx_key_dangling_volume(struct store_tx *tx, void *arg)
@@ -1290,11 +1307,11 @@ static int tx_key_other_volume(struct store_tx *tx, void *arg)
 static int tx_key_set_missing(struct store_tx *tx, void *arg)
 {
 	static const uint8_t sealed[] = { 9 };
-	int rc = STORE_TX(tx, key_set_state, 9999, KEY_REMOVED, 1);
+	int rc = store_key_set_state(tx, 9999, KEY_REMOVED, 1);
 
 	if (rc != KW_ERR_NOT_FOUND)
 		return rc < 0 ? rc : KW_ERR_INTERNAL;
-	return STORE_TX(tx, key_set_sealed, 9999, sealed, sizeof(sealed));
+	return store_key_set_sealed(tx, 9999, sealed, sizeof(sealed));
 }
 
 struct page {
@@ -1318,7 +1335,7 @@ static int tx_key_page(struct store_tx *tx, void *arg)
 	int64_t after = p->row[0];
 
 	memset(p, 0, sizeof(*p));
-	return STORE_TX(tx, key_each_page, after, 1, page_key, p);
+	return store_key_each_page(tx, after, 1, page_key, p);
 }
 
 static void test_keys(void **state)
@@ -1455,7 +1472,7 @@ static int tx_volumes(struct store_tx *tx, void *arg)
 	struct vol_list *l = arg;
 
 	memset(l, 0, sizeof(*l));
-	return STORE_TX(tx, volume_each, DEV1, list_volume, l);
+	return store_volume_each(tx, DEV1, list_volume, l);
 }
 
 static int tx_volume_moved(struct store_tx *tx, void *arg)
@@ -1471,7 +1488,7 @@ static int tx_volume_moved(struct store_tx *tx, void *arg)
 	v.encryption = "xts_aes_128";
 	v.percent = 50;
 	v.first_seen = v.last_seen = 700;
-	return STORE_TX(tx, volume_upsert, &v, (int64_t *)arg);
+	return store_volume_upsert(tx, &v, (int64_t *)arg);
 }
 
 static void test_volumes(void **state)
@@ -1542,7 +1559,7 @@ static int tx_logons_setup(struct store_tx *tx, void *arg)
 static int tx_logon_list(struct store_tx *tx, void *arg)
 {
 	memset(arg, 0, sizeof(struct logon_list));
-	return STORE_TX(tx, logon_each_device, DEV1, list_logon, arg);
+	return store_logon_each_device(tx, DEV1, list_logon, arg);
 }
 
 static int tx_assoc_dup(struct store_tx *tx, void *arg)
@@ -1571,7 +1588,7 @@ static int count_assoc(const struct assoc_rec *a, void *arg)
 
 static int tx_assoc_count(struct store_tx *tx, void *arg)
 {
-	return STORE_TX(tx, assoc_each_device, DEV1, count_assoc, arg);
+	return store_assoc_each_device(tx, DEV1, count_assoc, arg);
 }
 
 static void test_logons_and_associations(void **state)
@@ -1671,7 +1688,7 @@ static int tx_entitled(struct store_tx *tx, void *arg)
 	struct ent_q *q = arg;
 
 	memset(&q->l, 0, sizeof(q->l));
-	return STORE_TX(tx, key_each_entitled, q->prefix, q->users, q->nusers, q->states,
+	return store_key_each_entitled(tx, q->prefix, q->users, q->nusers, q->states,
 			ent_row, q);
 }
 
@@ -1792,7 +1809,7 @@ static int tx_blocker(struct store_tx *tx, void *arg)
 
 	atomic_store(&blocker_running, 1);
 	usleep(300 * 1000);
-	return STORE_TX(tx, user_insert, &u);
+	return store_user_insert(tx, &u);
 }
 
 static void *blocker_thread(void *p)
@@ -1814,12 +1831,12 @@ static int tx_group_job(struct store_tx *tx, void *arg)
 
 	snprintf(name, sizeof(name), "u%02d", j->i);
 	u = user(name, 0);
-	if ((rc = STORE_TX(tx, user_insert, &u)) < 0)
+	if ((rc = store_user_insert(tx, &u)) < 0)
 		return rc;
 	memset(&t, 0, sizeof(t));
 	hash_of(t.hash, 1000 + j->i);
 	t.uses_left = -1;
-	if ((rc = STORE_TX(tx, token_insert, &t, NULL)) < 0)
+	if ((rc = store_token_insert(tx, &t, NULL)) < 0)
 		return rc;
 	return (j->i % 2) ? KW_ERR_CONFLICT : 0;
 }
@@ -1885,7 +1902,7 @@ static int tx_same(struct store_tx *tx, void *arg)
 {
 	struct user_rec u = user("same", 0);
 
-	return STORE_TX(tx, user_insert, &u);
+	return store_user_insert(tx, &u);
 }
 
 static void *same_thread(void *p)
@@ -1940,7 +1957,7 @@ static int tx_token_n(struct store_tx *tx, void *arg)
 	memset(&t, 0, sizeof(t));
 	hash_of(t.hash, *(int *)arg);
 	t.uses_left = -1;
-	return STORE_TX(tx, token_insert, &t, NULL);
+	return store_token_insert(tx, &t, NULL);
 }
 
 static void *writer_thread(void *p)
@@ -2115,7 +2132,7 @@ static int tx_session_get(struct store_tx *tx, void *arg)
 {
 	struct sess_q *q = arg;
 
-	q->rc = STORE_TX(tx, session_get, q->hash, copy_session, q);
+	q->rc = store_session_get(tx, q->hash, copy_session, q);
 	return 0;
 }
 
@@ -2134,25 +2151,25 @@ static int tx_session_ops(struct store_tx *tx, void *arg)
 			r.identities = "alice\nCORP\\alice";
 			snprintf(r.csrf, sizeof(r.csrf), "csrf-%d", i);
 			r.created_at = 100 * i;
-			if ((rc = STORE_TX(tx, session_insert, &r)) < 0)
+			if ((rc = store_session_insert(tx, &r)) < 0)
 				return rc;
 		}
 		return 0;
 	case 1:
 		hash_of(r.hash, 1);
-		return STORE_TX(tx, session_touch, r.hash, 1000, 1);
+		return store_session_touch(tx, r.hash, 1000, 1);
 	case 2:
 		hash_of(r.hash, 2);
-		return STORE_TX(tx, session_delete, r.hash);
+		return store_session_delete(tx, r.hash);
 	case 3:
 		/* Idle since before 500 or created before 150. */
-		return STORE_TX(tx, session_purge, 500, 150);
+		return store_session_purge(tx, 500, 150);
 	case 4:
 		hash_of(r.hash, 42);
-		return STORE_TX(tx, session_touch, r.hash, 1000, -1);
+		return store_session_touch(tx, r.hash, 1000, -1);
 	default:
 		hash_of(r.hash, 2);   /* deleted at step 2 */
-		return STORE_TX(tx, session_delete, r.hash);
+		return store_session_delete(tx, r.hash);
 	}
 }
 
@@ -2228,7 +2245,7 @@ static int audit_append(struct store_tx *tx, size_t i)
 	int rc;
 
 	memset(&a, 0, sizeof(a));
-	if ((rc = STORE_TX(tx, audit_last, &a.seq, a.prev_hash)) < 0)
+	if ((rc = store_audit_last(tx, &a.seq, a.prev_hash)) < 0)
 		return rc;
 	a.seq++;
 	a.at = audit_data[i].at;
@@ -2244,7 +2261,7 @@ static int audit_append(struct store_tx *tx, size_t i)
 	a.comment = NULL;        /* stored as "" */
 	a.client = "192.0.2.7";
 	memset(a.hash, (int)(0x10 + a.seq), sizeof(a.hash));
-	return STORE_TX(tx, audit_insert, &a);
+	return store_audit_insert(tx, &a);
 }
 
 static int tx_audit_fill(struct store_tx *tx, void *arg)
@@ -2266,7 +2283,7 @@ static int tx_audit_last(struct store_tx *tx, void *arg)
 {
 	struct last_q *q = arg;
 
-	return STORE_TX(tx, audit_last, &q->seq, q->hash);
+	return store_audit_last(tx, &q->seq, q->hash);
 }
 
 struct audit_list {
@@ -2326,7 +2343,7 @@ static int tx_audit_each(struct store_tx *tx, void *arg)
 	memset(&q->l, 0, sizeof(q->l));
 	q->l.stop_after = stop;
 	q->l.chain_ok = true;
-	q->rc = STORE_TX(tx, audit_each, q->no_filter ? NULL : &q->f, list_audit, &q->l);
+	q->rc = store_audit_each(tx, q->no_filter ? NULL : &q->f, list_audit, &q->l);
 	return 0;
 }
 
@@ -2357,7 +2374,7 @@ static int tx_audit_dup(struct store_tx *tx, void *arg)
 	a.seq = 3;
 	a.source = "cli";
 	a.result = "disclosed";
-	return STORE_TX(tx, audit_insert, &a);
+	return store_audit_insert(tx, &a);
 }
 
 static void test_audit(void **state)
@@ -2441,6 +2458,7 @@ int main(void)
 						setup_dir, teardown),
 		cmocka_unit_test_setup_teardown(test_open_errors, setup_dir, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_and_foreign_keys, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failure_counted_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_devices, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_users, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_is_read_only, setup, teardown),

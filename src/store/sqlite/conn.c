@@ -146,7 +146,6 @@ int sq_sys_errno(struct conn *c)
 
 void sq_failed(struct conn *c, const char *what)
 {
-	store_count_error();
 	if (!c->writer) {
 		sq_log_failure("database: %s: %s", what, sqlite3_errmsg(c->db));
 		return;
@@ -254,7 +253,11 @@ static sqlite3_stmt *prepare(struct conn *c, const struct sq_query *q,
 
 int sq_run(struct conn *c, enum sq_id id)
 {
-	return sq_exec(c, &tx_queries[id - SQ_BEGIN_IMMEDIATE], SQ_NOARGS);
+	int rc = sq_exec(c, &tx_queries[id - SQ_BEGIN_IMMEDIATE], SQ_NOARGS);
+
+	if (rc == KW_ERR_STORE)
+		store_count_error();
+	return rc;
 }
 
 int sq_exec(struct conn *c, const struct sq_query *q, const struct sq_arg *a, size_t n)

@@ -192,11 +192,12 @@ int sq_sys_errno(struct conn *c);
  * anything else is noted (sq_failed) and KW_ERR_STORE. */
 int sq_map_rc(struct conn *c, int rc, const char *what);
 
-/* A failure of statement what, counted (store_count_error): kept as the
- * writer's group's cause, or logged (sq_log_failure) for a reader. */
+/* A failure of statement what: kept as the writer's group's cause, or
+ * logged (sq_log_failure) for a reader. Not counted here: store.c counts
+ * the operations that fail, sq_run the transactions. */
 void sq_failed(struct conn *c, const char *what);
 
-/* Runs a transaction statement (SQ_BEGIN, …). */
+/* Runs a transaction statement (SQ_BEGIN, …); a failure is counted. */
 int sq_run(struct conn *c, enum sq_id id);
 
 /* Runs q, which returns no rows: 0 or an error (sq_map_rc). */

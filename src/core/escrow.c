@@ -483,6 +483,10 @@ static int apply_tx(struct store_tx *tx, void *arg)
 	const struct checkin *ci = a->ci;
 	int rc;
 
+	/* A rerun (KW_ERR_RETRY) reports its own run only. */
+	checkin_result_free(a->res);
+	a->res->conflict_key[0] = '\0';
+	a->res->conflict_why = NULL;
 	if (a->secret_hash &&
 	    (rc = store_device_check_secret(tx, a->device_id, a->secret_hash)) < 0)
 		return rc;

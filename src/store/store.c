@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include <sodium.h>
 
 #include "store/backend.h"
 #include "store/sqlite.h"
@@ -111,33 +114,94 @@ const struct store_ops *store_tx_ops(struct store_tx *tx)
 	return ((const struct store_tx_base *)(const void *)tx)->ops;
 }
 
-int store_read(struct store *s, store_fn fn, void *arg)
+/* ---- transactions, rerun on a transient conflict ---- */
+
+typedef int (*run_fn)(struct store *s, store_fn fn, void *arg);
+
+/* A pause before try n + 1: up to 2^n milliseconds, at random, so that
+ * transactions that conflicted do not meet again in step. */
+static void backoff(int n)
 {
+	uint32_t us = 500 + randombytes_uniform(1000u << n);
+	struct timespec ts = { 0, (long)us * 1000 };
+
+	nanosleep(&ts, NULL);
+}
+
+static int with_retries(run_fn run, struct store *s, store_fn fn, void *arg)
+{
+	int rc;
+
 	if (iterating)
 		return KW_ERR_INTERNAL;
-	return store_ops_of(s)->read(s, fn, arg);
+	for (int n = 1;; n++) {
+		if ((rc = run(s, fn, arg)) != KW_ERR_RETRY)
+			return rc;
+		if (n == STORE_TRIES)
+			break;
+		backoff(n);
+	}
+	store_count_error();
+	return KW_ERR_UNAVAILABLE;
+}
+
+int store_read(struct store *s, store_fn fn, void *arg)
+{
+	return with_retries(store_ops_of(s)->read, s, fn, arg);
 }
 
 int store_lookup(struct store *s, store_fn fn, void *arg)
 {
-	if (iterating)
-		return KW_ERR_INTERNAL;
-	return store_ops_of(s)->lookup(s, fn, arg);
+	return with_retries(store_ops_of(s)->lookup, s, fn, arg);
 }
 
 int store_write(struct store *s, store_fn fn, void *arg)
 {
-	if (iterating)
-		return KW_ERR_INTERNAL;
-	return store_ops_of(s)->write(s, fn, arg);
+	return with_retries(store_ops_of(s)->write, s, fn, arg);
+}
+
+/* An asynchronous write in flight: enqueued again, without a pause (done
+ * runs on a thread of the store's), while it returns KW_ERR_RETRY. */
+struct async {
+	struct store *s;
+	store_fn fn;
+	void *arg;
+	store_done_fn done;
+	void *done_arg;
+	int tries;
+};
+
+static void async_done(int rc, void *p)
+{
+	struct async *a = p;
+	store_done_fn done = a->done;
+	void *done_arg = a->done_arg;
+
+	if (rc == KW_ERR_RETRY && ++a->tries <= STORE_TRIES &&
+	    (rc = store_ops_of(a->s)->write_async(a->s, a->fn, a->arg, async_done, a)) == 0)
+		return;
+	if (rc == KW_ERR_RETRY) {
+		store_count_error();
+		rc = KW_ERR_UNAVAILABLE;
+	}
+	free(a);
+	done(rc, done_arg);
 }
 
 int store_write_async(struct store *s, store_fn fn, void *arg, store_done_fn done,
 		      void *done_arg)
 {
+	struct async *a;
+	int rc;
+
 	if (iterating)
 		return KW_ERR_INTERNAL;
-	return store_ops_of(s)->write_async(s, fn, arg, done, done_arg);
+	if (!(a = malloc(sizeof(*a))))
+		return KW_ERR_NOMEM;
+	*a = (struct async){ s, fn, arg, done, done_arg, 1 };
+	if ((rc = store_ops_of(s)->write_async(s, fn, arg, async_done, a)) < 0)
+		free(a);
+	return rc;
 }
 
 /* ---- the operations ---- */

@@ -10,6 +10,16 @@
  * fn must not block on anything but the store: it may run on the store's own
  * writer thread. Results are passed back through arg.
  *
+ * fn may run more than once. When it, or the commit, returns KW_ERR_RETRY
+ * (a transient conflict: a serialization failure, a deadlock; fn may also
+ * return it itself), the transaction is undone and fn runs again, up to
+ * STORE_TRIES times in all; after the last the call returns
+ * KW_ERR_UNAVAILABLE (KW_ERR_RETRY never reaches the caller). So fn must
+ * be idempotent: all its effects go through tx, none outside (no file or
+ * output written, no other transaction, no message sent), and it must
+ * reset what it writes to arg at its start (counters, lists, flags), so
+ * that what arg holds after the call is what the run that counted did.
+ *
  * The operations' contract, for every operation unless its own says
  * otherwise (the tests in tests/unit/test_store_contract.c hold every
  * backend to it):
@@ -59,6 +69,7 @@
 #include <stdint.h>
 
 #define STORE_ID_LEN 36          /* device IDs and GUIDs, canonical text */
+#define STORE_TRIES 4            /* runs of a transaction's fn at most */
 #define STORE_HASH_LEN 32        /* SHA-256 of a secret */
 
 struct store;
@@ -242,10 +253,11 @@ int store_write(struct store *s, store_fn fn, void *arg);
  * that is consistent by itself, so no transaction is opened around it. */
 int store_lookup(struct store *s, store_fn fn, void *arg);
 
-/* Like store_write, but returns at once: done(rc, done_arg) is called once
- * the write is durable (rc 0) or has failed, on a thread of the store's. It
- * must be quick and must not call the store. When store_write_async itself
- * returns an error, done is never called. fn and arg must live until then. */
+/* Like store_write (fn rerun on KW_ERR_RETRY too), but returns at once:
+ * done(rc, done_arg) is called once the write is durable (rc 0) or has
+ * failed, on a thread of the store's. It must be quick and must not call
+ * the store. When store_write_async itself returns an error, done is never
+ * called. fn and arg must live until then. */
 int store_write_async(struct store *s, store_fn fn, void *arg, store_done_fn done,
 		      void *done_arg);
 

@@ -14,6 +14,7 @@
 
 #include <dirent.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -294,12 +295,151 @@ static void test_defaults(void **state)
 	assert_int_equal(d.devices, 1);    /* NULL prefix: all */
 }
 
+/* ---- KW_ERR_RETRY: fn runs again, from a clean transaction ---- */
+
+struct flaky {
+	int runs;
+	int fail_runs;           /* runs that return KW_ERR_RETRY */
+	int users;               /* what the last run saw */
+	sem_t done;
+	int done_rc;
+};
+
+static int count_user(const struct user_rec *u, void *arg)
+{
+	(*(int *)arg)++;
+	return 0;
+}
+
+/* Inserts "carol" (EXISTS if an undone run's insert had been kept), then
+ * asks to be run again until fail_runs runs have. */
+static int tx_flaky_write(struct store_tx *tx, void *arg)
+{
+	struct flaky *f = arg;
+	int rc;
+
+	f->runs++;
+	if ((rc = add_user(tx, "carol")) < 0)
+		return rc;
+	return f->runs <= f->fail_runs ? KW_ERR_RETRY : 0;
+}
+
+static int tx_flaky_read(struct store_tx *tx, void *arg)
+{
+	struct flaky *f = arg;
+	int rc;
+
+	f->runs++;
+	f->users = 0;
+	if ((rc = store_user_each(tx, count_user, &f->users)) < 0)
+		return rc;
+	return f->runs <= f->fail_runs ? KW_ERR_RETRY : 0;
+}
+
+static void flaky_done(int rc, void *arg)
+{
+	struct flaky *f = arg;
+
+	f->done_rc = rc;
+	sem_post(&f->done);
+}
+
+static void test_retry(void **state)
+{
+	struct fx *f = *state;
+	struct flaky fl;
+
+	memset(&fl, 0, sizeof(fl));
+	fl.fail_runs = 1;
+	assert_int_equal(store_write(f->s, tx_flaky_write, &fl), 0);
+	assert_int_equal(fl.runs, 2);
+	fl.runs = 0;
+	fl.fail_runs = 0;
+	assert_int_equal(store_read(f->s, tx_flaky_read, &fl), 0);
+	assert_int_equal(fl.users, 1);     /* one carol: the undone run left nothing */
+
+	fl.runs = 0;
+	fl.fail_runs = 2;
+	assert_int_equal(store_read(f->s, tx_flaky_read, &fl), 0);
+	assert_int_equal(fl.runs, 3);
+	fl.runs = 0;
+	fl.fail_runs = 1;
+	assert_int_equal(store_lookup(f->s, tx_flaky_read, &fl), 0);
+	assert_int_equal(fl.runs, 2);
+
+	/* Any other error is the answer: carol exists, no rerun. */
+	fl.runs = 0;
+	fl.fail_runs = 100;
+	assert_int_equal(store_write(f->s, tx_flaky_write, &fl), KW_ERR_EXISTS);
+	assert_int_equal(fl.runs, 1);
+}
+
+static int tx_flaky_write_new(struct store_tx *tx, void *arg)
+{
+	struct flaky *f = arg;
+	int rc;
+
+	f->runs++;
+	if ((rc = add_user(tx, "dave")) < 0)
+		return rc;
+	return f->runs <= f->fail_runs ? KW_ERR_RETRY : 0;
+}
+
+static void test_retry_gives_up(void **state)
+{
+	struct fx *f = *state;
+	struct flaky fl;
+
+	memset(&fl, 0, sizeof(fl));
+	fl.fail_runs = 100;
+	assert_int_equal(store_write(f->s, tx_flaky_write_new, &fl), KW_ERR_UNAVAILABLE);
+	assert_int_equal(fl.runs, STORE_TRIES);
+	fl.runs = 0;
+	fl.fail_runs = 0;
+	assert_int_equal(store_read(f->s, tx_flaky_read, &fl), 0);
+	assert_int_equal(fl.users, 0);     /* no dave */
+	fl.runs = 0;
+	fl.fail_runs = 100;
+	assert_int_equal(store_read(f->s, tx_flaky_read, &fl), KW_ERR_UNAVAILABLE);
+	assert_int_equal(fl.runs, STORE_TRIES);
+}
+
+static void test_retry_async(void **state)
+{
+	struct fx *f = *state;
+	struct flaky fl;
+
+	memset(&fl, 0, sizeof(fl));
+	sem_init(&fl.done, 0, 0);
+	fl.fail_runs = 2;
+	assert_int_equal(store_write_async(f->s, tx_flaky_write_new, &fl, flaky_done, &fl), 0);
+	sem_wait(&fl.done);
+	assert_int_equal(fl.done_rc, 0);
+	assert_int_equal(fl.runs, 3);
+
+	fl.runs = 0;
+	fl.fail_runs = 100;
+	assert_int_equal(store_write_async(f->s, tx_flaky_write, &fl, flaky_done, &fl), 0);
+	sem_wait(&fl.done);
+	assert_int_equal(fl.done_rc, KW_ERR_UNAVAILABLE);
+	assert_int_equal(fl.runs, STORE_TRIES);
+	sem_destroy(&fl.done);
+
+	fl.runs = 0;
+	fl.fail_runs = 0;
+	assert_int_equal(store_read(f->s, tx_flaky_read, &fl), 0);
+	assert_int_equal(fl.users, 1);     /* dave, once; no carol */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_callback_must_not_call_the_store, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retry, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retry_gives_up, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retry_async, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

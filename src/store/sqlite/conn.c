@@ -174,6 +174,17 @@ int sq_map_rc(struct conn *c, int rc, const char *what)
 		break;
 	case SQLITE_NOMEM:
 		return KW_ERR_NOMEM;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		/* A reader's snapshot can be taken again, and a snapshot that
+		 * went stale can be begun again; the writer holds the write
+		 * lock for its whole group, so for it a busy database is
+		 * another program's doing and a failure (writer.c). */
+		if (!c->writer || rc == SQLITE_BUSY_SNAPSHOT) {
+			sq_failed(c, what);
+			return KW_ERR_RETRY;
+		}
+		break;
 	default:
 		break;
 	}

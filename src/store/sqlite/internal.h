@@ -188,8 +188,9 @@ void sq_log_failure(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int sq_sys_errno(struct conn *c);
 
 /* Maps a result code of statement what: 0 for success, KW_ERR_EXISTS for
- * a unique key, KW_ERR_NOT_FOUND for a missing reference, KW_ERR_NOMEM;
- * anything else is noted (sq_failed) and KW_ERR_STORE. */
+ * a unique key, KW_ERR_NOT_FOUND for a missing reference, KW_ERR_NOMEM,
+ * KW_ERR_RETRY for a busy database where running the transaction again
+ * helps (a reader); anything else is noted (sq_failed) and KW_ERR_STORE. */
 int sq_map_rc(struct conn *c, int rc, const char *what);
 
 /* A failure of statement what: kept as the writer's group's cause, or

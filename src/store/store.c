@@ -360,6 +360,19 @@ int store_volume_upsert(struct store_tx *tx, const struct volume_rec *v, int64_t
 	return rc;
 }
 
+int store_volume_upsert_many(struct store_tx *tx, const struct volume_rec *v, size_t n,
+			     int64_t *rows)
+{
+	int rc;
+
+	REFUSE_IN_CALLBACK();
+	if (!n)
+		return 0;
+	if ((rc = CALL(tx, volume_upsert_many, v, n, rows)) < 0)
+		memset(rows, 0, n * sizeof(*rows));
+	return rc;
+}
+
 int store_volume_each(struct store_tx *tx, const char *device_id, store_each_volume cb,
 		      void *arg)
 {
@@ -379,6 +392,57 @@ int store_key_get(struct store_tx *tx, const char *key_id, store_each_key cb, vo
 		return KW_ERR_INVALID;
 	EACH(rc, tx, key_get, key_id, cb, arg);
 	return rc;
+}
+
+/* The IDs, each canonical? */
+static bool canonical(const char *const *ids, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strlen(ids[i]) != STORE_ID_LEN)
+			return false;
+	return true;
+}
+
+int store_key_get_many(struct store_tx *tx, const char *const *key_ids, size_t n,
+		       store_each_key cb, void *arg)
+{
+	int rc;
+
+	REFUSE_IN_CALLBACK();
+	if (!canonical(key_ids, n))
+		return KW_ERR_INVALID;
+	if (!n)
+		return 0;
+	EACH(rc, tx, key_get_many, key_ids, n, cb, arg);
+	return rc;
+}
+
+int store_key_insert_many(struct store_tx *tx, const struct key_rec *k, size_t n)
+{
+	REFUSE_IN_CALLBACK();
+	for (size_t i = 0; i < n; i++)
+		if (strlen(k[i].key_id) != STORE_ID_LEN)
+			return KW_ERR_INVALID;
+	if (!n)
+		return 0;
+	return CALL(tx, key_insert_many, k, n);
+}
+
+int store_key_set_state_many(struct store_tx *tx, const struct key_change *c, size_t n,
+			     int64_t at)
+{
+	REFUSE_IN_CALLBACK();
+	if (!n)
+		return 0;
+	return CALL(tx, key_set_state_many, c, n, at);
+}
+
+int store_logon_upsert_many(struct store_tx *tx, const struct logon_rec *l, size_t n)
+{
+	REFUSE_IN_CALLBACK();
+	if (!n)
+		return 0;
+	return CALL(tx, logon_upsert_many, l, n);
 }
 
 int store_key_insert(struct store_tx *tx, const struct key_rec *k)

@@ -52,6 +52,11 @@
  * case-insensitively (as str_fold folds them); device IDs, key IDs and
  * GUIDs are the canonical upper-case text.
  *
+ * Batches (the *_many operations) do what their one-record operation does
+ * for each record, in one operation: a network database answers them in
+ * one round trip. They are all or nothing: on an error nothing of the
+ * batch is kept. n may be 0 (nothing done, 0).
+ *
  * Iterations (the *_each* operations, and the lookups that hand their one
  * record to a callback): a callback returning non-zero stops the iteration
  * and that value is returned (a positive value stops it without an error).
@@ -212,6 +217,12 @@ struct audit_rec {
 	uint8_t hash[32];
 };
 
+/* A key's new state, for store_key_set_state_many. */
+struct key_change {
+	int64_t row;
+	enum key_state state;
+};
+
 struct audit_filter {
 	int64_t from, to;            /* 0 = open */
 	const char *result, *source, *user, *computer;  /* NULL = any */
@@ -346,6 +357,10 @@ int store_device_each(struct store_tx *tx, const char *prefix, int64_t limit,
  * *row gets its row (0 on any error). KW_ERR_NOT_FOUND when the device
  * does not exist. */
 int store_volume_upsert(struct store_tx *tx, const struct volume_rec *v, int64_t *row);
+/* store_volume_upsert of n volumes (of any devices); rows[i] gets v[i]'s
+ * row (all 0 on any error). */
+int store_volume_upsert_many(struct store_tx *tx, const struct volume_rec *v, size_t n,
+			     int64_t *rows);
 /* A device's volumes, by mount, then GUID. */
 int store_volume_each(struct store_tx *tx, const char *device_id, store_each_volume cb,
 		      void *arg);
@@ -355,15 +370,25 @@ int store_volume_each(struct store_tx *tx, const char *device_id, store_each_vol
 /* The key with this canonical ID, on any device; KW_ERR_INVALID when
  * key_id is not canonical (STORE_ID_LEN). */
 int store_key_get(struct store_tx *tx, const char *key_id, store_each_key cb, void *arg);
+/* The keys with these canonical IDs that exist, on any device, by key ID,
+ * each once (IDs not found are left out). KW_ERR_INVALID when an ID is
+ * not canonical. */
+int store_key_get_many(struct store_tx *tx, const char *const *key_ids, size_t n,
+		       store_each_key cb, void *arg);
 /* Inserts a key (key_id, device_id, volume_row, state, sealed,
  * created_at; changed_at = created_at, never disclosed).
  * KW_ERR_NOT_FOUND when the device does not exist or volume_row is not
  * one of its volumes; KW_ERR_EXISTS when the key ID is taken (on any
  * device). */
 int store_key_insert(struct store_tx *tx, const struct key_rec *k);
+/* store_key_insert of n keys (of any devices and volumes). */
+int store_key_insert_many(struct store_tx *tx, const struct key_rec *k, size_t n);
 /* Sets a key's state and changed_at = at; disclosed_at = at too when
  * the state is KEY_DISCLOSED. */
 int store_key_set_state(struct store_tx *tx, int64_t row, enum key_state state, int64_t at);
+/* store_key_set_state of n keys, all at time at. */
+int store_key_set_state_many(struct store_tx *tx, const struct key_change *c, size_t n,
+			     int64_t at);
 /* Replaces a key's sealed password (rekey); nothing else changes. */
 int store_key_set_sealed(struct store_tx *tx, int64_t row, const uint8_t *sealed, size_t len);
 /* A volume's or a device's keys in the given states (bit 1 << state;
@@ -403,6 +428,8 @@ int64_t store_key_count(struct store_tx *tx);
  * or first_seen lowered and last_seen raised to cover the new times.
  * KW_ERR_NOT_FOUND when the device does not exist. */
 int store_logon_upsert(struct store_tx *tx, const struct logon_rec *l);
+/* store_logon_upsert of n logons (of any devices), in order. */
+int store_logon_upsert_many(struct store_tx *tx, const struct logon_rec *l, size_t n);
 /* A device's logons, by user name (case-insensitive), then type. */
 int store_logon_each_device(struct store_tx *tx, const char *device_id,
 			    store_each_logon cb, void *arg);
@@ -501,11 +528,18 @@ struct store_ops {
 			   store_each_device, void *);
 
 	int (*volume_upsert)(struct store_tx *, const struct volume_rec *, int64_t *row);
+	int (*volume_upsert_many)(struct store_tx *, const struct volume_rec *, size_t n,
+				  int64_t *rows);
 	int (*volume_each)(struct store_tx *, const char *device_id, store_each_volume, void *);
 
 	int (*key_get)(struct store_tx *, const char *key_id, store_each_key, void *);
+	int (*key_get_many)(struct store_tx *, const char *const *key_ids, size_t n,
+			    store_each_key, void *);
 	int (*key_insert)(struct store_tx *, const struct key_rec *);
+	int (*key_insert_many)(struct store_tx *, const struct key_rec *, size_t n);
 	int (*key_set_state)(struct store_tx *, int64_t row, enum key_state, int64_t at);
+	int (*key_set_state_many)(struct store_tx *, const struct key_change *, size_t n,
+				  int64_t at);
 	int (*key_set_sealed)(struct store_tx *, int64_t row, const uint8_t *sealed, size_t len);
 	int (*key_each_volume)(struct store_tx *, int64_t volume_row, unsigned states,
 			       store_each_key, void *);
@@ -522,6 +556,7 @@ struct store_ops {
 	int64_t (*key_count)(struct store_tx *);
 
 	int (*logon_upsert)(struct store_tx *, const struct logon_rec *);
+	int (*logon_upsert_many)(struct store_tx *, const struct logon_rec *, size_t n);
 	int (*logon_each_device)(struct store_tx *, const char *device_id, store_each_logon,
 				 void *);
 	int (*assoc_add)(struct store_tx *, const struct assoc_rec *);

@@ -174,6 +174,83 @@ static int add_user(struct store_tx *tx, const char *name)
 	return store_user_insert(tx, &u);
 }
 
+static void volume_of(struct volume_rec *v, const char *dev, const char *guid,
+		      const char *mount)
+{
+	memset(v, 0, sizeof(*v));
+	snprintf(v->device_id, sizeof(v->device_id), "%s", dev);
+	snprintf(v->guid, sizeof(v->guid), "%s", guid);
+	v->mount = mount;
+	v->type = "os";
+	v->protection = "on";
+	v->encryption = "xts_aes_256";
+	v->percent = 100;
+	v->first_seen = v->last_seen = 200;
+}
+
+static int add_volume(struct store_tx *tx, const char *dev, const char *guid,
+		      const char *mount, int64_t *row)
+{
+	struct volume_rec v;
+
+	volume_of(&v, dev, guid, mount);
+	return store_volume_upsert(tx, &v, row);
+}
+
+static const uint8_t sealed_bytes[] = { 1, 2, 3, 0, 5 };
+
+static void key_of(struct key_rec *k, const char *dev, int64_t vol, const char *id,
+		   enum key_state st)
+{
+	memset(k, 0, sizeof(*k));
+	snprintf(k->key_id, sizeof(k->key_id), "%s", id);
+	snprintf(k->device_id, sizeof(k->device_id), "%s", dev);
+	k->volume_row = vol;
+	k->state = st;
+	k->sealed = sealed_bytes;
+	k->sealed_len = sizeof(sealed_bytes);
+	k->created_at = 300;
+}
+
+static int add_key(struct store_tx *tx, const char *dev, int64_t vol, const char *id,
+		   enum key_state st)
+{
+	struct key_rec k;
+
+	key_of(&k, dev, vol, id, st);
+	return store_key_insert(tx, &k);
+}
+
+/* Key IDs as KEY(1) … KEY(9): "4290B6C0-…-00000000000n". */
+#define KEY(n) "4290B6C0-B17A-497A-8552-00000000000" #n
+
+/* What a transaction saw: a list of short strings. */
+struct seen {
+	char v[32][48];
+	size_t n;
+};
+
+static void seen_add(struct seen *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void seen_add(struct seen *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (s->n < 32) {
+		va_start(ap, fmt);
+		vsnprintf(s->v[s->n], sizeof(s->v[0]), fmt, ap);
+		va_end(ap);
+	}
+	s->n++;
+}
+
+static int seen_key(const struct key_rec *k, void *arg)
+{
+	seen_add(arg, "%s %s", k->key_id, key_state_name(k->state));
+	return 0;
+}
+
 /* ---- the store refuses calls from an iteration's callback ---- */
 
 struct nested {
@@ -431,6 +508,286 @@ static void test_retry_async(void **state)
 	assert_int_equal(fl.users, 1);     /* dave, once; no carol */
 }
 
+/* ---- batches ---- */
+
+struct batch {
+	int64_t rows[3];
+	int rc[8];
+	struct seen seen;
+};
+
+/* Volumes of DEV1 and DEV2 in one batch, then one naming an unknown device
+ * (nothing of it kept, rows zeroed), then an empty one. */
+static int tx_volume_batch(struct store_tx *tx, void *arg)
+{
+	struct batch *b = arg;
+	struct volume_rec v[3];
+	int rc;
+
+	if ((rc = add_device(tx, DEV1, "PC-1", 1)) < 0 || (rc = add_device(tx, DEV2, "PC-2", 2)) < 0)
+		return rc;
+	volume_of(&v[0], DEV1, DEV1, "C:");
+	volume_of(&v[1], DEV2, DEV1, "C:");
+	volume_of(&v[2], DEV1, DEV2, "D:");
+	b->rc[0] = store_volume_upsert_many(tx, v, 3, b->rows);
+	if (b->rc[0] < 0)
+		return b->rc[0];
+	volume_of(&v[0], DEV1, DEV9, "E:");
+	volume_of(&v[1], DEV9, DEV9, "E:");
+	b->rc[1] = store_volume_upsert_many(tx, v, 2, b->rows + 1);
+	b->rc[2] = store_volume_upsert_many(tx, v, 0, NULL);
+	return 0;
+}
+
+static int seen_volume(const struct volume_rec *v, void *arg)
+{
+	seen_add(arg, "%s %s", v->guid, v->mount);
+	return 0;
+}
+
+static int tx_volumes_of_dev1(struct store_tx *tx, void *arg)
+{
+	struct batch *b = arg;
+
+	b->seen.n = 0;
+	return store_volume_each(tx, DEV1, seen_volume, &b->seen);
+}
+
+static void test_volume_upsert_many(void **state)
+{
+	struct fx *f = *state;
+	struct batch b;
+
+	memset(&b, 0, sizeof(b));
+	assert_int_equal(store_write(f->s, tx_volume_batch, &b), 0);
+	assert_int_equal(b.rc[0], 0);
+	assert_int_equal(b.rc[1], KW_ERR_NOT_FOUND);
+	assert_int_equal(b.rc[2], 0);
+	assert_true(b.rows[0] > 0);
+	assert_int_equal(b.rows[1], 0);   /* zeroed by the failed batch */
+	assert_int_equal(b.rows[2], 0);
+	assert_int_equal(store_read(f->s, tx_volumes_of_dev1, &b), 0);
+	assert_int_equal(b.seen.n, 2);     /* no E: */
+	assert_string_equal(b.seen.v[0], DEV1 " C:");
+	assert_string_equal(b.seen.v[1], DEV2 " D:");
+}
+
+struct keys_fx {
+	int64_t v1, v2, v3;     /* DEV1: C:, D:; DEV2: C: */
+};
+
+static int tx_keys_setup(struct store_tx *tx, void *arg)
+{
+	struct keys_fx *k = arg;
+	int rc;
+
+	if ((rc = add_device(tx, DEV1, "PC-1", 1)) < 0 ||
+	    (rc = add_device(tx, DEV2, "PC-2", 2)) < 0 ||
+	    (rc = add_volume(tx, DEV1, DEV1, "C:", &k->v1)) < 0 ||
+	    (rc = add_volume(tx, DEV1, DEV2, "D:", &k->v2)) < 0 ||
+	    (rc = add_volume(tx, DEV2, DEV1, "C:", &k->v3)) < 0 ||
+	    (rc = add_key(tx, DEV1, k->v1, KEY(3), KEY_ACTIVE)) < 0 ||
+	    (rc = add_key(tx, DEV1, k->v2, KEY(1), KEY_DISCLOSED)) < 0 ||
+	    (rc = add_key(tx, DEV2, k->v3, KEY(2), KEY_REMOVED)) < 0)
+		return rc;
+	return 0;
+}
+
+static int tx_get_many(struct store_tx *tx, void *arg)
+{
+	static const char *const ids[] = { KEY(3), KEY(9), KEY(2), KEY(3), KEY(1) };
+	static const char *const bad[] = { KEY(1), "4290B6C0" };
+	struct batch *b = arg;
+
+	b->seen.n = 0;
+	b->rc[1] = store_key_get_many(tx, bad, 2, seen_key, &b->seen);
+	b->rc[2] = store_key_get_many(tx, ids, 0, seen_key, &b->seen);
+	return store_key_get_many(tx, ids, 5, seen_key, &b->seen);
+}
+
+static void test_key_get_many(void **state)
+{
+	struct fx *f = *state;
+	struct keys_fx k;
+	struct batch b;
+
+	memset(&b, 0, sizeof(b));
+	assert_int_equal(store_write(f->s, tx_keys_setup, &k), 0);
+	assert_int_equal(store_read(f->s, tx_get_many, &b), 0);
+	assert_int_equal(b.rc[1], KW_ERR_INVALID);
+	assert_int_equal(b.rc[2], 0);
+	/* By key ID, each once, any device, the unknown one left out. */
+	assert_int_equal(b.seen.n, 3);
+	assert_string_equal(b.seen.v[0], KEY(1) " disclosed");
+	assert_string_equal(b.seen.v[1], KEY(2) " removed");
+	assert_string_equal(b.seen.v[2], KEY(3) " active");
+}
+
+/* A batch with a taken key ID in the middle: nothing of it kept, and the
+ * transaction goes on; then one naming another device's volume. */
+static int tx_insert_many(struct store_tx *tx, void *arg)
+{
+	struct keys_fx *k = arg;
+	struct key_rec keys[3];
+	int rc;
+
+	key_of(&keys[0], DEV1, k->v1, KEY(4), KEY_ACTIVE);
+	key_of(&keys[1], DEV1, k->v1, KEY(3), KEY_ACTIVE);    /* taken */
+	key_of(&keys[2], DEV1, k->v2, KEY(5), KEY_ACTIVE);
+	if ((rc = store_key_insert_many(tx, keys, 3)) != KW_ERR_EXISTS)
+		return rc < 0 ? rc : KW_ERR_INTERNAL;
+	key_of(&keys[1], DEV1, k->v3, KEY(6), KEY_ACTIVE);    /* DEV2's volume */
+	if ((rc = store_key_insert_many(tx, keys, 3)) != KW_ERR_NOT_FOUND)
+		return rc < 0 ? rc : KW_ERR_INTERNAL;
+	key_of(&keys[1], DEV2, k->v3, KEY(6), KEY_DISCLOSED);
+	return store_key_insert_many(tx, keys, 3);
+}
+
+static int tx_all_keys(struct store_tx *tx, void *arg)
+{
+	static const char *const ids[] = { KEY(1), KEY(2), KEY(3), KEY(4), KEY(5), KEY(6) };
+	struct batch *b = arg;
+
+	b->seen.n = 0;
+	return store_key_get_many(tx, ids, 6, seen_key, &b->seen);
+}
+
+struct changes {
+	struct keys_fx *k;
+	int64_t row[7];          /* by key number */
+	int rc;
+};
+
+static int row_of(const struct key_rec *k, void *arg)
+{
+	struct changes *c = arg;
+
+	c->row[k->key_id[STORE_ID_LEN - 1] - '0'] = k->row;
+	return 0;
+}
+
+/* A batch of changes with a row that does not exist: nothing changed;
+ * then the same without it. */
+static int tx_set_state_many(struct store_tx *tx, void *arg)
+{
+	static const char *const ids[] = { KEY(1), KEY(2), KEY(3) };
+	struct changes *c = arg;
+	struct key_change ch[3];
+	int rc;
+
+	if ((rc = store_key_get_many(tx, ids, 3, row_of, c)) < 0)
+		return rc;
+	ch[0] = (struct key_change){ c->row[1], KEY_SUPERSEDED };
+	ch[1] = (struct key_change){ c->row[3], KEY_REMOVED };
+	ch[2] = (struct key_change){ c->row[1] + c->row[2] + c->row[3] + 1000, KEY_ACTIVE };
+	c->rc = store_key_set_state_many(tx, ch, 3, 900);
+	ch[2] = (struct key_change){ c->row[2], KEY_DISCLOSED };
+	if (c->rc != KW_ERR_NOT_FOUND)
+		return KW_ERR_INTERNAL;
+	return store_key_set_state_many(tx, ch, 3, 950);
+}
+
+struct disclosed_at {
+	int64_t changed, disclosed;
+};
+
+static int times_of(const struct key_rec *k, void *arg)
+{
+	struct disclosed_at *d = arg;
+
+	d->changed = k->changed_at;
+	d->disclosed = k->disclosed_at;
+	return 0;
+}
+
+static int tx_times_of_key2(struct store_tx *tx, void *arg)
+{
+	return store_key_get(tx, KEY(2), times_of, arg);
+}
+
+static void test_key_batches(void **state)
+{
+	struct fx *f = *state;
+	struct keys_fx k;
+	struct batch b;
+	struct changes c;
+	struct disclosed_at d;
+
+	memset(&b, 0, sizeof(b));
+	assert_int_equal(store_write(f->s, tx_keys_setup, &k), 0);
+	assert_int_equal(store_write(f->s, tx_insert_many, &k), 0);
+	assert_int_equal(store_read(f->s, tx_all_keys, &b), 0);
+	assert_int_equal(b.seen.n, 6);
+	assert_string_equal(b.seen.v[3], KEY(4) " active");
+	assert_string_equal(b.seen.v[5], KEY(6) " disclosed");
+
+	memset(&c, 0, sizeof(c));
+	c.k = &k;
+	assert_int_equal(store_write(f->s, tx_set_state_many, &c), 0);
+	assert_int_equal(c.rc, KW_ERR_NOT_FOUND);
+	assert_int_equal(store_read(f->s, tx_all_keys, &b), 0);
+	assert_string_equal(b.seen.v[0], KEY(1) " superseded");
+	assert_string_equal(b.seen.v[1], KEY(2) " disclosed");
+	assert_string_equal(b.seen.v[2], KEY(3) " removed");
+	assert_int_equal(store_read(f->s, tx_times_of_key2, &d), 0);
+	assert_int_equal(d.changed, 950);      /* the failed batch left nothing */
+	assert_int_equal(d.disclosed, 950);
+}
+
+static int tx_logon_batch(struct store_tx *tx, void *arg)
+{
+	struct batch *b = arg;
+	struct logon_rec l[3];
+	int rc;
+
+	if ((rc = add_device(tx, DEV1, "PC-1", 1)) < 0)
+		return rc;
+	memset(l, 0, sizeof(l));
+	for (int i = 0; i < 3; i++) {
+		snprintf(l[i].device_id, sizeof(l[i].device_id), "%s", DEV1);
+		l[i].type = LOGON_LOCAL;
+		l[i].first_seen = l[i].last_seen = 500 + i;
+	}
+	l[0].user = "CORP\\Alice";
+	l[1].user = "corp\\alice";
+	l[2].user = "CORP\\bob";
+	b->rc[0] = store_logon_upsert_many(tx, l, 3);
+	snprintf(l[1].device_id, sizeof(l[1].device_id), "%s", DEV9);
+	l[0].user = "CORP\\carol";
+	b->rc[1] = store_logon_upsert_many(tx, l, 2);
+	return 0;
+}
+
+static int seen_logon(const struct logon_rec *l, void *arg)
+{
+	seen_add(arg, "%s %lld-%lld", l->user, (long long)l->first_seen,
+		 (long long)l->last_seen);
+	return 0;
+}
+
+static int tx_logons_of_dev1(struct store_tx *tx, void *arg)
+{
+	struct batch *b = arg;
+
+	b->seen.n = 0;
+	return store_logon_each_device(tx, DEV1, seen_logon, &b->seen);
+}
+
+static void test_logon_upsert_many(void **state)
+{
+	struct fx *f = *state;
+	struct batch b;
+
+	memset(&b, 0, sizeof(b));
+	assert_int_equal(store_write(f->s, tx_logon_batch, &b), 0);
+	assert_int_equal(b.rc[0], 0);
+	assert_int_equal(b.rc[1], KW_ERR_NOT_FOUND);
+	assert_int_equal(store_read(f->s, tx_logons_of_dev1, &b), 0);
+	assert_int_equal(b.seen.n, 2);        /* no carol */
+	assert_string_equal(b.seen.v[0], "CORP\\Alice 500-501");
+	assert_string_equal(b.seen.v[1], "CORP\\bob 502-502");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -440,6 +797,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_retry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_gives_up, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_async, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_volume_upsert_many, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_key_get_many, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_key_batches, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_logon_upsert_many, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

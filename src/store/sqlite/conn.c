@@ -21,6 +21,9 @@ static const struct sq_query tx_queries[] = {
 	{ SQ_SAVEPOINT, "SAVEPOINT job" },
 	{ SQ_RELEASE, "RELEASE job" },
 	{ SQ_ROLLBACK_TO, "ROLLBACK TO job" },
+	{ SQ_BATCH, "SAVEPOINT batch" },
+	{ SQ_BATCH_RELEASE, "RELEASE batch" },
+	{ SQ_BATCH_UNDO, "ROLLBACK TO batch" },
 };
 
 /* fold(text): user names compared as keywarden compares them (str_fold). */
@@ -268,6 +271,20 @@ int sq_run(struct conn *c, enum sq_id id)
 
 	if (rc == KW_ERR_STORE)
 		store_count_error();
+	return rc;
+}
+
+int sq_batch_begin(struct conn *c)
+{
+	return sq_run(c, SQ_BATCH);
+}
+
+int sq_batch_end(struct conn *c, int rc)
+{
+	if (rc < 0 && sq_run(c, SQ_BATCH_UNDO) < 0)
+		return KW_ERR_STORE;  /* the job cannot go on: it fails */
+	if (sq_run(c, SQ_BATCH_RELEASE) < 0 && rc == 0)
+		rc = KW_ERR_STORE;
 	return rc;
 }
 

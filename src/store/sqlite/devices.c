@@ -248,6 +248,23 @@ static int volume_upsert(struct store_tx *tx, const struct volume_rec *v, int64_
 	return rc;
 }
 
+static int volume_upsert_many(struct store_tx *tx, const struct volume_rec *v, size_t n,
+			      int64_t *rows)
+{
+	int64_t dev;
+	int rc;
+
+	/* Every device first: past them only a failure of the database can
+	 * stop the batch, and that fails the transaction. */
+	for (size_t i = 0; i < n; i++)
+		if ((rc = sq_device_row(tx, v[i].device_id, NULL, &dev)) < 0)
+			return rc;
+	for (size_t i = 0; i < n; i++)
+		if ((rc = volume_upsert(tx, &v[i], &rows[i])) < 0)
+			return rc;
+	return 0;
+}
+
 struct volume_cb {
 	const char *device_id;
 	store_each_volume cb;
@@ -283,5 +300,6 @@ void sq_device_ops(struct store_ops *o)
 	o->device_set_revoked = device_set_revoked;
 	o->device_each = device_each;
 	o->volume_upsert = volume_upsert;
+	o->volume_upsert_many = volume_upsert_many;
 	o->volume_each = volume_each;
 }

@@ -37,6 +37,7 @@ enum sq_id {
 	/* conn.c: transactions */
 	SQ_BEGIN_IMMEDIATE, SQ_BEGIN, SQ_COMMIT, SQ_ROLLBACK,
 	SQ_SAVEPOINT, SQ_RELEASE, SQ_ROLLBACK_TO,
+	SQ_BATCH, SQ_BATCH_RELEASE, SQ_BATCH_UNDO,
 	/* meta.c */
 	SQ_META_GET, SQ_META_SET,
 	SQ_TOKEN_INSERT, SQ_TOKEN_GET, SQ_TOKEN_USE, SQ_TOKEN_REVOKE, SQ_TOKEN_EACH,
@@ -200,6 +201,12 @@ void sq_failed(struct conn *c, const char *what);
 
 /* Runs a transaction statement (SQ_BEGIN, …); a failure is counted. */
 int sq_run(struct conn *c, enum sq_id id);
+
+/* A batch of statements that must be all or nothing (the *_many
+ * operations): sq_batch_begin, the statements, then sq_batch_end with
+ * their result, which undoes them on an error and returns it. */
+int sq_batch_begin(struct conn *c);
+int sq_batch_end(struct conn *c, int rc);
 
 /* Runs q, which returns no rows: 0 or an error (sq_map_rc). */
 int sq_exec(struct conn *c, const struct sq_query *q, const struct sq_arg *a, size_t n);

@@ -136,21 +136,26 @@ static int key_get(struct store_tx *tx, const char *key_id, store_each_key cb, v
 	return sq_one(tx->c, &q_key_get, SQ_ARGS(SQ_TEXT(hex)), key_row, &c);
 }
 
-static int key_insert(struct store_tx *tx, const struct key_rec *k)
+/* The row of k's device, KW_ERR_NOT_FOUND unless it exists and
+ * k->volume_row is one of its volumes: checked, not left to the foreign
+ * key, which would accept another device's volume. */
+static int key_device(struct store_tx *tx, const struct key_rec *k, int64_t *dev)
 {
-	char hex[KEYID_HEX_LEN + 1];
-	int64_t dev, vdev;
+	int64_t vdev;
 	int rc;
 
-	if ((rc = sq_device_row(tx, k->device_id, NULL, &dev)) < 0)
+	if ((rc = sq_device_row(tx, k->device_id, NULL, dev)) < 0)
 		return rc;
-	/* The volume must be the device's: checked, not left to the foreign
-	 * key, which would accept another device's volume. */
 	if ((rc = sq_int(tx->c, &q_key_volume_device, SQ_ARGS(SQ_INT(k->volume_row)),
 			 &vdev)) < 0)
 		return rc;
-	if (vdev != dev)
-		return KW_ERR_NOT_FOUND;
+	return vdev == *dev ? 0 : KW_ERR_NOT_FOUND;
+}
+
+static int key_put(struct store_tx *tx, const struct key_rec *k, int64_t dev)
+{
+	char hex[KEYID_HEX_LEN + 1];
+
 	if (strlen(k->key_id) != KEYID_CANON_LEN)
 		return KW_ERR_INVALID;
 	keyid_to_hex(k->key_id, hex);
@@ -160,9 +165,91 @@ static int key_insert(struct store_tx *tx, const struct key_rec *k)
 			       SQ_INT(k->created_at)));
 }
 
+static int cmp_id(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int key_get_many(struct store_tx *tx, const char *const *key_ids, size_t n,
+			store_each_key cb, void *arg)
+{
+	struct key_cb c = { cb, arg };
+	const char **ids = malloc(n * sizeof(*ids));
+	char hex[KEYID_HEX_LEN + 1];
+	int rc = 0;
+
+	if (!ids)
+		return KW_ERR_NOMEM;
+	memcpy(ids, key_ids, n * sizeof(*ids));
+	qsort(ids, n, sizeof(*ids), cmp_id);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		if (i && !strcmp(ids[i], ids[i - 1]))
+			continue;
+		if (strlen(ids[i]) != KEYID_CANON_LEN) {
+			rc = KW_ERR_INVALID;
+			break;
+		}
+		keyid_to_hex(ids[i], hex);
+		rc = sq_each(tx->c, &q_key_get, SQ_ARGS(SQ_TEXT(hex)), key_row, &c);
+	}
+	free(ids);
+	return rc;
+}
+
+static int key_insert(struct store_tx *tx, const struct key_rec *k)
+{
+	int64_t dev;
+	int rc;
+
+	if ((rc = key_device(tx, k, &dev)) < 0)
+		return rc;
+	return key_put(tx, k, dev);
+}
+
+static int key_insert_many(struct store_tx *tx, const struct key_rec *k, size_t n)
+{
+	int64_t *dev = malloc(n * sizeof(*dev));
+	int rc = 0;
+
+	if (!dev)
+		return KW_ERR_NOMEM;
+	/* Devices and volumes first (a check-in's keys share one or a few). */
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		if (i && !strcmp(k[i].device_id, k[i - 1].device_id) &&
+		    k[i].volume_row == k[i - 1].volume_row)
+			dev[i] = dev[i - 1];
+		else
+			rc = key_device(tx, &k[i], &dev[i]);
+	}
+	/* A taken key ID shows only when inserted: a savepoint undoes the
+	 * ones before it. */
+	if (rc == 0 && n > 1)
+		rc = sq_batch_begin(tx->c);
+	if (rc == 0) {
+		for (size_t i = 0; i < n && rc == 0; i++)
+			rc = key_put(tx, &k[i], dev[i]);
+		if (n > 1)
+			rc = sq_batch_end(tx->c, rc);
+	}
+	free(dev);
+	return rc;
+}
+
 static int key_set_state(struct store_tx *tx, int64_t row, enum key_state state, int64_t at)
 {
 	return sq_change(tx->c, &q_key_set_state, SQ_ARGS(SQ_INT(row), SQ_INT(state), SQ_INT(at)));
+}
+
+static int key_set_state_many(struct store_tx *tx, const struct key_change *c, size_t n,
+			      int64_t at)
+{
+	int rc = 0;
+
+	if (n > 1 && (rc = sq_batch_begin(tx->c)) < 0)
+		return rc;
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = key_set_state(tx, c[i].row, c[i].state, at);
+	return n > 1 ? sq_batch_end(tx->c, rc) : rc;
 }
 
 static int key_set_sealed(struct store_tx *tx, int64_t row, const uint8_t *sealed, size_t len)
@@ -281,8 +368,11 @@ static int64_t key_count(struct store_tx *tx)
 void sq_key_ops(struct store_ops *o)
 {
 	o->key_get = key_get;
+	o->key_get_many = key_get_many;
 	o->key_insert = key_insert;
+	o->key_insert_many = key_insert_many;
 	o->key_set_state = key_set_state;
+	o->key_set_state_many = key_set_state_many;
 	o->key_set_sealed = key_set_sealed;
 	o->key_each_volume = key_each_volume;
 	o->key_each_device = key_each_device;

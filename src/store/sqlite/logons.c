@@ -33,6 +33,21 @@ static int logon_upsert(struct store_tx *tx, const struct logon_rec *l)
 			       SQ_INT(l->first_seen), SQ_INT(l->last_seen)));
 }
 
+static int logon_upsert_many(struct store_tx *tx, const struct logon_rec *l, size_t n)
+{
+	int64_t dev;
+	int rc;
+
+	/* Every device first, as volume_upsert_many. */
+	for (size_t i = 0; i < n; i++)
+		if ((rc = sq_device_row(tx, l[i].device_id, NULL, &dev)) < 0)
+			return rc;
+	for (size_t i = 0; i < n; i++)
+		if ((rc = logon_upsert(tx, &l[i])) < 0)
+			return rc;
+	return 0;
+}
+
 struct logon_cb {
 	const char *device_id;
 	store_each_logon cb;
@@ -101,6 +116,7 @@ static int assoc_each_device(struct store_tx *tx, const char *device_id,
 void sq_logon_ops(struct store_ops *o)
 {
 	o->logon_upsert = logon_upsert;
+	o->logon_upsert_many = logon_upsert_many;
 	o->logon_each_device = logon_each_device;
 	o->assoc_add = assoc_add;
 	o->assoc_each_device = assoc_each_device;

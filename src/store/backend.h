@@ -1,6 +1,6 @@
 /* What the store's backends (sqlite/, a future pgsql/) share, so that none
- * repeats it: the migration runner over embedded SQL files. Not for the
- * store's users, who include store.h. */
+ * repeats it: the migration runner over embedded SQL files, the audit
+ * chain's step. Not for the store's users, who include store.h. */
 #ifndef KW_STORE_BACKEND_H
 #define KW_STORE_BACKEND_H
 
@@ -29,5 +29,21 @@ typedef int (*store_apply_fn)(struct store *s, const char *sql, int version,
 int store_schema_migrate(struct store *s, const char *location,
 			 const struct embedded_file *files, store_apply_fn apply, int *to,
 			 char *msg, size_t msglen);
+
+/* The meta value holding the audit chain's head: "<seq>:<64 hex digits>".
+ * Without it, deleting the newest records would leave a shorter but
+ * intact chain. */
+#define STORE_AUDIT_HEAD "audit_head"
+#define STORE_AUDIT_HEAD_LEN (20 + 1 + 64 + 1)
+
+/* The audit chain's step, once the backend holds the chain (see
+ * store_audit_append): from the newest record's seq and hash (0 and zeros
+ * when there is none) and the head's meta value (NULL when unset), sets
+ * rec->seq and rec->prev_hash, hashes rec and writes the new head's value
+ * to head. KW_ERR_TOO_LARGE when seq would overflow. The backend then
+ * inserts rec and sets the head. */
+int store_audit_chain(int64_t last_seq, const uint8_t last_hash[32], const char *head_now,
+		      struct audit_rec *rec, store_audit_hash_fn hash,
+		      char head[STORE_AUDIT_HEAD_LEN]);
 
 #endif

@@ -12,6 +12,7 @@
 #include "store/sqlite.h"
 #include "store/store.h"
 #include "util/err.h"
+#include "util/str.h"
 
 static atomic_uint_fast64_t error_count;
 static atomic_int last_state;
@@ -644,24 +645,52 @@ int store_session_delete_user(struct store_tx *tx, const char *user)
 	return CALL(tx, session_delete_user, user);
 }
 
-int store_audit_last(struct store_tx *tx, int64_t *seq, uint8_t hash[32])
+int store_audit_append(struct store_tx *tx, struct audit_rec *rec, store_audit_hash_fn hash)
 {
-	REFUSE_IN_CALLBACK();
-	return CALL(tx, audit_last, seq, hash);
-}
-
-int store_audit_insert(struct store_tx *tx, const struct audit_rec *a)
-{
-	struct audit_rec c = *a;
+	struct audit_rec c = *rec;
 	const char **text[] = { &c.source, &c.result, &c.actor, &c.end_user, &c.computer,
 				&c.device_id, &c.key_id, &c.key_type, &c.reason, &c.comment,
 				&c.client };
+	int rc;
 
 	REFUSE_IN_CALLBACK();
 	for (size_t i = 0; i < sizeof(text) / sizeof(text[0]); i++)
 		if (!*text[i])
 			*text[i] = "";
-	return CALL(tx, audit_insert, &c);
+	if ((rc = CALL(tx, audit_append, &c, hash)) < 0)
+		return rc;
+	rec->seq = c.seq;
+	memcpy(rec->prev_hash, c.prev_hash, sizeof(rec->prev_hash));
+	memcpy(rec->hash, c.hash, sizeof(rec->hash));
+	return 0;
+}
+
+/* A head's value: KW_ERR_INVALID unless "<seq>:<64 hex digits>". */
+static int head_parse(const char *v, int64_t *seq, uint8_t hash[32])
+{
+	const char *colon = strchr(v, ':');
+	size_t n = colon ? (size_t)(colon - v) : 0, len = 0;
+	char num[21];
+
+	if (!n || n >= sizeof(num) || strlen(colon + 1) != 64)
+		return KW_ERR_INVALID;
+	memcpy(num, v, n);
+	num[n] = '\0';
+	if (str_to_i64(num, 1, INT64_MAX, seq) < 0 ||
+	    sodium_hex2bin(hash, 32, colon + 1, 64, NULL, &len, NULL) != 0 || len != 32)
+		return KW_ERR_INVALID;
+	return 0;
+}
+
+int store_audit_head(struct store_tx *tx, int64_t *seq, uint8_t hash[32])
+{
+	char v[STORE_AUDIT_HEAD_LEN + 1];
+	int rc;
+
+	REFUSE_IN_CALLBACK();
+	if ((rc = CALL(tx, meta_get, STORE_AUDIT_HEAD, v, sizeof(v))) < 0)
+		return rc;
+	return head_parse(v, seq, hash);
 }
 
 int store_audit_each(struct store_tx *tx, const struct audit_filter *f, store_each_audit cb,
@@ -673,6 +702,35 @@ int store_audit_each(struct store_tx *tx, const struct audit_filter *f, store_ea
 	REFUSE_IN_CALLBACK();
 	EACH(rc, tx, audit_each, f ? f : &all, cb, arg);
 	return rc;
+}
+
+/* ---- for backends: the audit chain ---- */
+
+int store_audit_chain(int64_t last_seq, const uint8_t last_hash[32], const char *head_now,
+		      struct audit_rec *rec, store_audit_hash_fn hash,
+		      char head[STORE_AUDIT_HEAD_LEN])
+{
+	uint8_t prev[32], hhash[32];
+	int64_t seq = last_seq, hseq;
+	char hex[65];
+
+	memcpy(prev, last_hash, sizeof(prev));
+	/* When the newest records were deleted, continue from the head rather
+	 * than from what is left: the gap keeps the deletion visible to
+	 * audit_verify after this append overwrites the head. A malformed head
+	 * is left for audit_verify to report. */
+	if (head_now && head_parse(head_now, &hseq, hhash) == 0 && hseq > seq) {
+		seq = hseq;
+		memcpy(prev, hhash, sizeof(prev));
+	}
+	if (seq == INT64_MAX)
+		return KW_ERR_TOO_LARGE;
+	rec->seq = seq + 1;
+	memcpy(rec->prev_hash, prev, sizeof(rec->prev_hash));
+	hash(rec, rec->hash);
+	str_hex(rec->hash, sizeof(rec->hash), hex);
+	snprintf(head, STORE_AUDIT_HEAD_LEN, "%lld:%s", (long long)rec->seq, hex);
+	return 0;
 }
 
 /* ---- for backends: migrations ---- */

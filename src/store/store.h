@@ -241,6 +241,10 @@ typedef int (*store_each_session)(const struct session_rec *, void *arg);
 typedef int (*store_each_assoc)(const struct assoc_rec *, void *arg);
 typedef int (*store_each_audit)(const struct audit_rec *, void *arg);
 
+/* The hash of an audit record (core/audit.c audit_hash), for the store to
+ * call when it chains a record. */
+typedef void (*store_audit_hash_fn)(const struct audit_rec *rec, uint8_t out[32]);
+
 /* ---- opening, transactions, health ---- */
 
 struct store_ops;
@@ -475,11 +479,22 @@ int store_session_delete_user(struct store_tx *tx, const char *user);
 
 /* audit */
 
-/* The last record's seq and hash (seq 0 and zeros when empty). */
-int store_audit_last(struct store_tx *tx, int64_t *seq, uint8_t hash[32]);
-/* Inserts a record as it is (core/audit.c chains it; NULL strings are
- * stored as ""). KW_ERR_EXISTS when its seq is taken. */
-int store_audit_insert(struct store_tx *tx, const struct audit_rec *a);
+/* Appends rec to the audit chain (NULL strings are stored as ""): sets
+ * rec->seq to the newest record's seq + 1 and rec->prev_hash to its hash
+ * (zeros before the first), or to the chain head's when that is newer (the
+ * newest records were deleted: the gap keeps that visible to
+ * audit_verify), calls hash(rec, rec->hash), inserts the record and
+ * records the new head (store_audit_head). KW_ERR_TOO_LARGE when seq would
+ * overflow. Appends are serialised by the backend, across every instance
+ * sharing the database: no two records get one seq, and each follows the
+ * one before. (SQLite: its single writer. PostgreSQL: a lock taken before
+ * the head is read, e.g. pg_advisory_xact_lock on a fixed key, or the head
+ * row locked FOR UPDATE; a serialization failure is KW_ERR_RETRY.) */
+int store_audit_append(struct store_tx *tx, struct audit_rec *rec, store_audit_hash_fn hash);
+/* The chain head: the seq and hash of the newest record appended.
+ * KW_ERR_NOT_FOUND before the first append; KW_ERR_INVALID when what is
+ * stored is not a head (it was tampered with). */
+int store_audit_head(struct store_tx *tx, int64_t *seq, uint8_t hash[32]);
 /* The records matching f (NULL = all), by seq: at in [from, to) (0 =
  * open), result and source equal, user the actor or the end user and
  * computer equal (case-insensitive), seq > after_seq, at most limit
@@ -577,8 +592,7 @@ struct store_ops {
 	int (*session_purge)(struct store_tx *, int64_t idle_before, int64_t created_before);
 	int (*session_delete_user)(struct store_tx *, const char *user);
 
-	int (*audit_last)(struct store_tx *, int64_t *seq, uint8_t hash[32]);
-	int (*audit_insert)(struct store_tx *, const struct audit_rec *);
+	int (*audit_append)(struct store_tx *, struct audit_rec *, store_audit_hash_fn);
 	int (*audit_each)(struct store_tx *, const struct audit_filter *, store_each_audit,
 			  void *);
 };

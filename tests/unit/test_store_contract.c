@@ -788,6 +788,144 @@ static void test_logon_upsert_many(void **state)
 	assert_string_equal(b.seen.v[1], "CORP\\bob 502-502");
 }
 
+/* ---- the audit chain ---- */
+
+/* A stand-in for audit_hash that depends on what the chain must carry:
+ * prev_hash, seq, at and the comment. */
+static void chain_hash(const struct audit_rec *a, uint8_t out[32])
+{
+	size_t n = strlen(a->comment);
+
+	for (int i = 0; i < 32; i++)
+		out[i] = (uint8_t)(a->prev_hash[(i + 1) % 32] * 7 + (uint8_t)a->seq * 13 +
+				   (uint8_t)a->at + i + (n ? (uint8_t)a->comment[(size_t)i % n] : 0));
+}
+
+struct chain {
+	int64_t n;               /* records read */
+	int64_t last_seq;
+	uint8_t last_hash[32];
+	bool ok;
+	char first_comment[16], first_client[16];
+};
+
+static int check_link(const struct audit_rec *a, void *arg)
+{
+	struct chain *c = arg;
+	uint8_t h[32];
+
+	if (!c->n) {
+		snprintf(c->first_comment, sizeof(c->first_comment), "%s", a->comment);
+		snprintf(c->first_client, sizeof(c->first_client), "%s", a->client);
+	}
+	chain_hash(a, h);
+	if (a->seq != c->last_seq + 1 || memcmp(a->prev_hash, c->last_hash, 32) ||
+	    memcmp(a->hash, h, 32))
+		c->ok = false;
+	c->n++;
+	c->last_seq = a->seq;
+	memcpy(c->last_hash, a->hash, 32);
+	return 0;
+}
+
+static int tx_check_chain(struct store_tx *tx, void *arg)
+{
+	struct chain *c = arg;
+	int64_t seq;
+	uint8_t hash[32];
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	c->ok = true;
+	if ((rc = store_audit_each(tx, NULL, check_link, c)) < 0)
+		return rc;
+	/* The head names the newest record. */
+	if ((rc = store_audit_head(tx, &seq, hash)) < 0)
+		return rc;
+	if (seq != c->last_seq || memcmp(hash, c->last_hash, 32))
+		c->ok = false;
+	return 0;
+}
+
+struct appender {
+	struct store *s;
+	int n;
+	int64_t at;
+	int64_t seq;             /* the last record's, as written back */
+	int failures;
+};
+
+static int tx_append(struct store_tx *tx, void *arg)
+{
+	struct appender *ap = arg;
+	struct audit_rec a;
+	int rc;
+
+	memset(&a, 0, sizeof(a));
+	a.at = ap->at;
+	a.source = "cli";
+	a.result = "rekeyed";
+	a.comment = "x";
+	a.client = NULL;          /* stored as "" */
+	if ((rc = store_audit_append(tx, &a, chain_hash)) < 0)
+		return rc;
+	ap->seq = a.seq;
+	return 0;
+}
+
+static void *append_thread(void *p)
+{
+	struct appender *ap = p;
+
+	for (int i = 0; i < ap->n; i++)
+		if (store_write(ap->s, tx_append, ap) < 0)
+			ap->failures++;
+	return NULL;
+}
+
+static void test_audit_append_chains(void **state)
+{
+	struct fx *f = *state;
+	struct appender ap = { .s = f->s, .n = 1, .at = 1000 };
+	struct chain c;
+
+	assert_int_equal(store_read(f->s, tx_check_chain, &c), KW_ERR_NOT_FOUND);
+	for (int i = 1; i <= 3; i++) {
+		append_thread(&ap);
+		assert_int_equal(ap.failures, 0);
+		assert_int_equal(ap.seq, i);
+	}
+	assert_int_equal(store_read(f->s, tx_check_chain, &c), 0);
+	assert_true(c.ok);
+	assert_int_equal(c.n, 3);
+	assert_string_equal(c.first_comment, "x");
+	assert_string_equal(c.first_client, "");
+}
+
+/* Appends from many threads at once: every record gets its own seq, and
+ * each follows the one before. */
+static void test_audit_append_concurrent(void **state)
+{
+	enum { THREADS = 8, EACH = 25 };
+	struct fx *f = *state;
+	struct appender ap[THREADS];
+	pthread_t th[THREADS];
+	struct chain c;
+
+	for (int i = 0; i < THREADS; i++) {
+		ap[i] = (struct appender){ .s = f->s, .n = EACH, .at = 2000 + i };
+		assert_int_equal(pthread_create(&th[i], NULL, append_thread, &ap[i]), 0);
+	}
+	for (int i = 0; i < THREADS; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(ap[i].failures, 0);
+	}
+	assert_int_equal(store_read(f->s, tx_check_chain, &c), 0);
+	assert_int_equal(c.n, THREADS * EACH);
+	assert_int_equal(c.last_seq, THREADS * EACH);
+	assert_true(c.ok);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -801,6 +939,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_key_get_many, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_batches, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_logon_upsert_many, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_append_chains, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_append_concurrent, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

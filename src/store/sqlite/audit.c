@@ -1,6 +1,7 @@
 /* Operations on the audit trail. */
 #include <string.h>
 
+#include "store/backend.h"
 #include "store/sqlite/internal.h"
 #include "util/err.h"
 
@@ -21,37 +22,44 @@ static const struct sq_query q_audit_each = { SQ_AUDIT_EACH,
 	"ORDER BY seq LIMIT ?8" };
 
 struct last {
-	int64_t *seq;
-	uint8_t *hash;
+	int64_t seq;
+	uint8_t hash[32];
 };
 
 static int last_row(sqlite3_stmt *st, void *arg)
 {
 	struct last *l = arg;
 
-	*l->seq = sqlite3_column_int64(st, 0);
+	l->seq = sqlite3_column_int64(st, 0);
 	sq_blob(st, 1, l->hash, 32);
 	return 0;
 }
 
-static int audit_last(struct store_tx *tx, int64_t *seq, uint8_t hash[32])
+/* The single writer serialises appends: nothing writes between reading the
+ * newest record and the head and inserting the next. */
+static int audit_append(struct store_tx *tx, struct audit_rec *a, store_audit_hash_fn hash)
 {
-	struct last l = { seq, hash };
+	char now[STORE_AUDIT_HEAD_LEN + 1], head[STORE_AUDIT_HEAD_LEN];
+	struct last l;
+	int rc;
 
-	*seq = 0;
-	memset(hash, 0, 32);
-	return sq_each(tx->c, &q_audit_last, SQ_NOARGS, last_row, &l);
-}
-
-#define NZ(s) SQ_TEXT((s) ? (s) : "")
-
-static int audit_insert(struct store_tx *tx, const struct audit_rec *a)
-{
-	return sq_exec(tx->c, &q_audit_insert,
-		       SQ_ARGS(SQ_INT(a->seq), SQ_INT(a->at), NZ(a->source), NZ(a->result),
-			       NZ(a->actor), NZ(a->end_user), NZ(a->computer), NZ(a->device_id),
-			       NZ(a->key_id), NZ(a->key_type), NZ(a->reason), NZ(a->comment),
-			       NZ(a->client), SQ_BLOB(a->prev_hash, 32), SQ_BLOB(a->hash, 32)));
+	memset(&l, 0, sizeof(l));
+	if ((rc = sq_each(tx->c, &q_audit_last, SQ_NOARGS, last_row, &l)) < 0)
+		return rc;
+	rc = sq_ops->meta_get(tx, STORE_AUDIT_HEAD, now, sizeof(now));
+	if (rc < 0 && rc != KW_ERR_NOT_FOUND)
+		return rc;
+	if ((rc = store_audit_chain(l.seq, l.hash, rc == 0 ? now : NULL, a, hash, head)) < 0)
+		return rc;
+	if ((rc = sq_exec(tx->c, &q_audit_insert,
+			  SQ_ARGS(SQ_INT(a->seq), SQ_INT(a->at), SQ_TEXT(a->source),
+				  SQ_TEXT(a->result), SQ_TEXT(a->actor), SQ_TEXT(a->end_user),
+				  SQ_TEXT(a->computer), SQ_TEXT(a->device_id), SQ_TEXT(a->key_id),
+				  SQ_TEXT(a->key_type), SQ_TEXT(a->reason), SQ_TEXT(a->comment),
+				  SQ_TEXT(a->client), SQ_BLOB(a->prev_hash, 32),
+				  SQ_BLOB(a->hash, 32)))) < 0)
+		return rc;
+	return sq_ops->meta_set(tx, STORE_AUDIT_HEAD, head);
 }
 
 struct audit_cb {
@@ -99,7 +107,6 @@ static int audit_each(struct store_tx *tx, const struct audit_filter *f, store_e
 
 void sq_audit_ops(struct store_ops *o)
 {
-	o->audit_last = audit_last;
-	o->audit_insert = audit_insert;
+	o->audit_append = audit_append;
 	o->audit_each = audit_each;
 }

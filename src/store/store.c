@@ -704,6 +704,55 @@ int store_audit_each(struct store_tx *tx, const struct audit_filter *f, store_ea
 	return rc;
 }
 
+/* A limiter's name and a key within their caps. */
+static bool limit_names(const char *limiter, const char *key)
+{
+	return limiter && strlen(limiter) <= STORE_LIMITER_MAX &&
+		(!key || strlen(key) <= STORE_LIMIT_KEY_MAX);
+}
+
+int store_limit_take(struct store_tx *tx, const char *limiter, const char *key, int64_t now,
+		     int64_t count, int64_t window, int64_t *retry_after)
+{
+	int64_t retry = 0;
+	int rc;
+
+	REFUSE_IN_CALLBACK();
+	if (retry_after)
+		*retry_after = 0;
+	if (!key || !limit_names(limiter, key) || count < 1 || window < 1)
+		return KW_ERR_INVALID;
+	rc = CALL(tx, limit_take, limiter, key, now, count, window, &retry);
+	if (rc == 0 && retry_after)
+		*retry_after = retry < 1 ? 1 : retry;
+	return rc;
+}
+
+int store_limit_give_back(struct store_tx *tx, const char *limiter, const char *key,
+			  int64_t at)
+{
+	REFUSE_IN_CALLBACK();
+	if (!key || !limit_names(limiter, key))
+		return KW_ERR_INVALID;
+	return CALL(tx, limit_give_back, limiter, key, at);
+}
+
+int store_limit_clear(struct store_tx *tx, const char *limiter, const char *key)
+{
+	REFUSE_IN_CALLBACK();
+	if (!key || !limit_names(limiter, key))
+		return KW_ERR_INVALID;
+	return CALL(tx, limit_clear, limiter, key);
+}
+
+int store_limit_purge(struct store_tx *tx, const char *limiter, int64_t now, int64_t window)
+{
+	REFUSE_IN_CALLBACK();
+	if (!limit_names(limiter, NULL) || window < 1)
+		return KW_ERR_INVALID;
+	return CALL(tx, limit_purge, limiter, now, window);
+}
+
 /* ---- for backends: the audit chain ---- */
 
 int store_audit_chain(int64_t last_seq, const uint8_t last_hash[32], const char *head_now,

@@ -75,6 +75,8 @@
 
 #define STORE_ID_LEN 36          /* device IDs and GUIDs, canonical text */
 #define STORE_TRIES 4            /* runs of a transaction's fn at most */
+#define STORE_LIMITER_MAX 64     /* bytes of a limiter's name */
+#define STORE_LIMIT_KEY_MAX 256  /* bytes of a limited key */
 #define STORE_HASH_LEN 32        /* SHA-256 of a secret */
 
 struct store;
@@ -502,6 +504,37 @@ int store_audit_head(struct store_tx *tx, int64_t *seq, uint8_t hash[32]);
 int store_audit_each(struct store_tx *tx, const struct audit_filter *f, store_each_audit cb,
 		     void *arg);
 
+/* rate limits shared by every instance (core/limits.h's semantics)
+ *
+ * A limiter (named, at most STORE_LIMITER_MAX bytes) allows count events
+ * per window seconds for each key (at most STORE_LIMIT_KEY_MAX bytes,
+ * compared exactly: the caller folds them as it compares them). An event
+ * at t counts at now while t <= now and now - t < window. Longer names or
+ * keys, a count or a window below 1: KW_ERR_INVALID. Run these in
+ * store_write. */
+
+/* One atomic step: when key has count events that count at now, returns
+ * 0 and records nothing, *retry_after (may be NULL) getting the seconds
+ * until one more is allowed (at least 1); otherwise records an event at
+ * now and returns 1 (*retry_after 0). Of concurrent takes of one key, in
+ * any instance, no more than count succeed. Events that no longer count
+ * may be dropped. (SQLite: its single writer serialises takes.
+ * PostgreSQL: lock the key first, e.g. pg_advisory_xact_lock on a hash of
+ * limiter and key, or run serializable, a conflict being KW_ERR_RETRY.) */
+int store_limit_take(struct store_tx *tx, const char *limiter, const char *key, int64_t now,
+		     int64_t count, int64_t window, int64_t *retry_after);
+/* Removes one event recorded for key at time at (by store_limit_take):
+ * the attempt did not count. KW_ERR_NOT_FOUND when there is none (the key
+ * was cleared or purged meanwhile). */
+int store_limit_give_back(struct store_tx *tx, const char *limiter, const char *key,
+			  int64_t at);
+/* Forgets every event of key (e.g. after a successful sign-in); a set: 0
+ * whatever it matched. */
+int store_limit_clear(struct store_tx *tx, const char *limiter, const char *key);
+/* Removes the limiter's events that no longer count at now (recorded at
+ * or before now - window), for every key; a set: 0 whatever it matched. */
+int store_limit_purge(struct store_tx *tx, const char *limiter, int64_t now, int64_t window);
+
 /* ---- for backends ---- */
 
 /* A backend's operations. Callers go through the functions above, which
@@ -595,6 +628,13 @@ struct store_ops {
 	int (*audit_append)(struct store_tx *, struct audit_rec *, store_audit_hash_fn);
 	int (*audit_each)(struct store_tx *, const struct audit_filter *, store_each_audit,
 			  void *);
+
+	int (*limit_take)(struct store_tx *, const char *limiter, const char *key, int64_t now,
+			  int64_t count, int64_t window, int64_t *retry_after);
+	int (*limit_give_back)(struct store_tx *, const char *limiter, const char *key,
+			       int64_t at);
+	int (*limit_clear)(struct store_tx *, const char *limiter, const char *key);
+	int (*limit_purge)(struct store_tx *, const char *limiter, int64_t now, int64_t window);
 };
 
 /* The operations of the store a transaction belongs to. */

@@ -268,6 +268,25 @@ static void test_open_fresh_and_again(void **state)
 	assert_int_equal(n.n, 1);
 }
 
+/* A database of version 1 (before limit_events) is brought up to date,
+ * its data kept. */
+static void test_migrate_from_version_1(void **state)
+{
+	struct fx *f = *state;
+	char msg[256] = "";
+
+	assert_int_equal(store_open(f->db, true, &f->s, msg, sizeof(msg)), 0);
+	assert_int_equal(add_user(f->s, "alice"), 0);
+	store_close(f->s);
+	f->s = NULL;
+	sql_exec(f->path, "DROP TABLE limit_events; PRAGMA user_version = 1;");
+	assert_int_equal(store_open(f->db, true, &f->s, msg, sizeof(msg)), 0);
+	assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 2);
+	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM sqlite_schema WHERE "
+				 "name = 'limit_events'"), 1);
+	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM users"), 1);
+}
+
 static void test_newer_schema_refused(void **state)
 {
 	struct fx *f = *state;
@@ -2447,6 +2466,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_open_fresh_and_again, setup_dir, teardown),
+		cmocka_unit_test_setup_teardown(test_migrate_from_version_1, setup_dir, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup_dir, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_schema_refused_without_migrate,
 						setup_dir, teardown),

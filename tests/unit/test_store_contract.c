@@ -926,6 +926,178 @@ static void test_audit_append_concurrent(void **state)
 	assert_true(c.ok);
 }
 
+/* ---- rate limits ---- */
+
+/* One limit operation per write: take (with its retry_after), give back,
+ * clear or purge. */
+struct lim {
+	char op;                 /* 't', 'g', 'c', 'p' */
+	const char *limiter, *key;
+	int64_t now, count, window;
+	int64_t retry;
+};
+
+static int tx_lim(struct store_tx *tx, void *arg)
+{
+	struct lim *l = arg;
+
+	l->retry = -1;
+	switch (l->op) {
+	case 't':
+		return store_limit_take(tx, l->limiter, l->key, l->now, l->count, l->window,
+					&l->retry);
+	case 'g':
+		return store_limit_give_back(tx, l->limiter, l->key, l->now);
+	case 'c':
+		return store_limit_clear(tx, l->limiter, l->key);
+	default:
+		return store_limit_purge(tx, l->limiter, l->now, l->window);
+	}
+}
+
+/* store_write's result, which is the operation's. */
+static int lim(struct store *s, char op, const char *limiter, const char *key, int64_t now,
+	       int64_t *retry)
+{
+	struct lim l = { op, limiter, key, now, 3, 60, 0 };
+	int rc = store_write(s, tx_lim, &l);
+
+	if (retry)
+		*retry = l.retry;
+	return rc;
+}
+
+static void test_limit_take(void **state)
+{
+	struct fx *f = *state;
+	struct store *s = f->s;
+	int64_t retry = -1;
+
+	/* 3 per 60 s: events at 100, 110, 120; then full until 160. */
+	assert_int_equal(lim(s, 't', "login", "alice", 100, &retry), 1);
+	assert_int_equal(retry, 0);
+	assert_int_equal(lim(s, 't', "login", "alice", 110, NULL), 1);
+	assert_int_equal(lim(s, 't', "login", "alice", 120, NULL), 1);
+	assert_int_equal(lim(s, 't', "login", "alice", 125, &retry), 0);
+	assert_int_equal(retry, 35);                  /* 100 leaves at 160 */
+	assert_int_equal(lim(s, 't', "login", "alice", 159, &retry), 0);
+	assert_int_equal(retry, 1);
+	/* At the limit nothing was recorded: 160 takes the place of 100. */
+	assert_int_equal(lim(s, 't', "login", "alice", 160, NULL), 1);
+	assert_int_equal(lim(s, 't', "login", "alice", 161, &retry), 0);
+	assert_int_equal(retry, 9);                   /* 110 leaves at 170 */
+
+	/* Other keys and other limiters count alone; keys are exact. */
+	assert_int_equal(lim(s, 't', "login", "Alice", 161, NULL), 1);
+	assert_int_equal(lim(s, 't', "recover", "alice", 161, NULL), 1);
+
+	/* A clock that went back: later events do not count. */
+	assert_int_equal(lim(s, 't', "login", "alice", 50, NULL), 1);
+	assert_int_equal(lim(s, 't', "login", "alice", 51, NULL), 1);
+	assert_int_equal(lim(s, 't', "login", "alice", 52, NULL), 1);
+	assert_int_equal(lim(s, 't', "login", "alice", 53, NULL), 0);
+
+	/* Arguments out of range. */
+	assert_int_equal(lim(s, 't', "", "", 1, NULL), 1);   /* empty is a name */
+	{
+		char big[STORE_LIMIT_KEY_MAX + 2];
+		struct lim l = { 't', "login", "k", 1, 0, 60, 0 };
+
+		memset(big, 'k', sizeof(big) - 1);
+		big[sizeof(big) - 1] = '\0';
+		assert_int_equal(lim(s, 't', "login", big, 1, NULL), KW_ERR_INVALID);
+		big[STORE_LIMIT_KEY_MAX] = '\0';
+		assert_int_equal(lim(s, 't', "login", big, 1, NULL), 1);
+		assert_int_equal(store_write(s, tx_lim, &l), KW_ERR_INVALID);   /* count 0 */
+		l.count = 1;
+		l.window = 0;
+		assert_int_equal(store_write(s, tx_lim, &l), KW_ERR_INVALID);
+	}
+}
+
+static void test_limit_give_back_clear_purge(void **state)
+{
+	struct fx *f = *state;
+	struct store *s = f->s;
+	int64_t retry;
+
+	assert_int_equal(lim(s, 't', "login", "bob", 100, NULL), 1);
+	assert_int_equal(lim(s, 't', "login", "bob", 100, NULL), 1);
+	assert_int_equal(lim(s, 't', "login", "bob", 101, NULL), 1);
+	assert_int_equal(lim(s, 't', "login", "bob", 102, NULL), 0);
+	/* The attempt at 101 did not count: one more is allowed. */
+	assert_int_equal(lim(s, 'g', "login", "bob", 101, NULL), 0);
+	assert_int_equal(lim(s, 'g', "login", "bob", 101, NULL), KW_ERR_NOT_FOUND);
+	assert_int_equal(lim(s, 'g', "login", "carol", 100, NULL), KW_ERR_NOT_FOUND);
+	/* One of the two at 100 only. */
+	assert_int_equal(lim(s, 'g', "login", "bob", 100, NULL), 0);
+	assert_int_equal(lim(s, 't', "login", "bob", 103, NULL), 1);
+	assert_int_equal(lim(s, 't', "login", "bob", 104, NULL), 1);
+	assert_int_equal(lim(s, 't', "login", "bob", 105, &retry), 0);
+	assert_int_equal(retry, 55);
+
+	/* Cleared: the key starts again; clearing nothing is no error. */
+	assert_int_equal(lim(s, 'c', "login", "bob", 0, NULL), 0);
+	assert_int_equal(lim(s, 'c', "login", "nobody", 0, NULL), 0);
+	assert_int_equal(lim(s, 't', "login", "bob", 106, NULL), 1);
+	assert_int_equal(lim(s, 'g', "login", "bob", 104, NULL), KW_ERR_NOT_FOUND);
+
+	/* Purge at 165 (window 60): events at or before 105 go, for every key
+	 * of that limiter only; the ones that still count stay. */
+	assert_int_equal(lim(s, 't', "login", "dave", 100, NULL), 1);
+	assert_int_equal(lim(s, 't', "recover", "dave", 100, NULL), 1);
+	assert_int_equal(lim(s, 'p', "login", NULL, 165, NULL), 0);
+	assert_int_equal(lim(s, 'g', "login", "dave", 100, NULL), KW_ERR_NOT_FOUND);
+	assert_int_equal(lim(s, 'g', "recover", "dave", 100, NULL), 0);
+	assert_int_equal(lim(s, 'g', "login", "bob", 106, NULL), 0);
+}
+
+struct taker {
+	struct store *s;
+	int takes, taken, refused, failed;
+};
+
+static void *take_thread(void *p)
+{
+	struct taker *t = p;
+
+	for (int i = 0; i < t->takes; i++) {
+		struct lim l = { 't', "login", "mallory", 1000, 25, 600, 0 };
+		int rc = store_write(t->s, tx_lim, &l);
+
+		if (rc == 1)
+			t->taken++;
+		else if (rc == 0)
+			t->refused++;
+		else
+			t->failed++;
+	}
+	return NULL;
+}
+
+/* A burst of concurrent attempts gets no more than the count. */
+static void test_limit_take_concurrent(void **state)
+{
+	enum { THREADS = 16, TAKES = 10 };
+	struct fx *f = *state;
+	struct taker t[THREADS];
+	pthread_t th[THREADS];
+	int taken = 0, refused = 0;
+
+	for (int i = 0; i < THREADS; i++) {
+		t[i] = (struct taker){ .s = f->s, .takes = TAKES };
+		assert_int_equal(pthread_create(&th[i], NULL, take_thread, &t[i]), 0);
+	}
+	for (int i = 0; i < THREADS; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(t[i].failed, 0);
+		taken += t[i].taken;
+		refused += t[i].refused;
+	}
+	assert_int_equal(taken, 25);
+	assert_int_equal(refused, THREADS * TAKES - 25);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -941,6 +1113,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_logon_upsert_many, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_audit_append_chains, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_audit_append_concurrent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_limit_take, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_limit_give_back_clear_purge, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_limit_take_concurrent, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -58,6 +58,9 @@ enum sq_id {
 	SQ_SESSION_PURGE, SQ_SESSION_DELETE_USER,
 	/* audit.c */
 	SQ_AUDIT_LAST, SQ_AUDIT_INSERT, SQ_AUDIT_EACH,
+	/* limits.c */
+	SQ_LIMIT_PRUNE, SQ_LIMIT_NTH, SQ_LIMIT_INSERT, SQ_LIMIT_GIVE_BACK, SQ_LIMIT_CLEAR,
+	SQ_LIMIT_PURGE,
 	SQ_COUNT
 };
 
@@ -275,6 +278,7 @@ void sq_key_ops(struct store_ops *o);
 void sq_logon_ops(struct store_ops *o);
 void sq_user_ops(struct store_ops *o);
 void sq_audit_ops(struct store_ops *o);
+void sq_limit_ops(struct store_ops *o);
 
 /* devices.c, for the other records' operations: */
 

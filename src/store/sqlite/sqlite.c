@@ -125,6 +125,7 @@ static void setup(void)
 	sq_logon_ops(&table);
 	sq_user_ops(&table);
 	sq_audit_ops(&table);
+	sq_limit_ops(&table);
 }
 
 const struct store_ops *store_sqlite_ops(void)

@@ -636,7 +636,8 @@ static int list_rotate(struct apply *ap)
 {
 	struct checkin_result *res = ap->job->res;
 
-	qsort(ap->known, ap->nknown, sizeof(*ap->known), cmp_row);
+	if (ap->nknown > 1)
+		qsort(ap->known, ap->nknown, sizeof(*ap->known), cmp_row);
 	for (size_t i = 0; i < ap->nknown; i++) {
 		char (*r)[KEYID_CANON_LEN + 1];
 

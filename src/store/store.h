@@ -32,12 +32,16 @@
  *                      exist (a device, a volume) found none, checked
  *                      explicitly, not left to the database's constraints.
  *                      Operations on sets (session_purge,
- *                      session_delete_user) return 0 whatever they matched,
- *                      and so does an iteration over a device that does not
- *                      exist (no calls).
+ *                      session_delete_user, limit_clear, limit_purge)
+ *                      return 0 whatever they matched, and so does an
+ *                      iteration over a device that does not exist (no
+ *                      calls).
  *   KW_ERR_EXISTS      an insert whose key is taken (a duplicate).
  *   KW_ERR_INVALID     an argument the operation cannot use (a key ID that
  *                      is not canonical, a name too long).
+ *   KW_ERR_RETRY       a transient conflict in the database: fn returns it
+ *                      (it is run again, see above).
+ *   KW_ERR_INTERNAL    called from an iteration's callback (see below).
  *   KW_ERR_STORE       the database failed; KW_ERR_NOMEM.
  * An operation that fails leaves the transaction as it was before it (a
  * backend whose database aborts a transaction on an error takes a
@@ -50,7 +54,8 @@
  * passed in are read during the call only: the store copies what it keeps.
  * Strings are UTF-8; times are UTC seconds. User names are compared
  * case-insensitively (as str_fold folds them); device IDs, key IDs and
- * GUIDs are the canonical upper-case text.
+ * GUIDs exactly (key IDs and GUIDs are the canonical upper-case text of
+ * core/keyid.h).
  *
  * Batches (the *_many operations) do what their one-record operation does
  * for each record, in one operation: a network database answers them in
@@ -61,7 +66,8 @@
  * record to a callback): a callback returning non-zero stops the iteration
  * and that value is returned (a positive value stops it without an error).
  * Each iteration says its order. A callback must not call the store: no
- * operation on its transaction or any other, no store_read or store_write.
+ * operation on its transaction or any other, no store_read or store_write
+ * (the store_* functions refuse, with KW_ERR_INTERNAL).
  * Collect what is needed (rows, IDs) and act once the iteration has
  * returned: libpq cannot run a statement while another one's rows are
  * being read, and writing to what is being iterated is undefined in any
@@ -317,7 +323,7 @@ int store_meta_set(struct store_tx *tx, const char *name, const char *value);
 /* enrollment tokens */
 
 /* Inserts a token (hash, created_at, expires_at, uses_left; used 0, not
- * revoked); *id (may be NULL) gets its ID, which is never reused.
+ * revoked); *id (may be NULL) gets its ID (IDs increase).
  * KW_ERR_EXISTS when the hash is taken. */
 int store_token_insert(struct store_tx *tx, const struct token_rec *t, int64_t *id);
 /* Copies the token with this hash into *out (zeroed on any error). */

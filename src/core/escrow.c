@@ -354,6 +354,7 @@ void checkin_free(struct checkin *ci)
 
 /* ---- applying ---- */
 
+
 /* A check-in is applied in a few batch operations (a network database
  * answers each in one round trip): the device's live keys and the reported
  * keys are read first, what the report does to them is worked out here,

@@ -2485,6 +2485,136 @@ static void test_key_batches(void **state)
 	assert_int_equal(d.disclosed, 950);
 }
 
+/* DEV2 is named so that it sorts first. */
+static int tx_full_setup(struct store_tx *tx, void *arg)
+{
+	int64_t v1, v2, v3;
+	int rc;
+
+	if ((rc = put_device(tx, DEV1, "pc-B", 1)) < 0 ||
+	    (rc = put_device(tx, DEV2, "PC-a", 2)) < 0 ||
+	    (rc = put_volume(tx, DEV1, DEV1, "C:", &v1)) < 0 ||
+	    (rc = put_volume(tx, DEV1, DEV2, "D:", &v2)) < 0 ||
+	    (rc = put_volume(tx, DEV2, DEV1, "E:", &v3)) < 0 ||
+	    (rc = put_key(tx, DEV1, v2, KEY(1), KEY_DISCLOSED)) < 0 ||
+	    (rc = put_key(tx, DEV1, v1, KEY(3), KEY_ACTIVE)) < 0 ||
+	    (rc = put_key(tx, DEV1, v1, KEY(4), KEY_REMOVED)) < 0 ||
+	    (rc = put_key(tx, DEV2, v3, KEY(2), KEY_ACTIVE)) < 0)
+		return rc;
+	return 0;
+}
+
+static int seen_full(const struct key_full_rec *r, void *arg)
+{
+	/* The record's parts agree with each other. */
+	if (strcmp(r->key.device_id, r->device->id) || strcmp(r->volume->device_id, r->device->id) ||
+	    r->key.volume_row != r->volume->row)
+		seen_add(arg, "inconsistent");
+	seen_add(arg, "%c %s %s", r->key.key_id[STORE_ID_LEN - 1], r->device->name,
+		 r->volume->mount);
+	return 0;
+}
+
+struct full_q {
+	const char *prefix;
+	unsigned states;
+	struct seen seen;
+};
+
+static int tx_full(struct store_tx *tx, void *arg)
+{
+	struct full_q *q = arg;
+
+	q->seen.n = 0;
+	if (!q->prefix)
+		return store_key_each_full(tx, seen_full, &q->seen);
+	return store_key_each_prefix(tx, q->prefix, q->states, seen_full, &q->seen);
+}
+
+static void test_key_each_full_and_prefix(void **state)
+{
+	struct fx *f = *state;
+	struct full_q q;
+
+	assert_int_equal(store_write(f->s, tx_full_setup, NULL), 0);
+	/* By device name (any case), volume, then key as added. */
+	memset(&q, 0, sizeof(q));
+	assert_int_equal(store_read(f->s, tx_full, &q), 0);
+	assert_int_equal(q.seen.n, 4);
+	assert_string_equal(q.seen.v[0], "2 PC-a E:");
+	assert_string_equal(q.seen.v[1], "3 pc-B C:");
+	assert_string_equal(q.seen.v[2], "4 pc-B C:");
+	assert_string_equal(q.seen.v[3], "1 pc-B D:");
+	/* A prefix of the hex digits, any device, by key ID, in the states. */
+	q.prefix = "4290B6C0";
+	q.states = KEY_STATES_ALL;
+	assert_int_equal(store_read(f->s, tx_full, &q), 0);
+	assert_int_equal(q.seen.n, 4);
+	assert_string_equal(q.seen.v[0], "1 pc-B D:");
+	assert_string_equal(q.seen.v[1], "2 PC-a E:");
+	assert_string_equal(q.seen.v[3], "4 pc-B C:");
+	q.states = KEY_STATE_BIT(KEY_ACTIVE) | KEY_STATE_BIT(KEY_DISCLOSED);
+	assert_int_equal(store_read(f->s, tx_full, &q), 0);
+	assert_int_equal(q.seen.n, 3);
+	q.prefix = "4290B6C0B17A497A8552000000000002";
+	q.states = KEY_STATES_ALL;
+	assert_int_equal(store_read(f->s, tx_full, &q), 0);
+	assert_int_equal(q.seen.n, 1);
+	assert_string_equal(q.seen.v[0], "2 PC-a E:");
+	q.prefix = "4290B6C1";
+	assert_int_equal(store_read(f->s, tx_full, &q), 0);
+	assert_int_equal(q.seen.n, 0);
+}
+
+struct ended {
+	int rc[3];
+	int alive[3];
+};
+
+static int alive(const struct session_rec *r, void *arg)
+{
+	return 0;
+}
+
+static int tx_delete_user(struct store_tx *tx, void *arg)
+{
+	static const char *const who[] = { "Alice", "alice", "bob" };
+	struct ended *e = arg;
+	struct session_rec r;
+	int rc;
+
+	for (int i = 0; i < 3; i++) {
+		memset(&r, 0, sizeof(r));
+		hash_of(r.hash, 100 + i);
+		r.user = who[i];
+		r.created_at = 100;
+		if ((rc = store_session_insert(tx, &r)) < 0)
+			return rc;
+	}
+	e->rc[0] = store_session_delete_user(tx, "ALICE");
+	e->rc[1] = store_session_delete_user(tx, "nobody");
+	for (int i = 0; i < 3; i++) {
+		memset(&r, 0, sizeof(r));
+		hash_of(r.hash, 100 + i);
+		e->alive[i] = store_session_get(tx, r.hash, alive, NULL);
+	}
+	return 0;
+}
+
+/* Ending a user's sessions: the name in any case; a set. */
+static void test_session_delete_user(void **state)
+{
+	struct fx *f = *state;
+	struct ended e;
+
+	assert_int_equal(store_write(f->s, tx_delete_user, &e), 0);
+	assert_int_equal(e.rc[0], 0);
+	assert_int_equal(e.rc[1], 0);
+	assert_int_equal(e.alive[0], KW_ERR_NOT_FOUND);
+	assert_int_equal(e.alive[1], KW_ERR_NOT_FOUND);
+	assert_int_equal(e.alive[2], 0);
+}
+
 static int tx_logon_batch(struct store_tx *tx, void *arg)
 {
 	struct batch *b = arg;
@@ -2878,6 +3008,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_key_get_many, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_batches, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_logon_upsert_many, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_key_each_full_and_prefix, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_session_delete_user, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_audit_append_chains, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_audit_append_concurrent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_limit_take, setup, teardown),

@@ -1,7 +1,8 @@
 /* Internals of the SQLite store, shared by the files of src/store/sqlite/:
  *   conn.c      connections, the statement cache, error mapping and the
  *               query helpers (bind arguments, step rows into a callback)
- *   migrate.c   the schema version and the migration runner
+ *   migrate.c   the schema version and how one migration is applied (the
+ *               runner is the backends' shared one, store/backend.h)
  *   writer.c    write health, the log's length and checkpoints, the
  *               group-commit writer thread and the syncer thread
  *   readers.c   the pool of reader connections (store_read, store_lookup)

@@ -158,7 +158,10 @@ int session_activity(struct store *s, struct session *ss, int64_t now,
 
 int session_end(struct store *s, const struct session *ss)
 {
-	return store_write(s, delete_tx, (void *)ss);
+	int rc = store_write(s, delete_tx, (void *)ss);
+
+	/* Already gone (purged, or ended by a request alongside): ended. */
+	return rc == KW_ERR_NOT_FOUND ? 0 : rc;
 }
 
 struct purge {

@@ -11,11 +11,6 @@
 #include "util/str.h"
 #include "util/timeutil.h"
 
-/* The meta value naming the newest record, "<seq>:<hex hash>": without it,
- * deleting the newest records would leave a shorter but intact chain. */
-#define HEAD_NAME "audit_head"
-#define HEAD_LEN (20 + 1 + 64 + 1)
-
 /* An iteration callback's way to stop early without reporting an error. */
 #define STOP 1
 
@@ -63,58 +58,9 @@ void audit_hash(const struct audit_rec *rec, uint8_t out[32])
 	crypto_hash_sha256_final(&st, out);
 }
 
-/* Reads the chain head; KW_ERR_NOT_FOUND when there is none, KW_ERR_INVALID
- * when it is not "<seq>:<64 hex digits>". */
-static int head_get(struct store_tx *tx, int64_t *seq, uint8_t hash[32])
-{
-	char v[HEAD_LEN + 1], num[21];
-	const char *colon;
-	size_t n, len = 0;
-	int rc;
-
-	if ((rc = STORE_TX(tx, meta_get, HEAD_NAME, v, sizeof(v))) < 0)
-		return rc;
-	colon = strchr(v, ':');
-	n = colon ? (size_t)(colon - v) : 0;
-	if (!n || n >= sizeof(num) || strlen(colon + 1) != 64)
-		return KW_ERR_INVALID;
-	memcpy(num, v, n);
-	num[n] = '\0';
-	if (str_to_i64(num, 1, INT64_MAX, seq) < 0 ||
-	    sodium_hex2bin(hash, 32, colon + 1, 64, NULL, &len, NULL) != 0 || len != 32)
-		return KW_ERR_INVALID;
-	return 0;
-}
-
 int audit_append(struct store_tx *tx, struct audit_rec *rec)
 {
-	char head[HEAD_LEN], hex[65];
-	uint8_t last[32], hhash[32];
-	int64_t seq, hseq;
-	int rc;
-
-	if ((rc = STORE_TX(tx, audit_last, &seq, last)) < 0)
-		return rc;
-	/* When the newest records were deleted, continue from the head rather
-	 * than from what is left: the gap keeps the deletion visible to
-	 * audit_verify after this append overwrites the head. */
-	rc = head_get(tx, &hseq, hhash);
-	if (rc == 0 && hseq > seq) {
-		seq = hseq;
-		memcpy(last, hhash, sizeof(last));
-	} else if (rc < 0 && rc != KW_ERR_NOT_FOUND && rc != KW_ERR_INVALID) {
-		return rc;
-	}
-	if (seq == INT64_MAX)
-		return KW_ERR_TOO_LARGE;
-	rec->seq = seq + 1;
-	memcpy(rec->prev_hash, last, sizeof(rec->prev_hash));
-	audit_hash(rec, rec->hash);
-	if ((rc = STORE_TX(tx, audit_insert, rec)) < 0)
-		return rc;
-	str_hex(rec->hash, sizeof(rec->hash), hex);
-	snprintf(head, sizeof(head), "%lld:%s", (long long)rec->seq, hex);
-	return STORE_TX(tx, meta_set, HEAD_NAME, head);
+	return store_audit_append(tx, rec, audit_hash);
 }
 
 struct verify {
@@ -179,7 +125,7 @@ static int verify_head(struct store_tx *tx, struct verify *v)
 	int64_t seq;
 	int rc;
 
-	rc = head_get(tx, &seq, hash);
+	rc = store_audit_head(tx, &seq, hash);
 	if (rc == KW_ERR_NOT_FOUND && v->last == 0)
 		return 0;
 	if (rc == KW_ERR_NOT_FOUND)

@@ -14,174 +14,392 @@
 /* ---- applying ---- */
 
 
-/* A reported key found in the store: same device and same password, or a
- * conflict. A removed key reported again is active again. */
-static int existing_key(const struct key_rec *k, void *arg)
-{
-	struct checkin_job *a = arg;
-	char pw[RECPW_CANON_LEN + 16];
-	int same;
+/* A check-in is applied in a few batch operations (a network database
+ * answers each in one round trip): the device's live keys and the reported
+ * keys are read first, what the report does to them is worked out here,
+ * and the changes are written at the end. The outcome is the one of going
+ * through the report a key at a time: volumes in the order reported, each
+ * volume's keys, then its sweep. */
 
-	if (strcmp(k->device_id, a->device_id)) {
-		a->res->conflict_why = "this recovery key ID is escrowed for another device";
-		return KW_ERR_CONFLICT;
-	}
-	if (seal_decrypt(a->seal, k->key_id, k->device_id, k->sealed, k->sealed_len,
-			 pw, sizeof(pw)) < 0)
-		return KW_ERR_CRYPTO;
-	same = sodium_memcmp(pw, a->key->password, RECPW_CANON_LEN + 1) == 0;
-	sodium_memzero(pw, sizeof(pw));
-	if (!same) {
-		a->res->conflict_why = "a different recovery password is already escrowed "
-			"for this key ID";
-		return KW_ERR_CONFLICT;
-	}
-	a->reactivate = k->state == KEY_REMOVED ? k->row : 0;
-	return 0;
-}
-
-static int put_key(struct store_tx *tx, struct checkin_job *a, const struct checkin_key *ck)
-{
-	struct key_rec k;
-	int rc;
-
-	a->key = ck;
-	a->reactivate = 0;
-	rc = STORE_TX(tx, key_get, ck->key_id, existing_key, a);
-	if (rc == KW_ERR_CONFLICT)
-		snprintf(a->res->conflict_key, sizeof(a->res->conflict_key), "%s", ck->key_id);
-	if (rc == 0 && a->reactivate)
-		return STORE_TX(tx, key_set_state, a->reactivate, KEY_ACTIVE, a->now);
-	if (rc != KW_ERR_NOT_FOUND)
-		return rc;
-	memset(&k, 0, sizeof(k));
-	snprintf(k.key_id, sizeof(k.key_id), "%s", ck->key_id);
-	snprintf(k.device_id, sizeof(k.device_id), "%s", a->device_id);
-	k.volume_row = a->volume_row;
-	k.state = KEY_ACTIVE;
-	k.sealed = ck->sealed;       /* by seal_keys, before the job was queued */
-	k.sealed_len = ck->sealed_len;
-	k.created_at = a->now;
-	if ((rc = STORE_TX(tx, key_insert, &k)) < 0)
-		return rc;
-	a->res->keys_added++;
-	return 0;
-}
-
-/* After a volume's report: its live keys that were not reported have left
- * it (active ones are removed, disclosed ones superseded). */
-struct sweep {
-	int64_t row[CHECKIN_MAX_KEYS * 4];
-	enum key_state to[CHECKIN_MAX_KEYS * 4];
-	size_t n;
-	bool overflow;
-	const struct checkin_volume *vol;
+/* A key of the device that the check-in may change: a live one (active or
+ * disclosed: a sweep may end it) or one it reports. state is the one the
+ * check-in leaves it in. */
+struct known {
+	int64_t row;
+	int64_t volume_row;
+	char key_id[KEYID_CANON_LEN + 1];
+	enum key_state state;
+	bool changed;
 };
 
-static int sweep_key(const struct key_rec *k, void *arg)
-{
-	struct sweep *sw = arg;
-	bool reported = false;
-	enum key_state to = k->state;
+/* What the store holds of a reported key. */
+enum seen {
+	SEEN_NEW = 0,             /* nothing: the key is new */
+	SEEN_SAME,                /* the same key of this device */
+	SEEN_OTHER_DEVICE,        /* conflicts */
+	SEEN_OTHER_PASSWORD,      /* conflicts */
+	SEEN_UNREADABLE,          /* its sealed password does not decrypt */
+};
 
-	for (size_t i = 0; i < sw->vol->nkeys; i++)
-		if (!strcmp(sw->vol->keys[i].key_id, k->key_id))
-			reported = true;
-	if (!reported && k->state == KEY_ACTIVE)
-		to = KEY_REMOVED;
-	else if (!reported && k->state == KEY_DISCLOSED)
-		to = KEY_SUPERSEDED;
-	if (to == k->state)
+struct reported {
+	const struct checkin_key *key;
+	size_t volume;            /* index in ci->volumes */
+	enum seen seen;
+	int64_t row;              /* SEEN_SAME: the store's */
+	int64_t volume_row;
+	enum key_state state;
+};
+
+/* A reported key's ID and where it is in the report. */
+struct id_index {
+	const char *id;
+	size_t rep;
+};
+
+struct apply {
+	struct checkin_job *job;
+	int64_t vol_row[CHECKIN_MAX_VOLUMES];
+	struct reported *rep;     /* in report order */
+	size_t nrep;
+	const char **ids;         /* the reported key IDs, in report order */
+	struct id_index *by_id;   /* the same, by key ID */
+	struct known *known;
+	size_t nknown, known_alloc;
+	struct key_rec *inserts;
+	size_t ninserts;
+	struct key_change *changes;
+	size_t nchanges;
+};
+
+static void apply_free(struct apply *ap)
+{
+	free(ap->rep);
+	free(ap->ids);
+	free(ap->by_id);
+	free(ap->known);
+	free(ap->inserts);
+	free(ap->changes);
+}
+
+static int known_add(struct apply *ap, int64_t row, int64_t volume_row, const char *key_id,
+		     enum key_state state)
+{
+	struct known *k;
+
+	if (ap->nknown == ap->known_alloc) {
+		size_t n = ap->known_alloc ? ap->known_alloc * 2 : 16;
+
+		if (!(k = realloc(ap->known, n * sizeof(*k))))
+			return KW_ERR_NOMEM;
+		ap->known = k;
+		ap->known_alloc = n;
+	}
+	k = &ap->known[ap->nknown++];
+	memset(k, 0, sizeof(*k));
+	k->row = row;
+	k->volume_row = volume_row;
+	snprintf(k->key_id, sizeof(k->key_id), "%s", key_id);
+	k->state = state;
+	return 0;
+}
+
+static struct known *known_find(struct apply *ap, int64_t row)
+{
+	for (size_t i = 0; i < ap->nknown; i++)
+		if (ap->known[i].row == row)
+			return &ap->known[i];
+	return NULL;
+}
+
+static int live_key(const struct key_rec *k, void *arg)
+{
+	return known_add(arg, k->row, k->volume_row, k->key_id, k->state);
+}
+
+static int cmp_by_id(const void *a, const void *b)
+{
+	return strcmp(((const struct id_index *)a)->id, ((const struct id_index *)b)->id);
+}
+
+static int find_id(const void *key, const void *elem)
+{
+	return strcmp(key, ((const struct id_index *)elem)->id);
+}
+
+/* A reported key found in the store: the same device and the same
+ * password, or a conflict. */
+static int reported_key(const struct key_rec *k, void *arg)
+{
+	struct apply *ap = arg;
+	struct checkin_job *a = ap->job;
+	char pw[RECPW_CANON_LEN + 16];
+	const struct id_index *i;
+	struct reported *r;
+
+	if (!(i = bsearch(k->key_id, ap->by_id, ap->nrep, sizeof(*ap->by_id), find_id)))
 		return 0;
-	if (sw->n == sizeof(sw->row) / sizeof(sw->row[0])) {
-		sw->overflow = true;
+	r = &ap->rep[i->rep];
+	if (strcmp(k->device_id, a->device_id)) {
+		r->seen = SEEN_OTHER_DEVICE;
 		return 0;
 	}
-	sw->row[sw->n] = k->row;
-	sw->to[sw->n++] = to;
+	if (seal_decrypt(a->seal, k->key_id, k->device_id, k->sealed, k->sealed_len,
+			 pw, sizeof(pw)) < 0) {
+		r->seen = SEEN_UNREADABLE;
+		return 0;
+	}
+	r->seen = sodium_memcmp(pw, r->key->password, RECPW_CANON_LEN + 1) == 0 ?
+		SEEN_SAME : SEEN_OTHER_PASSWORD;
+	sodium_memzero(pw, sizeof(pw));
+	r->row = k->row;
+	r->volume_row = k->volume_row;
+	r->state = k->state;
 	return 0;
 }
 
-static int sweep_volume(struct store_tx *tx, struct checkin_job *a)
+/* The reported keys, in report order and indexed by ID. */
+static int list_reported(struct apply *ap)
 {
-	struct sweep sw;
+	const struct checkin *ci = ap->job->ci;
+	size_t n = 0;
+
+	for (size_t i = 0; i < ci->nvolumes; i++)
+		n += ci->volumes[i].nkeys;
+	if (!n)
+		return 0;
+	ap->rep = calloc(n, sizeof(*ap->rep));
+	ap->ids = calloc(n, sizeof(*ap->ids));
+	ap->by_id = calloc(n, sizeof(*ap->by_id));
+	if (!ap->rep || !ap->ids || !ap->by_id)
+		return KW_ERR_NOMEM;
+	for (size_t i = 0; i < ci->nvolumes; i++)
+		for (size_t j = 0; j < ci->volumes[i].nkeys; j++) {
+			ap->rep[ap->nrep].key = &ci->volumes[i].keys[j];
+			ap->rep[ap->nrep].volume = i;
+			ap->ids[ap->nrep] = ci->volumes[i].keys[j].key_id;
+			ap->by_id[ap->nrep].id = ap->ids[ap->nrep];
+			ap->by_id[ap->nrep].rep = ap->nrep;
+			ap->nrep++;
+		}
+	qsort(ap->by_id, n, sizeof(*ap->by_id), cmp_by_id);
+	return 0;
+}
+
+/* What the store holds of the device's live keys and of the reported ones. */
+static int read_keys(struct store_tx *tx, struct apply *ap)
+{
 	int rc;
 
-	do {
-		memset(&sw, 0, sizeof(sw));
-		sw.vol = a->vol;
-		if ((rc = STORE_TX(tx, key_each_volume, a->volume_row,
-				   KEY_STATE_BIT(KEY_ACTIVE) | KEY_STATE_BIT(KEY_DISCLOSED),
-				   sweep_key, &sw)) < 0)
+	if ((rc = store_key_each_device(tx, ap->job->device_id,
+					KEY_STATE_BIT(KEY_ACTIVE) | KEY_STATE_BIT(KEY_DISCLOSED),
+					live_key, ap)) < 0 ||
+	    (rc = store_key_get_many(tx, ap->ids, ap->nrep, reported_key, ap)) < 0)
+		return rc;
+	/* Reported keys of the device that are not live (removed,
+	 * superseded) may change too. */
+	for (size_t i = 0; i < ap->nrep; i++) {
+		struct reported *r = &ap->rep[i];
+
+		if (r->seen == SEEN_SAME && !known_find(ap, r->row) &&
+		    (rc = known_add(ap, r->row, r->volume_row, r->key->key_id, r->state)) < 0)
 			return rc;
-		for (size_t i = 0; i < sw.n; i++)
-			if ((rc = STORE_TX(tx, key_set_state, sw.row[i], sw.to[i], a->now)) < 0)
-				return rc;
-	} while (sw.overflow);
+	}
 	return 0;
 }
 
-static int collect_rotate(const struct key_rec *k, void *arg)
+static bool in_volume(const struct checkin_volume *cv, const char *key_id)
 {
-	struct checkin_result *res = arg;
-	char (*r)[KEYID_CANON_LEN + 1];
+	for (size_t i = 0; i < cv->nkeys; i++)
+		if (!strcmp(cv->keys[i].key_id, key_id))
+			return true;
+	return false;
+}
 
-	if (k->state != KEY_DISCLOSED)
-		return 0;
-	r = realloc(res->rotate, (res->nrotate + 1) * sizeof(*r));
-	if (!r)
+/* Goes through the report: a known key with a different password, or
+ * escrowed by another device, is KW_ERR_CONFLICT; a new key is to be
+ * inserted; a removed key reported again is active again; after each
+ * volume's keys, its live keys that were not reported have left it
+ * (active ones are removed, disclosed ones superseded). */
+static int work_out(struct apply *ap)
+{
+	struct checkin_job *a = ap->job;
+	const struct checkin *ci = a->ci;
+	size_t r = 0;
+
+	if (ap->nrep && !(ap->inserts = calloc(ap->nrep, sizeof(*ap->inserts))))
 		return KW_ERR_NOMEM;
-	res->rotate = r;
-	snprintf(r[res->nrotate++], KEYID_CANON_LEN + 1, "%s", k->key_id);
+	for (size_t v = 0; v < ci->nvolumes; v++) {
+		const struct checkin_volume *cv = &ci->volumes[v];
+
+		for (; r < ap->nrep && ap->rep[r].volume == v; r++) {
+			const struct reported *rp = &ap->rep[r];
+			struct key_rec *k;
+			struct known *kn;
+
+			switch (rp->seen) {
+			case SEEN_OTHER_DEVICE:
+			case SEEN_OTHER_PASSWORD:
+				snprintf(a->res->conflict_key, sizeof(a->res->conflict_key),
+					 "%s", rp->key->key_id);
+				a->res->conflict_why = rp->seen == SEEN_OTHER_DEVICE ?
+					"this recovery key ID is escrowed for another device" :
+					"a different recovery password is already escrowed "
+					"for this key ID";
+				return KW_ERR_CONFLICT;
+			case SEEN_UNREADABLE:
+				return KW_ERR_CRYPTO;
+			case SEEN_SAME:
+				kn = known_find(ap, rp->row);
+				if (kn && kn->state == KEY_REMOVED) {
+					kn->state = KEY_ACTIVE;
+					kn->changed = true;
+				}
+				break;
+			case SEEN_NEW:
+				k = &ap->inserts[ap->ninserts++];
+				snprintf(k->key_id, sizeof(k->key_id), "%s", rp->key->key_id);
+				snprintf(k->device_id, sizeof(k->device_id), "%s", a->device_id);
+				k->volume_row = ap->vol_row[v];
+				k->state = KEY_ACTIVE;
+				k->sealed = rp->key->sealed;   /* by seal_keys, before the job */
+				k->sealed_len = rp->key->sealed_len;
+				k->created_at = a->now;
+				break;
+			}
+		}
+		for (size_t i = 0; i < ap->nknown; i++) {
+			struct known *kn = &ap->known[i];
+
+			if (kn->volume_row != ap->vol_row[v] || in_volume(cv, kn->key_id))
+				continue;
+			if (kn->state == KEY_ACTIVE)
+				kn->state = KEY_REMOVED;
+			else if (kn->state == KEY_DISCLOSED)
+				kn->state = KEY_SUPERSEDED;
+			else
+				continue;
+			kn->changed = true;
+		}
+	}
 	return 0;
+}
+
+static int cmp_row(const void *a, const void *b)
+{
+	const struct known *x = a, *y = b;
+
+	return (x->row > y->row) - (x->row < y->row);
+}
+
+/* Keys disclosed and still on the device, by row: it must rotate them. */
+static int list_rotate(struct apply *ap)
+{
+	struct checkin_result *res = ap->job->res;
+
+	if (ap->nknown > 1)
+		qsort(ap->known, ap->nknown, sizeof(*ap->known), cmp_row);
+	for (size_t i = 0; i < ap->nknown; i++) {
+		char (*r)[KEYID_CANON_LEN + 1];
+
+		if (ap->known[i].state != KEY_DISCLOSED)
+			continue;
+		if (!(r = realloc(res->rotate, (res->nrotate + 1) * sizeof(*r))))
+			return KW_ERR_NOMEM;
+		res->rotate = r;
+		snprintf(r[res->nrotate++], KEYID_CANON_LEN + 1, "%s", ap->known[i].key_id);
+	}
+	return 0;
+}
+
+static int write_changes(struct store_tx *tx, struct apply *ap)
+{
+	struct checkin_job *a = ap->job;
+	int rc;
+
+	if (ap->nknown && !(ap->changes = calloc(ap->nknown, sizeof(*ap->changes))))
+		return KW_ERR_NOMEM;
+	for (size_t i = 0; i < ap->nknown; i++)
+		if (ap->known[i].changed) {
+			ap->changes[ap->nchanges].row = ap->known[i].row;
+			ap->changes[ap->nchanges++].state = ap->known[i].state;
+		}
+	if ((rc = store_key_insert_many(tx, ap->inserts, ap->ninserts)) < 0 ||
+	    (rc = store_key_set_state_many(tx, ap->changes, ap->nchanges, a->now)) < 0)
+		return rc;
+	a->res->keys_added = ap->ninserts;
+	return 0;
+}
+
+static int put_volumes(struct store_tx *tx, struct apply *ap)
+{
+	struct checkin_job *a = ap->job;
+	const struct checkin *ci = a->ci;
+	struct volume_rec v[CHECKIN_MAX_VOLUMES];
+
+	memset(v, 0, ci->nvolumes * sizeof(*v));
+	for (size_t i = 0; i < ci->nvolumes; i++) {
+		const struct checkin_volume *cv = &ci->volumes[i];
+
+		snprintf(v[i].device_id, sizeof(v[i].device_id), "%s", a->device_id);
+		snprintf(v[i].guid, sizeof(v[i].guid), "%s", cv->guid);
+		v[i].mount = cv->mount;
+		v[i].type = cv->type;
+		v[i].protection = cv->protection;
+		v[i].encryption = cv->encryption;
+		v[i].percent = cv->percent;
+		v[i].first_seen = v[i].last_seen = a->now;
+	}
+	return store_volume_upsert_many(tx, v, ci->nvolumes, ap->vol_row);
+}
+
+static int put_logons(struct store_tx *tx, const struct checkin_job *a)
+{
+	const struct checkin *ci = a->ci;
+	struct logon_rec *l;
+	int rc;
+
+	if (!ci->nlogons)
+		return 0;
+	if (!(l = calloc(ci->nlogons, sizeof(*l))))
+		return KW_ERR_NOMEM;
+	for (size_t i = 0; i < ci->nlogons; i++) {
+		snprintf(l[i].device_id, sizeof(l[i].device_id), "%s", a->device_id);
+		l[i].user = ci->logons[i].user;
+		l[i].type = ci->logons[i].type;
+		l[i].first_seen = l[i].last_seen = ci->logons[i].at;
+	}
+	rc = store_logon_upsert_many(tx, l, ci->nlogons);
+	free(l);
+	return rc;
 }
 
 static int apply_tx(struct store_tx *tx, void *arg)
 {
 	struct checkin_job *a = arg;
-	const struct checkin *ci = a->ci;
+	struct apply ap;
 	int rc;
 
-	if (a->secret_hash &&
-	    (rc = STORE_TX(tx, device_check_secret, a->device_id, a->secret_hash)) < 0)
-		return rc;
-	if ((rc = STORE_TX(tx, device_checked_in, a->device_id, ci->os, a->now)) < 0)
-		return rc;
-	for (size_t i = 0; i < ci->nvolumes; i++) {
-		const struct checkin_volume *cv = &ci->volumes[i];
-		struct volume_rec v;
-
-		memset(&v, 0, sizeof(v));
-		snprintf(v.device_id, sizeof(v.device_id), "%s", a->device_id);
-		snprintf(v.guid, sizeof(v.guid), "%s", cv->guid);
-		v.mount = cv->mount;
-		v.type = cv->type;
-		v.protection = cv->protection;
-		v.encryption = cv->encryption;
-		v.percent = cv->percent;
-		v.first_seen = v.last_seen = a->now;
-		if ((rc = STORE_TX(tx, volume_upsert, &v, &a->volume_row)) < 0)
-			return rc;
-		a->vol = cv;
-		for (size_t j = 0; j < cv->nkeys; j++)
-			if ((rc = put_key(tx, a, &cv->keys[j])) < 0)
-				return rc;
-		if ((rc = sweep_volume(tx, a)) < 0)
-			return rc;
-	}
-	for (size_t i = 0; i < ci->nlogons; i++) {
-		struct logon_rec l;
-
-		memset(&l, 0, sizeof(l));
-		snprintf(l.device_id, sizeof(l.device_id), "%s", a->device_id);
-		l.user = ci->logons[i].user;
-		l.type = ci->logons[i].type;
-		l.first_seen = l.last_seen = ci->logons[i].at;
-		if ((rc = STORE_TX(tx, logon_upsert, &l)) < 0)
-			return rc;
-	}
-	return STORE_TX(tx, key_each_device, a->device_id, KEY_STATE_BIT(KEY_DISCLOSED),
-			collect_rotate, a->res);
+	/* A rerun (KW_ERR_RETRY) reports its own run only. */
+	checkin_result_free(a->res);
+	a->res->conflict_key[0] = '\0';
+	a->res->conflict_why = NULL;
+	memset(&ap, 0, sizeof(ap));
+	ap.job = a;
+	if ((a->secret_hash &&
+	     (rc = store_device_check_secret(tx, a->device_id, a->secret_hash)) < 0) ||
+	    (rc = store_device_checked_in(tx, a->device_id, a->ci->os, a->now)) < 0 ||
+	    (rc = put_volumes(tx, &ap)) < 0 ||
+	    (rc = list_reported(&ap)) < 0 ||
+	    (rc = read_keys(tx, &ap)) < 0 ||
+	    (rc = work_out(&ap)) < 0 ||
+	    (rc = write_changes(tx, &ap)) < 0 ||
+	    (rc = put_logons(tx, a)) < 0 ||
+	    (rc = list_rotate(&ap)) < 0)
+		goto out;
+	rc = 0;
+out:
+	apply_free(&ap);
+	return rc;
 }
 
 /* Seals every reported key here, not on the store's writer thread, which

@@ -44,11 +44,6 @@ struct checkin_job {
 	const struct checkin *ci;
 	int64_t now;
 	struct checkin_result *res;
-	/* while applying */
-	const struct checkin_volume *vol;
-	int64_t volume_row;
-	const struct checkin_key *key;
-	int64_t reactivate;      /* row of a removed key reported again */
 };
 
 /* checkin_apply without waiting: done(rc, done_arg) reports the outcome

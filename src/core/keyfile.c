@@ -285,37 +285,83 @@ void keyfile_close(struct keyfile *kf)
 	kf->lock = -1;
 }
 
+/* Keys are re-sealed a page at a time: a page is read, then written (an
+ * iteration's callback must not write: store.h). */
+#define REKEY_PAGE 128
+
+struct rekey_key {
+	int64_t row;
+	char key_id[STORE_ID_LEN + 1];
+	char device_id[STORE_ID_LEN + 1];
+	uint8_t sealed[SEAL_MAX];
+	size_t len;
+};
+
 struct rekey_job {
 	const struct seal *old, *new;
 	const char *old_fp, *new_fp;
 	const struct audit_rec *who;
-	struct store_tx *tx;
 	size_t n;
 	char bad[160];           /* the key that did not decrypt */
+	struct rekey_key page[REKEY_PAGE];
+	size_t npage;
 };
 
-static int rekey_row(const struct key_full_rec *f, void *arg)
+static int rekey_collect(const struct key_rec *k, void *arg)
 {
 	struct rekey_job *j = arg;
+	struct rekey_key *p;
+
+	if (j->npage == REKEY_PAGE)
+		return KW_ERR_INTERNAL;   /* more than the page asked for */
+	p = &j->page[j->npage++];
+	p->row = k->row;
+	snprintf(p->key_id, sizeof(p->key_id), "%s", k->key_id);
+	snprintf(p->device_id, sizeof(p->device_id), "%s", k->device_id);
+	p->len = k->sealed_len <= SEAL_MAX ? k->sealed_len : 0;
+	memcpy(p->sealed, k->sealed, p->len);
+	return 0;
+}
+
+static int rekey_key(struct store_tx *tx, struct rekey_job *j, const struct rekey_key *p)
+{
 	char pw[RECPW_CANON_LEN + 16];
 	uint8_t sealed[SEAL_MAX];
 	size_t len;
 	int rc;
 
-	if ((rc = seal_decrypt(j->old, f->key.key_id, f->key.device_id, f->key.sealed,
-			       f->key.sealed_len, pw, sizeof(pw))) < 0) {
-		snprintf(j->bad, sizeof(j->bad), "key %s of device %s", f->key.key_id,
-			 f->key.device_id);
+	if ((rc = seal_decrypt(j->old, p->key_id, p->device_id, p->sealed, p->len, pw,
+			       sizeof(pw))) < 0) {
+		snprintf(j->bad, sizeof(j->bad), "key %s of device %s", p->key_id,
+			 p->device_id);
 		return rc;
 	}
-	rc = seal_encrypt(j->new, f->key.key_id, f->key.device_id, pw, sealed, &len);
+	rc = seal_encrypt(j->new, p->key_id, p->device_id, pw, sealed, &len);
 	sodium_memzero(pw, sizeof(pw));
 	if (rc < 0)
 		return rc;
-	/* Only the sealed column changes: the iteration's index is untouched. */
-	if ((rc = STORE_TX(j->tx, key_set_sealed, f->key.row, sealed, len)) < 0)
+	if ((rc = store_key_set_sealed(tx, p->row, sealed, len)) < 0)
 		return rc;
 	j->n++;
+	return 0;
+}
+
+/* Every key, re-sealed with the new key. */
+static int rekey_keys(struct store_tx *tx, struct rekey_job *j)
+{
+	int64_t after = 0;
+	int rc;
+
+	do {
+		j->npage = 0;
+		if ((rc = store_key_each_page(tx, after, REKEY_PAGE, rekey_collect, j)) < 0)
+			return rc;
+		for (size_t i = 0; i < j->npage; i++)
+			if ((rc = rekey_key(tx, j, &j->page[i])) < 0)
+				return rc;
+		if (j->npage)
+			after = j->page[j->npage - 1].row;
+	} while (j->npage == REKEY_PAGE);
 	return 0;
 }
 
@@ -326,7 +372,6 @@ static int rekey_tx(struct store_tx *tx, void *arg)
 	struct audit_rec a;
 	int rc;
 
-	j->tx = tx;
 	j->n = 0;
 	j->bad[0] = '\0';
 	/* The lock keeps other rekeys out; the database is the judge. */
@@ -335,7 +380,7 @@ static int rekey_tx(struct store_tx *tx, void *arg)
 		return rc;
 	if (rc == 0 && strcmp(have, j->old_fp))
 		return KW_ERR_CONFLICT;
-	if ((rc = STORE_TX(tx, key_each_full, rekey_row, j)) < 0)
+	if ((rc = rekey_keys(tx, j)) < 0)
 		return rc;
 	if ((rc = STORE_TX(tx, meta_set, FP_NAME, j->new_fp)) < 0)
 		return rc;

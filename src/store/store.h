@@ -1,5 +1,5 @@
 /* The store: every persistent record of keywarden behind one interface,
- * with one implementation per database (sqlite.c; pgsql.c later). SPEC §6.
+ * with one implementation per database (sqlite/; pgsql/ later). SPEC §6.
  *
  * All access goes through a transaction handed to a callback:
  *   store_read()  runs fn on a consistent snapshot (no writes allowed);
@@ -10,8 +10,68 @@
  * fn must not block on anything but the store: it may run on the store's own
  * writer thread. Results are passed back through arg.
  *
- * Records handed to callbacks (struct *_rec) live until the callback returns;
- * copy what you keep. Strings are UTF-8; times are UTC seconds. */
+ * fn may run more than once. When it, or the commit, returns KW_ERR_RETRY
+ * (a transient conflict: a serialization failure, a deadlock; fn may also
+ * return it itself), the transaction is undone and fn runs again, up to
+ * STORE_TRIES times in all; after the last the call returns
+ * KW_ERR_UNAVAILABLE (KW_ERR_RETRY never reaches the caller). So fn must
+ * be idempotent: all its effects go through tx, none outside (no file or
+ * output written, no other transaction, no message sent), and it must
+ * reset what it writes to arg at its start (counters, lists, flags), so
+ * that what arg holds after the call is what the run that counted did.
+ *
+ * The operations' contract, for every operation unless its own says
+ * otherwise (the tests in tests/unit/test_store_contract.c hold every
+ * backend to it):
+ *
+ * Results. 0 on success, or a negative KW_ERR_* code:
+ *   KW_ERR_NOT_FOUND   a lookup of one record found none; an update or a
+ *                      delete of one record named by its key (ID, name,
+ *                      hash, row) found none, and changed nothing; an
+ *                      insert or upsert that names another record that must
+ *                      exist (a device, a volume) found none, checked
+ *                      explicitly, not left to the database's constraints.
+ *                      Operations on sets (session_purge,
+ *                      session_delete_user, limit_clear, limit_purge)
+ *                      return 0 whatever they matched, and so does an
+ *                      iteration over a device that does not exist (no
+ *                      calls).
+ *   KW_ERR_EXISTS      an insert whose key is taken (a duplicate).
+ *   KW_ERR_INVALID     an argument the operation cannot use (a key ID that
+ *                      is not canonical, a name too long).
+ *   KW_ERR_RETRY       a transient conflict in the database: fn returns it
+ *                      (it is run again, see above).
+ *   KW_ERR_INTERNAL    called from an iteration's callback (see below).
+ *   KW_ERR_STORE       the database failed; KW_ERR_NOMEM.
+ * An operation that fails leaves the transaction as it was before it (a
+ * backend whose database aborts a transaction on an error takes a
+ * savepoint, or avoids the error, e.g. ON CONFLICT DO NOTHING): fn may go
+ * on after KW_ERR_NOT_FOUND, KW_ERR_EXISTS or KW_ERR_INVALID; after any
+ * other error it must return an error.
+ *
+ * Records. Records handed to callbacks (struct *_rec) and everything they
+ * point to live until the callback returns; copy what you keep. Records
+ * passed in are read during the call only: the store copies what it keeps.
+ * Strings are UTF-8; times are UTC seconds. User names are compared
+ * case-insensitively (as str_fold folds them); device IDs, key IDs and
+ * GUIDs exactly (key IDs and GUIDs are the canonical upper-case text of
+ * core/keyid.h).
+ *
+ * Batches (the *_many operations) do what their one-record operation does
+ * for each record, in one operation: a network database answers them in
+ * one round trip. They are all or nothing: on an error nothing of the
+ * batch is kept. n may be 0 (nothing done, 0).
+ *
+ * Iterations (the *_each* operations, and the lookups that hand their one
+ * record to a callback): a callback returning non-zero stops the iteration
+ * and that value is returned (a positive value stops it without an error).
+ * Each iteration says its order. A callback must not call the store: no
+ * operation on its transaction or any other, no store_read or store_write
+ * (the store_* functions refuse, with KW_ERR_INTERNAL).
+ * Collect what is needed (rows, IDs) and act once the iteration has
+ * returned: libpq cannot run a statement while another one's rows are
+ * being read, and writing to what is being iterated is undefined in any
+ * database. */
 #ifndef KW_STORE_STORE_H
 #define KW_STORE_STORE_H
 
@@ -20,6 +80,9 @@
 #include <stdint.h>
 
 #define STORE_ID_LEN 36          /* device IDs and GUIDs, canonical text */
+#define STORE_TRIES 4            /* runs of a transaction's fn at most */
+#define STORE_LIMITER_MAX 64     /* bytes of a limiter's name */
+#define STORE_LIMIT_KEY_MAX 256  /* bytes of a limited key */
 #define STORE_HASH_LEN 32        /* SHA-256 of a secret */
 
 struct store;
@@ -162,6 +225,12 @@ struct audit_rec {
 	uint8_t hash[32];
 };
 
+/* A key's new state, for store_key_set_state_many. */
+struct key_change {
+	int64_t row;
+	enum key_state state;
+};
+
 struct audit_filter {
 	int64_t from, to;            /* 0 = open */
 	const char *result, *source, *user, *computer;  /* NULL = any */
@@ -180,108 +249,13 @@ typedef int (*store_each_session)(const struct session_rec *, void *arg);
 typedef int (*store_each_assoc)(const struct assoc_rec *, void *arg);
 typedef int (*store_each_audit)(const struct audit_rec *, void *arg);
 
-/* Iteration: a callback returning non-zero stops it and that value is
- * returned by the iterating function. Lookups of one record (device_get,
- * key_get, user_get, …) call the callback once, or return KW_ERR_NOT_FOUND. */
+/* The hash of an audit record (core/audit.c audit_hash), for the store to
+ * call when it chains a record. */
+typedef void (*store_audit_hash_fn)(const struct audit_rec *rec, uint8_t out[32]);
 
-struct store_ops {
-	const char *name;
-	int (*open)(const char *location, struct store **out, char *msg, size_t msglen);
-	void (*close)(struct store *s);
-	int (*migrate)(struct store *s, int *from, int *to, char *msg, size_t msglen);
-	int (*read)(struct store *s, store_fn fn, void *arg);
-	int (*lookup)(struct store *s, store_fn fn, void *arg);
-	int (*write)(struct store *s, store_fn fn, void *arg);
-	int (*write_async)(struct store *s, store_fn fn, void *arg, store_done_fn done,
-			   void *done_arg);
-	enum store_state (*state)(struct store *s, char *reason, size_t reasonlen);
+/* ---- opening, transactions, health ---- */
 
-	/* meta: small named values (master key fingerprint, …) */
-	int (*meta_get)(struct store_tx *, const char *name, char *out, size_t outlen);
-	int (*meta_set)(struct store_tx *, const char *name, const char *value);
-
-	/* enrollment tokens */
-	int (*token_insert)(struct store_tx *, const struct token_rec *, int64_t *id);
-	int (*token_get)(struct store_tx *, const uint8_t hash[STORE_HASH_LEN], struct token_rec *);
-	int (*token_use)(struct store_tx *, int64_t id);
-	int (*token_revoke)(struct store_tx *, int64_t id);
-	int (*token_each)(struct store_tx *, store_each_token, void *);
-
-	/* devices */
-	int (*device_insert)(struct store_tx *, const struct device_rec *,
-			     const uint8_t secret_hash[STORE_HASH_LEN]);
-	int (*device_get)(struct store_tx *, const char *id, store_each_device, void *);
-	int (*device_by_secret)(struct store_tx *, const uint8_t hash[STORE_HASH_LEN],
-				store_each_device, void *);
-	/* 0 if device id exists, is not revoked and has this secret hash;
-	 * KW_ERR_AUTH otherwise. */
-	int (*device_check_secret)(struct store_tx *, const char *id,
-				   const uint8_t hash[STORE_HASH_LEN]);
-	int (*device_checked_in)(struct store_tx *, const char *id, const char *os, int64_t at);
-	int (*device_set_revoked)(struct store_tx *, const char *id, bool revoked);
-	/* Devices whose name starts with prefix (case-insensitive; "" = all),
-	 * ordered by name, at most limit (0 = all). */
-	int (*device_each)(struct store_tx *, const char *prefix, int64_t limit,
-			   store_each_device, void *);
-
-	/* volumes */
-	int (*volume_upsert)(struct store_tx *, const struct volume_rec *, int64_t *row);
-	int (*volume_each)(struct store_tx *, const char *device_id, store_each_volume, void *);
-
-	/* keys */
-	int (*key_get)(struct store_tx *, const char *key_id, store_each_key, void *);
-	int (*key_insert)(struct store_tx *, const struct key_rec *);
-	int (*key_set_state)(struct store_tx *, int64_t row, enum key_state, int64_t at);
-	int (*key_set_sealed)(struct store_tx *, int64_t row, const uint8_t *sealed, size_t len);
-	/* A volume's or a device's keys in the given states (bit 1 << state;
-	 * KEY_STATES_ALL for every key), oldest first. */
-	int (*key_each_volume)(struct store_tx *, int64_t volume_row, unsigned states,
-			       store_each_key, void *);
-	int (*key_each_device)(struct store_tx *, const char *device_id, unsigned states,
-			       store_each_key, void *);
-	/* Every key with its device and volume, in device/volume/creation order. */
-	int (*key_each_full)(struct store_tx *, store_each_key_full, void *);
-	/* Keys whose 32 hex digits start with prefix_hex, on devices where one
-	 * of the users (lower-cased names) has a local logon or an association,
-	 * in the given states (bit 1 << state). */
-	int (*key_each_entitled)(struct store_tx *, const char *prefix_hex,
-				 const char *const *users, size_t nusers, unsigned states,
-				 store_each_key_full, void *);
-	/* Keys whose digits start with prefix_hex in the given states, any
-	 * device (help-desk administrators). */
-	int (*key_each_prefix)(struct store_tx *, const char *prefix_hex, unsigned states,
-			       store_each_key_full, void *);
-	int64_t (*key_count)(struct store_tx *);
-
-	/* logons and associations (user names compared lower-cased) */
-	int (*logon_upsert)(struct store_tx *, const struct logon_rec *);
-	int (*logon_each_device)(struct store_tx *, const char *device_id, store_each_logon, void *);
-	int (*assoc_add)(struct store_tx *, const struct assoc_rec *);
-	int (*assoc_each_device)(struct store_tx *, const char *device_id, store_each_assoc, void *);
-
-	/* users */
-	int (*user_insert)(struct store_tx *, const struct user_rec *);
-	int (*user_get)(struct store_tx *, const char *name, store_each_user, void *);
-	int (*user_update)(struct store_tx *, const struct user_rec *);
-	int (*user_each)(struct store_tx *, store_each_user, void *);
-
-	/* sessions */
-	int (*session_insert)(struct store_tx *, const struct session_rec *);
-	int (*session_get)(struct store_tx *, const uint8_t hash[STORE_HASH_LEN],
-			   store_each_session, void *);
-	int (*session_touch)(struct store_tx *, const uint8_t hash[STORE_HASH_LEN],
-			     int64_t at, int notice_accepted);
-	int (*session_delete)(struct store_tx *, const uint8_t hash[STORE_HASH_LEN]);
-	int (*session_purge)(struct store_tx *, int64_t idle_before, int64_t created_before);
-	/* Ends every session of a user (name compared case-insensitively). */
-	int (*session_delete_user)(struct store_tx *, const char *user);
-
-	/* audit: the last record's seq and hash (seq 0 and zeros when empty),
-	 * and append */
-	int (*audit_last)(struct store_tx *, int64_t *seq, uint8_t hash[32]);
-	int (*audit_insert)(struct store_tx *, const struct audit_rec *);
-	int (*audit_each)(struct store_tx *, const struct audit_filter *, store_each_audit, void *);
-};
+struct store_ops;
 
 /* The backend for a `database =` value ("sqlite:PATH", "postgresql://…"),
  * or NULL with a reason in msg. */
@@ -302,10 +276,11 @@ int store_write(struct store *s, store_fn fn, void *arg);
  * that is consistent by itself, so no transaction is opened around it. */
 int store_lookup(struct store *s, store_fn fn, void *arg);
 
-/* Like store_write, but returns at once: done(rc, done_arg) is called once
- * the write is durable (rc 0) or has failed, on a thread of the store's. It
- * must be quick and must not call the store. When store_write_async itself
- * returns an error, done is never called. fn and arg must live until then. */
+/* Like store_write (fn rerun on KW_ERR_RETRY too), but returns at once:
+ * done(rc, done_arg) is called once the write is durable (rc 0) or has
+ * failed, on a thread of the store's. It must be quick and must not call
+ * the store. When store_write_async itself returns an error, done is never
+ * called. fn and arg must live until then. */
 int store_write_async(struct store *s, store_fn fn, void *arg, store_done_fn done,
 		      void *done_arg);
 
@@ -318,7 +293,9 @@ int store_write_async(struct store *s, store_fn fn, void *arg, store_done_fn don
  * KW_ERR_UNAVAILABLE; other store failures KW_ERR_STORE. */
 enum store_state store_state(struct store *s, char *reason, size_t reasonlen);
 
-/* Counts a database failure for /metrics; store_errors() reads the count. */
+/* Counts a database failure for /metrics; store_errors() reads the count.
+ * The operations below count their own; backends count the failures
+ * outside them (a commit, a sync). */
 void store_count_error(void);
 uint64_t store_errors(void);
 
@@ -328,12 +305,351 @@ uint64_t store_errors(void);
 void store_note_state(enum store_state state);
 enum store_state store_last_state(void);
 
+/* ---- the operations, inside a transaction ----
+ *
+ * Each follows the general contract at the top of this file; what is
+ * particular to it is written on it. Called from an iteration's callback,
+ * every one of them returns KW_ERR_INTERNAL and does nothing (and so do
+ * store_read, store_write and store_lookup). */
+
+/* meta: small named values (master key fingerprint, …) */
+
+/* Copies the value of name into out (cut to outlen - 1 bytes);
+ * KW_ERR_NOT_FOUND when unset. On any error out is "". */
+int store_meta_get(struct store_tx *tx, const char *name, char *out, size_t outlen);
+/* Sets name to value, whether set before or not. */
+int store_meta_set(struct store_tx *tx, const char *name, const char *value);
+
+/* enrollment tokens */
+
+/* Inserts a token (hash, created_at, expires_at, uses_left; used 0, not
+ * revoked); *id (may be NULL) gets its ID (IDs increase).
+ * KW_ERR_EXISTS when the hash is taken. */
+int store_token_insert(struct store_tx *tx, const struct token_rec *t, int64_t *id);
+/* Copies the token with this hash into *out (zeroed on any error). */
+int store_token_get(struct store_tx *tx, const uint8_t hash[STORE_HASH_LEN],
+		    struct token_rec *out);
+/* Counts one use: used + 1, and uses_left - 1 when above 0 (0 and -1
+ * stay). Whether the token may be used is the caller's to check. */
+int store_token_use(struct store_tx *tx, int64_t id);
+/* Marks the token revoked (a revoked one stays so: 0). */
+int store_token_revoke(struct store_tx *tx, int64_t id);
+/* Every token, by ID. */
+int store_token_each(struct store_tx *tx, store_each_token cb, void *arg);
+
+/* devices */
+
+/* Inserts a device (id, name, domain and os, NULL for "", created_at;
+ * never checked in, not revoked) with the hash of its secret.
+ * KW_ERR_EXISTS when the ID or the secret hash is taken. */
+int store_device_insert(struct store_tx *tx, const struct device_rec *d,
+			const uint8_t secret_hash[STORE_HASH_LEN]);
+int store_device_get(struct store_tx *tx, const char *id, store_each_device cb, void *arg);
+/* The device with this secret hash, revoked or not. */
+int store_device_by_secret(struct store_tx *tx, const uint8_t hash[STORE_HASH_LEN],
+			   store_each_device cb, void *arg);
+/* 0 if device id exists, is not revoked and has this secret hash;
+ * KW_ERR_AUTH otherwise (an unknown device too), compared in constant
+ * time. */
+int store_device_check_secret(struct store_tx *tx, const char *id,
+			      const uint8_t hash[STORE_HASH_LEN]);
+/* Records a check-in: os (NULL for "") and last_checkin_at = at. */
+int store_device_checked_in(struct store_tx *tx, const char *id, const char *os, int64_t at);
+int store_device_set_revoked(struct store_tx *tx, const char *id, bool revoked);
+/* Devices whose name starts with prefix (case-insensitive; "" and NULL
+ * = all), ordered by name (case-insensitive), then by when they were
+ * added; at most limit (0 = all). */
+int store_device_each(struct store_tx *tx, const char *prefix, int64_t limit,
+		      store_each_device cb, void *arg);
+
+/* volumes */
+
+/* Inserts the volume (device_id, guid) or updates its mount, type,
+ * protection, encryption, percent and last_seen (first_seen stays);
+ * *row gets its row (0 on any error). KW_ERR_NOT_FOUND when the device
+ * does not exist. */
+int store_volume_upsert(struct store_tx *tx, const struct volume_rec *v, int64_t *row);
+/* store_volume_upsert of n volumes (of any devices); rows[i] gets v[i]'s
+ * row (all 0 on any error). */
+int store_volume_upsert_many(struct store_tx *tx, const struct volume_rec *v, size_t n,
+			     int64_t *rows);
+/* A device's volumes, by mount, then GUID. */
+int store_volume_each(struct store_tx *tx, const char *device_id, store_each_volume cb,
+		      void *arg);
+
+/* keys */
+
+/* The key with this canonical ID, on any device; KW_ERR_INVALID when
+ * key_id is not canonical (STORE_ID_LEN). */
+int store_key_get(struct store_tx *tx, const char *key_id, store_each_key cb, void *arg);
+/* The keys with these canonical IDs that exist, on any device, by key ID,
+ * each once (IDs not found are left out). KW_ERR_INVALID when an ID is
+ * not canonical. */
+int store_key_get_many(struct store_tx *tx, const char *const *key_ids, size_t n,
+		       store_each_key cb, void *arg);
+/* Inserts a key (key_id, device_id, volume_row, state, sealed,
+ * created_at; changed_at = created_at, never disclosed).
+ * KW_ERR_NOT_FOUND when the device does not exist or volume_row is not
+ * one of its volumes; KW_ERR_EXISTS when the key ID is taken (on any
+ * device). */
+int store_key_insert(struct store_tx *tx, const struct key_rec *k);
+/* store_key_insert of n keys (of any devices and volumes). */
+int store_key_insert_many(struct store_tx *tx, const struct key_rec *k, size_t n);
+/* Sets a key's state and changed_at = at; disclosed_at = at too when
+ * the state is KEY_DISCLOSED. */
+int store_key_set_state(struct store_tx *tx, int64_t row, enum key_state state, int64_t at);
+/* store_key_set_state of n keys, all at time at. */
+int store_key_set_state_many(struct store_tx *tx, const struct key_change *c, size_t n,
+			     int64_t at);
+/* Replaces a key's sealed password (rekey); nothing else changes. */
+int store_key_set_sealed(struct store_tx *tx, int64_t row, const uint8_t *sealed, size_t len);
+/* A volume's or a device's keys in the given states (bit 1 << state;
+ * KEY_STATES_ALL for every key), oldest first (by row). */
+int store_key_each_volume(struct store_tx *tx, int64_t volume_row, unsigned states,
+			  store_each_key cb, void *arg);
+int store_key_each_device(struct store_tx *tx, const char *device_id, unsigned states,
+			  store_each_key cb, void *arg);
+/* Keys whose row is above after_row, by row, at most limit (> 0, else
+ * KW_ERR_INVALID): all keys a page at a time, each page collected before
+ * it is acted on. */
+int store_key_each_page(struct store_tx *tx, int64_t after_row, int64_t limit,
+			store_each_key cb, void *arg);
+/* Every key with its device and volume, by device name
+ * (case-insensitive), then device, volume and key in the order they
+ * were added. */
+int store_key_each_full(struct store_tx *tx, store_each_key_full cb, void *arg);
+/* Keys whose 32 hex digits start with prefix_hex (upper-case), on
+ * devices where one of the users has a local logon or an association,
+ * in the given states (bit 1 << state), by key ID. The work done must
+ * not depend on keys of other devices (SPEC §3: no timing difference
+ * between a key that exists elsewhere and one that exists nowhere). */
+int store_key_each_entitled(struct store_tx *tx, const char *prefix_hex,
+			    const char *const *users, size_t nusers, unsigned states,
+			    store_each_key_full cb, void *arg);
+/* Keys whose digits start with prefix_hex in the given states, any
+ * device (help-desk administrators), by key ID. */
+int store_key_each_prefix(struct store_tx *tx, const char *prefix_hex, unsigned states,
+			  store_each_key_full cb, void *arg);
+/* The number of keys (>= 0), or an error. */
+int64_t store_key_count(struct store_tx *tx);
+
+/* logons and associations */
+
+/* Records that user (compared case-insensitively; the name first
+ * reported is kept) logged on to the device with this type: inserted,
+ * or first_seen lowered and last_seen raised to cover the new times.
+ * KW_ERR_NOT_FOUND when the device does not exist. */
+int store_logon_upsert(struct store_tx *tx, const struct logon_rec *l);
+/* store_logon_upsert of n logons (of any devices), in order. */
+int store_logon_upsert_many(struct store_tx *tx, const struct logon_rec *l, size_t n);
+/* A device's logons, by user name (case-insensitive), then type. */
+int store_logon_each_device(struct store_tx *tx, const char *device_id,
+			    store_each_logon cb, void *arg);
+/* Associates user with the device. KW_ERR_NOT_FOUND when the device
+ * does not exist; KW_ERR_EXISTS when the user (case-insensitive) is
+ * already associated with it. */
+int store_assoc_add(struct store_tx *tx, const struct assoc_rec *a);
+/* A device's associations, by user name (case-insensitive). */
+int store_assoc_each_device(struct store_tx *tx, const char *device_id,
+			    store_each_assoc cb, void *arg);
+
+/* users */
+
+/* Inserts a local user (id is assigned). KW_ERR_EXISTS when the name
+ * (case-insensitive) is taken. */
+int store_user_insert(struct store_tx *tx, const struct user_rec *u);
+/* The user with this name (case-insensitive). */
+int store_user_get(struct store_tx *tx, const char *name, store_each_user cb, void *arg);
+/* Replaces the password hash, roles and disabled flag of the user named
+ * u->name (case-insensitive); the name, id and created_at stay. */
+int store_user_update(struct store_tx *tx, const struct user_rec *u);
+/* Every user, by name (case-insensitive). */
+int store_user_each(struct store_tx *tx, store_each_user cb, void *arg);
+
+/* sessions */
+
+/* Inserts a session (identities NULL for ""; last_seen = created_at).
+ * KW_ERR_EXISTS when the hash is taken. */
+int store_session_insert(struct store_tx *tx, const struct session_rec *r);
+int store_session_get(struct store_tx *tx, const uint8_t hash[STORE_HASH_LEN],
+		      store_each_session cb, void *arg);
+/* Raises last_seen to at (never lowers it); notice_accepted is set to
+ * 0 or 1, or left as it is for -1. */
+int store_session_touch(struct store_tx *tx, const uint8_t hash[STORE_HASH_LEN], int64_t at,
+			int notice_accepted);
+int store_session_delete(struct store_tx *tx, const uint8_t hash[STORE_HASH_LEN]);
+/* Deletes the sessions last seen before idle_before or created before
+ * created_before (a set: 0 whatever it matched). */
+int store_session_purge(struct store_tx *tx, int64_t idle_before, int64_t created_before);
+/* Ends every session of a user (name compared case-insensitively; a
+ * set: 0 whatever it matched). */
+int store_session_delete_user(struct store_tx *tx, const char *user);
+
+/* audit */
+
+/* Appends rec to the audit chain (NULL strings are stored as ""): sets
+ * rec->seq to the newest record's seq + 1 and rec->prev_hash to its hash
+ * (zeros before the first), or to the chain head's when that is newer (the
+ * newest records were deleted: the gap keeps that visible to
+ * audit_verify), calls hash(rec, rec->hash), inserts the record and
+ * records the new head (store_audit_head). KW_ERR_TOO_LARGE when seq would
+ * overflow. Appends are serialised by the backend, across every instance
+ * sharing the database: no two records get one seq, and each follows the
+ * one before. (SQLite: its single writer. PostgreSQL: a lock taken before
+ * the head is read, e.g. pg_advisory_xact_lock on a fixed key, or the head
+ * row locked FOR UPDATE; a serialization failure is KW_ERR_RETRY.) */
+int store_audit_append(struct store_tx *tx, struct audit_rec *rec, store_audit_hash_fn hash);
+/* The chain head: the seq and hash of the newest record appended.
+ * KW_ERR_NOT_FOUND before the first append; KW_ERR_INVALID when what is
+ * stored is not a head (it was tampered with). */
+int store_audit_head(struct store_tx *tx, int64_t *seq, uint8_t hash[32]);
+/* The records matching f (NULL = all), by seq: at in [from, to) (0 =
+ * open), result and source equal, user the actor or the end user and
+ * computer equal (case-insensitive), seq > after_seq, at most limit
+ * (0 = all). */
+int store_audit_each(struct store_tx *tx, const struct audit_filter *f, store_each_audit cb,
+		     void *arg);
+
+/* rate limits shared by every instance (core/limits.h's semantics)
+ *
+ * A limiter (named, at most STORE_LIMITER_MAX bytes) allows count events
+ * per window seconds for each key (at most STORE_LIMIT_KEY_MAX bytes,
+ * compared exactly: the caller folds them as it compares them). An event
+ * at t counts at now while t <= now and now - t < window. Longer names or
+ * keys, a count or a window below 1: KW_ERR_INVALID. Run these in
+ * store_write. */
+
+/* One atomic step: when key has count events that count at now, returns
+ * 0 and records nothing, *retry_after (may be NULL) getting the seconds
+ * until one more is allowed (at least 1); otherwise records an event at
+ * now and returns 1 (*retry_after 0). Of concurrent takes of one key, in
+ * any instance, no more than count succeed. Events that no longer count
+ * may be dropped. (SQLite: its single writer serialises takes.
+ * PostgreSQL: lock the key first, e.g. pg_advisory_xact_lock on a hash of
+ * limiter and key, or run serializable, a conflict being KW_ERR_RETRY.) */
+int store_limit_take(struct store_tx *tx, const char *limiter, const char *key, int64_t now,
+		     int64_t count, int64_t window, int64_t *retry_after);
+/* Removes one event recorded for key at time at (by store_limit_take):
+ * the attempt did not count. KW_ERR_NOT_FOUND when there is none (the key
+ * was cleared or purged meanwhile). */
+int store_limit_give_back(struct store_tx *tx, const char *limiter, const char *key,
+			  int64_t at);
+/* Forgets every event of key (e.g. after a successful sign-in); a set: 0
+ * whatever it matched. */
+int store_limit_clear(struct store_tx *tx, const char *limiter, const char *key);
+/* Removes the limiter's events that no longer count at now (recorded at
+ * or before now - window), for every key; a set: 0 whatever it matched. */
+int store_limit_purge(struct store_tx *tx, const char *limiter, int64_t now, int64_t window);
+
+/* ---- for backends ---- */
+
+/* A backend's operations. Callers go through the functions above, which
+ * hold each operation's contract, count failures and fill in defaults
+ * (NULL strings and filters): backends implement exactly that contract
+ * and may take the defaults as given. */
+struct store_ops {
+	const char *name;
+	int (*open)(const char *location, struct store **out, char *msg, size_t msglen);
+	void (*close)(struct store *s);
+	int (*migrate)(struct store *s, int *from, int *to, char *msg, size_t msglen);
+	int (*read)(struct store *s, store_fn fn, void *arg);
+	int (*lookup)(struct store *s, store_fn fn, void *arg);
+	int (*write)(struct store *s, store_fn fn, void *arg);
+	int (*write_async)(struct store *s, store_fn fn, void *arg, store_done_fn done,
+			   void *done_arg);
+	enum store_state (*state)(struct store *s, char *reason, size_t reasonlen);
+
+	int (*meta_get)(struct store_tx *, const char *name, char *out, size_t outlen);
+	int (*meta_set)(struct store_tx *, const char *name, const char *value);
+
+	int (*token_insert)(struct store_tx *, const struct token_rec *, int64_t *id);
+	int (*token_get)(struct store_tx *, const uint8_t hash[STORE_HASH_LEN],
+			 struct token_rec *);
+	int (*token_use)(struct store_tx *, int64_t id);
+	int (*token_revoke)(struct store_tx *, int64_t id);
+	int (*token_each)(struct store_tx *, store_each_token, void *);
+
+	int (*device_insert)(struct store_tx *, const struct device_rec *,
+			     const uint8_t secret_hash[STORE_HASH_LEN]);
+	int (*device_get)(struct store_tx *, const char *id, store_each_device, void *);
+	int (*device_by_secret)(struct store_tx *, const uint8_t hash[STORE_HASH_LEN],
+				store_each_device, void *);
+	int (*device_check_secret)(struct store_tx *, const char *id,
+				   const uint8_t hash[STORE_HASH_LEN]);
+	int (*device_checked_in)(struct store_tx *, const char *id, const char *os, int64_t at);
+	int (*device_set_revoked)(struct store_tx *, const char *id, bool revoked);
+	int (*device_each)(struct store_tx *, const char *prefix, int64_t limit,
+			   store_each_device, void *);
+
+	int (*volume_upsert)(struct store_tx *, const struct volume_rec *, int64_t *row);
+	int (*volume_upsert_many)(struct store_tx *, const struct volume_rec *, size_t n,
+				  int64_t *rows);
+	int (*volume_each)(struct store_tx *, const char *device_id, store_each_volume, void *);
+
+	int (*key_get)(struct store_tx *, const char *key_id, store_each_key, void *);
+	int (*key_get_many)(struct store_tx *, const char *const *key_ids, size_t n,
+			    store_each_key, void *);
+	int (*key_insert)(struct store_tx *, const struct key_rec *);
+	int (*key_insert_many)(struct store_tx *, const struct key_rec *, size_t n);
+	int (*key_set_state)(struct store_tx *, int64_t row, enum key_state, int64_t at);
+	int (*key_set_state_many)(struct store_tx *, const struct key_change *, size_t n,
+				  int64_t at);
+	int (*key_set_sealed)(struct store_tx *, int64_t row, const uint8_t *sealed, size_t len);
+	int (*key_each_volume)(struct store_tx *, int64_t volume_row, unsigned states,
+			       store_each_key, void *);
+	int (*key_each_device)(struct store_tx *, const char *device_id, unsigned states,
+			       store_each_key, void *);
+	int (*key_each_page)(struct store_tx *, int64_t after_row, int64_t limit,
+			     store_each_key, void *);
+	int (*key_each_full)(struct store_tx *, store_each_key_full, void *);
+	int (*key_each_entitled)(struct store_tx *, const char *prefix_hex,
+				 const char *const *users, size_t nusers, unsigned states,
+				 store_each_key_full, void *);
+	int (*key_each_prefix)(struct store_tx *, const char *prefix_hex, unsigned states,
+			       store_each_key_full, void *);
+	int64_t (*key_count)(struct store_tx *);
+
+	int (*logon_upsert)(struct store_tx *, const struct logon_rec *);
+	int (*logon_upsert_many)(struct store_tx *, const struct logon_rec *, size_t n);
+	int (*logon_each_device)(struct store_tx *, const char *device_id, store_each_logon,
+				 void *);
+	int (*assoc_add)(struct store_tx *, const struct assoc_rec *);
+	int (*assoc_each_device)(struct store_tx *, const char *device_id, store_each_assoc,
+				 void *);
+
+	int (*user_insert)(struct store_tx *, const struct user_rec *);
+	int (*user_get)(struct store_tx *, const char *name, store_each_user, void *);
+	int (*user_update)(struct store_tx *, const struct user_rec *);
+	int (*user_each)(struct store_tx *, store_each_user, void *);
+
+	int (*session_insert)(struct store_tx *, const struct session_rec *);
+	int (*session_get)(struct store_tx *, const uint8_t hash[STORE_HASH_LEN],
+			   store_each_session, void *);
+	int (*session_touch)(struct store_tx *, const uint8_t hash[STORE_HASH_LEN],
+			     int64_t at, int notice_accepted);
+	int (*session_delete)(struct store_tx *, const uint8_t hash[STORE_HASH_LEN]);
+	int (*session_purge)(struct store_tx *, int64_t idle_before, int64_t created_before);
+	int (*session_delete_user)(struct store_tx *, const char *user);
+
+	int (*audit_append)(struct store_tx *, struct audit_rec *, store_audit_hash_fn);
+	int (*audit_each)(struct store_tx *, const struct audit_filter *, store_each_audit,
+			  void *);
+
+	int (*limit_take)(struct store_tx *, const char *limiter, const char *key, int64_t now,
+			  int64_t count, int64_t window, int64_t *retry_after);
+	int (*limit_give_back)(struct store_tx *, const char *limiter, const char *key,
+			       int64_t at);
+	int (*limit_clear)(struct store_tx *, const char *limiter, const char *key);
+	int (*limit_purge)(struct store_tx *, const char *limiter, int64_t now, int64_t window);
+};
+
 /* The operations of the store a transaction belongs to. */
 const struct store_ops *store_tx_ops(struct store_tx *tx);
 const struct store_ops *store_ops_of(struct store *s);
 
-/* Calls operation op of the store a transaction belongs to:
- * STORE_TX(tx, key_get, id, cb, arg). */
+/* Calls operation op of the store a transaction belongs to, bypassing the
+ * functions above: STORE_TX(tx, key_get, id, cb, arg). Kept while callers
+ * are converted to store_key_get(tx, id, cb, arg); do not add new uses. */
 #define STORE_TX(tx, op, ...) \
 	(((const struct store_tx_base *)(const void *)(tx))->ops->op((tx), __VA_ARGS__))
 

@@ -21,6 +21,7 @@ const char *kw_strerror(int err)
 	case KW_ERR_UNAVAILABLE: return "service unavailable";
 	case KW_ERR_EXPIRED: return "expired";
 	case KW_ERR_INTERNAL: return "internal error";
+	case KW_ERR_RETRY: return "transient conflict, try again";
 	}
 	return "unknown error";
 }

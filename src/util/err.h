@@ -22,6 +22,8 @@ enum kw_err {
 	KW_ERR_UNAVAILABLE = -15,/* a service is down or timed out */
 	KW_ERR_EXPIRED = -16,    /* token or session expired */
 	KW_ERR_INTERNAL = -17,   /* a bug: an impossible state */
+	KW_ERR_RETRY = -18,      /* a transient conflict: serialization failure
+				  * or deadlock, try again */
 };
 
 /* Static English name of an error code; never NULL. */

@@ -1,3 +1,8 @@
+/* What is particular to the SQLite store: its files, schema and
+ * migrations, the group-commit writer and its syncer, the log (walvfs),
+ * failures of the disk and the write health, failures counted. The
+ * operations' contract, which every backend keeps, is tested in
+ * test_store_contract.c. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -146,7 +151,7 @@ static void sql_exec(const char *path, const char *sql)
 
 static int tx_user_insert(struct store_tx *tx, void *arg)
 {
-	return STORE_TX(tx, user_insert, arg);
+	return store_user_insert(tx, arg);
 }
 
 static struct user_rec user(const char *name, unsigned roles)
@@ -185,7 +190,7 @@ static int collect_user(const struct user_rec *u, void *arg)
 
 static int tx_user_each(struct store_tx *tx, void *arg)
 {
-	return STORE_TX(tx, user_each, collect_user, arg);
+	return store_user_each(tx, collect_user, arg);
 }
 
 static bool has_name(const struct names *n, const char *name)
@@ -205,7 +210,7 @@ static int count_token(const struct token_rec *t, void *arg)
 static int tx_token_count(struct store_tx *tx, void *arg)
 {
 	*(size_t *)arg = 0;
-	return STORE_TX(tx, token_each, count_token, arg);
+	return store_token_each(tx, count_token, arg);
 }
 
 static size_t token_count(struct store *s)
@@ -216,21 +221,12 @@ static size_t token_count(struct store *s)
 	return n;
 }
 
-static int tx_key_count(struct store_tx *tx, void *arg)
+static void hash_of(uint8_t h[STORE_HASH_LEN], int i)
 {
-	/* STORE_TX needs at least one argument after the operation. */
-	int64_t n = store_tx_ops(tx)->key_count(tx);
-
-	*(int64_t *)arg = n;
-	return n < 0 ? (int)n : 0;
-}
-
-static int64_t key_count(struct store *s)
-{
-	int64_t n = -1;
-
-	assert_int_equal(store_read(s, tx_key_count, &n), 0);
-	return n;
+	memset(h, 0, STORE_HASH_LEN);
+	h[0] = (uint8_t)(i & 0xff);
+	h[1] = (uint8_t)((i >> 8) & 0xff);
+	h[31] = 0x5a;
 }
 
 /* ---- opening and migrations ---- */
@@ -267,6 +263,25 @@ static void test_open_fresh_and_again(void **state)
 	n.n = 0;
 	assert_int_equal(store_read(f->s, tx_user_each, &n), 0);
 	assert_int_equal(n.n, 1);
+}
+
+/* A database of version 1 (before limit_events) is brought up to date,
+ * its data kept. */
+static void test_migrate_from_version_1(void **state)
+{
+	struct fx *f = *state;
+	char msg[256] = "";
+
+	assert_int_equal(store_open(f->db, true, &f->s, msg, sizeof(msg)), 0);
+	assert_int_equal(add_user(f->s, "alice"), 0);
+	store_close(f->s);
+	f->s = NULL;
+	sql_exec(f->path, "DROP TABLE limit_events; PRAGMA user_version = 1;");
+	assert_int_equal(store_open(f->db, true, &f->s, msg, sizeof(msg)), 0);
+	assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 2);
+	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM sqlite_schema WHERE "
+				 "name = 'limit_events'"), 1);
+	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM users"), 1);
 }
 
 static void test_newer_schema_refused(void **state)
@@ -325,469 +340,29 @@ static void test_wal_and_foreign_keys(void **state)
 	/* foreign_keys is per connection: see test_foreign_keys_enforced. */
 }
 
-/* ---- devices, volumes, keys ---- */
-
-#define DEV1 "11111111-1111-4111-8111-111111111111"
-#define DEV2 "22222222-2222-4222-8222-222222222222"
-#define DEV3 "33333333-3333-4333-8333-333333333333"
-#define DEV4 "44444444-4444-4444-8444-444444444444"
-#define DEV5 "55555555-5555-4555-8555-555555555555"
-
-static void hash_of(uint8_t h[STORE_HASH_LEN], int i)
-{
-	memset(h, 0, STORE_HASH_LEN);
-	h[0] = (uint8_t)(i & 0xff);
-	h[1] = (uint8_t)((i >> 8) & 0xff);
-	h[31] = 0x5a;
-}
-
-static int put_device(struct store_tx *tx, const char *id, const char *name, int n)
-{
-	struct device_rec d;
-	uint8_t h[STORE_HASH_LEN];
-
-	memset(&d, 0, sizeof(d));
-	snprintf(d.id, sizeof(d.id), "%s", id);
-	d.name = name;
-	d.domain = "CORP";
-	d.os = "Windows 11 Pro";
-	d.created_at = 100;
-	hash_of(h, n);
-	return STORE_TX(tx, device_insert, &d, h);
-}
-
-static int put_volume(struct store_tx *tx, const char *dev, const char *guid,
-		      const char *mount, int64_t *row)
-{
-	struct volume_rec v;
-
-	memset(&v, 0, sizeof(v));
-	snprintf(v.device_id, sizeof(v.device_id), "%s", dev);
-	snprintf(v.guid, sizeof(v.guid), "%s", guid);
-	v.mount = mount;
-	v.type = "os";
-	v.protection = "on";
-	v.encryption = "xts_aes_256";
-	v.percent = 100;
-	v.first_seen = v.last_seen = 200;
-	return STORE_TX(tx, volume_upsert, &v, row);
-}
-
-static int put_key(struct store_tx *tx, const char *dev, int64_t vol, const char *id,
-		   enum key_state st)
-{
-	static const uint8_t sealed[] = { 1, 2, 3, 4, 5, 0, 7, 8 };
-	struct key_rec k;
-
-	memset(&k, 0, sizeof(k));
-	snprintf(k.key_id, sizeof(k.key_id), "%s", id);
-	snprintf(k.device_id, sizeof(k.device_id), "%s", dev);
-	k.volume_row = vol;
-	k.state = st;
-	k.sealed = sealed;
-	k.sealed_len = sizeof(sealed);
-	k.created_at = 300;
-	return STORE_TX(tx, key_insert, &k);
-}
-
-static int put_logon(struct store_tx *tx, const char *dev, const char *user_name,
-		     enum logon_type type, int64_t at)
-{
-	struct logon_rec l;
-
-	memset(&l, 0, sizeof(l));
-	snprintf(l.device_id, sizeof(l.device_id), "%s", dev);
-	l.user = user_name;
-	l.type = type;
-	l.first_seen = l.last_seen = at;
-	return STORE_TX(tx, logon_upsert, &l);
-}
-
-static int put_assoc(struct store_tx *tx, const char *dev, const char *user_name)
-{
-	struct assoc_rec a;
-
-	memset(&a, 0, sizeof(a));
-	snprintf(a.device_id, sizeof(a.device_id), "%s", dev);
-	a.user = user_name;
-	a.added_by = "admin";
-	a.created_at = 400;
-	return STORE_TX(tx, assoc_add, &a);
-}
-
-struct dev_copy {
-	char id[STORE_ID_LEN + 1];
-	char name[64], domain[64], os[64];
-	int64_t created_at, last_checkin_at;
-	bool revoked;
-	int calls;
-};
-
-static int copy_device(const struct device_rec *d, void *arg)
-{
-	struct dev_copy *c = arg;
-
-	snprintf(c->id, sizeof(c->id), "%s", d->id);
-	snprintf(c->name, sizeof(c->name), "%s", d->name);
-	snprintf(c->domain, sizeof(c->domain), "%s", d->domain);
-	snprintf(c->os, sizeof(c->os), "%s", d->os);
-	c->created_at = d->created_at;
-	c->last_checkin_at = d->last_checkin_at;
-	c->revoked = d->revoked;
-	c->calls++;
-	return 0;
-}
-
-struct dev_query {
-	const char *id;
-	uint8_t hash[STORE_HASH_LEN];
-	struct dev_copy out;
-	int rc;
-};
-
-static int tx_device_get(struct store_tx *tx, void *arg)
-{
-	struct dev_query *q = arg;
-
-	memset(&q->out, 0, sizeof(q->out));
-	q->rc = q->id ? STORE_TX(tx, device_get, q->id, copy_device, &q->out)
-		      : STORE_TX(tx, device_by_secret, q->hash, copy_device, &q->out);
-	return 0;
-}
-
-static int tx_devices(struct store_tx *tx, void *arg)
-{
-	int rc;
-
-	if ((rc = put_device(tx, DEV1, "PC-0042", 1)) < 0 ||
-	    (rc = put_device(tx, DEV2, "pc-0001", 2)) < 0 ||
-	    (rc = put_device(tx, DEV3, "Laptop-7", 3)) < 0)
-		return rc;
-	return 0;
-}
-
-static int tx_device_dup_id(struct store_tx *tx, void *arg)
-{
-	return put_device(tx, DEV1, "other", 77);
-}
-
-static int tx_device_dup_secret(struct store_tx *tx, void *arg)
-{
-	return put_device(tx, DEV4, "other", 1);
-}
-
-static int tx_device_update(struct store_tx *tx, void *arg)
-{
-	int rc;
-
-	if ((rc = STORE_TX(tx, device_checked_in, DEV1, "Windows 11 Pro 24H2", 5000)) < 0)
-		return rc;
-	return STORE_TX(tx, device_set_revoked, DEV2, true);
-}
-
-static int tx_revoke_unknown(struct store_tx *tx, void *arg)
-{
-	return STORE_TX(tx, device_set_revoked, DEV5, true);
-}
-
-struct dev_list {
-	char names[8][32];
-	size_t n;
-};
-
-static int list_device(const struct device_rec *d, void *arg)
-{
-	struct dev_list *l = arg;
-
-	if (l->n < 8)
-		snprintf(l->names[l->n], sizeof(l->names[0]), "%s", d->name);
-	l->n++;
-	return 0;
-}
-
-struct dev_each_q {
-	const char *prefix;
-	int64_t limit;
-	struct dev_list l;
-};
-
-static int tx_device_each(struct store_tx *tx, void *arg)
-{
-	struct dev_each_q *q = arg;
-
-	memset(&q->l, 0, sizeof(q->l));
-	return STORE_TX(tx, device_each, q->prefix, q->limit, list_device, &q->l);
-}
-
-struct check_q {
-	const char *id;
-	int hash;
-};
-
-static int tx_check_secret(struct store_tx *tx, void *arg)
-{
-	const struct check_q *q = arg;
-	uint8_t h[STORE_HASH_LEN];
-
-	hash_of(h, q->hash);
-	return STORE_TX(tx, device_check_secret, q->id, h);
-}
-
-static int check_secret(struct store *s, const char *id, int hash)
-{
-	struct check_q q = { id, hash };
-
-	return store_write(s, tx_check_secret, &q);
-}
-
-static void test_devices(void **state)
+/* A failed operation is counted once for /metrics: by the typed function,
+ * not again by the backend's statement. */
+static void test_failure_counted_once(void **state)
 {
 	struct fx *f = *state;
-	struct dev_query q;
-	struct dev_each_q e;
+	char msg[256] = "";
+	uint64_t before;
+	size_t n = 0;
 
-	assert_int_equal(store_write(f->s, tx_devices, NULL), 0);
-
-	memset(&q, 0, sizeof(q));
-	q.id = DEV1;
-	assert_int_equal(store_read(f->s, tx_device_get, &q), 0);
-	assert_int_equal(q.rc, 0);
-	assert_int_equal(q.out.calls, 1);
-	assert_string_equal(q.out.id, DEV1);
-	assert_string_equal(q.out.name, "PC-0042");
-	assert_string_equal(q.out.domain, "CORP");
-	assert_string_equal(q.out.os, "Windows 11 Pro");
-	assert_int_equal(q.out.created_at, 100);
-	assert_int_equal(q.out.last_checkin_at, 0);
-	assert_false(q.out.revoked);
-
-	/* By secret hash. */
-	memset(&q, 0, sizeof(q));
-	hash_of(q.hash, 2);
-	assert_int_equal(store_read(f->s, tx_device_get, &q), 0);
-	assert_int_equal(q.rc, 0);
-	assert_string_equal(q.out.id, DEV2);
-	hash_of(q.hash, 99);
-	assert_int_equal(store_read(f->s, tx_device_get, &q), 0);
-	assert_int_equal(q.rc, KW_ERR_NOT_FOUND);
-	assert_int_equal(q.out.calls, 0);
-	q.id = DEV5;
-	assert_int_equal(store_read(f->s, tx_device_get, &q), 0);
-	assert_int_equal(q.rc, KW_ERR_NOT_FOUND);
-
-	/* The same ID or the same secret twice. */
-	assert_int_equal(store_write(f->s, tx_device_dup_id, NULL), KW_ERR_EXISTS);
-	assert_int_equal(store_write(f->s, tx_device_dup_secret, NULL), KW_ERR_EXISTS);
-	q.id = DEV4;
-	assert_int_equal(store_read(f->s, tx_device_get, &q), 0);
-	assert_int_equal(q.rc, KW_ERR_NOT_FOUND);
-
-	/* Check-in and revocation. */
-	assert_int_equal(store_write(f->s, tx_device_update, NULL), 0);
-	q.id = DEV1;
-	assert_int_equal(store_read(f->s, tx_device_get, &q), 0);
-	assert_string_equal(q.out.os, "Windows 11 Pro 24H2");
-	assert_int_equal(q.out.last_checkin_at, 5000);
-	assert_false(q.out.revoked);
-	q.id = DEV2;
-	assert_int_equal(store_read(f->s, tx_device_get, &q), 0);
-	assert_true(q.out.revoked);
-	assert_int_equal(store_write(f->s, tx_revoke_unknown, NULL), KW_ERR_NOT_FOUND);
-
-	/* The check a check-in makes in its write. */
-	assert_int_equal(check_secret(f->s, DEV1, 1), 0);
-	assert_int_equal(check_secret(f->s, DEV1, 3), KW_ERR_AUTH);   /* DEV3's */
-	assert_int_equal(check_secret(f->s, DEV2, 2), KW_ERR_AUTH);   /* revoked */
-	assert_int_equal(check_secret(f->s, DEV5, 1), KW_ERR_AUTH);   /* unknown */
-
-	/* Name prefix, case-insensitive, ordered by name; limit. */
-	e.prefix = "PC-00";
-	e.limit = 0;
-	assert_int_equal(store_read(f->s, tx_device_each, &e), 0);
-	assert_int_equal(e.l.n, 2);
-	assert_string_equal(e.l.names[0], "pc-0001");
-	assert_string_equal(e.l.names[1], "PC-0042");
-	e.limit = 1;
-	assert_int_equal(store_read(f->s, tx_device_each, &e), 0);
-	assert_int_equal(e.l.n, 1);
-	assert_string_equal(e.l.names[0], "pc-0001");
-	e.prefix = "";
-	e.limit = 0;
-	assert_int_equal(store_read(f->s, tx_device_each, &e), 0);
-	assert_int_equal(e.l.n, 3);
-	assert_string_equal(e.l.names[0], "Laptop-7");
-	e.prefix = "lap";
-	assert_int_equal(store_read(f->s, tx_device_each, &e), 0);
-	assert_int_equal(e.l.n, 1);
-	e.prefix = "x";
-	assert_int_equal(store_read(f->s, tx_device_each, &e), 0);
-	assert_int_equal(e.l.n, 0);
-	/* LIKE wildcards are not wildcards. */
-	e.prefix = "%";
-	assert_int_equal(store_read(f->s, tx_device_each, &e), 0);
-	assert_int_equal(e.l.n, 0);
-	e.prefix = "pc_";
-	assert_int_equal(store_read(f->s, tx_device_each, &e), 0);
-	assert_int_equal(e.l.n, 0);
-}
-
-/* ---- users ---- */
-
-struct user_copy {
-	char name[64], hash[128];
-	unsigned roles;
-	bool disabled;
-	int64_t created_at;
-	int calls;
-};
-
-static int copy_user(const struct user_rec *u, void *arg)
-{
-	struct user_copy *c = arg;
-
-	snprintf(c->name, sizeof(c->name), "%s", u->name);
-	snprintf(c->hash, sizeof(c->hash), "%s", u->password_hash);
-	c->roles = u->roles;
-	c->disabled = u->disabled;
-	c->created_at = u->created_at;
-	c->calls++;
-	return 0;
-}
-
-struct user_q {
-	const char *name;
-	struct user_copy out;
-	int rc;
-};
-
-static int tx_user_get(struct store_tx *tx, void *arg)
-{
-	struct user_q *q = arg;
-
-	memset(&q->out, 0, sizeof(q->out));
-	q->rc = STORE_TX(tx, user_get, q->name, copy_user, &q->out);
-	return 0;
-}
-
-static int tx_user_update(struct store_tx *tx, void *arg)
-{
-	return STORE_TX(tx, user_update, arg);
-}
-
-static void test_users(void **state)
-{
-	struct fx *f = *state;
-	struct user_rec u = user("Alice", ROLE_HELPDESK | ROLE_REPORTS);
-	struct user_q q;
-	struct names n = { .n = 0 };
-
-	assert_int_equal(store_write(f->s, tx_user_insert, &u), 0);
-	/* Found whatever the case. */
-	static const char *const spellings[] = { "Alice", "alice", "ALICE", "aLiCe" };
-	for (size_t i = 0; i < 4; i++) {
-		q.name = spellings[i];
-		assert_int_equal(store_read(f->s, tx_user_get, &q), 0);
-		assert_int_equal(q.rc, 0);
-		assert_int_equal(q.out.calls, 1);
-		assert_string_equal(q.out.name, "Alice");   /* as created */
-		assert_int_equal(q.out.roles, ROLE_HELPDESK | ROLE_REPORTS);
-		assert_string_equal(q.out.hash, u.password_hash);
-		assert_false(q.out.disabled);
-		assert_int_equal(q.out.created_at, 1000);
-	}
-	/* The same name in another case is a duplicate. */
-	u = user("aLICE", ROLE_ADMIN);
-	assert_int_equal(store_write(f->s, tx_user_insert, &u), KW_ERR_EXISTS);
-	q.name = "alice";
-	assert_int_equal(store_read(f->s, tx_user_get, &q), 0);
-	assert_int_equal(q.out.roles, ROLE_HELPDESK | ROLE_REPORTS);
-	q.name = "bob";
-	assert_int_equal(store_read(f->s, tx_user_get, &q), 0);
-	assert_int_equal(q.rc, KW_ERR_NOT_FOUND);
-	assert_int_equal(q.out.calls, 0);
-	/* A prefix is not the name. */
-	q.name = "alic";
-	assert_int_equal(store_read(f->s, tx_user_get, &q), 0);
-	assert_int_equal(q.rc, KW_ERR_NOT_FOUND);
-
-	/* Update by any spelling. */
-	u = user("ALICE", ROLE_ADMIN);
-	u.password_hash = "new";
-	u.disabled = true;
-	assert_int_equal(store_write(f->s, tx_user_update, &u), 0);
-	q.name = "Alice";
-	assert_int_equal(store_read(f->s, tx_user_get, &q), 0);
-	assert_int_equal(q.out.roles, ROLE_ADMIN);
-	assert_string_equal(q.out.hash, "new");
-	assert_true(q.out.disabled);
-	u = user("nobody", 0);
-	assert_int_equal(store_write(f->s, tx_user_update, &u), KW_ERR_NOT_FOUND);
-
-	/* Listing, ordered by name. */
-	assert_int_equal(add_user(f->s, "bob"), 0);
-	assert_int_equal(add_user(f->s, "Aaron"), 0);
-	assert_int_equal(store_read(f->s, tx_user_each, &n), 0);
-	assert_int_equal(n.n, 3);
-	assert_string_equal(n.v[0], "Aaron");
-	assert_string_equal(n.v[1], "Alice");
-	assert_string_equal(n.v[2], "bob");
-}
-
-static void test_read_is_read_only(void **state)
-{
-	struct fx *f = *state;
-	struct user_rec u = user("sneaky", 0);
-	struct user_q q;
-
-	assert_true(store_read(f->s, tx_user_insert, &u) < 0);
-	q.name = "sneaky";
-	assert_int_equal(store_read(f->s, tx_user_get, &q), 0);
-	assert_int_equal(q.rc, KW_ERR_NOT_FOUND);
-}
-
-/* ---- meta ---- */
-
-struct meta_q {
-	char out[64];
-	int rc;
-};
-
-static int tx_meta_set(struct store_tx *tx, void *arg)
-{
-	int rc;
-
-	if ((rc = STORE_TX(tx, meta_set, "fingerprint", "aaaa")) < 0)
-		return rc;
-	return STORE_TX(tx, meta_set, "fingerprint", (const char *)arg);
-}
-
-static int tx_meta_get(struct store_tx *tx, void *arg)
-{
-	struct meta_q *q = arg;
-
-	q->out[0] = '\0';
-	q->rc = STORE_TX(tx, meta_get, "fingerprint", q->out, sizeof(q->out));
-	return 0;
-}
-
-static void test_meta(void **state)
-{
-	struct fx *f = *state;
-	struct meta_q q;
-
-	assert_int_equal(store_read(f->s, tx_meta_get, &q), 0);
-	assert_int_equal(q.rc, KW_ERR_NOT_FOUND);
-	assert_int_equal(store_write(f->s, tx_meta_set, "0123456789abcdef"), 0);
-	assert_int_equal(store_read(f->s, tx_meta_get, &q), 0);
-	assert_int_equal(q.rc, 0);
-	assert_string_equal(q.out, "0123456789abcdef");
+	store_close(f->s);
+	f->s = NULL;
+	sql_exec(f->path, "DROP TABLE enrollment_tokens;");
+	assert_int_equal(store_open(f->db, false, &f->s, msg, sizeof(msg)), 0);
+	before = store_errors();
+	assert_int_equal(store_read(f->s, tx_token_count, &n), KW_ERR_STORE);
+	assert_int_equal(store_errors(), before + 1);
 }
 
 /* ---- the log's write buffer (walvfs.c) ---- */
 
 static int tx_meta_big(struct store_tx *tx, void *arg)
 {
-	return STORE_TX(tx, meta_set, "big", (const char *)arg);
+	return store_meta_set(tx, "big", (const char *)arg);
 }
 
 /* Commits bigger than the log's write buffer (and than one write of the
@@ -928,7 +503,7 @@ static void wait_sync_entered(void)
 
 static int tx_write_meta(struct store_tx *tx, void *arg)
 {
-	return STORE_TX(tx, meta_set, "order", (const char *)arg);
+	return store_meta_set(tx, "order", (const char *)arg);
 }
 
 static int tx_nothing(struct store_tx *tx, void *arg)
@@ -1026,680 +601,6 @@ static void test_syncer_order_and_failure(void **state)
 	sem_destroy(&sync_release);
 }
 
-/* ---- enrollment tokens ---- */
-
-struct token_q {
-	uint8_t hash[STORE_HASH_LEN];
-	struct token_rec out;
-	int rc;
-};
-
-static int tx_token_get(struct store_tx *tx, void *arg)
-{
-	struct token_q *q = arg;
-
-	memset(&q->out, 0, sizeof(q->out));
-	q->rc = STORE_TX(tx, token_get, q->hash, &q->out);
-	return 0;
-}
-
-struct token_ins {
-	struct token_rec rec;
-	int64_t id;
-};
-
-static int tx_token_insert(struct store_tx *tx, void *arg)
-{
-	struct token_ins *t = arg;
-
-	return STORE_TX(tx, token_insert, &t->rec, &t->id);
-}
-
-static int tx_token_use(struct store_tx *tx, void *arg)
-{
-	return STORE_TX(tx, token_use, *(int64_t *)arg);
-}
-
-static int tx_token_revoke(struct store_tx *tx, void *arg)
-{
-	return STORE_TX(tx, token_revoke, *(int64_t *)arg);
-}
-
-struct id_list {
-	int64_t id[16];
-	size_t n;
-};
-
-static int list_token(const struct token_rec *t, void *arg)
-{
-	struct id_list *l = arg;
-
-	if (l->n < 16)
-		l->id[l->n] = t->id;
-	l->n++;
-	return 0;
-}
-
-static int tx_token_list(struct store_tx *tx, void *arg)
-{
-	return STORE_TX(tx, token_each, list_token, arg);
-}
-
-static void test_tokens(void **state)
-{
-	struct fx *f = *state;
-	struct token_ins a, b;
-	struct token_q q;
-	struct id_list l = { .n = 0 };
-	int64_t bogus = 999;
-
-	memset(&a, 0, sizeof(a));
-	hash_of(a.rec.hash, 1);
-	a.rec.created_at = 10;
-	a.rec.expires_at = 9999;
-	a.rec.uses_left = 2;
-	assert_int_equal(store_write(f->s, tx_token_insert, &a), 0);
-	assert_true(a.id > 0);
-	memset(&b, 0, sizeof(b));
-	hash_of(b.rec.hash, 2);
-	b.rec.created_at = 11;
-	b.rec.uses_left = -1;
-	assert_int_equal(store_write(f->s, tx_token_insert, &b), 0);
-	assert_true(b.id > a.id);
-
-	hash_of(q.hash, 1);
-	assert_int_equal(store_read(f->s, tx_token_get, &q), 0);
-	assert_int_equal(q.rc, 0);
-	assert_int_equal(q.out.id, a.id);
-	assert_memory_equal(q.out.hash, a.rec.hash, STORE_HASH_LEN);
-	assert_int_equal(q.out.created_at, 10);
-	assert_int_equal(q.out.expires_at, 9999);
-	assert_int_equal(q.out.uses_left, 2);
-	assert_int_equal(q.out.used, 0);
-	assert_false(q.out.revoked);
-
-	/* Each use counts down a limited token... */
-	assert_int_equal(store_write(f->s, tx_token_use, &a.id), 0);
-	assert_int_equal(store_read(f->s, tx_token_get, &q), 0);
-	assert_int_equal(q.out.uses_left, 1);
-	assert_int_equal(q.out.used, 1);
-	assert_int_equal(store_write(f->s, tx_token_use, &a.id), 0);
-	assert_int_equal(store_read(f->s, tx_token_get, &q), 0);
-	assert_int_equal(q.out.uses_left, 0);
-	assert_int_equal(q.out.used, 2);
-	/* ...but not an unlimited one. */
-	assert_int_equal(store_write(f->s, tx_token_use, &b.id), 0);
-	hash_of(q.hash, 2);
-	assert_int_equal(store_read(f->s, tx_token_get, &q), 0);
-	assert_int_equal(q.out.uses_left, -1);
-	assert_int_equal(q.out.used, 1);
-
-	assert_int_equal(store_write(f->s, tx_token_revoke, &b.id), 0);
-	assert_int_equal(store_read(f->s, tx_token_get, &q), 0);
-	assert_true(q.out.revoked);
-	hash_of(q.hash, 1);
-	assert_int_equal(store_read(f->s, tx_token_get, &q), 0);
-	assert_false(q.out.revoked);
-
-	/* Unknown hash or id; the same hash twice. */
-	hash_of(q.hash, 3);
-	assert_int_equal(store_read(f->s, tx_token_get, &q), 0);
-	assert_int_equal(q.rc, KW_ERR_NOT_FOUND);
-	assert_int_equal(store_write(f->s, tx_token_use, &bogus), KW_ERR_NOT_FOUND);
-	assert_int_equal(store_write(f->s, tx_token_revoke, &bogus), KW_ERR_NOT_FOUND);
-	assert_int_equal(store_write(f->s, tx_token_insert, &a), KW_ERR_EXISTS);
-
-	assert_int_equal(store_read(f->s, tx_token_list, &l), 0);
-	assert_int_equal(l.n, 2);
-	assert_int_equal(l.id[0], a.id);
-	assert_int_equal(l.id[1], b.id);
-}
-
-/* ---- volumes, keys, logons, associations ---- */
-
-#define VOL1 "AAAAAAAA-0000-4000-8000-000000000001"
-#define VOL2 "AAAAAAAA-0000-4000-8000-000000000002"
-#define KA "AAAA0001-0000-4000-8000-000000000001"
-#define KB "AAAA0001-0000-4000-8000-000000000002"
-
-struct keys_fx {
-	int64_t v1, v1_again, v2;
-};
-
-static int tx_keys_setup(struct store_tx *tx, void *arg)
-{
-	struct keys_fx *k = arg;
-	int rc;
-
-	if ((rc = put_device(tx, DEV1, "PC-1", 1)) < 0 ||
-	    (rc = put_volume(tx, DEV1, VOL1, "C:", &k->v1)) < 0 ||
-	    (rc = put_volume(tx, DEV1, VOL1, "C:", &k->v1_again)) < 0 ||
-	    (rc = put_volume(tx, DEV1, VOL2, "D:", &k->v2)) < 0 ||
-	    (rc = put_key(tx, DEV1, k->v1, KB, KEY_ACTIVE)) < 0 ||
-	    (rc = put_key(tx, DEV1, k->v1, KA, KEY_ACTIVE)) < 0)
-		return rc;
-	return 0;
-}
-
-struct key_copy {
-	struct key_rec k;
-	uint8_t sealed[32];
-	int calls;
-};
-
-static int copy_key(const struct key_rec *k, void *arg)
-{
-	struct key_copy *c = arg;
-
-	c->k = *k;
-	c->k.sealed = NULL;
-	if (k->sealed_len <= sizeof(c->sealed))
-		memcpy(c->sealed, k->sealed, k->sealed_len);
-	c->calls++;
-	return 0;
-}
-
-struct key_q {
-	const char *id;
-	struct key_copy out;
-	int rc;
-};
-
-static int tx_key_get(struct store_tx *tx, void *arg)
-{
-	struct key_q *q = arg;
-
-	memset(&q->out, 0, sizeof(q->out));
-	q->rc = STORE_TX(tx, key_get, q->id, copy_key, &q->out);
-	return 0;
-}
-
-struct key_state_arg {
-	int64_t row;
-	enum key_state st;
-	int64_t at;
-};
-
-static int tx_key_set_state(struct store_tx *tx, void *arg)
-{
-	struct key_state_arg *a = arg;
-
-	return STORE_TX(tx, key_set_state, a->row, a->st, a->at);
-}
-
-struct key_list {
-	char id[16][STORE_ID_LEN + 1];
-	size_t n;
-	int64_t volume_row;      /* input of tx_keys_of_volume */
-};
-
-static int list_key(const struct key_rec *k, void *arg)
-{
-	struct key_list *l = arg;
-
-	if (l->n < 16)
-		snprintf(l->id[l->n], sizeof(l->id[0]), "%s", k->key_id);
-	l->n++;
-	return 0;
-}
-
-static int tx_keys_of_volume(struct store_tx *tx, void *arg)
-{
-	struct key_list *l = arg;
-
-	l->n = 0;
-	return STORE_TX(tx, key_each_volume, l->volume_row, KEY_STATES_ALL, list_key, l);
-}
-
-static int tx_keys_of_device(struct store_tx *tx, void *arg)
-{
-	struct key_list *l = arg;
-
-	l->n = 0;
-	return STORE_TX(tx, key_each_device, DEV1, KEY_STATES_ALL, list_key, l);
-}
-
-static int tx_key_dangling_volume(struct store_tx *tx, void *arg)
-{
-	return put_key(tx, DEV1, 9999, "CCCC0001-0000-4000-8000-000000000001", KEY_ACTIVE);
-}
-
-static int tx_key_unknown_device(struct store_tx *tx, void *arg)
-{
-	return put_key(tx, DEV5, *(int64_t *)arg, "CCCC0002-0000-4000-8000-000000000001",
-		       KEY_ACTIVE);
-}
-
-static int tx_key_dup(struct store_tx *tx, void *arg)
-{
-	return put_key(tx, DEV1, *(int64_t *)arg, KA, KEY_ACTIVE);
-}
-
-static void test_keys(void **state)
-{
-	static const uint8_t sealed[] = { 1, 2, 3, 4, 5, 0, 7, 8 };
-	struct fx *f = *state;
-	struct keys_fx k;
-	struct key_q q;
-	struct key_list l;
-	struct key_state_arg sa;
-
-	memset(&k, 0, sizeof(k));
-	assert_int_equal(store_write(f->s, tx_keys_setup, &k), 0);
-	assert_true(k.v1 > 0);
-	assert_int_equal(k.v1_again, k.v1);        /* upsert: the same row */
-	assert_true(k.v2 != k.v1);
-	assert_int_equal(key_count(f->s), 2);
-
-	q.id = KA;
-	assert_int_equal(store_read(f->s, tx_key_get, &q), 0);
-	assert_int_equal(q.rc, 0);
-	assert_int_equal(q.out.calls, 1);
-	assert_string_equal(q.out.k.key_id, KA);
-	assert_string_equal(q.out.k.device_id, DEV1);
-	assert_int_equal(q.out.k.volume_row, k.v1);
-	assert_int_equal(q.out.k.state, KEY_ACTIVE);
-	assert_int_equal(q.out.k.sealed_len, sizeof(sealed));
-	assert_memory_equal(q.out.sealed, sealed, sizeof(sealed));  /* NUL inside kept */
-	assert_int_equal(q.out.k.created_at, 300);
-	assert_int_equal(q.out.k.changed_at, 300);
-	assert_int_equal(q.out.k.disclosed_at, 0);
-
-	q.id = "AAAA0001-0000-4000-8000-000000000003";
-	assert_int_equal(store_read(f->s, tx_key_get, &q), 0);
-	assert_int_equal(q.rc, KW_ERR_NOT_FOUND);
-	q.id = "AAAA0001";
-	assert_int_equal(store_read(f->s, tx_key_get, &q), 0);
-	assert_int_equal(q.rc, KW_ERR_INVALID);
-
-	/* Duplicates, and rows that point nowhere: nothing stored. With
-	 * foreign keys off the dangling volume would be accepted. */
-	assert_int_equal(store_write(f->s, tx_key_dup, &k.v2), KW_ERR_EXISTS);
-	assert_int_equal(store_write(f->s, tx_key_dangling_volume, NULL), KW_ERR_NOT_FOUND);
-	assert_int_equal(store_write(f->s, tx_key_unknown_device, &k.v1), KW_ERR_NOT_FOUND);
-	assert_int_equal(key_count(f->s), 2);
-	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM recovery_keys"), 2);
-
-	/* Disclosure records the time; later changes keep it. */
-	q.id = KA;
-	assert_int_equal(store_read(f->s, tx_key_get, &q), 0);
-	sa.row = q.out.k.row;
-	sa.st = KEY_DISCLOSED;
-	sa.at = 900;
-	assert_int_equal(store_write(f->s, tx_key_set_state, &sa), 0);
-	assert_int_equal(store_read(f->s, tx_key_get, &q), 0);
-	assert_int_equal(q.out.k.state, KEY_DISCLOSED);
-	assert_int_equal(q.out.k.changed_at, 900);
-	assert_int_equal(q.out.k.disclosed_at, 900);
-	sa.st = KEY_SUPERSEDED;
-	sa.at = 950;
-	assert_int_equal(store_write(f->s, tx_key_set_state, &sa), 0);
-	assert_int_equal(store_read(f->s, tx_key_get, &q), 0);
-	assert_int_equal(q.out.k.state, KEY_SUPERSEDED);
-	assert_int_equal(q.out.k.changed_at, 950);
-	assert_int_equal(q.out.k.disclosed_at, 900);
-
-	/* Per volume and per device, in insertion order. */
-	l.volume_row = k.v1;
-	assert_int_equal(store_read(f->s, tx_keys_of_volume, &l), 0);
-	assert_int_equal(l.n, 2);
-	assert_string_equal(l.id[0], KB);
-	assert_string_equal(l.id[1], KA);
-	l.volume_row = k.v2;
-	assert_int_equal(store_read(f->s, tx_keys_of_volume, &l), 0);
-	assert_int_equal(l.n, 0);
-	assert_int_equal(store_read(f->s, tx_keys_of_device, &l), 0);
-	assert_int_equal(l.n, 2);
-	assert_string_equal(l.id[0], KB);
-
-	assert_string_equal(key_state_name(KEY_ACTIVE), "active");
-	assert_string_equal(key_state_name(KEY_REMOVED), "removed");
-	assert_string_equal(key_state_name(KEY_DISCLOSED), "disclosed");
-	assert_string_equal(key_state_name(KEY_SUPERSEDED), "superseded");
-}
-
-struct vol_copy {
-	int64_t row;
-	char guid[STORE_ID_LEN + 1], mount[16];
-	int64_t first_seen, last_seen;
-};
-
-struct vol_list {
-	struct vol_copy v[4];
-	size_t n;
-};
-
-static int list_volume(const struct volume_rec *v, void *arg)
-{
-	struct vol_list *l = arg;
-
-	if (l->n < 4) {
-		l->v[l->n].row = v->row;
-		snprintf(l->v[l->n].guid, sizeof(l->v[0].guid), "%s", v->guid);
-		snprintf(l->v[l->n].mount, sizeof(l->v[0].mount), "%s", v->mount);
-		l->v[l->n].first_seen = v->first_seen;
-		l->v[l->n].last_seen = v->last_seen;
-	}
-	l->n++;
-	return 0;
-}
-
-static int tx_volumes(struct store_tx *tx, void *arg)
-{
-	struct vol_list *l = arg;
-
-	memset(l, 0, sizeof(*l));
-	return STORE_TX(tx, volume_each, DEV1, list_volume, l);
-}
-
-static int tx_volume_moved(struct store_tx *tx, void *arg)
-{
-	struct volume_rec v;
-
-	memset(&v, 0, sizeof(v));
-	snprintf(v.device_id, sizeof(v.device_id), "%s", DEV1);
-	snprintf(v.guid, sizeof(v.guid), "%s", VOL1);
-	v.mount = "E:";
-	v.type = "fixed";
-	v.protection = "suspended";
-	v.encryption = "xts_aes_128";
-	v.percent = 50;
-	v.first_seen = v.last_seen = 700;
-	return STORE_TX(tx, volume_upsert, &v, (int64_t *)arg);
-}
-
-static void test_volumes(void **state)
-{
-	struct fx *f = *state;
-	struct keys_fx k;
-	struct vol_list l;
-	int64_t row = 0;
-
-	memset(&k, 0, sizeof(k));
-	assert_int_equal(store_write(f->s, tx_keys_setup, &k), 0);
-	assert_int_equal(store_read(f->s, tx_volumes, &l), 0);
-	assert_int_equal(l.n, 2);
-	assert_string_equal(l.v[0].mount, "C:");
-	assert_string_equal(l.v[0].guid, VOL1);
-	assert_string_equal(l.v[1].mount, "D:");
-	/* A changed report updates the row in place, keeping first_seen. */
-	assert_int_equal(store_write(f->s, tx_volume_moved, &row), 0);
-	assert_int_equal(row, k.v1);
-	assert_int_equal(store_read(f->s, tx_volumes, &l), 0);
-	assert_int_equal(l.n, 2);
-	assert_string_equal(l.v[1].guid, VOL1);     /* ordered by mount: D:, E: */
-	assert_string_equal(l.v[1].mount, "E:");
-	assert_int_equal(l.v[1].row, k.v1);
-	assert_int_equal(l.v[1].first_seen, 200);
-	assert_int_equal(l.v[1].last_seen, 700);
-}
-
-struct logon_copy {
-	char user[32];
-	enum logon_type type;
-	int64_t first_seen, last_seen;
-};
-
-struct logon_list {
-	struct logon_copy l[8];
-	size_t n;
-};
-
-static int list_logon(const struct logon_rec *r, void *arg)
-{
-	struct logon_list *l = arg;
-
-	if (l->n < 8) {
-		snprintf(l->l[l->n].user, sizeof(l->l[0].user), "%s", r->user);
-		l->l[l->n].type = r->type;
-		l->l[l->n].first_seen = r->first_seen;
-		l->l[l->n].last_seen = r->last_seen;
-	}
-	l->n++;
-	return 0;
-}
-
-static int tx_logons_setup(struct store_tx *tx, void *arg)
-{
-	int rc;
-
-	if ((rc = put_device(tx, DEV1, "PC-1", 1)) < 0 ||
-	    (rc = put_logon(tx, DEV1, "CORP\\Alice", LOGON_LOCAL, 500)) < 0 ||
-	    (rc = put_logon(tx, DEV1, "corp\\alice", LOGON_LOCAL, 300)) < 0 ||
-	    (rc = put_logon(tx, DEV1, "CORP\\ALICE", LOGON_LOCAL, 800)) < 0 ||
-	    (rc = put_logon(tx, DEV1, "CORP\\Alice", LOGON_REMOTE, 600)) < 0 ||
-	    (rc = put_assoc(tx, DEV1, "CORP\\Bob")) < 0)
-		return rc;
-	return 0;
-}
-
-static int tx_logon_list(struct store_tx *tx, void *arg)
-{
-	memset(arg, 0, sizeof(struct logon_list));
-	return STORE_TX(tx, logon_each_device, DEV1, list_logon, arg);
-}
-
-static int tx_assoc_dup(struct store_tx *tx, void *arg)
-{
-	return put_assoc(tx, DEV1, "corp\\BOB");
-}
-
-static int tx_logon_unknown_device(struct store_tx *tx, void *arg)
-{
-	return put_logon(tx, DEV5, "x", LOGON_LOCAL, 1);
-}
-
-static int count_assoc(const struct assoc_rec *a, void *arg)
-{
-	assert_string_equal(a->user, "CORP\\Bob");
-	assert_string_equal(a->added_by, "admin");
-	assert_string_equal(a->device_id, DEV1);
-	(*(int *)arg)++;
-	return 0;
-}
-
-static int tx_assoc_count(struct store_tx *tx, void *arg)
-{
-	return STORE_TX(tx, assoc_each_device, DEV1, count_assoc, arg);
-}
-
-static void test_logons_and_associations(void **state)
-{
-	struct fx *f = *state;
-	struct logon_list l;
-	int n = 0;
-
-	assert_int_equal(store_write(f->s, tx_logons_setup, NULL), 0);
-	assert_int_equal(store_read(f->s, tx_logon_list, &l), 0);
-	/* One row per user (case-insensitive) and type; the span widened. */
-	assert_int_equal(l.n, 2);
-	assert_string_equal(l.l[0].user, "CORP\\Alice");     /* first spelling */
-	assert_int_equal(l.l[0].type, LOGON_LOCAL);
-	assert_int_equal(l.l[0].first_seen, 300);
-	assert_int_equal(l.l[0].last_seen, 800);
-	assert_int_equal(l.l[1].type, LOGON_REMOTE);
-	assert_int_equal(l.l[1].first_seen, 600);
-	assert_int_equal(l.l[1].last_seen, 600);
-
-	assert_int_equal(store_write(f->s, tx_assoc_dup, NULL), KW_ERR_EXISTS);
-	assert_int_equal(store_read(f->s, tx_assoc_count, &n), 0);
-	assert_int_equal(n, 1);
-	assert_int_equal(store_write(f->s, tx_logon_unknown_device, NULL), KW_ERR_NOT_FOUND);
-}
-
-/* ---- entitlement ---- */
-
-#define K1 "AAAA0001-0000-4000-8000-000000000001"   /* DEV1, alice local */
-#define K1B "AAAA0001-0000-4000-8000-000000000002"  /* DEV1, removed */
-#define K2 "AAAA0002-0000-4000-8000-000000000001"   /* DEV2, alice remote only */
-#define K3 "AAAA0003-0000-4000-8000-000000000001"   /* DEV3, bob associated */
-#define K4 "BBBB0004-0000-4000-8000-000000000001"   /* DEV4, carol local */
-#define K5 "AAAA0005-0000-4000-8000-000000000001"   /* DEV5, alice local + assoc */
-
-static int tx_entitled_setup(struct store_tx *tx, void *arg)
-{
-	int64_t v[6];
-	int rc;
-
-	if ((rc = put_device(tx, DEV1, "PC-ALICE", 1)) < 0 ||
-	    (rc = put_device(tx, DEV2, "PC-REMOTE", 2)) < 0 ||
-	    (rc = put_device(tx, DEV3, "PC-BOB", 3)) < 0 ||
-	    (rc = put_device(tx, DEV4, "PC-CAROL", 4)) < 0 ||
-	    (rc = put_device(tx, DEV5, "PC-BOTH", 5)) < 0 ||
-	    (rc = put_volume(tx, DEV1, VOL1, "C:", &v[1])) < 0 ||
-	    (rc = put_volume(tx, DEV2, VOL1, "C:", &v[2])) < 0 ||
-	    (rc = put_volume(tx, DEV3, VOL1, "C:", &v[3])) < 0 ||
-	    (rc = put_volume(tx, DEV4, VOL1, "C:", &v[4])) < 0 ||
-	    (rc = put_volume(tx, DEV5, VOL2, "D:", &v[5])) < 0 ||
-	    (rc = put_key(tx, DEV1, v[1], K1, KEY_ACTIVE)) < 0 ||
-	    (rc = put_key(tx, DEV1, v[1], K1B, KEY_REMOVED)) < 0 ||
-	    (rc = put_key(tx, DEV2, v[2], K2, KEY_ACTIVE)) < 0 ||
-	    (rc = put_key(tx, DEV3, v[3], K3, KEY_ACTIVE)) < 0 ||
-	    (rc = put_key(tx, DEV4, v[4], K4, KEY_ACTIVE)) < 0 ||
-	    (rc = put_key(tx, DEV5, v[5], K5, KEY_ACTIVE)) < 0 ||
-	    (rc = put_logon(tx, DEV1, "CORP\\Alice", LOGON_LOCAL, 100)) < 0 ||
-	    (rc = put_logon(tx, DEV2, "CORP\\Alice", LOGON_REMOTE, 100)) < 0 ||
-	    (rc = put_logon(tx, DEV3, "CORP\\Alice", LOGON_REMOTE, 100)) < 0 ||
-	    (rc = put_assoc(tx, DEV3, "corp\\bob")) < 0 ||
-	    (rc = put_logon(tx, DEV4, "carol", LOGON_LOCAL, 100)) < 0 ||
-	    (rc = put_assoc(tx, DEV4, "O'Hara \"Q\" [x]")) < 0 ||
-	    (rc = put_logon(tx, DEV5, "corp\\alice", LOGON_LOCAL, 100)) < 0 ||
-	    (rc = put_assoc(tx, DEV5, "CORP\\ALICE")) < 0)
-		return rc;
-	return 0;
-}
-
-struct ent_q {
-	const char *prefix;
-	const char *users[4];
-	size_t nusers;
-	unsigned states;
-	struct key_list l;
-	/* details of the first row */
-	char dev_name[32], dev_id[STORE_ID_LEN + 1], vol_guid[STORE_ID_LEN + 1];
-	char vol_mount[8], key_dev[STORE_ID_LEN + 1];
-};
-
-static int ent_row(const struct key_full_rec *r, void *arg)
-{
-	struct ent_q *q = arg;
-
-	if (q->l.n == 0) {
-		snprintf(q->dev_name, sizeof(q->dev_name), "%s", r->device->name);
-		snprintf(q->dev_id, sizeof(q->dev_id), "%s", r->device->id);
-		snprintf(q->vol_guid, sizeof(q->vol_guid), "%s", r->volume->guid);
-		snprintf(q->vol_mount, sizeof(q->vol_mount), "%s", r->volume->mount);
-		snprintf(q->key_dev, sizeof(q->key_dev), "%s", r->key.device_id);
-	}
-	return list_key(&r->key, &q->l);
-}
-
-static int tx_entitled(struct store_tx *tx, void *arg)
-{
-	struct ent_q *q = arg;
-
-	memset(&q->l, 0, sizeof(q->l));
-	return STORE_TX(tx, key_each_entitled, q->prefix, q->users, q->nusers, q->states,
-			ent_row, q);
-}
-
-#define ACTIVE_ONLY (1u << KEY_ACTIVE)
-#define ALL_STATES ((1u << KEY_ACTIVE) | (1u << KEY_REMOVED) | (1u << KEY_DISCLOSED) | \
-		    (1u << KEY_SUPERSEDED))
-
-/* Runs the query and compares the key IDs found with want (NULL-ended). */
-static void entitled(struct store *s, const char *prefix, const char *u1,
-		     const char *u2, unsigned states, const char *const *want)
-{
-	struct ent_q q;
-	size_t n = 0;
-
-	memset(&q, 0, sizeof(q));
-	q.prefix = prefix;
-	if (u1)
-		q.users[q.nusers++] = u1;
-	if (u2)
-		q.users[q.nusers++] = u2;
-	q.states = states;
-	assert_int_equal(store_read(s, tx_entitled, &q), 0);
-	while (want[n])
-		n++;
-	if (q.l.n != n)
-		fail_msg("prefix \"%s\" users %s,%s states %x: %zu keys, want %zu",
-			 prefix, u1 ? u1 : "-", u2 ? u2 : "-", states, q.l.n, n);
-	for (size_t i = 0; i < n; i++)
-		assert_string_equal(q.l.id[i], want[i]);
-}
-
-static void test_entitled(void **state)
-{
-	struct fx *f = *state;
-	struct ent_q q;
-
-	assert_int_equal(store_write(f->s, tx_entitled_setup, NULL), 0);
-
-	/* A local logon or an association entitles; a remote logon does not.
-	 * Names compare case-insensitively; DEV5 comes once for two reasons. */
-	entitled(f->s, "", "corp\\alice", NULL, ACTIVE_ONLY,
-		 (const char *const[]){ K1, K5, NULL });
-	entitled(f->s, "", "CORP\\ALICE", NULL, ACTIVE_ONLY,
-		 (const char *const[]){ K1, K5, NULL });
-	entitled(f->s, "", "CoRp\\BoB", NULL, ACTIVE_ONLY,
-		 (const char *const[]){ K3, NULL });
-	entitled(f->s, "", "CORP\\Alice", "CORP\\Bob", ACTIVE_ONLY,
-		 (const char *const[]){ K1, K3, K5, NULL });
-	entitled(f->s, "", "Carol", NULL, ACTIVE_ONLY,
-		 (const char *const[]){ K4, NULL });
-	entitled(f->s, "", "o'hara \"q\" [X]", NULL, ACTIVE_ONLY,
-		 (const char *const[]){ K4, NULL });
-	/* Nobody, or only someone unknown, or a name's prefix. */
-	entitled(f->s, "", NULL, NULL, ALL_STATES, (const char *const[]){ NULL });
-	entitled(f->s, "", "mallory", NULL, ALL_STATES, (const char *const[]){ NULL });
-	entitled(f->s, "", "corp\\ali", NULL, ALL_STATES, (const char *const[]){ NULL });
-	entitled(f->s, "", "alice", NULL, ALL_STATES, (const char *const[]){ NULL });
-
-	/* State mask. */
-	entitled(f->s, "", "corp\\alice", NULL, ALL_STATES,
-		 (const char *const[]){ K1, K1B, K5, NULL });
-	entitled(f->s, "", "corp\\alice", NULL, 1u << KEY_REMOVED,
-		 (const char *const[]){ K1B, NULL });
-	entitled(f->s, "", "corp\\alice", NULL, 1u << KEY_DISCLOSED,
-		 (const char *const[]){ NULL });
-	entitled(f->s, "", "corp\\alice", NULL, 0, (const char *const[]){ NULL });
-
-	/* Prefixes: 8 digits, more, all 32; one that matches nothing. */
-	entitled(f->s, "AAAA0001", "corp\\alice", NULL, ALL_STATES,
-		 (const char *const[]){ K1, K1B, NULL });
-	entitled(f->s, "AAAA00010000400080000000000", "corp\\alice", NULL, ALL_STATES,
-		 (const char *const[]){ K1, K1B, NULL });
-	entitled(f->s, "AAAA0001000040008000000000000002", "corp\\alice", NULL, ALL_STATES,
-		 (const char *const[]){ K1B, NULL });
-	entitled(f->s, "AAAA0001000040008000000000000003", "corp\\alice", NULL, ALL_STATES,
-		 (const char *const[]){ NULL });
-	entitled(f->s, "AAAA0002", "corp\\alice", NULL, ALL_STATES,
-		 (const char *const[]){ NULL });   /* remote only */
-	entitled(f->s, "BBBB0004", "corp\\alice", NULL, ALL_STATES,
-		 (const char *const[]){ NULL });   /* carol's */
-	entitled(f->s, "BBBB0004", "carol", NULL, ALL_STATES,
-		 (const char *const[]){ K4, NULL });
-	entitled(f->s, "AAAA000", "corp\\alice", NULL, ALL_STATES,
-		 (const char *const[]){ K1, K1B, K5, NULL });
-
-	/* The row carries its device and volume. */
-	memset(&q, 0, sizeof(q));
-	q.prefix = "AAAA0005";
-	q.users[0] = "corp\\alice";
-	q.nusers = 1;
-	q.states = ALL_STATES;
-	assert_int_equal(store_read(f->s, tx_entitled, &q), 0);
-	assert_int_equal(q.l.n, 1);
-	assert_string_equal(q.dev_name, "PC-BOTH");
-	assert_string_equal(q.dev_id, DEV5);
-	assert_string_equal(q.key_dev, DEV5);
-	assert_string_equal(q.vol_guid, VOL2);
-	assert_string_equal(q.vol_mount, "D:");
-}
-
 /* ---- group commit ---- */
 
 #define NJOBS 16
@@ -1720,7 +621,7 @@ static int tx_blocker(struct store_tx *tx, void *arg)
 
 	atomic_store(&blocker_running, 1);
 	usleep(300 * 1000);
-	return STORE_TX(tx, user_insert, &u);
+	return store_user_insert(tx, &u);
 }
 
 static void *blocker_thread(void *p)
@@ -1742,12 +643,12 @@ static int tx_group_job(struct store_tx *tx, void *arg)
 
 	snprintf(name, sizeof(name), "u%02d", j->i);
 	u = user(name, 0);
-	if ((rc = STORE_TX(tx, user_insert, &u)) < 0)
+	if ((rc = store_user_insert(tx, &u)) < 0)
 		return rc;
 	memset(&t, 0, sizeof(t));
 	hash_of(t.hash, 1000 + j->i);
 	t.uses_left = -1;
-	if ((rc = STORE_TX(tx, token_insert, &t, NULL)) < 0)
+	if ((rc = store_token_insert(tx, &t, NULL)) < 0)
 		return rc;
 	return (j->i % 2) ? KW_ERR_CONFLICT : 0;
 }
@@ -1813,7 +714,7 @@ static int tx_same(struct store_tx *tx, void *arg)
 {
 	struct user_rec u = user("same", 0);
 
-	return STORE_TX(tx, user_insert, &u);
+	return store_user_insert(tx, &u);
 }
 
 static void *same_thread(void *p)
@@ -1868,7 +769,7 @@ static int tx_token_n(struct store_tx *tx, void *arg)
 	memset(&t, 0, sizeof(t));
 	hash_of(t.hash, *(int *)arg);
 	t.uses_left = -1;
-	return STORE_TX(tx, token_insert, &t, NULL);
+	return store_token_insert(tx, &t, NULL);
 }
 
 static void *writer_thread(void *p)
@@ -2020,369 +921,26 @@ static void test_many_concurrent_writers(void **state)
 				 "enrollment_tokens"), NWRITERS * NWRITES);
 }
 
-/* ---- sessions ---- */
-
-struct sess_q {
-	uint8_t hash[STORE_HASH_LEN];
-	struct session_rec out;
-	char user[32], identities[64];
-	int rc;
-};
-
-static int copy_session(const struct session_rec *r, void *arg)
-{
-	struct sess_q *q = arg;
-
-	q->out = *r;
-	snprintf(q->user, sizeof(q->user), "%s", r->user);
-	snprintf(q->identities, sizeof(q->identities), "%s", r->identities);
-	return 0;
-}
-
-static int tx_session_get(struct store_tx *tx, void *arg)
-{
-	struct sess_q *q = arg;
-
-	q->rc = STORE_TX(tx, session_get, q->hash, copy_session, q);
-	return 0;
-}
-
-static int tx_session_ops(struct store_tx *tx, void *arg)
-{
-	struct session_rec r;
-	int step = *(int *)arg, rc;
-
-	memset(&r, 0, sizeof(r));
-	switch (step) {
-	case 0:
-		for (int i = 1; i <= 3; i++) {
-			hash_of(r.hash, i);
-			r.user = "alice";
-			r.roles = ROLE_HELPDESK;
-			r.identities = "alice\nCORP\\alice";
-			snprintf(r.csrf, sizeof(r.csrf), "csrf-%d", i);
-			r.created_at = 100 * i;
-			if ((rc = STORE_TX(tx, session_insert, &r)) < 0)
-				return rc;
-		}
-		return 0;
-	case 1:
-		hash_of(r.hash, 1);
-		return STORE_TX(tx, session_touch, r.hash, 1000, 1);
-	case 2:
-		hash_of(r.hash, 2);
-		return STORE_TX(tx, session_delete, r.hash);
-	case 3:
-		/* Idle since before 500 or created before 150. */
-		return STORE_TX(tx, session_purge, 500, 150);
-	default:
-		hash_of(r.hash, 42);
-		return STORE_TX(tx, session_touch, r.hash, 1000, -1);
-	}
-}
-
-static void test_sessions(void **state)
-{
-	struct fx *f = *state;
-	struct sess_q q;
-	int step;
-
-	step = 0;
-	assert_int_equal(store_write(f->s, tx_session_ops, &step), 0);
-	hash_of(q.hash, 1);
-	assert_int_equal(store_read(f->s, tx_session_get, &q), 0);
-	assert_int_equal(q.rc, 0);
-	assert_string_equal(q.user, "alice");
-	assert_string_equal(q.identities, "alice\nCORP\\alice");
-	assert_string_equal(q.out.csrf, "csrf-1");
-	assert_int_equal(q.out.roles, ROLE_HELPDESK);
-	assert_false(q.out.notice_accepted);
-	assert_int_equal(q.out.created_at, 100);
-	assert_int_equal(q.out.last_seen, 100);
-
-	step = 1;
-	assert_int_equal(store_write(f->s, tx_session_ops, &step), 0);
-	assert_int_equal(store_read(f->s, tx_session_get, &q), 0);
-	assert_int_equal(q.out.last_seen, 1000);
-	assert_true(q.out.notice_accepted);
-
-	step = 2;
-	assert_int_equal(store_write(f->s, tx_session_ops, &step), 0);
-	hash_of(q.hash, 2);
-	assert_int_equal(store_read(f->s, tx_session_get, &q), 0);
-	assert_int_equal(q.rc, KW_ERR_NOT_FOUND);
-
-	/* Session 1: created at 100 (< 150): purged although active.
-	 * Session 3: created 300, last seen 300 (< 500): purged as idle. */
-	step = 3;
-	assert_int_equal(store_write(f->s, tx_session_ops, &step), 0);
-	hash_of(q.hash, 1);
-	assert_int_equal(store_read(f->s, tx_session_get, &q), 0);
-	assert_int_equal(q.rc, KW_ERR_NOT_FOUND);
-	hash_of(q.hash, 3);
-	assert_int_equal(store_read(f->s, tx_session_get, &q), 0);
-	assert_int_equal(q.rc, KW_ERR_NOT_FOUND);
-
-	step = 4;
-	assert_int_equal(store_write(f->s, tx_session_ops, &step), KW_ERR_NOT_FOUND);
-}
-
-/* ---- audit ---- */
-
-struct audit_in {
-	int64_t at;
-	const char *source, *result, *actor, *end_user, *computer;
-};
-
-static const struct audit_in audit_data[] = {
-	{ 1000, "helpdesk", "disclosed", "HelpDesk1", "alice", "PC-1" },
-	{ 2000, "self_service", "disclosed", "alice", "alice", "pc-2" },
-	{ 3000, "self_service", "not_found", "Bob", "bob", "PC-1" },
-	{ 4000, "api", "disclosed", "", "", "PC-3" },
-	{ 5000, "helpdesk", "ambiguous", "helpdesk1", "carol", "PC-2" },
-};
-
-/* Appends record i the way the audit module would: seq and prev_hash from
- * audit_last. */
-static int audit_append(struct store_tx *tx, size_t i)
-{
-	struct audit_rec a;
-	int rc;
-
-	memset(&a, 0, sizeof(a));
-	if ((rc = STORE_TX(tx, audit_last, &a.seq, a.prev_hash)) < 0)
-		return rc;
-	a.seq++;
-	a.at = audit_data[i].at;
-	a.source = audit_data[i].source;
-	a.result = audit_data[i].result;
-	a.actor = audit_data[i].actor;
-	a.end_user = audit_data[i].end_user;
-	a.computer = audit_data[i].computer;
-	a.device_id = DEV1;
-	a.key_id = K1;
-	a.key_type = "recovery_password";
-	a.reason = "locked out";
-	a.comment = NULL;        /* stored as "" */
-	a.client = "192.0.2.7";
-	memset(a.hash, (int)(0x10 + a.seq), sizeof(a.hash));
-	return STORE_TX(tx, audit_insert, &a);
-}
-
-static int tx_audit_fill(struct store_tx *tx, void *arg)
-{
-	int rc;
-
-	for (size_t i = 0; i < sizeof(audit_data) / sizeof(audit_data[0]); i++)
-		if ((rc = audit_append(tx, i)) < 0)
-			return rc;
-	return 0;
-}
-
-struct last_q {
-	int64_t seq;
-	uint8_t hash[32];
-};
-
-static int tx_audit_last(struct store_tx *tx, void *arg)
-{
-	struct last_q *q = arg;
-
-	return STORE_TX(tx, audit_last, &q->seq, q->hash);
-}
-
-struct audit_list {
-	int64_t seq[16];
-	size_t n;
-	int stop_after;          /* > 0: return 7 after this many */
-	bool chain_ok;
-	uint8_t prev[32];
-};
-
-static int list_audit(const struct audit_rec *a, void *arg)
-{
-	struct audit_list *l = arg;
-	uint8_t want[32];
-
-	static const uint8_t zero[32];
-
-	if (l->n < 16)
-		l->seq[l->n] = a->seq;
-	l->n++;
-	if (a->seq < 1 || a->seq > 5) {
-		l->chain_ok = false;
-		return 0;
-	}
-	if (a->seq == 1 && memcmp(a->prev_hash, zero, 32))
-		l->chain_ok = false;
-	/* Each record carries what was inserted. */
-	memset(want, (int)(0x10 + a->seq), sizeof(want));
-	if (memcmp(a->hash, want, 32) || strcmp(a->key_type, "recovery_password") ||
-	    strcmp(a->comment, "") || strcmp(a->client, "192.0.2.7") ||
-	    strcmp(a->device_id, DEV1) || strcmp(a->key_id, K1) ||
-	    strcmp(a->reason, "locked out") ||
-	    strcmp(a->source, audit_data[a->seq - 1].source) ||
-	    strcmp(a->actor, audit_data[a->seq - 1].actor) ||
-	    a->at != audit_data[a->seq - 1].at)
-		l->chain_ok = false;
-	if (l->n > 1 && memcmp(a->prev_hash, l->prev, 32) && a->seq == l->seq[l->n - 2] + 1)
-		l->chain_ok = false;
-	memcpy(l->prev, a->hash, 32);
-	if (l->stop_after > 0 && l->n == (size_t)l->stop_after)
-		return 7;
-	return 0;
-}
-
-struct audit_q {
-	struct audit_filter f;
-	bool no_filter;
-	struct audit_list l;
-	int rc;
-};
-
-static int tx_audit_each(struct store_tx *tx, void *arg)
-{
-	struct audit_q *q = arg;
-	int stop = q->l.stop_after;
-
-	memset(&q->l, 0, sizeof(q->l));
-	q->l.stop_after = stop;
-	q->l.chain_ok = true;
-	q->rc = STORE_TX(tx, audit_each, q->no_filter ? NULL : &q->f, list_audit, &q->l);
-	return 0;
-}
-
-static void audit_expect(struct store *s, const struct audit_filter *f,
-			 const int64_t *want, size_t n)
-{
-	struct audit_q q;
-
-	memset(&q, 0, sizeof(q));
-	q.f = *f;
-	assert_int_equal(store_read(s, tx_audit_each, &q), 0);
-	assert_int_equal(q.rc, 0);
-	assert_true(q.l.chain_ok);
-	if (q.l.n != n)
-		fail_msg("%zu records, want %zu", q.l.n, n);
-	for (size_t i = 0; i < n; i++)
-		assert_int_equal(q.l.seq[i], want[i]);
-}
-
-#define SEQS(...) (const int64_t[]){ __VA_ARGS__ }, \
-	sizeof((const int64_t[]){ __VA_ARGS__ }) / sizeof(int64_t)
-
-static int tx_audit_dup(struct store_tx *tx, void *arg)
-{
-	struct audit_rec a;
-
-	memset(&a, 0, sizeof(a));
-	a.seq = 3;
-	a.source = "cli";
-	a.result = "disclosed";
-	return STORE_TX(tx, audit_insert, &a);
-}
-
-static void test_audit(void **state)
-{
-	struct fx *f = *state;
-	struct last_q last;
-	struct audit_q q;
-	uint8_t zero[32] = { 0 }, want[32];
-
-	last.seq = 77;
-	memset(last.hash, 0xee, sizeof(last.hash));
-	assert_int_equal(store_read(f->s, tx_audit_last, &last), 0);
-	assert_int_equal(last.seq, 0);
-	assert_memory_equal(last.hash, zero, 32);
-
-	assert_int_equal(store_write(f->s, tx_audit_fill, NULL), 0);
-	assert_int_equal(store_read(f->s, tx_audit_last, &last), 0);
-	assert_int_equal(last.seq, 5);
-	memset(want, 0x15, sizeof(want));
-	assert_memory_equal(last.hash, want, 32);
-
-	/* All, in order, chained (prev_hash = the hash before). */
-	memset(&q, 0, sizeof(q));
-	q.no_filter = true;
-	assert_int_equal(store_read(f->s, tx_audit_each, &q), 0);
-	assert_int_equal(q.rc, 0);
-	assert_int_equal(q.l.n, 5);
-	assert_true(q.l.chain_ok);
-	for (size_t i = 0; i < 5; i++)
-		assert_int_equal(q.l.seq[i], (int64_t)i + 1);
-	audit_expect(f->s, &(struct audit_filter){ 0 }, SEQS(1, 2, 3, 4, 5));
-
-	/* Filters. */
-	audit_expect(f->s, &(struct audit_filter){ .result = "disclosed" }, SEQS(1, 2, 4));
-	audit_expect(f->s, &(struct audit_filter){ .source = "self_service" }, SEQS(2, 3));
-	audit_expect(f->s, &(struct audit_filter){ .result = "disclosed",
-						   .source = "helpdesk" }, SEQS(1));
-	/* user: actor or end user, any case. */
-	audit_expect(f->s, &(struct audit_filter){ .user = "ALICE" }, SEQS(1, 2));
-	audit_expect(f->s, &(struct audit_filter){ .user = "helpdesk1" }, SEQS(1, 5));
-	audit_expect(f->s, &(struct audit_filter){ .user = "carol" }, SEQS(5));
-	audit_expect(f->s, &(struct audit_filter){ .user = "ali" }, (const int64_t *)NULL, 0);
-	audit_expect(f->s, &(struct audit_filter){ .computer = "pc-1" }, SEQS(1, 3));
-	audit_expect(f->s, &(struct audit_filter){ .computer = "PC-2" }, SEQS(2, 5));
-	audit_expect(f->s, &(struct audit_filter){ .result = "nothing" },
-		     (const int64_t *)NULL, 0);
-	/* Time range (bounds chosen between records). */
-	audit_expect(f->s, &(struct audit_filter){ .from = 1500 }, SEQS(2, 3, 4, 5));
-	audit_expect(f->s, &(struct audit_filter){ .to = 3500 }, SEQS(1, 2, 3));
-	audit_expect(f->s, &(struct audit_filter){ .from = 1500, .to = 4500 }, SEQS(2, 3, 4));
-	audit_expect(f->s, &(struct audit_filter){ .from = 1000 }, SEQS(1, 2, 3, 4, 5));
-	/* Paging. */
-	audit_expect(f->s, &(struct audit_filter){ .limit = 2 }, SEQS(1, 2));
-	audit_expect(f->s, &(struct audit_filter){ .after_seq = 2, .limit = 2 }, SEQS(3, 4));
-	audit_expect(f->s, &(struct audit_filter){ .after_seq = 4, .limit = 2 }, SEQS(5));
-	audit_expect(f->s, &(struct audit_filter){ .after_seq = 5 }, (const int64_t *)NULL, 0);
-	audit_expect(f->s, &(struct audit_filter){ .result = "disclosed", .after_seq = 1,
-						   .limit = 1 }, SEQS(2));
-
-	/* A callback's non-zero result stops the iteration and is returned. */
-	memset(&q, 0, sizeof(q));
-	q.no_filter = true;
-	q.l.stop_after = 2;
-	assert_int_equal(store_read(f->s, tx_audit_each, &q), 0);
-	assert_int_equal(q.rc, 7);
-	assert_int_equal(q.l.n, 2);
-
-	/* A sequence number is never reused. */
-	assert_int_equal(store_write(f->s, tx_audit_dup, NULL), KW_ERR_EXISTS);
-	assert_int_equal(store_read(f->s, tx_audit_last, &last), 0);
-	assert_int_equal(last.seq, 5);
-	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM audit"), 5);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_open_fresh_and_again, setup_dir, teardown),
+		cmocka_unit_test_setup_teardown(test_migrate_from_version_1, setup_dir, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup_dir, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_schema_refused_without_migrate,
 						setup_dir, teardown),
 		cmocka_unit_test_setup_teardown(test_open_errors, setup_dir, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_and_foreign_keys, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_devices, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_users, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_read_is_read_only, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_meta, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failure_counted_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_is_in_the_log_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_walvfs_deferred_sync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_syncer_order_and_failure, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_volumes, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_logons_and_associations, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_entitled, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit_failed_job_leaves_nothing,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit_sees_earlier_jobs,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_log_write, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_concurrent_writers, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_sessions, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

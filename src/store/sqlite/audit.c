@@ -1,0 +1,112 @@
+/* Operations on the audit trail. */
+#include <string.h>
+
+#include "store/backend.h"
+#include "store/sqlite/internal.h"
+#include "util/err.h"
+
+#define AUDIT_COLS "seq, at, source, result, actor, end_user, computer, device_id, " \
+	"key_id, key_type, reason, comment, client, prev_hash, hash"
+
+static const struct sq_query q_audit_last = { SQ_AUDIT_LAST,
+	"SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1" };
+static const struct sq_query q_audit_insert = { SQ_AUDIT_INSERT,
+	"INSERT INTO audit (" AUDIT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+	"?10, ?11, ?12, ?13, ?14, ?15)" };
+static const struct sq_query q_audit_each = { SQ_AUDIT_EACH,
+	"SELECT " AUDIT_COLS " FROM audit WHERE seq > ?1 "
+	"AND (?2 = 0 OR at >= ?2) AND (?3 = 0 OR at < ?3) "
+	"AND (?4 IS NULL OR result = ?4) AND (?5 IS NULL OR source = ?5) "
+	"AND (?6 IS NULL OR fold(actor) = fold(?6) OR fold(end_user) = fold(?6)) "
+	"AND (?7 IS NULL OR fold(computer) = fold(?7)) "
+	"ORDER BY seq LIMIT ?8" };
+
+struct last {
+	int64_t seq;
+	uint8_t hash[32];
+};
+
+static int last_row(sqlite3_stmt *st, void *arg)
+{
+	struct last *l = arg;
+
+	l->seq = sqlite3_column_int64(st, 0);
+	sq_blob(st, 1, l->hash, 32);
+	return 0;
+}
+
+/* The single writer serialises appends: nothing writes between reading the
+ * newest record and the head and inserting the next. */
+static int audit_append(struct store_tx *tx, struct audit_rec *a, store_audit_hash_fn hash)
+{
+	char now[STORE_AUDIT_HEAD_LEN + 1], head[STORE_AUDIT_HEAD_LEN];
+	struct last l;
+	int rc;
+
+	memset(&l, 0, sizeof(l));
+	if ((rc = sq_each(tx->c, &q_audit_last, SQ_NOARGS, last_row, &l)) < 0)
+		return rc;
+	rc = sq_ops->meta_get(tx, STORE_AUDIT_HEAD, now, sizeof(now));
+	if (rc < 0 && rc != KW_ERR_NOT_FOUND)
+		return rc;
+	if ((rc = store_audit_chain(l.seq, l.hash, rc == 0 ? now : NULL, a, hash, head)) < 0)
+		return rc;
+	if ((rc = sq_exec(tx->c, &q_audit_insert,
+			  SQ_ARGS(SQ_INT(a->seq), SQ_INT(a->at), SQ_TEXT(a->source),
+				  SQ_TEXT(a->result), SQ_TEXT(a->actor), SQ_TEXT(a->end_user),
+				  SQ_TEXT(a->computer), SQ_TEXT(a->device_id), SQ_TEXT(a->key_id),
+				  SQ_TEXT(a->key_type), SQ_TEXT(a->reason), SQ_TEXT(a->comment),
+				  SQ_TEXT(a->client), SQ_BLOB(a->prev_hash, 32),
+				  SQ_BLOB(a->hash, 32)))) < 0)
+		return rc;
+	return sq_ops->meta_set(tx, STORE_AUDIT_HEAD, head);
+}
+
+struct audit_cb {
+	store_each_audit cb;
+	void *arg;
+};
+
+static int audit_row(sqlite3_stmt *st, void *arg)
+{
+	struct audit_cb *c = arg;
+	struct audit_rec a;
+
+	memset(&a, 0, sizeof(a));
+	a.seq = sqlite3_column_int64(st, 0);
+	a.at = sqlite3_column_int64(st, 1);
+	a.source = sq_text(st, 2);
+	a.result = sq_text(st, 3);
+	a.actor = sq_text(st, 4);
+	a.end_user = sq_text(st, 5);
+	a.computer = sq_text(st, 6);
+	a.device_id = sq_text(st, 7);
+	a.key_id = sq_text(st, 8);
+	a.key_type = sq_text(st, 9);
+	a.reason = sq_text(st, 10);
+	a.comment = sq_text(st, 11);
+	a.client = sq_text(st, 12);
+	sq_blob(st, 13, a.prev_hash, 32);
+	sq_blob(st, 14, a.hash, 32);
+	return c->cb(&a, c->arg);
+}
+
+static int audit_each(struct store_tx *tx, const struct audit_filter *f, store_each_audit cb,
+		      void *arg)
+{
+	struct audit_cb c = { cb, arg };
+
+	return sq_each(tx->c, &q_audit_each,
+		       SQ_ARGS(SQ_INT(f ? f->after_seq : 0), SQ_INT(f ? f->from : 0),
+			       SQ_INT(f ? f->to : 0), SQ_TEXT(f ? f->result : NULL),
+			       SQ_TEXT(f ? f->source : NULL), SQ_TEXT(f ? f->user : NULL),
+			       SQ_TEXT(f ? f->computer : NULL),
+			       SQ_INT(f && f->limit > 0 ? f->limit : -1)),
+		       audit_row, &c);
+}
+
+void sq_audit_ops(struct store_ops *o)
+{
+	o->audit_append = audit_append;
+	o->audit_each = audit_each;
+}

@@ -76,7 +76,7 @@ static int fill_tx(struct store_tx *tx, void *arg)
 		d.os = "Windows 11 Pro 23H2";
 		d.created_at = f->now;
 		randombytes_buf(hash, sizeof(hash));
-		if ((rc = STORE_TX(tx, device_insert, &d, hash)) < 0)
+		if ((rc = store_device_insert(tx, &d, hash)) < 0)
 			return rc;
 		memset(&v, 0, sizeof(v));
 		memcpy(v.device_id, d.id, sizeof(v.device_id));
@@ -87,7 +87,7 @@ static int fill_tx(struct store_tx *tx, void *arg)
 		v.encryption = "xts_aes_256";
 		v.percent = 100;
 		v.first_seen = v.last_seen = f->now;
-		if ((rc = STORE_TX(tx, volume_upsert, &v, &row)) < 0)
+		if ((rc = store_volume_upsert(tx, &v, &row)) < 0)
 			return rc;
 		for (int k = 0; k < f->keys_per_device; k++) {
 			struct key_rec kr;
@@ -105,7 +105,7 @@ static int fill_tx(struct store_tx *tx, void *arg)
 			kr.sealed = sealed;
 			kr.sealed_len = len;
 			kr.created_at = f->now;
-			if ((rc = STORE_TX(tx, key_insert, &kr)) < 0)
+			if ((rc = store_key_insert(tx, &kr)) < 0)
 				return rc;
 			if (f->bench && k == 0)
 				memcpy(f->ids[i], kr.key_id, sizeof(f->ids[i]));
@@ -115,7 +115,7 @@ static int fill_tx(struct store_tx *tx, void *arg)
 		l.user = user;
 		l.type = LOGON_LOCAL;
 		l.first_seen = l.last_seen = f->now;
-		if ((rc = STORE_TX(tx, logon_upsert, &l)) < 0)
+		if ((rc = store_logon_upsert(tx, &l)) < 0)
 			return rc;
 	}
 	return 0;
@@ -140,7 +140,7 @@ static int users_tx(struct store_tx *tx, void *arg)
 		r.name = name;
 		r.password_hash = u->hash;
 		r.created_at = u->now;
-		if ((rc = STORE_TX(tx, user_insert, &r)) < 0)
+		if ((rc = store_user_insert(tx, &r)) < 0)
 			return rc;
 	}
 	return 0;

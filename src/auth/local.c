@@ -61,16 +61,17 @@ static int lookup_tx(struct store_tx *tx, void *arg)
 	bool bare = !strchr(lk->user, '\\') && !strchr(lk->user, '@');
 	int rc;
 
+	memset(lk->f, 0, sizeof(*lk->f));   /* a rerun starts afresh */
 	identity_from_name(d, lk->user, &id);
 	for (size_t i = 0; i < id.n; i++)
-		if ((rc = STORE_TX(tx, user_get, id.forms[i], user_found, lk->f)) != KW_ERR_NOT_FOUND)
+		if ((rc = store_user_get(tx, id.forms[i], user_found, lk->f)) != KW_ERR_NOT_FOUND)
 			return rc;
 	for (size_t i = 0; bare && i < d->n; i++) {
 		snprintf(alt, sizeof(alt), "%s\\%s", d->dom[i].netbios, lk->user);
-		if ((rc = STORE_TX(tx, user_get, alt, user_found, lk->f)) != KW_ERR_NOT_FOUND)
+		if ((rc = store_user_get(tx, alt, user_found, lk->f)) != KW_ERR_NOT_FOUND)
 			return rc;
 		snprintf(alt, sizeof(alt), "%s@%s", lk->user, d->dom[i].dns);
-		if ((rc = STORE_TX(tx, user_get, alt, user_found, lk->f)) != KW_ERR_NOT_FOUND)
+		if ((rc = store_user_get(tx, alt, user_found, lk->f)) != KW_ERR_NOT_FOUND)
 			return rc;
 	}
 	return KW_ERR_NOT_FOUND;

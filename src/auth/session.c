@@ -15,7 +15,7 @@ struct create {
 
 static int create_tx(struct store_tx *tx, void *arg)
 {
-	return STORE_TX(tx, session_insert, &((struct create *)arg)->rec);
+	return store_session_insert(tx, &((struct create *)arg)->rec);
 }
 
 int session_create(struct store *s, const struct auth_user *u, int64_t now,
@@ -70,12 +70,12 @@ static int get_tx(struct store_tx *tx, void *arg)
 {
 	struct session *ss = arg;
 
-	return STORE_TX(tx, session_get, ss->hash, session_found, ss);
+	return store_session_get(tx, ss->hash, session_found, ss);
 }
 
 static int delete_tx(struct store_tx *tx, void *arg)
 {
-	return STORE_TX(tx, session_delete, ((const struct session *)arg)->hash);
+	return store_session_delete(tx, ((const struct session *)arg)->hash);
 }
 
 int64_t session_remaining(const struct session *ss, int64_t now,
@@ -124,7 +124,7 @@ static int touch_tx(struct store_tx *tx, void *arg)
 {
 	struct touch *t = arg;
 
-	return STORE_TX(tx, session_touch, t->ss->hash, t->now, t->notice);
+	return store_session_touch(tx, t->ss->hash, t->now, t->notice);
 }
 
 int session_touch(struct store *s, struct session *ss, int64_t now, int notice)
@@ -172,7 +172,7 @@ static int purge_tx(struct store_tx *tx, void *arg)
 {
 	struct purge *p = arg;
 
-	return STORE_TX(tx, session_purge, p->idle_before, p->created_before);
+	return store_session_purge(tx, p->idle_before, p->created_before);
 }
 
 int session_purge(struct store *s, int64_t now, const struct session_limits *lim)

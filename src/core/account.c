@@ -37,7 +37,7 @@ static int hash_new_password(const char *pw, char hash[PASSWORD_HASH_MAX], char 
 
 static int insert_tx(struct store_tx *tx, void *arg)
 {
-	return STORE_TX(tx, user_insert, arg);
+	return store_user_insert(tx, arg);
 }
 
 int account_add(struct store *s, const char *name, unsigned roles, const char *pw,
@@ -93,19 +93,19 @@ static int update_tx(struct store_tx *tx, void *arg)
 	struct user_rec u;
 	int rc;
 
-	if ((rc = STORE_TX(tx, user_get, up->name, update_found, up)) < 0)
+	if ((rc = store_user_get(tx, up->name, update_found, up)) < 0)
 		return rc;
 	memset(&u, 0, sizeof(u));
 	u.name = up->name;
 	u.password_hash = up->hash ? up->hash : up->old_hash;
 	u.roles = up->roles;
 	u.disabled = up->disabled < 0 ? up->was_disabled : up->disabled;
-	if ((rc = STORE_TX(tx, user_update, &u)) < 0)
+	if ((rc = store_user_update(tx, &u)) < 0)
 		return rc;
 	/* Whoever signed in with the old password, or as the account now
 	 * disabled, is out at once, not at the session's idle timeout. */
 	if (up->hash || u.disabled)
-		return STORE_TX(tx, session_delete_user, u.name);
+		return store_session_delete_user(tx, u.name);
 	return 0;
 }
 
@@ -171,7 +171,7 @@ static int get_tx(struct store_tx *tx, void *arg)
 {
 	struct get *g = arg;
 
-	return STORE_TX(tx, user_get, g->name, get_found, g->out);
+	return store_user_get(tx, g->name, get_found, g->out);
 }
 
 int account_get(struct store *s, const char *name, struct account *out)
@@ -197,12 +197,13 @@ static int each_found(const struct user_rec *u, void *arg)
 
 static int each_tx(struct store_tx *tx, void *arg)
 {
-	return STORE_TX(tx, user_each, each_found, arg);
+	return store_user_each(tx, each_found, arg);
 }
 
 int account_each(struct store *s, account_each_fn fn, void *arg)
 {
 	struct each e = { fn, arg };
 
-	return store_read(s, each_tx, &e);
+	/* fn may print: the read runs once. */
+	return store_read_once(s, each_tx, &e);
 }

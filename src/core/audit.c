@@ -154,7 +154,12 @@ static int verify_tx(struct store_tx *tx, void *arg)
 	struct verify *v = arg;
 	int rc;
 
-	rc = STORE_TX(tx, audit_each, NULL, verify_rec, v);
+	/* A rerun starts afresh. */
+	memset(v->r, 0, sizeof(*v->r));
+	v->last = 0;
+	memset(v->hash, 0, sizeof(v->hash));
+	v->bad = false;
+	rc = store_audit_each(tx, NULL, verify_rec, v);
 	if (rc < 0 || v->bad)
 		return rc < 0 ? rc : 0;
 	rc = verify_head(tx, v);
@@ -212,7 +217,7 @@ static int csv_tx(struct store_tx *tx, void *arg)
 {
 	struct csv *c = arg;
 
-	return STORE_TX(tx, audit_each, c->f, csv_row, c);
+	return store_audit_each(tx, c->f, csv_row, c);
 }
 
 int audit_export_csv(struct store *s, const struct audit_filter *f, FILE *out)
@@ -229,7 +234,8 @@ int audit_export_csv(struct store *s, const struct audit_filter *f, FILE *out)
 		rc = KW_ERR_IO;
 		goto out;
 	}
-	if ((rc = store_read(s, csv_tx, &c)) < 0)
+	/* Rows go to out as they are read. */
+	if ((rc = store_read_once(s, csv_tx, &c)) < 0)
 		goto out;
 	if (fflush(out) != 0 || ferror(out))
 		rc = KW_ERR_IO;

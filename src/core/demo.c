@@ -52,7 +52,7 @@ static void demo_key_id(const char *prefix, char out[KEYID_CANON_LEN + 1])
 
 static int save_key_tx(struct store_tx *tx, void *arg)
 {
-	return STORE_TX(tx, meta_set, DEMO_KEY_META, arg);
+	return store_meta_set(tx, DEMO_KEY_META, arg);
 }
 
 static int add_users(struct store *s, char *msg, size_t msglen)
@@ -162,7 +162,7 @@ out:
 
 static int load_key_tx(struct store_tx *tx, void *arg)
 {
-	return STORE_TX(tx, meta_get, DEMO_KEY_META, arg, KEYID_CANON_LEN + 1);
+	return store_meta_get(tx, DEMO_KEY_META, arg, KEYID_CANON_LEN + 1);
 }
 
 int demo_key(struct store *s, char key_id[KEYID_CANON_LEN + 1])

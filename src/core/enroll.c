@@ -20,7 +20,7 @@ static int token_insert_tx(struct store_tx *tx, void *arg)
 {
 	struct token_new *t = arg;
 
-	return STORE_TX(tx, token_insert, &t->rec, &t->id);
+	return store_token_insert(tx, &t->rec, &t->id);
 }
 
 int enroll_token_create(struct store *s, int64_t now, int64_t expires_at, int64_t uses,
@@ -46,7 +46,7 @@ int enroll_token_create(struct store *s, int64_t now, int64_t expires_at, int64_
 
 static int token_revoke_tx(struct store_tx *tx, void *arg)
 {
-	return STORE_TX(tx, token_revoke, *(int64_t *)arg);
+	return store_token_revoke(tx, *(int64_t *)arg);
 }
 
 int enroll_token_revoke(struct store *s, int64_t id)
@@ -63,14 +63,15 @@ static int token_each_tx(struct store_tx *tx, void *arg)
 {
 	const struct token_each *e = arg;
 
-	return STORE_TX(tx, token_each, e->fn, e->arg);
+	return store_token_each(tx, e->fn, e->arg);
 }
 
 int enroll_token_each(struct store *s, store_each_token fn, void *arg)
 {
 	struct token_each e = { fn, arg };
 
-	return store_read(s, token_each_tx, &e);
+	/* fn may print: the read runs once. */
+	return store_read_once(s, token_each_tx, &e);
 }
 
 enum enroll_token_state enroll_token_state(const struct token_rec *t, int64_t now)
@@ -99,14 +100,14 @@ static int register_tx(struct store_tx *tx, void *arg)
 	struct device_rec d;
 	int rc;
 
-	rc = STORE_TX(tx, token_get, r->token_hash, &t);
+	rc = store_token_get(tx, r->token_hash, &t);
 	if (rc == KW_ERR_NOT_FOUND)
 		return KW_ERR_AUTH;
 	if (rc < 0)
 		return rc;
 	if (enroll_token_state(&t, r->now) != ENROLL_TOKEN_VALID)
 		return KW_ERR_AUTH;
-	if ((rc = STORE_TX(tx, token_use, t.id)) < 0)
+	if ((rc = store_token_use(tx, t.id)) < 0)
 		return rc;
 	memset(&d, 0, sizeof(d));
 	snprintf(d.id, sizeof(d.id), "%s", r->device_id);
@@ -114,7 +115,7 @@ static int register_tx(struct store_tx *tx, void *arg)
 	d.domain = r->d->domain ? r->d->domain : "";
 	d.os = r->d->os ? r->d->os : "";
 	d.created_at = r->now;
-	return STORE_TX(tx, device_insert, &d, r->secret_hash);
+	return store_device_insert(tx, &d, r->secret_hash);
 }
 
 int enroll_register(struct store *s, const char *token, const struct device_new *d,
@@ -167,7 +168,7 @@ static int auth_tx(struct store_tx *tx, void *arg)
 {
 	struct auth_tx *t = arg;
 
-	return STORE_TX(tx, device_by_secret, t->hash, auth_found, t->a);
+	return store_device_by_secret(tx, t->hash, auth_found, t->a);
 }
 
 /* The live device with this secret hash, into a. */

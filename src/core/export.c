@@ -99,7 +99,7 @@ static int export_tx(struct store_tx *tx, void *arg)
 	/* The snapshot begins with this first read and holds until the end,
 	 * while the record is committed by a write of its own: the record's
 	 * count and the rows written are of the same keys. */
-	if ((rc = STORE_TX(tx, key_each_full, export_row, e)) < 0)
+	if ((rc = store_key_each_full(tx, export_row, e)) < 0)
 		return rc;
 	e->stage = RECORD;
 	if ((rc = store_write(e->s, audit_tx, e)) < 0)
@@ -107,7 +107,7 @@ static int export_tx(struct store_tx *tx, void *arg)
 	e->stage = WRITE;
 	if (fputs(EXPORT_CSV_HEADER "\r\n", e->out) == EOF)
 		return KW_ERR_IO;
-	return STORE_TX(tx, key_each_full, export_row, e);
+	return store_key_each_full(tx, export_row, e);
 }
 
 int export_csv(struct store *s, const struct seal *k, const struct audit_rec *who,
@@ -123,7 +123,8 @@ int export_csv(struct store *s, const struct seal *k, const struct audit_rec *wh
 	e.dest = dest;
 	e.out = out;
 	buf_init(&e.line, LINE_MAX_BYTES);
-	rc = store_read(s, export_tx, &e);
+	/* Rows go to out as they are read, and the record is its own write. */
+	rc = store_read_once(s, export_tx, &e);
 	if (rc == 0 && fflush(out) != 0)
 		rc = KW_ERR_IO;
 	*rows = e.rows;

@@ -9,7 +9,7 @@
 static int ping_tx(struct store_tx *tx, void *arg)
 {
 	char v[64];
-	int rc = STORE_TX(tx, meta_get, "master_key_id", v, sizeof(v));
+	int rc = store_meta_get(tx, "master_key_id", v, sizeof(v));
 
 	return rc == KW_ERR_NOT_FOUND ? 0 : rc;
 }
@@ -22,7 +22,7 @@ static int probe_tx(struct store_tx *tx, void *arg)
 	char at[TIME_ISO_LEN];
 
 	time_format_iso(time_now(), at);
-	return STORE_TX(tx, meta_set, "health_probe", at);
+	return store_meta_set(tx, "health_probe", at);
 }
 
 static void probe_done(int rc, void *arg)

@@ -15,7 +15,7 @@ static int devices_tx(struct store_tx *tx, void *arg)
 {
 	const struct devices *d = arg;
 
-	return STORE_TX(tx, device_each, d->prefix, d->limit, d->fn, d->arg);
+	return store_device_each(tx, d->prefix, d->limit, d->fn, d->arg);
 }
 
 int inventory_devices(struct store *s, const char *prefix, int64_t limit,
@@ -25,7 +25,8 @@ int inventory_devices(struct store *s, const char *prefix, int64_t limit,
 
 	if (limit < 0)
 		return KW_ERR_INVALID;
-	return store_read(s, devices_tx, &d);
+	/* fn may print: the read runs once. */
+	return store_read_once(s, devices_tx, &d);
 }
 
 /* No device ID is longer; a longer one names no device (rather than the
@@ -63,18 +64,18 @@ static int show_tx(struct store_tx *tx, void *arg)
 	const struct inventory_device_fns *f = sh->fns;
 	int rc;
 
-	if ((rc = STORE_TX(tx, device_get, sh->id, f->device ? f->device : no_device,
+	if ((rc = store_device_get(tx, sh->id, f->device ? f->device : no_device,
 			   sh->arg)) != 0)
 		return rc;
-	if (f->volume && (rc = STORE_TX(tx, volume_each, sh->id, f->volume, sh->arg)) != 0)
+	if (f->volume && (rc = store_volume_each(tx, sh->id, f->volume, sh->arg)) != 0)
 		return rc;
-	if (f->key && (rc = STORE_TX(tx, key_each_device, sh->id, KEY_STATES_ALL, show_key,
+	if (f->key && (rc = store_key_each_device(tx, sh->id, KEY_STATES_ALL, show_key,
 				     arg)) != 0)
 		return rc;
-	if (f->logon && (rc = STORE_TX(tx, logon_each_device, sh->id, f->logon,
+	if (f->logon && (rc = store_logon_each_device(tx, sh->id, f->logon,
 				       sh->arg)) != 0)
 		return rc;
-	if (f->assoc && (rc = STORE_TX(tx, assoc_each_device, sh->id, f->assoc,
+	if (f->assoc && (rc = store_assoc_each_device(tx, sh->id, f->assoc,
 				       sh->arg)) != 0)
 		return rc;
 	return 0;
@@ -87,7 +88,8 @@ int inventory_device_show(struct store *s, const char *id,
 
 	if (!id_fits(id))
 		return KW_ERR_NOT_FOUND;
-	return store_read(s, show_tx, &sh);
+	/* fns may print: the read runs once. */
+	return store_read_once(s, show_tx, &sh);
 }
 
 static int revoke_tx(struct store_tx *tx, void *arg)
@@ -96,9 +98,9 @@ static int revoke_tx(struct store_tx *tx, void *arg)
 
 	/* Whether a missing row is an error is the backend's choice for an
 	 * update; here it is one, checked first. */
-	if ((rc = STORE_TX(tx, device_get, arg, no_device, NULL)) < 0)
+	if ((rc = store_device_get(tx, arg, no_device, NULL)) < 0)
 		return rc;
-	return STORE_TX(tx, device_set_revoked, arg, true);
+	return store_device_set_revoked(tx, arg, true);
 }
 
 int inventory_device_revoke(struct store *s, const char *id)
@@ -118,9 +120,9 @@ static int assoc_tx(struct store_tx *tx, void *arg)
 	const struct assoc_rec *a = arg;
 	int rc;
 
-	if ((rc = STORE_TX(tx, device_get, a->device_id, no_device, NULL)) < 0)
+	if ((rc = store_device_get(tx, a->device_id, no_device, NULL)) < 0)
 		return rc;
-	return STORE_TX(tx, assoc_add, a);
+	return store_assoc_add(tx, a);
 }
 
 int inventory_assoc_add(struct store *s, const char *user, const char *device_id,

@@ -68,7 +68,7 @@ struct fp_job {
 static int fp_read_tx(struct store_tx *tx, void *arg)
 {
 	struct fp_job *j = arg;
-	int rc = STORE_TX(tx, meta_get, FP_NAME, j->have, sizeof(j->have));
+	int rc = store_meta_get(tx, FP_NAME, j->have, sizeof(j->have));
 
 	j->found = rc == 0;
 	return rc == KW_ERR_NOT_FOUND ? 0 : rc;
@@ -84,7 +84,7 @@ static int fp_record_tx(struct store_tx *tx, void *arg)
 	if (rc < 0 || j->found)
 		return rc;
 	j->recorded = true;
-	return STORE_TX(tx, meta_set, FP_NAME, j->mine);
+	return store_meta_set(tx, FP_NAME, j->mine);
 }
 
 static int fp_of_database(struct store *s, struct fp_job *j, char *msg, size_t msglen)
@@ -375,14 +375,14 @@ static int rekey_tx(struct store_tx *tx, void *arg)
 	j->n = 0;
 	j->bad[0] = '\0';
 	/* The lock keeps other rekeys out; the database is the judge. */
-	if ((rc = STORE_TX(tx, meta_get, FP_NAME, have, sizeof(have))) < 0 &&
+	if ((rc = store_meta_get(tx, FP_NAME, have, sizeof(have))) < 0 &&
 	    rc != KW_ERR_NOT_FOUND)
 		return rc;
 	if (rc == 0 && strcmp(have, j->old_fp))
 		return KW_ERR_CONFLICT;
 	if ((rc = rekey_keys(tx, j)) < 0)
 		return rc;
-	if ((rc = STORE_TX(tx, meta_set, FP_NAME, j->new_fp)) < 0)
+	if ((rc = store_meta_set(tx, FP_NAME, j->new_fp)) < 0)
 		return rc;
 	snprintf(comment, sizeof(comment), "%zu keys re-encrypted; master key %s replaced "
 		 "by %s", j->n, j->old_fp, j->new_fp);

@@ -82,9 +82,9 @@ static int recover_tx(struct store_tx *tx, void *arg)
 	j->n = 0;
 	memset(res, 0, sizeof(*res));
 	rc = req->entitled ?
-		STORE_TX(tx, key_each_entitled, j->prefix, users, nusers, RECOVERABLE,
+		store_key_each_entitled(tx, j->prefix, users, nusers, RECOVERABLE,
 			 candidate, j) :
-		STORE_TX(tx, key_each_prefix, j->prefix, RECOVERABLE, candidate, j);
+		store_key_each_prefix(tx, j->prefix, RECOVERABLE, candidate, j);
 	if (rc < 0)
 		return rc;
 	fill_audit(req, &a);
@@ -104,7 +104,7 @@ static int recover_tx(struct store_tx *tx, void *arg)
 		a.key_id = c->key_id;
 		a.device_id = c->device_id;
 		a.computer = c->computer;
-		if ((rc = STORE_TX(tx, key_set_state, c->row, KEY_DISCLOSED, req->now)) < 0)
+		if ((rc = store_key_set_state(tx, c->row, KEY_DISCLOSED, req->now)) < 0)
 			return rc;
 	} else {
 		res->outcome = j->n ? RECOVER_AMBIGUOUS : RECOVER_NOT_FOUND;

@@ -151,6 +151,18 @@ int store_read(struct store *s, store_fn fn, void *arg)
 	return with_retries(store_ops_of(s)->read, s, fn, arg);
 }
 
+int store_read_once(struct store *s, store_fn fn, void *arg)
+{
+	int rc;
+
+	if (iterating)
+		return KW_ERR_INTERNAL;
+	if ((rc = store_ops_of(s)->read(s, fn, arg)) != KW_ERR_RETRY)
+		return rc;
+	store_count_error();
+	return KW_ERR_UNAVAILABLE;
+}
+
 int store_lookup(struct store *s, store_fn fn, void *arg)
 {
 	return with_retries(store_ops_of(s)->lookup, s, fn, arg);

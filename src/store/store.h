@@ -272,6 +272,11 @@ void store_close(struct store *s);
 int store_read(struct store *s, store_fn fn, void *arg);
 int store_write(struct store *s, store_fn fn, void *arg);
 
+/* store_read for a fn with effects outside the store (rows printed,
+ * written to a file or sent as they are read): fn runs once, never again;
+ * a transient conflict returns KW_ERR_UNAVAILABLE (try the whole again). */
+int store_read_once(struct store *s, store_fn fn, void *arg);
+
 /* store_read for a fn that runs one single statement (a lookup by key):
  * that is consistent by itself, so no transaction is opened around it. */
 int store_lookup(struct store *s, store_fn fn, void *arg);
@@ -646,12 +651,6 @@ struct store_ops {
 /* The operations of the store a transaction belongs to. */
 const struct store_ops *store_tx_ops(struct store_tx *tx);
 const struct store_ops *store_ops_of(struct store *s);
-
-/* Calls operation op of the store a transaction belongs to, bypassing the
- * functions above: STORE_TX(tx, key_get, id, cb, arg). Kept while callers
- * are converted to store_key_get(tx, id, cb, arg); do not add new uses. */
-#define STORE_TX(tx, op, ...) \
-	(((const struct store_tx_base *)(const void *)(tx))->ops->op((tx), __VA_ARGS__))
 
 /* Every backend's struct store and struct store_tx begin with these. */
 struct store_base {

@@ -93,7 +93,7 @@ static int session_put_tx(struct store_tx *tx, void *arg)
 	r.identities = ss->user;
 	snprintf(r.csrf, sizeof(r.csrf), "csrf");
 	r.created_at = r.last_seen = 1000;
-	return STORE_TX(tx, session_insert, &r);
+	return store_session_insert(tx, &r);
 }
 
 static void session_put(struct store *s, const char *user, uint8_t n)
@@ -113,7 +113,7 @@ static int session_get_tx(struct store_tx *tx, void *arg)
 	uint8_t h[STORE_HASH_LEN];
 
 	memset(h, *(uint8_t *)arg, sizeof(h));
-	return STORE_TX(tx, session_get, h, session_seen, NULL);
+	return store_session_get(tx, h, session_seen, NULL);
 }
 
 static bool session_exists(struct store *s, uint8_t n)
@@ -143,7 +143,7 @@ static int hash_tx(struct store_tx *tx, void *arg)
 {
 	struct hash_job *j = arg;
 
-	return STORE_TX(tx, user_get, j->name, hash_found, j->out);
+	return store_user_get(tx, j->name, hash_found, j->out);
 }
 
 /* Does pw open the stored hash of name? */

@@ -174,7 +174,7 @@ static int collect(const struct audit_rec *a, void *arg)
 
 static int collect_tx(struct store_tx *tx, void *arg)
 {
-	return STORE_TX(tx, audit_each, NULL, collect, arg);
+	return store_audit_each(tx, NULL, collect, arg);
 }
 
 static void expect_broken(struct fixture *f, int64_t first_bad, const char *problem)

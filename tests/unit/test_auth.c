@@ -171,7 +171,7 @@ static int insert_tx(struct store_tx *tx, void *arg)
 	u.roles = nu->roles;
 	u.disabled = nu->disabled;
 	u.created_at = time_now();
-	return STORE_TX(tx, user_insert, &u);
+	return store_user_insert(tx, &u);
 }
 
 static void add_user(struct fx *f, const char *name, const char *password,

@@ -75,7 +75,7 @@ static int put_device(struct store_tx *tx, const char *id, const char *name, int
 	d.os = "Windows 10";
 	d.created_at = NOW - 86400;
 	memset(h, n, sizeof(h));
-	return STORE_TX(tx, device_insert, &d, h);
+	return store_device_insert(tx, &d, h);
 }
 
 static int tx_devices(struct store_tx *tx, void *arg)
@@ -705,7 +705,7 @@ static int tx_keys(struct store_tx *tx, void *arg)
 	struct stored *s = arg;
 
 	s->n = 0;
-	return STORE_TX(tx, key_each_device, s->device, KEY_STATES_ALL, collect_key, s);
+	return store_key_each_device(tx, s->device, KEY_STATES_ALL, collect_key, s);
 }
 
 static void keys_of(struct fx *f, const char *device, struct stored *s)
@@ -796,10 +796,10 @@ static int tx_counts(struct store_tx *tx, void *arg)
 	struct counts *c = arg;
 	int rc;
 
-	if ((rc = STORE_TX(tx, volume_each, c->device, count_volume, c)) < 0 ||
-	    (rc = STORE_TX(tx, logon_each_device, c->device, count_logon, c)) < 0)
+	if ((rc = store_volume_each(tx, c->device, count_volume, c)) < 0 ||
+	    (rc = store_logon_each_device(tx, c->device, count_logon, c)) < 0)
 		return rc;
-	return STORE_TX(tx, device_get, c->device, copy_dev, c);
+	return store_device_get(tx, c->device, copy_dev, c);
 }
 
 static struct counts counts_of(struct fx *f, const char *device)
@@ -821,7 +821,7 @@ static int tx_disclose(struct store_tx *tx, void *arg)
 {
 	struct disclose *d = arg;
 
-	return STORE_TX(tx, key_set_state, d->row, KEY_DISCLOSED, d->at);
+	return store_key_set_state(tx, d->row, KEY_DISCLOSED, d->at);
 }
 
 static void disclose(struct fx *f, const char *device, const char *key_id, int64_t at)

@@ -61,7 +61,7 @@ static int put_device(struct store_tx *tx, const char *id, const char *name, int
 	d.os = "Windows 11";
 	d.created_at = NOW - 86400 * n;
 	memset(h, n, sizeof(h));
-	return STORE_TX(tx, device_insert, &d, h);
+	return store_device_insert(tx, &d, h);
 }
 
 static int put_key(struct store_tx *tx, const char *id, int64_t volume_row, int64_t at)
@@ -77,7 +77,7 @@ static int put_key(struct store_tx *tx, const char *id, int64_t volume_row, int6
 	k.sealed = sealed;
 	k.sealed_len = sizeof(sealed);
 	k.created_at = k.changed_at = at;
-	return STORE_TX(tx, key_insert, &k);
+	return store_key_insert(tx, &k);
 }
 
 /* PC-A with a volume, two keys and a logon; PC-B; LAPTOP-C. */
@@ -101,7 +101,7 @@ static int fill_tx(struct store_tx *tx, void *arg)
 	v.encryption = "xts_aes_256";
 	v.percent = 100;
 	v.first_seen = v.last_seen = NOW;
-	if ((rc = STORE_TX(tx, volume_upsert, &v, &row)) < 0 ||
+	if ((rc = store_volume_upsert(tx, &v, &row)) < 0 ||
 	    (rc = put_key(tx, K1, row, NOW - 10)) < 0 ||
 	    (rc = put_key(tx, K2, row, NOW)) < 0)
 		return rc;
@@ -110,7 +110,7 @@ static int fill_tx(struct store_tx *tx, void *arg)
 	l.user = "CORP\\alice";
 	l.type = LOGON_LOCAL;
 	l.first_seen = l.last_seen = NOW;
-	return STORE_TX(tx, logon_upsert, &l);
+	return store_logon_upsert(tx, &l);
 }
 
 static int setup(void **state)

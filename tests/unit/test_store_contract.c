@@ -2015,6 +2015,15 @@ static void test_retry_gives_up(void **state)
 	fl.fail_runs = 100;
 	assert_int_equal(store_read(f->s, tx_flaky_read, &fl), KW_ERR_UNAVAILABLE);
 	assert_int_equal(fl.runs, STORE_TRIES);
+	/* A read with effects outside the store runs once, whatever happens. */
+	fl.runs = 0;
+	fl.fail_runs = 1;
+	assert_int_equal(store_read_once(f->s, tx_flaky_read, &fl), KW_ERR_UNAVAILABLE);
+	assert_int_equal(fl.runs, 1);
+	fl.runs = 0;
+	fl.fail_runs = 0;
+	assert_int_equal(store_read_once(f->s, tx_flaky_read, &fl), 0);
+	assert_int_equal(fl.runs, 1);
 }
 
 static void test_retry_async(void **state)

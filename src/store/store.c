@@ -151,6 +151,11 @@ int store_read(struct store *s, store_fn fn, void *arg)
 	return with_retries(store_ops_of(s)->read, s, fn, arg);
 }
 
+bool store_shared(struct store *s)
+{
+	return store_ops_of(s)->shared;
+}
+
 int store_read_once(struct store *s, store_fn fn, void *arg)
 {
 	int rc;

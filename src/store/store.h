@@ -272,6 +272,9 @@ void store_close(struct store *s);
 int store_read(struct store *s, store_fn fn, void *arg);
 int store_write(struct store *s, store_fn fn, void *arg);
 
+/* Is the store shared by several instances (store_ops.shared)? */
+bool store_shared(struct store *s);
+
 /* store_read for a fn with effects outside the store (rows printed,
  * written to a file or sent as they are read): fn runs once, never again;
  * a transient conflict returns KW_ERR_UNAVAILABLE (try the whole again). */
@@ -554,6 +557,9 @@ int store_limit_purge(struct store_tx *tx, const char *limiter, int64_t now, int
  * and may take the defaults as given. */
 struct store_ops {
 	const char *name;
+	/* Several instances of keywarden may use one such store at once (a
+	 * network database): what they share (rate limits) is kept in it. */
+	bool shared;
 	int (*open)(const char *location, struct store **out, char *msg, size_t msglen);
 	void (*close)(struct store *s);
 	int (*migrate)(struct store *s, int *from, int *to, char *msg, size_t msglen);

@@ -11,6 +11,7 @@
 #include "core/keyfile.h"
 #include "core/limits.h"
 #include "core/limits_memory.h"
+#include "core/limits_store.h"
 #include "core/role.h"
 #include "core/seal.h"
 #include "store/store.h"
@@ -316,6 +317,16 @@ static int check_key(struct app *app, char *msg, size_t msglen)
 	return 0;
 }
 
+/* In the store when several instances share it (each must see every
+ * attempt), else in memory (no disk write per attempt). */
+static int new_limiter(struct app *app, const char *name, const struct ini_rate *r,
+		       struct limiter **out)
+{
+	if (store_shared(app->store))
+		return limiter_store_new(app->store, name, r->count, r->window, out);
+	return limiter_memory_new(r->count, r->window, LIMITER_KEYS, out);
+}
+
 int app_open(struct app *app, const struct config *cfg, char *msg, size_t msglen)
 {
 	int rc;
@@ -329,12 +340,9 @@ int app_open(struct app *app, const struct config *cfg, char *msg, size_t msglen
 		goto fail;
 	if ((rc = auth_open(cfg, app->store, &app->auth, msg, msglen)) < 0)
 		goto fail;
-	if ((rc = limiter_memory_new(cfg->login_failures.count, cfg->login_failures.window,
-			      LIMITER_KEYS, &app->login_failures)) < 0 ||
-	    (rc = limiter_memory_new(cfg->lookup_failures.count, cfg->lookup_failures.window,
-			      LIMITER_KEYS, &app->lookup_failures)) < 0 ||
-	    (rc = limiter_memory_new(cfg->lookup_failures_per_address.count,
-			      cfg->lookup_failures_per_address.window, LIMITER_KEYS,
+	if ((rc = new_limiter(app, "login", &cfg->login_failures, &app->login_failures)) < 0 ||
+	    (rc = new_limiter(app, "lookup", &cfg->lookup_failures, &app->lookup_failures)) < 0 ||
+	    (rc = new_limiter(app, "lookup_address", &cfg->lookup_failures_per_address,
 			      &app->lookup_failures_addr)) < 0) {
 		snprintf(msg, msglen, "cannot set up rate limits: %s", kw_strerror(rc));
 		goto fail;

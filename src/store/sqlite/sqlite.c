@@ -111,6 +111,7 @@ static void setup(void)
 	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 	sq_vfs_name = walvfs_register();
 	table.name = "sqlite";
+	table.shared = false;   /* a file of one machine: one instance */
 	table.open = sqlite_open;
 	table.close = sqlite_close;
 	table.migrate = sq_migrate;

@@ -13,6 +13,7 @@
 #include "core/account.h"
 #include "core/database.h"
 #include "core/keyfile.h"
+#include "core/role.h"
 #include "core/seal.h"
 #include "store/store.h"
 #include "util/err.h"

@@ -8,6 +8,7 @@
 #include "core/enroll.h"
 #include "core/escrow.h"
 #include "core/recpw.h"
+#include "core/role.h"
 #include "store/store.h"
 #include "util/err.h"
 #include "util/str.h"

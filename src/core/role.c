@@ -2,7 +2,6 @@
 #include <string.h>
 
 #include "core/role.h"
-#include "store/store.h"
 
 const char *const role_list[ROLE_COUNT + 1] = {
 	"helpdesk", "helpdesk_admin", "reports", "admin", NULL,

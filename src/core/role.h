@@ -1,11 +1,18 @@
 /* Roles (SPEC §2): their names, spelled here and nowhere else, for the
  * command line, the [roles] section of the configuration and the pages.
- * A set of roles is a bit mask of enum role (store/store.h): role i of
- * role_list is the bit 1 << i. */
+ * Role i of role_list is the bit 1 << i. */
 #ifndef KW_CORE_ROLE_H
 #define KW_CORE_ROLE_H
 
 #include <stddef.h>
+
+/* A set of roles is a bit mask of these; the store keeps it as it is. */
+enum role {
+	ROLE_HELPDESK = 1 << 0,
+	ROLE_HELPDESK_ADMIN = 1 << 1,
+	ROLE_REPORTS = 1 << 2,
+	ROLE_ADMIN = 1 << 3,
+};
 
 #define ROLE_COUNT 4
 #define ROLES_TEXT_MAX 64          /* roles_text with every role named */

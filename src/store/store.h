@@ -112,12 +112,6 @@ const char *key_state_name(enum key_state s);
 
 enum logon_type { LOGON_LOCAL = 0, LOGON_REMOTE = 1 };
 
-enum role {
-	ROLE_HELPDESK = 1 << 0,
-	ROLE_HELPDESK_ADMIN = 1 << 1,
-	ROLE_REPORTS = 1 << 2,
-	ROLE_ADMIN = 1 << 3,
-};
 
 struct device_rec {
 	char id[STORE_ID_LEN + 1];
@@ -184,7 +178,7 @@ struct user_rec {
 	int64_t id;
 	const char *name;
 	const char *password_hash;   /* argon2id string; "" for directory users */
-	unsigned roles;              /* enum role bits */
+	unsigned roles;              /* enum role bits (core/role.h) */
 	bool disabled;
 	int64_t created_at;
 };

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/role.h"
 #include "http/server.h"
 #include "store/store.h"
 

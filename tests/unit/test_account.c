@@ -14,6 +14,7 @@
 
 #include "auth/password.h"
 #include "core/account.h"
+#include "core/role.h"
 #include "store/store.h"
 #include "util/err.h"
 

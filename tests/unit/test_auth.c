@@ -20,6 +20,7 @@
 #include "auth/password.h"
 #include "core/config.h"
 #include "core/identity.h"
+#include "core/role.h"
 #include "store/store.h"
 #include "util/err.h"
 #include "util/timeutil.h"

@@ -23,6 +23,7 @@
 
 #include <sqlite3.h>
 
+#include "core/role.h"
 #include "store/store.h"
 #include "store/walvfs.h"
 #include "util/err.h"

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/role.h"
 #include "store/store.h"
 #include "util/err.h"
 

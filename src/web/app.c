@@ -243,7 +243,7 @@ int app_authorize(void *ctx, struct http_request *req, struct http_response *res
 	struct web_req *w;
 	int64_t now = time_now();
 	bool post = !strcmp(req->method, "POST");
-	const char *csrf;
+	const char *csrf, *cookie;
 	int rc;
 
 	if (route->auth == AUTH_NONE || route->auth == AUTH_DEVICE) {
@@ -255,8 +255,8 @@ int app_authorize(void *ctx, struct http_request *req, struct http_response *res
 	req->auth = w;
 	choose_language(req, w);
 
-	rc = session_load(app->store, http_cookie(req, web_session_cookie_name(req)), now,
-			  &lim, &w->s);
+	cookie = http_cookie(req, web_session_cookie_name(req));
+	rc = cookie ? session_load(app->store, cookie, now, &lim, &w->s) : KW_ERR_NOT_FOUND;
 	if (rc < 0 && rc != KW_ERR_NOT_FOUND && rc != KW_ERR_EXPIRED)
 		return rc;
 	w->has_session = rc == 0;
@@ -278,9 +278,9 @@ int app_authorize(void *ctx, struct http_request *req, struct http_response *res
 		w->has_form = true;
 		csrf = form_get(&w->form, "csrf_token");
 		if (route->auth == AUTH_LOGIN) {
-			const char *cookie = http_cookie(req, web_login_cookie_name(req));
+			const char *login = http_cookie(req, web_login_cookie_name(req));
 
-			if (!csrf || !cookie || !secret_equal(csrf, cookie))
+			if (!csrf || !login || !secret_equal(csrf, login))
 				return forbidden(app, req, resp);
 		} else if (!w->has_session || !csrf || !secret_equal(csrf, w->s.csrf)) {
 			return forbidden(app, req, resp);

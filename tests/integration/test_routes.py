@@ -4,6 +4,7 @@ answer itself (JSON for the API, the portal's page elsewhere); and that a
 page view does not write the session each time (activity is coalesced)."""
 
 import secrets
+import threading
 import time
 
 import kw
@@ -115,3 +116,45 @@ class SessionActivityTest(kw.PortalTestCase):
         # "Continue" in the countdown is written at once: the full idle time again
         self.assertEqual(r.json()["remaining"], 300)
         self.assertGreater(self.last_seen(), before)
+
+
+class SignInThreadsTest(kw.PortalTestCase):
+    """Sign-in runs on threads of its own: a burst of sign-ins (each a slow
+    password hash, or later a slow directory) never holds the workers that
+    answer /healthz and the portal. With two workers, the burst below would
+    hold both for its whole length if it ran on them."""
+    settings = {"server": {"worker_threads": "2"},
+                "portal": {"display_notice": "false"},
+                "limits": {"login_failures": "1000/15m"}}  # one account, many sign-ins
+    BURST = 48
+
+    def test_health_and_pages_answer_during_a_sign_in_burst(self):
+        name, pw = self.new_user()
+        page = self.signed_in()
+        browsers = [self.browser() for _ in range(self.BURST)]
+        for b in browsers:
+            self.assertEqual(b.get("/login").status, 200)
+        done = []
+        lock = threading.Lock()
+
+        def sign_in(b):
+            r = b.post("/login", {"username": name, "password": pw})
+            with lock:
+                done.append(r.status)
+
+        threads = [threading.Thread(target=sign_in, args=(b,)) for b in browsers]
+        for t in threads:
+            t.start()
+        # Wait until the sign-in threads are busy, then ask what the workers
+        # answer: both come back while most of the burst is still hashing.
+        kw.wait_for(lambda: any(t.is_alive() for t in threads))
+        r = self.kw.request("GET", "/healthz")
+        self.assertEqual(r.status, 200, r)
+        self.assertPage(page.get("/recover"), 200)
+        with lock:
+            finished = len(done)
+        for t in threads:
+            t.join()
+        self.assertLess(finished, self.BURST // 2,
+                        "/healthz and /recover waited for the sign-ins")
+        self.assertEqual(done, [303] * self.BURST)

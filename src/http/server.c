@@ -681,15 +681,22 @@ static void wipe_body(void *cls)
 
 #define STREAM_PART_MAX (4 * HTTP_STREAM_PART)
 
-/* On a worker: the next part, then the connection goes on. Nothing of st
- * is touched after the resume: the response may end at once. */
-static void make_part(struct stream *st)
+static void next_part(struct stream *st)
 {
 	buf_reset(&st->part);
 	st->off = 0;
 	st->rc = st->make(st->arg, &st->part);
+	if (st->rc == 0 && st->part.len == 0)
+		st->rc = KW_ERR_INTERNAL;   /* "more follows" with nothing: it never ends */
 	if (st->rc < 0)
 		log_error("%s: the response was cut short: %s", st->what, kw_strerror(st->rc));
+}
+
+/* On a worker: the next part, then the connection goes on. Nothing of st
+ * is touched after the resume: the response may end at once. */
+static void make_part(struct stream *st)
+{
+	next_part(st);
 	MHD_resume_connection(st->conn);
 }
 
@@ -709,6 +716,10 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
 		return MHD_CONTENT_READER_END_WITH_ERROR;
 	if (st->rc > 0)
 		return MHD_CONTENT_READER_END_OF_STREAM;
+	if (!st->srv->workers.n) {   /* a server without workers: made here */
+		next_part(st);
+		return stream_read(cls, pos, out, max);
+	}
 	/* Nothing made yet: park the connection until a worker has made the
 	 * next part (0 with the connection suspended is libmicrohttpd's way
 	 * to say "not yet" without spinning). */

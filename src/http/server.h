@@ -56,7 +56,8 @@ struct http_response {
 	 * what was made, stream(stream_arg, out) runs on a worker thread
 	 * (so it may read the store), appends the next part to out (about
 	 * HTTP_STREAM_PART bytes; out is empty) and returns 0 while more
-	 * follows, 1 after the last part, or a negative error: the body is
+	 * follows (having appended something), 1 after the last part (which
+	 * may be empty), or a negative error: the body is
 	 * then cut short (chunked, so the client sees it incomplete) and the
 	 * error logged. stream_free(stream_arg) is called once when the
 	 * response ends, however it ends. The status and headers go first,

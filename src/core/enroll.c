@@ -189,7 +189,11 @@ static int authenticate_hash(struct store *s, const uint8_t hash[SECRET_HASH_LEN
 
 /* ---- the device cache ---- */
 
-#define DEVICE_CACHE_SLOTS 4096
+/* Sets of two: two devices whose secrets fall in one set do not push each
+ * other out at every check-in (with one slot a set, 64 devices would meet
+ * in one set about every other time). */
+#define DEVICE_CACHE_SETS 4096
+#define DEVICE_CACHE_WAYS 2
 
 struct device_slot {
 	uint8_t hash[SECRET_HASH_LEN];
@@ -198,9 +202,14 @@ struct device_slot {
 	bool used;
 };
 
+struct device_set {
+	struct device_slot way[DEVICE_CACHE_WAYS];
+	unsigned recent;              /* the way used last */
+};
+
 struct device_cache {
 	pthread_mutex_t lock;
-	struct device_slot slot[DEVICE_CACHE_SLOTS];
+	struct device_set set[DEVICE_CACHE_SETS];
 };
 
 int device_cache_new(struct device_cache **out)
@@ -224,31 +233,43 @@ void device_cache_free(struct device_cache *c)
 }
 
 /* The hash is of a random secret: its first bytes spread evenly. */
-static struct device_slot *slot_of(struct device_cache *c, const uint8_t *hash)
+static struct device_set *set_of(struct device_cache *c, const uint8_t *hash)
 {
 	uint32_t i;
 
 	memcpy(&i, hash, sizeof(i));
-	return &c->slot[i % DEVICE_CACHE_SLOTS];
+	return &c->set[i % DEVICE_CACHE_SETS];
+}
+
+/* Under the lock: the way holding hash, or -1. */
+static int way_of(const struct device_set *st, const uint8_t *hash)
+{
+	for (int w = 0; w < DEVICE_CACHE_WAYS; w++)
+		if (st->way[w].used && sodium_memcmp(st->way[w].hash, hash, SECRET_HASH_LEN) == 0)
+			return w;
+	return -1;
 }
 
 int device_cache_authenticate(struct device_cache *c, struct store *s, const char *secret,
 			      uint8_t hash[SECRET_HASH_LEN], char device_id[UUID_LEN + 1],
 			      char *name, size_t namelen)
 {
+	struct device_set *st;
 	struct device_slot *sl;
 	char found_name[DEVICE_NAME_MAX + 1];
 	struct auth a = { device_id, found_name, sizeof(found_name), false };
-	int rc;
+	int rc, w;
 
 	if (strlen(secret) >= SECRET_TEXT_MAX)
 		return KW_ERR_AUTH;
 	secret_hash(secret, strlen(secret), hash);
-	sl = slot_of(c, hash);
+	st = set_of(c, hash);
 	pthread_mutex_lock(&c->lock);
-	if (sl->used && sodium_memcmp(sl->hash, hash, SECRET_HASH_LEN) == 0) {
+	if ((w = way_of(st, hash)) >= 0) {
+		sl = &st->way[w];
 		snprintf(device_id, UUID_LEN + 1, "%s", sl->device_id);
 		snprintf(name, namelen, "%s", sl->name);
+		st->recent = (unsigned)w;
 		pthread_mutex_unlock(&c->lock);
 		return 0;
 	}
@@ -260,20 +281,31 @@ int device_cache_authenticate(struct device_cache *c, struct store *s, const cha
 		return rc;
 	snprintf(name, namelen, "%s", found_name);
 	pthread_mutex_lock(&c->lock);
+	/* Its way if another thread put it in meanwhile, else an empty way,
+	 * else the one not used last. */
+	if ((w = way_of(st, hash)) < 0) {
+		for (w = 0; w < DEVICE_CACHE_WAYS && st->way[w].used; w++)
+			;
+		if (w == DEVICE_CACHE_WAYS)
+			w = (int)((st->recent + 1) % DEVICE_CACHE_WAYS);
+	}
+	sl = &st->way[w];
 	memcpy(sl->hash, hash, SECRET_HASH_LEN);
 	snprintf(sl->device_id, sizeof(sl->device_id), "%s", device_id);
 	snprintf(sl->name, sizeof(sl->name), "%s", found_name);
 	sl->used = true;
+	st->recent = (unsigned)w;
 	pthread_mutex_unlock(&c->lock);
 	return 0;
 }
 
 void device_cache_forget(struct device_cache *c, const uint8_t hash[SECRET_HASH_LEN])
 {
-	struct device_slot *sl = slot_of(c, hash);
+	struct device_set *st = set_of(c, hash);
+	int w;
 
 	pthread_mutex_lock(&c->lock);
-	if (sl->used && sodium_memcmp(sl->hash, hash, SECRET_HASH_LEN) == 0)
-		sl->used = false;
+	if ((w = way_of(st, hash)) >= 0)
+		st->way[w].used = false;
 	pthread_mutex_unlock(&c->lock);
 }

@@ -42,7 +42,9 @@ int session_create(struct store *s, const struct auth_user *u, int64_t now,
 int session_load(struct store *s, const char *id, int64_t now,
 		 const struct session_limits *lim, struct session *out);
 
-/* Records activity at now; notice >= 0 also sets notice acceptance. */
+/* Records activity at now; notice >= 0 also sets notice acceptance.
+ * KW_ERR_NOT_FOUND when the session ended meanwhile (signed out elsewhere,
+ * purged, its account disabled); session_activity too. */
 int session_touch(struct store *s, struct session *ss, int64_t now, int notice);
 
 /* Records activity of a page view at now, coalesced: written only when the

@@ -56,7 +56,7 @@ int enroll_register(struct store *s, const char *token, const struct device_new 
  * of the store before its write. Remembering is not trusting: the caller
  * must check the device against the hash in the write (store op
  * device_check_secret), which also catches a device revoked since, and
- * then call device_cache_forget. A bounded table; one entry per slot. */
+ * then call device_cache_forget. A bounded table of sets of two entries. */
 struct device_cache;
 
 int device_cache_new(struct device_cache **out);

@@ -62,7 +62,6 @@
 enum req_state {
 	REQ_READING,       /* headers and body arriving */
 	REQ_RUNNING,       /* on a worker thread */
-	REQ_STREAMING,     /* the response is going out; a part may be made */
 	REQ_PENDING,       /* suspended until http_resume */
 	REQ_RESUMED,       /* the route's finish handler is due */
 	REQ_READY,         /* the response is built */
@@ -81,6 +80,7 @@ struct conn {
 	struct ip ip;               /* the peer */
 	bool trusted;               /* the peer is a trusted proxy */
 	_Atomic int64_t deadline;   /* monotonic ms; past it the sweep closes it */
+	atomic_bool streamed;       /* has sent a streamed body: a stop cuts it */
 	bool cut;                   /* shut down by the sweep (under conn_lock) */
 	struct conn *prev, *next;   /* srv->conns, under conn_lock */
 };
@@ -141,6 +141,7 @@ struct pool {
 	pthread_cond_t wake;
 	struct req *head, *tail;
 	struct stream *shead, *stail;
+	bool parts_first;          /* alternates: downloads never starve requests */
 	bool stopping;
 };
 
@@ -160,7 +161,10 @@ struct http_server {
 	atomic_int inflight;       /* requests from their headers to their end */
 	atomic_bool draining;      /* new requests get 503 */
 	atomic_int busy;           /* handlers running, queued or suspended */
+	atomic_int resuming;       /* http_resume calls under way (another
+				    * thread's, inside libmicrohttpd) */
 	atomic_bool closing;       /* no handler starts any more */
+	atomic_bool cut_streams;   /* the sweep closes connections that stream */
 
 	/* Connections are accepted here and handed to libmicrohttpd, which
 	 * spreads them over its threads by descriptor number; left to accept
@@ -454,9 +458,14 @@ void http_suspend(struct http_request *r)
 void http_resume(struct http_request *r)
 {
 	struct req *q = req_of(r);
+	struct http_server *srv = q->srv;
 
+	/* Counted before the resume: once the request it ends lets the stop
+	 * go on, the stop still waits for this call to leave libmicrohttpd. */
+	atomic_fetch_add(&srv->resuming, 1);
 	q->state = REQ_RESUMED;
 	MHD_resume_connection(r->conn);
+	atomic_fetch_sub(&srv->resuming, 1);
 }
 
 /* Runs authorize and the handler; false when the handler went
@@ -501,7 +510,10 @@ static void *worker_main(void *p)
 		pthread_mutex_lock(&pool->lock);
 		while (!pool->head && !pool->shead && !pool->stopping)
 			pthread_cond_wait(&pool->wake, &pool->lock);
-		if ((st = pool->shead)) {        /* a waiting reader first */
+		/* Parts of streamed bodies and requests take turns. */
+		pool->parts_first = !pool->parts_first;
+		if (pool->shead && (pool->parts_first || !pool->head)) {
+			st = pool->shead;
 			pool->shead = st->next;
 			if (!pool->shead)
 				pool->stail = NULL;
@@ -688,8 +700,12 @@ static void next_part(struct stream *st)
 	st->rc = st->make(st->arg, &st->part);
 	if (st->rc == 0 && st->part.len == 0)
 		st->rc = KW_ERR_INTERNAL;   /* "more follows" with nothing: it never ends */
-	if (st->rc < 0)
+	if (st->rc < 0) {
+		/* Nothing of a failed part goes out (half a row looks whole to
+		 * a client that cannot see the cut). */
+		buf_reset(&st->part);
 		log_error("%s: the response was cut short: %s", st->what, kw_strerror(st->rc));
+	}
 }
 
 /* On a worker: the next part, then the connection goes on. Nothing of st
@@ -716,6 +732,10 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
 		return MHD_CONTENT_READER_END_WITH_ERROR;
 	if (st->rc > 0)
 		return MHD_CONTENT_READER_END_OF_STREAM;
+	/* Stopping: a body still going out is cut short, so that a client that
+	 * reads slowly cannot hold the stop (no write waits on it). */
+	if (atomic_load(&st->srv->closing))
+		return MHD_CONTENT_READER_END_WITH_ERROR;
 	if (!st->srv->workers.n) {   /* a server without workers: made here */
 		next_part(st);
 		return stream_read(cls, pos, out, max);
@@ -770,6 +790,8 @@ static struct MHD_Response *stream_response(struct req *q)
 	q->resp.stream = NULL;
 	q->resp.stream_free = NULL;
 	q->resp.stream_arg = NULL;
+	if (q->c)
+		atomic_store(&q->c->streamed, true);
 	if (q->busy)
 		q->busy = false;            /* stream_end gives it back */
 	else
@@ -1343,6 +1365,7 @@ static void *sweeper_main(void *p)
 	while (!srv->sweep_stop) {
 		struct timespec ts;
 		int64_t now;
+		bool cut_streams;
 
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_nsec += SWEEP_INTERVAL_MS * 1000000L;
@@ -1350,12 +1373,17 @@ static void *sweeper_main(void *p)
 		ts.tv_nsec %= 1000000000L;
 		pthread_cond_timedwait(&srv->sweep_wake, &srv->conn_lock, &ts);
 		now = time_mono_ms();
-		for (struct conn *c = srv->conns; c; c = c->next)
-			if (!c->cut && c->fd >= 0 && atomic_load(&c->deadline) <= now) {
-				shutdown(c->fd, SHUT_RDWR);
-				c->cut = true;
-				srv->cut++;
-			}
+		cut_streams = atomic_load(&srv->cut_streams);
+		for (struct conn *c = srv->conns; c; c = c->next) {
+			bool late = atomic_load(&c->deadline) <= now;
+
+			if (c->cut || c->fd < 0 || !(late || (cut_streams &&
+							    atomic_load(&c->streamed))))
+				continue;
+			shutdown(c->fd, SHUT_RDWR);
+			c->cut = true;
+			srv->cut += late;   /* the report is about slow clients */
+		}
 		report(srv, now);
 	}
 	pthread_mutex_unlock(&srv->conn_lock);
@@ -1657,6 +1685,12 @@ void http_server_stop(struct http_server *srv, int64_t timeout_ms)
 		 * however long they take: a write they started may already be
 		 * acknowledged. */
 		atomic_store(&srv->closing, true);
+		/* A body going out to a slow reader would hold the stop: its
+		 * connection is closed (no write waits on a download). */
+		pthread_mutex_lock(&srv->conn_lock);
+		atomic_store(&srv->cut_streams, true);
+		pthread_cond_signal(&srv->sweep_wake);
+		pthread_mutex_unlock(&srv->conn_lock);
 		if (atomic_load(&srv->busy) > 0)
 			log_info("http: waiting for %d request handler(s) to finish",
 				 atomic_load(&srv->busy));
@@ -1664,6 +1698,7 @@ void http_server_stop(struct http_server *srv, int64_t timeout_ms)
 	}
 	pool_stop(&srv->workers);
 	pool_stop(&srv->signin);
+	wait_zero(&srv->resuming, INT64_MAX);
 	stop_accepting(srv);
 	stop_sweeper(srv);
 	if (srv->d)

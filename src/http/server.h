@@ -59,9 +59,17 @@ struct http_response {
 	 * follows (having appended something), 1 after the last part (which
 	 * may be empty), or a negative error: the body is
 	 * then cut short (chunked, so the client sees it incomplete) and the
-	 * error logged. stream_free(stream_arg) is called once when the
-	 * response ends, however it ends. The status and headers go first,
-	 * so decide them before the first part. */
+	 * error logged (nothing of that part is sent). A stop cuts a body
+	 * still going out short. stream_free(stream_arg) is called once when
+	 * the response ends, however it ends, possibly after the request's
+	 * own state (http_request.auth, .state) is freed: stream_arg owns
+	 * everything stream needs. Parts are made on any worker: stream sets
+	 * the language it writes in itself (i18n_use). The status and
+	 * headers go first, so decide them before the first part. Over
+	 * HTTP/1.1 the body is chunked and a cut is visible; an HTTP/1.0
+	 * client (a proxy speaking 1.0 to keywarden) sees only the
+	 * connection close, so proxies must speak HTTP/1.1 (nginx:
+	 * proxy_http_version 1.1). */
 	int (*stream)(void *arg, struct buf *out);
 	void (*stream_free)(void *arg);
 	void *stream_arg;

@@ -289,7 +289,14 @@ int app_authorize(void *ctx, struct http_request *req, struct http_response *res
 	if (w->has_session && route->auth == AUTH_SESSION) {
 		/* Activity: the idle timeout starts again (written at most once in
 		 * a while: a page view does not cost a disk sync). */
-		if ((rc = session_activity(app->store, &w->s, now, &lim)) < 0)
+		rc = session_activity(app->store, &w->s, now, &lim);
+		if (rc == KW_ERR_NOT_FOUND) {
+			/* Ended meanwhile (signed out in another tab, expired,
+			 * the account disabled): as if it had not been there. */
+			w->has_session = false;
+			return need_session(app, req, resp, KW_ERR_EXPIRED);
+		}
+		if (rc < 0)
 			return rc;
 		if ((route->flags & PAGE_NEEDS_NOTICE) && cfg->display_notice &&
 		    !w->s.notice_accepted) {

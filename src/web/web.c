@@ -27,7 +27,7 @@ void web_ctx_free(void *ctx)
 	form_free(&w->form);
 	/* Only a session (read, even if it expired) or a form holds anything
 	 * secret; most page views have neither. */
-	if (w->has_session || w->s.csrf[0] || w->s.user[0] || w->has_form || w->form.n)
+	if (w->has_session || w->s.csrf[0] || w->s.user[0] || w->has_form)
 		sodium_memzero(w, sizeof(*w));
 	free(w);
 }

@@ -282,6 +282,22 @@ static void test_stop_with_stream_in_flight(void **state)
 	close(fd);
 }
 
+/* A client that stops reading cannot hold a stop: the body going out is
+ * cut short and the stream freed. */
+static void test_stop_cuts_a_slow_reader(void **state)
+{
+	struct http_server *srv = start();
+	int before = atomic_load(&freed);
+	char buf[4096];
+	int fd = connect_to(srv, "/big");
+
+	assert_true(read(fd, buf, sizeof(buf)) > 0);
+	/* No more reads: the socket's buffers fill and the stream waits. */
+	http_server_stop(srv, 200);
+	assert_int_equal(atomic_load(&freed), before + 1);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -289,6 +305,7 @@ int main(void)
 		cmocka_unit_test(test_failing_stream_is_cut_short),
 		cmocka_unit_test(test_client_gone_ends_stream),
 		cmocka_unit_test(test_stop_with_stream_in_flight),
+		cmocka_unit_test(test_stop_cuts_a_slow_reader),
 	};
 
 	if (sodium_init() < 0)

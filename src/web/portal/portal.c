@@ -346,7 +346,10 @@ int portal_notice(void *ctx, struct http_request *req, struct http_response *res
 
 	if (!accept || strcmp(accept, "yes"))
 		return notice_page(app, req, resp, 422, _("Accept the notice to continue."));
-	if ((rc = session_touch(app->store, &w->s, time_now(), 1)) < 0)
+	rc = session_touch(app->store, &w->s, time_now(), 1);
+	if (rc == KW_ERR_NOT_FOUND)   /* ended meanwhile */
+		return http_redirect(resp, "/login");
+	if (rc < 0)
 		return rc;
 	return http_redirect(resp, "/recover");
 }
@@ -549,7 +552,7 @@ int portal_keepalive(void *ctx, struct http_request *req, struct http_response *
 
 	/* "Continue" is written at once, not coalesced with page views. */
 	if (w->s.last_seen < now && (rc = session_touch(app->store, &w->s, now, -1)) < 0)
-		return rc;
+		return rc == KW_ERR_NOT_FOUND ? http_json_error(resp, 401, "session expired") : rc;
 	doc = json_pack("{s:I}", "remaining",
 			(json_int_t)session_remaining(&w->s, w->s.last_seen, &lim));
 	if (!doc)

@@ -47,20 +47,35 @@ void tpl_init(struct tpl *t)
 	t->n = 0;
 }
 
+static void set_var(struct tpl *t, const char *name, const char *value, bool raw,
+		    const struct tpl *items, size_t nitems)
+{
+	size_t i;
+
+	for (i = 0; i < t->n; i++)
+		if (!strcmp(t->v[i].name, name))
+			break;
+	if (i == t->n) {
+		if (t->n == TPL_MAX_VARS)
+			return;
+		t->v[i].name = name;
+		t->v[i].len = strlen(name);
+		t->n++;
+	}
+	t->v[i].value = value;
+	t->v[i].raw = raw;
+	t->v[i].items = items;
+	t->v[i].nitems = nitems;
+}
+
 static void set(struct tpl *t, const char *name, const char *value, bool raw)
 {
-	for (size_t i = 0; i < t->n; i++)
-		if (!strcmp(t->v[i].name, name)) {
-			t->v[i].value = value;
-			t->v[i].raw = raw;
-			return;
-		}
-	if (t->n < TPL_MAX_VARS) {
-		t->v[t->n].name = name;
-		t->v[t->n].len = strlen(name);
-		t->v[t->n].value = value;
-		t->v[t->n++].raw = raw;
-	}
+	set_var(t, name, value, raw, NULL, 0);
+}
+
+void tpl_set_list(struct tpl *t, const char *name, const struct tpl *items, size_t n)
+{
+	set_var(t, name, n ? "1" : NULL, false, items, n);
 }
 
 void tpl_set(struct tpl *t, const char *name, const char *value)
@@ -73,12 +88,29 @@ void tpl_set_raw(struct tpl *t, const char *name, const char *html)
 	set(t, name, html, true);
 }
 
-static const char *lookup(const struct tpl *t, const char *name, size_t len)
+/* The variables in sight while rendering: a list's item, then the page's. */
+struct scope {
+	const struct tpl *t;
+	const struct scope *up;
+};
+
+static const struct tpl *find(const struct scope *sc, const char *name, size_t len, size_t *at)
 {
-	for (size_t i = 0; i < t->n; i++)
-		if (t->v[i].len == len && !memcmp(t->v[i].name, name, len))
-			return t->v[i].value;
+	for (; sc; sc = sc->up)
+		for (size_t i = 0; i < sc->t->n; i++)
+			if (sc->t->v[i].len == len && !memcmp(sc->t->v[i].name, name, len)) {
+				*at = i;
+				return sc->t;
+			}
 	return NULL;
+}
+
+static const char *lookup(const struct scope *sc, const char *name, size_t len)
+{
+	size_t i;
+	const struct tpl *t = find(sc, name, len, &i);
+
+	return t ? t->v[i].value : NULL;
 }
 
 /* ---- parsing ---- */
@@ -199,13 +231,15 @@ static void compile_all(void)
 
 /* ---- rendering ---- */
 
-static int render(const struct node *n, const struct tpl *t,
+static int render(const struct node *n, const struct scope *t,
 		  const char *(*translate)(const char *), struct buf *out, int depth)
 {
 	int rc = 0;
 
 	for (; n && rc == 0; n = n->next) {
+		const struct tpl *owner;
 		const char *v;
+		size_t at;
 
 		switch (n->kind) {
 		case N_TEXT:
@@ -221,7 +255,18 @@ static int render(const struct node *n, const struct tpl *t,
 			break;
 		case N_SECTION:
 		case N_INVERTED:
-			v = lookup(t, n->s, n->len);
+			owner = find(t, n->s, n->len, &at);
+			if (n->kind == N_SECTION && owner && owner->v[at].items) {
+				if (depth >= MAX_DEPTH)
+					return KW_ERR_INVALID;
+				for (size_t k = 0; k < owner->v[at].nitems && rc == 0; k++) {
+					struct scope item = { &owner->v[at].items[k], t };
+
+					rc = render(n->child, &item, translate, out, depth + 1);
+				}
+				break;
+			}
+			v = owner ? owner->v[at].value : NULL;
 			if ((v && *v) == (n->kind == N_SECTION))
 				rc = render(n->child, t, translate, out, depth);
 			break;
@@ -242,6 +287,7 @@ static int render(const struct node *n, const struct tpl *t,
 int tpl_render(const char *name, const struct tpl *t,
 	       const char *(*translate)(const char *msgid), struct buf *out)
 {
+	struct scope page = { t, NULL };
 	size_t i;
 
 	pthread_once(&once, compile_all);
@@ -251,5 +297,5 @@ int tpl_render(const char *name, const struct tpl *t,
 		return KW_ERR_NOT_FOUND;
 	if (compiled[i].rc < 0)
 		return compiled[i].rc;
-	return render(compiled[i].root, t, translate, out, 0);
+	return render(compiled[i].root, &page, translate, out, 0);
 }

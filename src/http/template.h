@@ -2,7 +2,9 @@
  * small mustache-like syntax:
  *   {{name}}             the variable, HTML-escaped
  *   {{{name}}}           the variable as trusted HTML (built with escaping)
- *   {{#name}}…{{/name}}  the part when the variable is set and not empty
+ *   {{#name}}…{{/name}}  the part when the variable is set and not empty;
+ *                        for a list (tpl_set_list), the part once per item,
+ *                        with the item's variables before the page's
  *   {{^name}}…{{/name}}  the part when it is not
  *   {{_ text}}           text translated (gettext) and escaped
  *   {{> file.html}}      another template
@@ -23,6 +25,8 @@ struct tpl {
 		size_t len;           /* of name */
 		const char *value;    /* borrowed: must outlive tpl_render */
 		bool raw;
+		const struct tpl *items;   /* a list: borrowed, nitems long */
+		size_t nitems;
 	} v[TPL_MAX_VARS];
 	size_t n;
 };
@@ -31,6 +35,10 @@ void tpl_init(struct tpl *t);
 /* Sets (or replaces) a variable; value NULL unsets it. */
 void tpl_set(struct tpl *t, const char *name, const char *value);
 void tpl_set_raw(struct tpl *t, const char *name, const char *html);
+/* Sets a list (table rows): {{#name}}…{{/name}} renders once per item, each
+ * item's variables found before t's; {{^name}} when n is 0. items are
+ * borrowed and must outlive tpl_render. */
+void tpl_set_list(struct tpl *t, const char *name, const struct tpl *items, size_t n);
 
 /* Renders template name into out; translate maps {{_ text}} (NULL: as is).
  * KW_ERR_NOT_FOUND for an unknown template, KW_ERR_INVALID for a syntax

@@ -93,6 +93,41 @@ static void test_raw_variable_is_not_escaped(void **state)
 	buf_free(&out);
 }
 
+/* A list renders its part once per item, escaped, an item's variables
+ * before the page's; no items, no part. */
+static void test_lists(void **state)
+{
+	struct tpl t, items[3];
+	struct buf out;
+	const char *a, *b, *c;
+
+	tpl_init(&t);
+	tpl_set(&t, "title", "Help desk");
+	tpl_set(&t, "href", "/page-wide");      /* shadowed by each item's */
+	for (int i = 0; i < 3; i++)
+		tpl_init(&items[i]);
+	tpl_set(&items[0], "href", "/first");
+	tpl_set(&items[0], "text", "One & <b>two</b>");
+	tpl_set(&items[1], "href", "/second");
+	tpl_set(&items[1], "text", "Second");
+	tpl_set(&items[2], "text", "Third, the page's link");
+	tpl_set_list(&t, "roles", items, 3);
+	render("helpdesk.html", &t, &out);
+	a = strstr(out.data, "<li><a href=\"/first\">One &amp; &lt;b&gt;two&lt;/b&gt;</a></li>");
+	b = strstr(out.data, "<li><a href=\"/second\">Second</a></li>");
+	c = strstr(out.data, "<li><a href=\"/page-wide\">Third, the page&#39;s link</a></li>");
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_non_null(c);
+	assert_true(a < b && b < c);
+	buf_free(&out);
+
+	tpl_set_list(&t, "roles", items, 0);
+	render("helpdesk.html", &t, &out);
+	assert_null(strstr(out.data, "<li>"));
+	buf_free(&out);
+}
+
 static void test_unknown_template_and_cap(void **state)
 {
 	struct tpl t;
@@ -115,6 +150,7 @@ int main(void)
 		cmocka_unit_test(test_sections_and_includes),
 		cmocka_unit_test(test_inverted_section_and_translation),
 		cmocka_unit_test(test_raw_variable_is_not_escaped),
+		cmocka_unit_test(test_lists),
 		cmocka_unit_test(test_unknown_template_and_cap),
 	};
 

@@ -49,7 +49,7 @@ static void write_all(const char *p, size_t n)
 }
 
 /* "2026-11-20T08:00:00.123Z level: message\n" into line; returns its length. */
-__attribute__((format(printf, 4, 0)))
+__attribute__((format(printf, 4, 0), nonnull(1, 4)))
 static size_t format(char *line, size_t size, enum log_level lvl, const char *fmt,
 		     va_list ap)
 {

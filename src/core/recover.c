@@ -14,8 +14,9 @@
 
 /* Keys a person may still need to unlock with: on the volume now. */
 #define RECOVERABLE ((1u << KEY_ACTIVE) | (1u << KEY_DISCLOSED))
-/* One is an answer, two is ambiguity; more only to list them. */
-#define CANDIDATES_MAX RECOVER_CHOICES_MAX
+/* One is an answer, two is ambiguity; more only to list them, and one
+ * past the list to know that more match than it shows. */
+#define CANDIDATES_MAX (RECOVER_CHOICES_MAX + 1)
 
 struct candidate {
 	int64_t row;
@@ -111,13 +112,15 @@ static int recover_tx(struct store_tx *tx, void *arg)
 		a.result = j->n ? AUDIT_AMBIGUOUS : AUDIT_NOT_FOUND;
 		recover_key_text(req->key_text, j->prefix, key_text, sizeof(key_text));
 		a.key_id = key_text;
-		for (size_t i = 0; j->n > 1 && i < j->n && i < req->list_choices; i++) {
+		for (size_t i = 0; j->n > 1 && i < j->n && i < req->list_choices &&
+		     i < RECOVER_CHOICES_MAX; i++) {
 			snprintf(res->choices[i].key_id, sizeof(res->choices[i].key_id), "%s",
 				 j->c[i].key_id);
 			snprintf(res->choices[i].computer, sizeof(res->choices[i].computer),
 				 "%s", j->c[i].computer);
 			res->nchoices = i + 1;
 		}
+		res->choices_more = res->nchoices && j->n > res->nchoices;
 	}
 	if ((rc = audit_append(tx, &a)) < 0)
 		return rc;
@@ -137,7 +140,8 @@ static int lookup(struct store *s, const struct seal *k, const struct recover_re
 	j.req = req;
 	j.prefix = prefix;
 	j.res = res;
-	/* Enough to list the choices, or just to know there are several. */
+	/* Enough to list the choices and know whether more match, or just to
+	 * know there are several. */
 	j.want = req->list_choices > 1 ? req->list_choices + 1 : 2;
 	if (j.want > CANDIDATES_MAX)
 		j.want = CANDIDATES_MAX;
@@ -272,6 +276,17 @@ static const char *result_of(enum recover_outcome o)
 	return "error";
 }
 
+/* DOMAIN\user or user@domain: how devices report the people who sign in,
+ * the only names a help-desk user may name an end user by. */
+static bool qualified_name(const char *name)
+{
+	const char *bs = strchr(name, '\\'), *at = strrchr(name, '@');
+
+	if (bs)
+		return bs > name && bs[1] && !strchr(bs + 1, '\\') && !at;
+	return at && at > name && at[1];
+}
+
 /* The input's faults into iv; true when there are none. */
 static bool check_input(const struct recover_request *req, char prefix[KEYID_HEX_LEN + 1],
 			struct recover_invalid *iv)
@@ -294,7 +309,8 @@ static bool check_input(const struct recover_request *req, char prefix[KEYID_HEX
 		(req->comment && strlen(req->comment) > RECOVER_COMMENT_MAX);
 	iv->end_user = (req->end_user_required && (!req->end_user || !*req->end_user)) ||
 		(req->end_user && *req->end_user &&
-		 !str_is_clean_text(req->end_user, IDENTITY_NAME_MAX));
+		 (!str_is_clean_text(req->end_user, IDENTITY_NAME_MAX) ||
+		  (!strcmp(req->source, AUDIT_HELPDESK) && !qualified_name(req->end_user))));
 	return iv->key.problem == KEYID_OK && !iv->reason && !iv->comment && !iv->end_user;
 }
 

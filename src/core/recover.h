@@ -39,7 +39,9 @@ struct recover_invalid {
 	bool reason;             /* missing, or not a reason of this source */
 	bool comment;            /* reason "other" without a comment, or a
 				  * comment too long */
-	bool end_user;           /* required and missing, or not a user name */
+	bool end_user;           /* required and missing, or not a user name;
+				  * from the help desk, a name that is not
+				  * DOMAIN\user or user@domain */
 };
 
 #define RECOVER_COMMENT_MAX 500
@@ -55,7 +57,8 @@ struct recover_request {
 	const char *reason;              /* a reason code of the source (may be NULL) */
 	const char *comment;             /* NULL or "" = none */
 	const char *actor;               /* who asks */
-	const char *end_user;            /* for whom ("" = no one named) */
+	const char *end_user;            /* for whom ("" = no one named); from
+					  * the help desk DOMAIN\user or a UPN */
 	const char *client;              /* client address */
 	int64_t now;
 	/* Failed-lookup limits (NULL = none): keyed by actor and by client. */
@@ -81,6 +84,7 @@ struct recover_result {
 	char password[RECPW_CANON_LEN + 1];   /* only when disclosed; wipe after use */
 	struct recover_choice choices[RECOVER_CHOICES_MAX];  /* RECOVER_AMBIGUOUS */
 	size_t nchoices;
+	bool choices_more;                    /* more keys match than are listed */
 	int64_t audit_seq;                    /* the record of this outcome */
 };
 

@@ -184,6 +184,10 @@ describe('help-desk recovery', () => {
 			}
 			assert.ok(!(await page.content()).includes(data.bobKey.password));
 			await noSidewaysScroll(page, 'the choices');
+			// The table fits: its Get key buttons are not hidden in a scroll.
+			const [tw, cw] = await page.locator('section.choices .tablewrap')
+				.evaluate((e) => [e.scrollWidth, e.clientWidth]);
+			assert.ok(tw <= cw, `the choices table scrolls sideways (${tw} > ${cw})`);
 			await shot(page, name, 'phone 2 choices');
 
 			// Each choice's button is named by its key ID.

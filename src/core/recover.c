@@ -23,6 +23,7 @@ struct candidate {
 	char key_id[KEYID_CANON_LEN + 1];
 	char device_id[KEYID_CANON_LEN + 1];
 	char computer[256];
+	enum key_state state;
 	uint8_t sealed[SEAL_MAX];
 	size_t sealed_len;
 };
@@ -49,6 +50,7 @@ static int candidate(const struct key_full_rec *f, void *arg)
 	snprintf(c->key_id, sizeof(c->key_id), "%s", f->key.key_id);
 	snprintf(c->device_id, sizeof(c->device_id), "%s", f->device->id);
 	snprintf(c->computer, sizeof(c->computer), "%s", f->device->name);
+	c->state = f->key.state;
 	c->sealed_len = f->key.sealed_len <= SEAL_MAX ? f->key.sealed_len : 0;
 	memcpy(c->sealed, f->key.sealed, c->sealed_len);
 	return 0;
@@ -68,6 +70,12 @@ static void fill_audit(const struct recover_request *req, struct audit_rec *a)
 	a->client = req->client;
 }
 
+static enum recover_key_was key_was(enum key_state state)
+{
+	return state == KEY_REMOVED ? RECOVER_KEY_REMOVED :
+		state == KEY_SUPERSEDED ? RECOVER_KEY_SUPERSEDED : RECOVER_KEY_ON_VOLUME;
+}
+
 static int recover_tx(struct store_tx *tx, void *arg)
 {
 	struct job *j = arg;
@@ -76,6 +84,7 @@ static int recover_tx(struct store_tx *tx, void *arg)
 	const char *users[IDENTITY_MAX];
 	size_t nusers = req->entitled ? identity_list(req->entitled, users) : 0;
 	char key_text[KEYID_INPUT_MAX + 1];
+	unsigned states = req->any_state ? KEY_STATES_ALL : RECOVERABLE;
 	struct audit_rec a;
 	int rc;
 
@@ -83,9 +92,8 @@ static int recover_tx(struct store_tx *tx, void *arg)
 	j->n = 0;
 	memset(res, 0, sizeof(*res));
 	rc = req->entitled ?
-		store_key_each_entitled(tx, j->prefix, users, nusers, RECOVERABLE,
-			 candidate, j) :
-		store_key_each_prefix(tx, j->prefix, RECOVERABLE, candidate, j);
+		store_key_each_entitled(tx, j->prefix, users, nusers, states, candidate, j) :
+		store_key_each_prefix(tx, j->prefix, states, candidate, j);
 	if (rc < 0)
 		return rc;
 	fill_audit(req, &a);
@@ -101,11 +109,15 @@ static int recover_tx(struct store_tx *tx, void *arg)
 		snprintf(res->key_id, sizeof(res->key_id), "%s", c->key_id);
 		snprintf(res->device_id, sizeof(res->device_id), "%s", c->device_id);
 		snprintf(res->computer, sizeof(res->computer), "%s", c->computer);
+		res->was = key_was(c->state);
 		a.result = AUDIT_DISCLOSED;
 		a.key_id = c->key_id;
 		a.device_id = c->device_id;
 		a.computer = c->computer;
-		if ((rc = store_key_set_state(tx, c->row, KEY_DISCLOSED, req->now)) < 0)
+		/* A key on its volume, or one that may come back to it (removed),
+		 * is to be rotated; a superseded one has been already. */
+		if (c->state != KEY_SUPERSEDED &&
+		    (rc = store_key_set_state(tx, c->row, KEY_DISCLOSED, req->now)) < 0)
 			return rc;
 	} else {
 		res->outcome = j->n ? RECOVER_AMBIGUOUS : RECOVER_NOT_FOUND;
@@ -118,6 +130,7 @@ static int recover_tx(struct store_tx *tx, void *arg)
 				 j->c[i].key_id);
 			snprintf(res->choices[i].computer, sizeof(res->choices[i].computer),
 				 "%s", j->c[i].computer);
+			res->choices[i].was = key_was(j->c[i].state);
 			res->nchoices = i + 1;
 		}
 		res->choices_more = res->nchoices && j->n > res->nchoices;

@@ -301,6 +301,79 @@ class HelpdeskUserTest(HelpdeskCase):
         self.assertEqual(self.rotate(bsecret, bvol), [bk[0]])
 
 
+class OldKeysTest(HelpdeskCase):
+    """Keys no longer on their volume stay readable to the help desk (SPEC §5:
+    backups need them), not to self-service."""
+
+    def state(self, kid):
+        return {r["key_id"]: r["state"] for r in self.kw.export()[1]}[kid]
+
+    def test_removed_key_disclosed_and_rotated_if_it_comes_back(self):
+        b = self.desk("helpdesk")
+        user = self.end_user()
+        old, new = self.key(), self.key()
+        did, secret, vol, name = self.device([old], (user, "local"))
+        moved = dict(vol, recovery_keys=[{"key_id": new[0], "recovery_password": new[1]}])
+        self.kw.secrets.add(new[1])
+        self.assertEqual(self.rotate(secret, moved), [])
+        self.assertEqual(self.state(old[0]), "removed")
+        r = self.recover(b, old[0][:8], user)
+        self.assertKeyShown(r, old[1], name, old[0])
+        text = page_text(r.body)
+        self.assertIn("This key was no longer on the computer at its last check-in. If it "
+                      "comes back, the computer is told to replace it.", text)
+        self.assertNotIn(ROTATE_NOTE, text)
+        rec = self.records()[-1]
+        self.assertEqual((rec["source"], rec["result"], rec["key_id"]),
+                         ("helpdesk", "disclosed", old[0]))
+        # disclosed now: back on its volume, the device is told to replace it
+        self.assertEqual(self.state(old[0]), "disclosed")
+        back = dict(vol, recovery_keys=vol["recovery_keys"] + moved["recovery_keys"])
+        self.assertEqual(self.rotate(secret, back), [old[0]])
+
+    def test_superseded_key_for_a_backup(self):
+        b = self.desk("helpdesk_admin")
+        old, new = self.key(), self.key()
+        did, secret, vol, name = self.device([old], (self.end_user(), "local"))
+        self.assertKeyPage(self.recover(b, old[0]), old, name)
+        rotated = dict(vol, recovery_keys=[{"key_id": new[0], "recovery_password": new[1]}])
+        self.kw.secrets.add(new[1])
+        self.assertEqual(self.rotate(secret, rotated), [])
+        self.assertEqual(self.state(old[0]), "superseded")
+        r = self.recover(b, old[0][:8], reason="other", comment="Restore of a backup")
+        self.assertKeyShown(r, old[1], name, old[0])
+        text = page_text(r.body)
+        self.assertIn("The computer has already replaced this key: it opens only an older "
+                      "copy of the drive, such as a backup.", text)
+        self.assertNotIn(ROTATE_NOTE, text)
+        self.assertEqual(self.records()[-1]["result"], "disclosed")
+        self.assertEqual(self.state(old[0]), "superseded")
+        self.assertEqual(self.rotate(secret, rotated), [])
+
+    def test_choices_say_which_keys_are_old(self):
+        b = self.desk("helpdesk_admin")
+        p = hex_prefix()
+        live, gone = self.key(p), self.key(p)
+        _, _, _, pc1 = self.device([live], (self.end_user(), "local"))
+        _, secret, vol, pc2 = self.device([gone], (self.end_user(), "local"))
+        self.assertEqual(self.rotate(secret, dict(vol, recovery_keys=[])), [])
+        r = self.recover(b, p)
+        self.assertPage(r, 409)
+        self.assertIn("%sNo longer on the computer" % pc2, page_text(r.body))
+        self.assertNotIn("%sNo longer" % pc1, page_text(r.body))
+
+    def test_self_service_still_only_keys_on_their_volume(self):
+        user = self.new_user()
+        old, new = self.key(), self.key()
+        _, secret, vol, name = self.device([old], (user[0], "local"))
+        self.kw.secrets.add(new[1])
+        self.rotate(secret, dict(vol, recovery_keys=[
+            {"key_id": new[0], "recovery_password": new[1]}]))
+        self.assertPage(self.signed_in(user).recover(old[0][:8]), 404)
+        r = self.recover(self.desk("helpdesk"), old[0][:8], user[0])
+        self.assertKeyShown(r, old[1], name, old[0])
+
+
 class AdminTest(HelpdeskCase):
     """A `helpdesk_admin` (or `admin`) may name no one: any key."""
 

@@ -52,6 +52,20 @@ struct hd_form {
 	const struct recover_result *choices;   /* 409: the matching keys */
 };
 
+/* Where a key was, said in a list of keys (NULL: on its volume). */
+static const char *was_label(enum recover_key_was was)
+{
+	switch (was) {
+	case RECOVER_KEY_ON_VOLUME:
+		break;
+	case RECOVER_KEY_REMOVED:
+		return _("No longer on the computer");
+	case RECOVER_KEY_SUPERSEDED:
+		return _("Replaced (for a backup)");
+	}
+	return NULL;
+}
+
 /* May name no one: a help-desk administrator (or an administrator). */
 static bool any_key(struct http_request *req)
 {
@@ -91,7 +105,8 @@ static int form_page(struct app *app, struct http_request *req, struct http_resp
 	for (size_t i = 0; f->choices && i < f->choices->nchoices; i++) {
 		tpl_init(&choices[nchoices]);
 		tpl_set(&choices[nchoices], "choice_id", f->choices->choices[i].key_id);
-		tpl_set(&choices[nchoices++], "choice_computer", f->choices->choices[i].computer);
+		tpl_set(&choices[nchoices], "choice_computer", f->choices->choices[i].computer);
+		tpl_set(&choices[nchoices++], "choice_was", was_label(f->choices->choices[i].was));
 	}
 	tpl_set_list(&t, "choices", choices, nchoices);
 	tpl_set(&t, "has_choices", nchoices ? "1" : NULL);
@@ -129,6 +144,17 @@ static int key_page(struct app *app, struct http_request *req, struct http_respo
 	/* The name Windows gives the file when it saves a recovery key. */
 	snprintf(file, sizeof(file), "BitLocker Recovery Key %s.txt", r->key_id);
 	tpl_set(&t, "file", file);
+	switch (r->was) {
+	case RECOVER_KEY_ON_VOLUME:
+		tpl_set(&t, "rotates", "1");
+		break;
+	case RECOVER_KEY_REMOVED:
+		tpl_set(&t, "was_removed", "1");
+		break;
+	case RECOVER_KEY_SUPERSEDED:
+		tpl_set(&t, "was_superseded", "1");
+		break;
+	}
 	resp->sensitive = true;
 	rc = helpdesk_page(app, req, resp, 200, HD_NAV_RECOVER, "helpdesk_key.html", &t);
 	sodium_memzero(groups, sizeof(groups));
@@ -181,6 +207,8 @@ int helpdesk_recover(void *ctx, struct http_request *req, struct http_response *
 	struct recover_request rq = {
 		.source = AUDIT_HELPDESK,
 		.end_user_required = !admin,
+		/* Old keys too: a backup of the volume needs them (SPEC §5). */
+		.any_state = true,
 		.key_text = form_get(&w->form, "key_id"),
 		.reason = form_get(&w->form, "reason"),
 		.comment = comment && *comment ? comment : NULL,

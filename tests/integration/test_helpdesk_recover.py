@@ -4,8 +4,10 @@ are searched, a `helpdesk_admin` who may name no one, the list of matching
 keys on ambiguity, the nine reasons and the comment of `other`, the audit
 record (help-desk user and end user), rotation, CSRF and failing closed."""
 
+import html
 import re
 import secrets
+from urllib.parse import urlencode
 
 import kw
 from kw import hex_prefix, key_id_with_prefix, page_text, recovery_password, strip_csrf
@@ -166,6 +168,27 @@ class FormTest(HelpdeskCase):
         self.assertPage(r, 200)
         self.assertIn("(optional)", page_text(r.body))
         self.assertNotRegex(r.text(), r'<input id="end_user"[^>]* required>')
+
+    def test_link_fills_the_form_and_looks_nothing_up(self):
+        b = self.signed_in(self.user_with("helpdesk"))
+        user = self.end_user()
+        k = self.key()
+        _, secret, vol, name = self.device([k], (user, "local"))
+        before = len(self.records())
+        r = b.get("/helpdesk/recover?" + urlencode({"key_id": k[0], "end_user": user}))
+        self.assertPage(r, 200)
+        body = r.text()
+        self.assertRegex(body, r'<input id="key_id" name="key_id"[^>]* value="%s"' % k[0])
+        self.assertRegex(body, r'<input id="end_user" name="end_user"[^>]* value="%s"'
+                         % re.escape(html.escape(user)))
+        self.assertNoKey(r, (k[0] + "-not-shown", k[1]))
+        self.assertNotIn(name, body)
+        self.assertEqual(len(self.records()), before)
+        self.assertEqual(self.rotate(secret, vol), [])
+        # text that is not clean is not shown again
+        r = b.get("/helpdesk/recover?key_id=%01abc&end_user=")
+        self.assertPage(r, 200)
+        self.assertRegex(r.text(), r'<input id="key_id" name="key_id"[^>]* value=""')
 
     def test_swedish(self):
         b = self.signed_in(self.user_with("helpdesk"), accept_language="sv")

@@ -114,9 +114,18 @@ static int form_page(struct app *app, struct http_request *req, struct http_resp
 	return helpdesk_page(app, req, resp, status, HD_NAV_RECOVER, "helpdesk_recover.html", &t);
 }
 
+/* The form, filled from ?key_id=…&end_user=… when a link gives them (a
+ * device page's key history): only shown, nothing is looked up. */
 int helpdesk_recover_form(void *ctx, struct http_request *req, struct http_response *resp)
 {
-	return form_page(ctx, req, resp, 200, NULL);
+	const char *key_id = http_query(req, "key_id"), *end_user = http_query(req, "end_user");
+	struct hd_form f = { 0 };
+
+	if (key_id && str_is_clean_text(key_id, KEYID_INPUT_MAX))
+		f.key_text = key_id;
+	if (end_user && str_is_clean_text(end_user, IDENTITY_NAME_MAX))
+		f.end_user = end_user;
+	return form_page(ctx, req, resp, 200, &f);
 }
 
 /* The key page: the password in its 8 groups, the computer and key ID,

@@ -1,5 +1,5 @@
-/* keywarden portal: the session timeout countdown and the copy button.
- * Everything else works without JavaScript. */
+/* keywarden portal: the session timeout countdown, and the copy and save
+ * buttons of a key page. Everything else works without JavaScript. */
 (function () {
 	'use strict';
 
@@ -15,6 +15,40 @@
 			navigator.clipboard.writeText(button.getAttribute('data-key')).then(function () {
 				status.textContent = text ? text.textContent : '';
 			});
+		});
+	}
+
+	/* Save (help desk): a small text file of the computer, the key ID and
+	 * the key, made here from the page (no second request for the key). */
+	function setupSave() {
+		var button = document.getElementById('save');
+		var copy = document.getElementById('copy');
+		var key = document.getElementById('key-label');
+
+		if (!button || !copy || !key || !window.Blob || !window.URL ||
+		    !URL.createObjectURL)
+			return;
+		button.hidden = false;
+		button.addEventListener('click', function () {
+			var fields = document.querySelectorAll('#keybox dd[data-save]');
+			var lines = [];
+			var url, link;
+
+			for (var i = 0; i < fields.length; i++)
+				lines.push(fields[i].previousElementSibling.textContent.trim() + ': ' +
+					   fields[i].textContent.trim());
+			lines.push(key.textContent.trim() + ': ' + copy.getAttribute('data-key'));
+			url = URL.createObjectURL(new Blob([lines.join('\r\n') + '\r\n'],
+							   { type: 'text/plain;charset=utf-8' }));
+			link = document.createElement('a');
+			link.href = url;
+			link.download = button.getAttribute('data-file');
+			link.hidden = true;
+			document.body.appendChild(link);
+			link.click();
+			link.parentNode.removeChild(link);
+			/* The browser has the file once the click is handled. */
+			setTimeout(function () { URL.revokeObjectURL(url); }, 1000);
 		});
 	}
 
@@ -114,5 +148,6 @@
 	}
 
 	setupCopy();
+	setupSave();
 	setupTimeout();
 }());

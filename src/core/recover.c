@@ -14,14 +14,16 @@
 
 /* Keys a person may still need to unlock with: on the volume now. */
 #define RECOVERABLE ((1u << KEY_ACTIVE) | (1u << KEY_DISCLOSED))
-/* One is an answer, two is ambiguity; more only to list them. */
-#define CANDIDATES_MAX RECOVER_CHOICES_MAX
+/* One is an answer, two is ambiguity; more only to list them, and one
+ * past the list to know that more match than it shows. */
+#define CANDIDATES_MAX (RECOVER_CHOICES_MAX + 1)
 
 struct candidate {
 	int64_t row;
 	char key_id[KEYID_CANON_LEN + 1];
 	char device_id[KEYID_CANON_LEN + 1];
 	char computer[256];
+	enum key_state state;
 	uint8_t sealed[SEAL_MAX];
 	size_t sealed_len;
 };
@@ -48,6 +50,7 @@ static int candidate(const struct key_full_rec *f, void *arg)
 	snprintf(c->key_id, sizeof(c->key_id), "%s", f->key.key_id);
 	snprintf(c->device_id, sizeof(c->device_id), "%s", f->device->id);
 	snprintf(c->computer, sizeof(c->computer), "%s", f->device->name);
+	c->state = f->key.state;
 	c->sealed_len = f->key.sealed_len <= SEAL_MAX ? f->key.sealed_len : 0;
 	memcpy(c->sealed, f->key.sealed, c->sealed_len);
 	return 0;
@@ -67,6 +70,12 @@ static void fill_audit(const struct recover_request *req, struct audit_rec *a)
 	a->client = req->client;
 }
 
+static enum recover_key_was key_was(enum key_state state)
+{
+	return state == KEY_REMOVED ? RECOVER_KEY_REMOVED :
+		state == KEY_SUPERSEDED ? RECOVER_KEY_SUPERSEDED : RECOVER_KEY_ON_VOLUME;
+}
+
 static int recover_tx(struct store_tx *tx, void *arg)
 {
 	struct job *j = arg;
@@ -75,6 +84,7 @@ static int recover_tx(struct store_tx *tx, void *arg)
 	const char *users[IDENTITY_MAX];
 	size_t nusers = req->entitled ? identity_list(req->entitled, users) : 0;
 	char key_text[KEYID_INPUT_MAX + 1];
+	unsigned states = req->any_state ? KEY_STATES_ALL : RECOVERABLE;
 	struct audit_rec a;
 	int rc;
 
@@ -82,9 +92,8 @@ static int recover_tx(struct store_tx *tx, void *arg)
 	j->n = 0;
 	memset(res, 0, sizeof(*res));
 	rc = req->entitled ?
-		store_key_each_entitled(tx, j->prefix, users, nusers, RECOVERABLE,
-			 candidate, j) :
-		store_key_each_prefix(tx, j->prefix, RECOVERABLE, candidate, j);
+		store_key_each_entitled(tx, j->prefix, users, nusers, states, candidate, j) :
+		store_key_each_prefix(tx, j->prefix, states, candidate, j);
 	if (rc < 0)
 		return rc;
 	fill_audit(req, &a);
@@ -100,24 +109,31 @@ static int recover_tx(struct store_tx *tx, void *arg)
 		snprintf(res->key_id, sizeof(res->key_id), "%s", c->key_id);
 		snprintf(res->device_id, sizeof(res->device_id), "%s", c->device_id);
 		snprintf(res->computer, sizeof(res->computer), "%s", c->computer);
+		res->was = key_was(c->state);
 		a.result = AUDIT_DISCLOSED;
 		a.key_id = c->key_id;
 		a.device_id = c->device_id;
 		a.computer = c->computer;
-		if ((rc = store_key_set_state(tx, c->row, KEY_DISCLOSED, req->now)) < 0)
+		/* A key on its volume, or one that may come back to it (removed),
+		 * is to be rotated; a superseded one has been already. */
+		if (c->state != KEY_SUPERSEDED &&
+		    (rc = store_key_set_state(tx, c->row, KEY_DISCLOSED, req->now)) < 0)
 			return rc;
 	} else {
 		res->outcome = j->n ? RECOVER_AMBIGUOUS : RECOVER_NOT_FOUND;
 		a.result = j->n ? AUDIT_AMBIGUOUS : AUDIT_NOT_FOUND;
 		recover_key_text(req->key_text, j->prefix, key_text, sizeof(key_text));
 		a.key_id = key_text;
-		for (size_t i = 0; j->n > 1 && i < j->n && i < req->list_choices; i++) {
+		for (size_t i = 0; j->n > 1 && i < j->n && i < req->list_choices &&
+		     i < RECOVER_CHOICES_MAX; i++) {
 			snprintf(res->choices[i].key_id, sizeof(res->choices[i].key_id), "%s",
 				 j->c[i].key_id);
 			snprintf(res->choices[i].computer, sizeof(res->choices[i].computer),
 				 "%s", j->c[i].computer);
+			res->choices[i].was = key_was(j->c[i].state);
 			res->nchoices = i + 1;
 		}
+		res->choices_more = res->nchoices && j->n > res->nchoices;
 	}
 	if ((rc = audit_append(tx, &a)) < 0)
 		return rc;
@@ -137,7 +153,8 @@ static int lookup(struct store *s, const struct seal *k, const struct recover_re
 	j.req = req;
 	j.prefix = prefix;
 	j.res = res;
-	/* Enough to list the choices, or just to know there are several. */
+	/* Enough to list the choices and know whether more match, or just to
+	 * know there are several. */
 	j.want = req->list_choices > 1 ? req->list_choices + 1 : 2;
 	if (j.want > CANDIDATES_MAX)
 		j.want = CANDIDATES_MAX;
@@ -272,6 +289,17 @@ static const char *result_of(enum recover_outcome o)
 	return "error";
 }
 
+/* DOMAIN\user or user@domain: how devices report the people who sign in,
+ * the only names a help-desk user may name an end user by. */
+static bool qualified_name(const char *name)
+{
+	const char *bs = strchr(name, '\\'), *at = strrchr(name, '@');
+
+	if (bs)
+		return bs > name && bs[1] && !strchr(bs + 1, '\\') && !at;
+	return at && at > name && at[1];
+}
+
 /* The input's faults into iv; true when there are none. */
 static bool check_input(const struct recover_request *req, char prefix[KEYID_HEX_LEN + 1],
 			struct recover_invalid *iv)
@@ -294,7 +322,8 @@ static bool check_input(const struct recover_request *req, char prefix[KEYID_HEX
 		(req->comment && strlen(req->comment) > RECOVER_COMMENT_MAX);
 	iv->end_user = (req->end_user_required && (!req->end_user || !*req->end_user)) ||
 		(req->end_user && *req->end_user &&
-		 !str_is_clean_text(req->end_user, IDENTITY_NAME_MAX));
+		 (!str_is_clean_text(req->end_user, IDENTITY_NAME_MAX) ||
+		  (!strcmp(req->source, AUDIT_HELPDESK) && !qualified_name(req->end_user))));
 	return iv->key.problem == KEYID_OK && !iv->reason && !iv->comment && !iv->end_user;
 }
 

@@ -39,7 +39,9 @@ struct recover_invalid {
 	bool reason;             /* missing, or not a reason of this source */
 	bool comment;            /* reason "other" without a comment, or a
 				  * comment too long */
-	bool end_user;           /* required and missing, or not a user name */
+	bool end_user;           /* required and missing, or not a user name;
+				  * from the help desk, a name that is not
+				  * DOMAIN\user or user@domain */
 };
 
 #define RECOVER_COMMENT_MAX 500
@@ -51,11 +53,15 @@ struct recover_request {
 	 * administrator). */
 	const struct identity *entitled;
 	bool end_user_required;          /* the help desk names the user */
+	/* Also keys no longer on their volume (removed, superseded): the
+	 * help desk, for backups (SPEC §5). Else only active and disclosed. */
+	bool any_state;
 	const char *key_text;            /* the key ID as typed (may be NULL) */
 	const char *reason;              /* a reason code of the source (may be NULL) */
 	const char *comment;             /* NULL or "" = none */
 	const char *actor;               /* who asks */
-	const char *end_user;            /* for whom ("" = no one named) */
+	const char *end_user;            /* for whom ("" = no one named); from
+					  * the help desk DOMAIN\user or a UPN */
 	const char *client;              /* client address */
 	int64_t now;
 	/* Failed-lookup limits (NULL = none): keyed by actor and by client. */
@@ -66,9 +72,18 @@ struct recover_request {
 	size_t list_choices;
 };
 
+/* Where a key was when it was found. */
+enum recover_key_was {
+	RECOVER_KEY_ON_VOLUME,    /* active or disclosed: the device rotates it */
+	RECOVER_KEY_REMOVED,      /* gone from its volume at the last check-in;
+				   * now disclosed: rotated if it comes back */
+	RECOVER_KEY_SUPERSEDED,   /* rotated away already; stays superseded */
+};
+
 struct recover_choice {
 	char key_id[KEYID_CANON_LEN + 1];
 	char computer[256];
+	enum recover_key_was was;
 };
 
 struct recover_result {
@@ -78,9 +93,11 @@ struct recover_result {
 	char key_id[KEYID_CANON_LEN + 1];     /* RECOVER_DISCLOSED */
 	char device_id[KEYID_CANON_LEN + 1];
 	char computer[256];
+	enum recover_key_was was;             /* where the key was */
 	char password[RECPW_CANON_LEN + 1];   /* only when disclosed; wipe after use */
 	struct recover_choice choices[RECOVER_CHOICES_MAX];  /* RECOVER_AMBIGUOUS */
 	size_t nchoices;
+	bool choices_more;                    /* more keys match than are listed */
 	int64_t audit_seq;                    /* the record of this outcome */
 };
 

@@ -93,16 +93,17 @@ static void role_choices(struct tpl *t, struct tpl items[ROLE_COUNT], unsigned r
 	tpl_set_list(t, "role_choices", items, ROLE_COUNT);
 }
 
-/* The roles ticked in the form; KW_ERR_INVALID for a value that is no
- * role. */
+/* The roles ticked in the form: a checkbox a role, role_<name> (the form
+ * keeps the first of repeated fields only). KW_ERR_INVALID for a role_
+ * field that names no role. */
 static int form_roles(const struct form *f, unsigned *roles)
 {
 	unsigned r = 0, bit;
 
 	for (size_t i = 0; i < f->n; i++) {
-		if (strcmp(f->f[i].name, "roles"))
+		if (strncmp(f->f[i].name, "role_", 5))
 			continue;
-		if (!(bit = role_parse(f->f[i].value)))
+		if (!(bit = role_parse(f->f[i].name + 5)))
 			return KW_ERR_INVALID;
 		r |= bit;
 	}

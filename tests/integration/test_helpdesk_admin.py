@@ -109,6 +109,13 @@ class RolesTest(AdminCase):
             self.assertPage(r, 200, path)
             self.assertIn('aria-current="page"', r.text())
 
+    def test_swedish(self):
+        b = self.signed_in(self.user_with("admin"), accept_language="sv")
+        text = self.text(b.get(USERS))
+        self.assertIn("Lägg till en användare", text)
+        self.assertIn("Administratör", text)
+        self.assertIn("Skapa en token", self.text(b.get(TOKENS)))
+
     def test_signed_out_goes_to_sign_in(self):
         for path in (USERS, TOKENS):
             r = self.browser().get(path)

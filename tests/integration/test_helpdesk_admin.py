@@ -315,6 +315,47 @@ class LastAdminTest(AdminCase):
         self.assertPage(r, 200)
 
 
+class AuditFailureTest(AdminCase):
+    """No record, no change: while audit records cannot be written, every
+    action fails with 503 and changes nothing, and no password or token is
+    shown."""
+
+    def test_no_record_no_change(self):
+        b = self.admin()
+        user, _ = self.user_with("helpdesk")
+        b.get(TOKENS)
+        r = post(b, TOKENS, {"action": "create", "expires": "1d"})
+        self.secret_of(r)
+        tid = int(re.search(r"Token (\d+) created", self.text(r)).group(1))
+        b.get(USERS)
+        before = self.state()
+        db = self.kw.db()
+        try:
+            db.execute("CREATE TRIGGER fail_audit BEFORE INSERT ON audit BEGIN "
+                       "SELECT RAISE(ABORT, 'audit store failure'); END;")
+            for path, form in ((USERS, {"action": "add", "name": "nx" + secrets.token_hex(3)}),
+                               (USERS, {"action": "add", "name": "nx" + secrets.token_hex(3),
+                                        "password": "Good-Password-1"}),
+                               (USERS, {"action": "roles", "name": user, "roles": "admin"}),
+                               (USERS, {"action": "disable", "name": user}),
+                               (USERS, {"action": "password", "name": user}),
+                               (USERS, {"action": "password", "name": user,
+                                        "password": "Good-Password-1"}),
+                               (TOKENS, {"action": "create", "expires": "1d"}),
+                               (TOKENS, {"action": "revoke", "id": str(tid)})):
+                r = post(b, path, form)
+                self.assertPage(r, 503, form)
+                self.assertIn("was not made", self.text(r), form)
+                self.assertIsNone(SECRET_RE.search(r.text()), form)
+        finally:
+            db.execute("DROP TRIGGER IF EXISTS fail_audit")
+            db.close()
+        self.assertEqual(self.state(), before)
+        self.assertIn("could not add the user", self.kw.log())
+        r = post(b, USERS, {"action": "disable", "name": user})
+        self.assertPage(r, 200)
+
+
 class TokensTest(AdminCase):
 
     def token_row(self, b, tid):

@@ -141,6 +141,23 @@ static int secret_page(struct app *app, struct http_request *req, struct http_re
 	return helpdesk_page(app, req, resp, 200, nav, "admin_secret.html", &t);
 }
 
+/* The answer when a change failed in the store (its audit record among
+ * what can fail): nothing was changed, and no password or token is shown
+ * (fail closed). The handler has logged why. */
+static int not_made(struct app *app, struct http_request *req, struct http_response *resp,
+		    enum helpdesk_nav nav)
+{
+	struct tpl t;
+
+	tpl_init(&t);
+	tpl_set(&t, "title", _("Service unavailable"));
+	tpl_set(&t, "message", _("The change could not be recorded, so it was not made. Try "
+				 "again in a few minutes."));
+	tpl_set(&t, "link_url", nav == HD_NAV_USERS ? USERS_URL : TOKENS_URL);
+	tpl_set(&t, "link_text", _("Back"));
+	return helpdesk_page(app, req, resp, 503, nav, "message.html", &t);
+}
+
 /* ---- users ---- */
 
 /* What a users page shows besides the accounts. */
@@ -376,6 +393,7 @@ static int add_user(struct app *app, struct http_request *req, struct http_respo
 	}
 	if (rc < 0) {
 		log_error("%s could not add the user %s: %s", w->s.user, name, kw_strerror(rc));
+		rc = not_made(app, req, resp, HD_NAV_USERS);
 		goto out;
 	}
 	roles_text(v.add_roles, msg, sizeof(msg));
@@ -435,6 +453,7 @@ static int set_password(struct app *app, struct http_request *req, struct http_r
 	if (rc < 0) {
 		log_error("%s could not reset the password of %s: %s", w->s.user, name,
 			  kw_strerror(rc));
+		rc = not_made(app, req, resp, HD_NAV_USERS);
 		goto out;
 	}
 	log_info("%s reset the password of %s from %s", w->s.user, name, req->client);
@@ -493,7 +512,7 @@ static int set_roles(struct app *app, struct http_request *req, struct http_resp
 	if (rc < 0) {
 		log_error("%s could not change the roles of %s: %s", w->s.user, name,
 			  kw_strerror(rc));
-		return rc;
+		return not_made(app, req, resp, HD_NAV_USERS);
 	}
 	roles_text(roles, text, sizeof(text));
 	log_info("%s set the roles of %s to %s from %s", w->s.user, name, text, req->client);
@@ -523,7 +542,7 @@ static int set_disabled(struct app *app, struct http_request *req, struct http_r
 	if (rc < 0) {
 		log_error("%s could not %s the user %s: %s", w->s.user,
 			  disabled ? "disable" : "enable", name, kw_strerror(rc));
-		return rc;
+		return not_made(app, req, resp, HD_NAV_USERS);
 	}
 	log_info("%s %s the user %s from %s", w->s.user, disabled ? "disabled" : "enabled",
 		 name, req->client);
@@ -701,7 +720,7 @@ static int create_token(struct app *app, struct http_request *req, struct http_r
 	if ((rc = enroll_token_create(app->store, now, expires_at, uses, &who, token, &id)) < 0) {
 		log_error("%s could not create an enrollment token: %s", w->s.user,
 			  kw_strerror(rc));
-		return rc;
+		return not_made(app, req, resp, HD_NAV_ENROLLMENT);
 	}
 	log_info("%s created enrollment token %lld from %s", w->s.user, (long long)id,
 		 req->client);
@@ -754,7 +773,7 @@ static int revoke_token(struct app *app, struct http_request *req, struct http_r
 	if (rc < 0) {
 		log_error("%s could not revoke enrollment token %lld: %s", w->s.user,
 			  (long long)id, kw_strerror(rc));
-		return rc;
+		return not_made(app, req, resp, HD_NAV_ENROLLMENT);
 	}
 	log_info("%s revoked enrollment token %lld from %s", w->s.user, (long long)id,
 		 req->client);

@@ -333,6 +333,20 @@ int helpdesk_admin_users(void *ctx, struct http_request *req, struct http_respon
 	return user_page(app, req, resp, 200, &a, NULL);
 }
 
+/* The address of name's page into out. */
+#define USER_URL_MAX (sizeof(USERS_URL "?name=") + 3 * ACCOUNT_NAME_MAX)
+static int user_url(const char *name, char *out, size_t outlen)
+{
+	struct buf b;
+	int rc;
+
+	buf_init(&b, outlen - 1);
+	if ((rc = buf_puts(&b, USERS_URL "?name=")) == 0 && (rc = buf_put_url(&b, name)) == 0)
+		snprintf(out, outlen, "%s", b.data);
+	buf_free(&b);
+	return rc;
+}
+
 /* The password typed, or one generated into gen (*generated set); a typed
  * one that fails the policy sets *pw_error. */
 static const char *new_password(const char *typed, char gen[ACCOUNT_RANDOM_PASSWORD_LEN + 1],
@@ -359,12 +373,11 @@ static int add_user(struct app *app, struct http_request *req, struct http_respo
 	const char *name = form_get(&w->form, "name");
 	const char *typed = form_get(&w->form, "password");
 	char gen[ACCOUNT_RANDOM_PASSWORD_LEN + 1], msg[512], done[ACCOUNT_NAME_MAX + 64];
-	char back[sizeof(USERS_URL) + 8 + 3 * ACCOUNT_NAME_MAX];
+	char back[USER_URL_MAX];
 	struct users_view v = { 0 };
 	struct audit_rec who = who_of(req);
 	const char *pw = NULL;
 	bool generated = false;
-	struct buf b;
 	int rc;
 
 	v.add_name = name;
@@ -404,13 +417,8 @@ static int add_user(struct app *app, struct http_request *req, struct http_respo
 		rc = users_page(app, req, resp, 200, &v);
 		goto out;
 	}
-	buf_init(&b, sizeof(back));
-	if ((rc = buf_puts(&b, USERS_URL "?name=")) < 0 || (rc = buf_put_url(&b, name)) < 0) {
-		buf_free(&b);
+	if ((rc = user_url(name, back, sizeof(back))) < 0)
 		goto out;
-	}
-	snprintf(back, sizeof(back), "%s", b.data);
-	buf_free(&b);
 	rc = secret_page(app, req, resp, HD_NAV_USERS, &(struct secret_page){
 		.title = done,
 		.message = _("Give this password to the person in a safe way. They sign in "
@@ -432,12 +440,11 @@ static int set_password(struct app *app, struct http_request *req, struct http_r
 {
 	struct web_req *w = web_ctx(req);
 	char gen[ACCOUNT_RANDOM_PASSWORD_LEN + 1], msg[256], title[ACCOUNT_NAME_MAX + 64];
-	char back[sizeof(USERS_URL) + 8 + 3 * ACCOUNT_NAME_MAX];
+	char back[USER_URL_MAX];
 	struct user_view v = { 0 };
 	struct audit_rec who = who_of(req);
 	const char *pw;
 	bool generated;
-	struct buf b;
 	int rc;
 
 	pw = new_password(form_get(&w->form, "password"), gen, &generated, &v.pw_error);
@@ -462,13 +469,8 @@ static int set_password(struct app *app, struct http_request *req, struct http_r
 		rc = user_page_after(app, req, resp, 200, name, &v);
 		goto out;
 	}
-	buf_init(&b, sizeof(back));
-	if ((rc = buf_puts(&b, USERS_URL "?name=")) < 0 || (rc = buf_put_url(&b, name)) < 0) {
-		buf_free(&b);
+	if ((rc = user_url(name, back, sizeof(back))) < 0)
 		goto out;
-	}
-	snprintf(back, sizeof(back), "%s", b.data);
-	buf_free(&b);
 	snprintf(title, sizeof(title), _("New password for %s"), name);
 	rc = secret_page(app, req, resp, HD_NAV_USERS, &(struct secret_page){
 		.title = title,

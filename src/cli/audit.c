@@ -25,12 +25,16 @@ const char usage_audit[] =
 	"                   includes that whole day\n"
 	"                   DATE: YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ\n"
 	"  --result RESULT  disclosed, ambiguous, not_found, invalid, rate_limited,\n"
-	"                   denied, exported or rekeyed\n"
+	"                   denied, exported, rekeyed, or an administrator's change:\n"
+	"                   user_added, roles_changed, user_disabled, user_enabled,\n"
+	"                   password_reset, token_created or token_revoked\n"
 	"  --source SOURCE  self_service, helpdesk, api or cli\n";
 
 static const char *const results[] = {
 	AUDIT_DISCLOSED, AUDIT_AMBIGUOUS, AUDIT_NOT_FOUND, AUDIT_INVALID,
-	AUDIT_RATE_LIMITED, AUDIT_DENIED, AUDIT_EXPORTED, AUDIT_REKEYED, NULL,
+	AUDIT_RATE_LIMITED, AUDIT_DENIED, AUDIT_EXPORTED, AUDIT_REKEYED,
+	AUDIT_USER_ADDED, AUDIT_ROLES_CHANGED, AUDIT_USER_DISABLED, AUDIT_USER_ENABLED,
+	AUDIT_PASSWORD_RESET, AUDIT_TOKEN_CREATED, AUDIT_TOKEN_REVOKED, NULL,
 };
 
 static const char *const sources[] = {
@@ -107,8 +111,10 @@ int check_audit_export(struct cli_call *call)
 		case OPT_RESULT:
 			if (!known(results, v))
 				return cli_error("--result %s: use disclosed, ambiguous, not_found, "
-						 "invalid, rate_limited, denied, exported or rekeyed",
-						 v);
+						 "invalid, rate_limited, denied, exported, rekeyed, "
+						 "user_added, roles_changed, user_disabled, "
+						 "user_enabled, password_reset, token_created or "
+						 "token_revoked", v);
 			f->result = v;
 			break;
 		case OPT_SOURCE:

@@ -109,9 +109,6 @@ void cli_actor(char *out, size_t outlen);
  * newline; at most outlen - 1 bytes. Prints the error on failure. */
 int cli_read_password(char *out, size_t outlen);
 
-/* A random password of 20 characters a person can type (out: 24 bytes). */
-void cli_random_password(char out[24]);
-
 /* Adds a local account with a password (core/account.h); prints the error
  * and returns non-zero on failure. */
 int cli_add_user(struct store *s, const char *name, unsigned roles, const char *pw);

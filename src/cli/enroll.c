@@ -64,7 +64,7 @@ int cmd_enroll_create(struct cli_call *call)
 	int rc;
 
 	rc = enroll_token_create(call->store, now, a->expires ? now + a->expires : 0, a->uses,
-				 token, NULL);
+				 NULL, token, NULL);
 	if (rc < 0)
 		return cli_error("cannot create a token: %s", kw_strerror(rc));
 	printf("%s\n", token);
@@ -122,7 +122,7 @@ int check_enroll_revoke(struct cli_call *call)
 int cmd_enroll_revoke(struct cli_call *call)
 {
 	int64_t id = ((const struct enroll_args *)call->args)->id;
-	int rc = enroll_token_revoke(call->store, id);
+	int rc = enroll_token_revoke(call->store, id, NULL);
 
 	if (rc == KW_ERR_NOT_FOUND)
 		return cli_error("no enrollment token %lld", (long long)id);

@@ -46,20 +46,10 @@ static int make_parent(const char *path)
 	return rc;
 }
 
-/* A random password of 20 characters a person can type. */
-void cli_random_password(char out[24])
-{
-	static const char alphabet[] = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-
-	for (int i = 0; i < 20; i++)
-		out[i] = alphabet[randombytes_uniform(sizeof(alphabet) - 1)];
-	out[20] = '\0';
-}
-
 int cli_add_user(struct store *s, const char *name, unsigned roles, const char *pw)
 {
 	char msg[512];
-	int rc = account_add(s, name, roles, pw, msg, sizeof(msg));
+	int rc = account_add(s, name, roles, pw, NULL, msg, sizeof(msg));
 
 	if (rc == KW_ERR_INVALID && *msg)
 		return cli_error("%s", msg);
@@ -130,7 +120,7 @@ int cmd_init(struct cli_call *call)
 		if (cli_read_password(pw, sizeof(pw)) < 0)
 			return 1;
 	} else {
-		cli_random_password(pw);
+		account_random_password(pw);
 	}
 	/* Before anything is made: a refused password leaves no files. */
 	if (password_check_policy(pw, msg, sizeof(msg)) < 0) {

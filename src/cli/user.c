@@ -72,7 +72,7 @@ static int get_password(const struct cli_call *call, char *pw, size_t pwlen)
 {
 	if (cli_has_opt(call, OPT_PASSWORD_STDIN))
 		return cli_read_password(pw, pwlen) < 0 ? 1 : 0;
-	cli_random_password(pw);
+	account_random_password(pw);
 	return 0;
 }
 
@@ -104,7 +104,7 @@ static int update_failed(const char *name, int rc, const char *msg)
 {
 	if (rc == KW_ERR_NOT_FOUND)
 		return cli_error("no user %s", name);
-	if (rc == KW_ERR_INVALID && msg && *msg)
+	if ((rc == KW_ERR_INVALID || rc == KW_ERR_CONFLICT) && msg && *msg)
 		return cli_error("%s", msg);
 	return cli_error("cannot update user %s: %s", name, kw_strerror(rc));
 }
@@ -117,7 +117,7 @@ int cmd_user_passwd(struct cli_call *call)
 
 	if (get_password(call, pw, sizeof(pw)))
 		goto out;
-	if ((rc = account_set_password(call->store, name, pw, msg, sizeof(msg))) < 0) {
+	if ((rc = account_set_password(call->store, name, pw, NULL, msg, sizeof(msg))) < 0) {
 		rc = update_failed(name, rc, msg);
 		goto out;
 	}
@@ -131,10 +131,11 @@ out:
 static int set_disabled(struct cli_call *call, bool disabled)
 {
 	const char *name = call->argv[0];
-	int rc = account_set_disabled(call->store, name, disabled);
+	char msg[512];
+	int rc = account_set_disabled(call->store, name, disabled, NULL, msg, sizeof(msg));
 
 	if (rc < 0)
-		return update_failed(name, rc, NULL);
+		return update_failed(name, rc, msg);
 	printf("user %s %s\n", name, disabled ? "disabled" : "enabled");
 	return 0;
 }

@@ -1,5 +1,6 @@
 /* The recovery audit trail (SPEC §3.5, §6): every outcome of a recovery
- * request is a record; records form a hash chain so that an altered,
+ * request is a record, and so is every change an administrator makes to
+ * accounts and enrollment tokens; records form a hash chain so that an altered,
  * inserted or deleted record is found by audit_verify. The trail is a table,
  * not a log. */
 #ifndef KW_CORE_AUDIT_H
@@ -24,6 +25,17 @@
 #define AUDIT_DENIED "denied"
 #define AUDIT_EXPORTED "exported"
 #define AUDIT_REKEYED "rekeyed"
+
+/* Changes by an administrator (core/account, core/enroll): actor the
+ * administrator, end_user the account concerned, comment the roles or the
+ * token's ID, expiry and uses (never a password or a token). */
+#define AUDIT_USER_ADDED "user_added"
+#define AUDIT_ROLES_CHANGED "roles_changed"
+#define AUDIT_USER_DISABLED "user_disabled"
+#define AUDIT_USER_ENABLED "user_enabled"
+#define AUDIT_PASSWORD_RESET "password_reset"
+#define AUDIT_TOKEN_CREATED "token_created"
+#define AUDIT_TOKEN_REVOKED "token_revoked"
 
 /* Appends rec inside a write transaction: assigns seq (last + 1), sets
  * prev_hash and hash, inserts, and records the chain head in the store's

@@ -63,7 +63,7 @@ static int add_users(struct store *s, char *msg, size_t msglen)
 
 	for (size_t i = 0; i < demo_nusers; i++) {
 		rc = account_add(s, demo_users[i].name, demo_users[i].roles,
-				 demo_users[i].password, why, sizeof(why));
+				 demo_users[i].password, NULL, why, sizeof(why));
 		if (rc < 0) {
 			str_msg(msg, msglen, "cannot add user %s: %s", demo_users[i].name,
 				*why ? why : kw_strerror(rc));
@@ -140,7 +140,7 @@ int demo_populate(struct store *s, const struct seal *k, char key_id[KEYID_CANON
 	str_msg_clear(msg, msglen);
 	if ((rc = add_users(s, msg, msglen)) < 0)
 		return rc;
-	if ((rc = enroll_token_create(s, now, now + 3600, -1, token, NULL)) < 0) {
+	if ((rc = enroll_token_create(s, now, now + 3600, -1, NULL, token, NULL)) < 0) {
 		str_msg(msg, msglen, "cannot create a token: %s", kw_strerror(rc));
 		return rc;
 	}

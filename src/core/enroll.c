@@ -5,26 +5,84 @@
 
 #include <sodium.h>
 
+#include "core/audit.h"
 #include "core/enroll.h"
 #include "util/err.h"
+#include "util/str.h"
+#include "util/timeutil.h"
 
 #define TOKEN_PREFIX "kwe_"
 #define SECRET_PREFIX "kwd_"
 
+int enroll_parse_expiry(const char *text, int64_t now, int64_t *expires_at)
+{
+	int64_t t;
+
+	if (!text)
+		return KW_ERR_INVALID;
+	if (strlen(text) == 10 && text[4] == '-' && text[7] == '-') {
+		if (time_parse_iso(text, &t) < 0)
+			return KW_ERR_INVALID;
+		t += 86400;          /* through that whole day */
+		if (t <= now || t - now > ENROLL_EXPIRES_MAX)
+			return KW_ERR_INVALID;
+		*expires_at = t;
+		return 0;
+	}
+	if (str_to_duration(text, ENROLL_EXPIRES_MAX, &t) < 0)
+		return KW_ERR_INVALID;
+	*expires_at = t ? now + t : 0;
+	return 0;
+}
+
+/* The record of a change to token id; nothing without who. */
+static int record(struct store_tx *tx, const struct audit_rec *who, const char *result,
+		  const char *comment)
+{
+	struct audit_rec a;
+
+	if (!who)
+		return 0;
+	memset(&a, 0, sizeof(a));
+	a.at = time_now();
+	a.source = who->source;
+	a.actor = who->actor;
+	a.client = who->client;
+	a.result = result;
+	a.comment = comment;
+	return audit_append(tx, &a);
+}
+
 struct token_new {
 	struct token_rec rec;
+	const struct audit_rec *who;
 	int64_t id;
 };
 
 static int token_insert_tx(struct store_tx *tx, void *arg)
 {
 	struct token_new *t = arg;
+	char comment[128], expires[TIME_ISO_LEN], uses[40];
+	int rc;
 
-	return store_token_insert(tx, &t->rec, &t->id);
+	if ((rc = store_token_insert(tx, &t->rec, &t->id)) < 0)
+		return rc;
+	if (t->rec.expires_at)
+		time_format_iso(t->rec.expires_at, expires);
+	else
+		snprintf(expires, sizeof(expires), "never");
+	if (t->rec.uses_left < 0)
+		snprintf(uses, sizeof(uses), "unlimited uses");
+	else
+		snprintf(uses, sizeof(uses), "%lld use%s", (long long)t->rec.uses_left,
+			 t->rec.uses_left == 1 ? "" : "s");
+	snprintf(comment, sizeof(comment), "token %lld, expires %s, %s", (long long)t->id,
+		 expires, uses);
+	return record(tx, t->who, AUDIT_TOKEN_CREATED, comment);
 }
 
 int enroll_token_create(struct store *s, int64_t now, int64_t expires_at, int64_t uses,
-			char token[SECRET_TEXT_MAX], int64_t *id)
+			const struct audit_rec *who, char token[SECRET_TEXT_MAX], int64_t *id)
 {
 	struct token_new t;
 	int rc;
@@ -35,6 +93,7 @@ int enroll_token_create(struct store *s, int64_t now, int64_t expires_at, int64_
 	t.rec.created_at = now;
 	t.rec.expires_at = expires_at;
 	t.rec.uses_left = uses;
+	t.who = who;
 	if ((rc = store_write(s, token_insert_tx, &t)) < 0) {
 		sodium_memzero(token, SECRET_TEXT_MAX);
 		return rc;
@@ -44,14 +103,49 @@ int enroll_token_create(struct store *s, int64_t now, int64_t expires_at, int64_
 	return 0;
 }
 
-static int token_revoke_tx(struct store_tx *tx, void *arg)
+struct revoke {
+	int64_t id;
+	const struct audit_rec *who;
+	bool found, was_revoked;
+};
+
+static int revoke_seen(const struct token_rec *t, void *arg)
 {
-	return store_token_revoke(tx, *(int64_t *)arg);
+	struct revoke *r = arg;
+
+	if (t->id != r->id)
+		return 0;
+	r->found = true;
+	r->was_revoked = t->revoked;
+	return 1;
 }
 
-int enroll_token_revoke(struct store *s, int64_t id)
+static int token_revoke_tx(struct store_tx *tx, void *arg)
 {
-	return store_write(s, token_revoke_tx, &id);
+	struct revoke *r = arg;
+	char comment[40];
+	int rc;
+
+	/* Tokens are few (one an administrator's action): whether it was
+	 * revoked already is read by a walk, not a store operation of its own. */
+	r->found = r->was_revoked = false;
+	if ((rc = store_token_each(tx, revoke_seen, r)) < 0)
+		return rc;
+	if (!r->found)
+		return KW_ERR_NOT_FOUND;
+	if (r->was_revoked)
+		return 0;
+	if ((rc = store_token_revoke(tx, r->id)) < 0)
+		return rc;
+	snprintf(comment, sizeof(comment), "token %lld", (long long)r->id);
+	return record(tx, r->who, AUDIT_TOKEN_REVOKED, comment);
+}
+
+int enroll_token_revoke(struct store *s, int64_t id, const struct audit_rec *who)
+{
+	struct revoke r = { id, who, false, false };
+
+	return store_write(s, token_revoke_tx, &r);
 }
 
 struct token_each {

@@ -15,14 +15,28 @@
 
 struct store;
 
-/* Makes a token valid until expires_at (0 = never) for uses registrations
- * (-1 = unlimited); writes the token text (shown once) and its id. */
-int enroll_token_create(struct store *s, int64_t now, int64_t expires_at, int64_t uses,
-			char token[SECRET_TEXT_MAX], int64_t *id);
+#define ENROLL_EXPIRES_MAX (10LL * 365 * 86400)   /* 10 years ahead at most */
+#define ENROLL_USES_MAX 1000000000LL
 
-/* Revokes token id; KW_ERR_NOT_FOUND when there is none. Revoking a
- * revoked token is no error. */
-int enroll_token_revoke(struct store *s, int64_t id);
+/* Parses when a new token expires, at now: a duration ("30d", "12h", "90m";
+ * core's durations, util/str.h) from now, or a date "YYYY-MM-DD" (the token
+ * is valid through that whole day, UTC), or "0" for never (*expires_at 0).
+ * KW_ERR_INVALID for anything else, a date that is not after now, or more
+ * than ENROLL_EXPIRES_MAX ahead. */
+int enroll_parse_expiry(const char *text, int64_t now, int64_t *expires_at);
+
+/* Makes a token valid until expires_at (0 = never) for uses registrations
+ * (-1 = unlimited); writes the token text (shown once) and its id. With
+ * who (see core/account.h: source, actor, client; NULL for none) the
+ * token_created record, naming the token's ID, expiry and uses, is
+ * appended in the same transaction: no record, no token. */
+int enroll_token_create(struct store *s, int64_t now, int64_t expires_at, int64_t uses,
+			const struct audit_rec *who, char token[SECRET_TEXT_MAX], int64_t *id);
+
+/* Revokes token id, with the token_revoked record when who is given (in
+ * the same transaction); KW_ERR_NOT_FOUND when there is none. Revoking a
+ * revoked token is no error and records nothing. */
+int enroll_token_revoke(struct store *s, int64_t id, const struct audit_rec *who);
 
 /* Calls fn for every token, oldest first, in one read snapshot (the hash,
  * never the token). A non-zero return of fn stops the walk and is

@@ -189,7 +189,7 @@ static void test_add_and_get(void **state)
 	char msg[512];
 
 	assert_int_equal(account_add(f->s, "CORP\\alice", ROLE_HELPDESK | ROLE_REPORTS, PW,
-				     msg, sizeof(msg)), 0);
+				     NULL, msg, sizeof(msg)), 0);
 	assert_int_equal(account_get(f->s, "corp\\ALICE", &a), 0);
 	assert_string_equal(a.name, "CORP\\alice");
 	assert_int_equal(a.roles, ROLE_HELPDESK | ROLE_REPORTS);
@@ -205,18 +205,18 @@ static void test_add_refuses_before_writing(void **state)
 	struct account a;
 	char msg[512];
 
-	assert_int_equal(account_add(f->s, "dup", 0, PW, msg, sizeof(msg)), 0);
+	assert_int_equal(account_add(f->s, "dup", 0, PW, NULL, msg, sizeof(msg)), 0);
 	/* names compare case-insensitively */
-	assert_int_equal(account_add(f->s, "DUP", 0, PW, msg, sizeof(msg)), KW_ERR_EXISTS);
-	assert_int_equal(account_add(f->s, "weak", 0, "short", msg, sizeof(msg)),
+	assert_int_equal(account_add(f->s, "DUP", 0, PW, NULL, msg, sizeof(msg)), KW_ERR_EXISTS);
+	assert_int_equal(account_add(f->s, "weak", 0, "short", NULL, msg, sizeof(msg)),
 			 KW_ERR_INVALID);
 	assert_non_null(strstr(msg, "at least 8 characters"));
 	assert_int_equal(account_get(f->s, "weak", &a), KW_ERR_NOT_FOUND);
-	assert_int_equal(account_add(f->s, "two words", 0, PW, msg, sizeof(msg)),
+	assert_int_equal(account_add(f->s, "two words", 0, PW, NULL, msg, sizeof(msg)),
 			 KW_ERR_INVALID);
 	assert_non_null(strstr(msg, "not a valid user name"));
 	assert_int_equal(account_get(f->s, "two words", &a), KW_ERR_NOT_FOUND);
-	assert_int_equal(account_add(f->s, "odd", 1u << 9, PW, msg, sizeof(msg)),
+	assert_int_equal(account_add(f->s, "odd", 1u << 9, PW, NULL, msg, sizeof(msg)),
 			 KW_ERR_INVALID);
 	assert_int_equal(account_get(f->s, "odd", &a), KW_ERR_NOT_FOUND);
 }
@@ -226,26 +226,26 @@ static void test_new_password_ends_sessions(void **state)
 	struct fx *f = *state;
 	char msg[512];
 
-	assert_int_equal(account_add(f->s, "alice", 0, PW, msg, sizeof(msg)), 0);
-	assert_int_equal(account_add(f->s, "bob", 0, PW, msg, sizeof(msg)), 0);
+	assert_int_equal(account_add(f->s, "alice", 0, PW, NULL, msg, sizeof(msg)), 0);
+	assert_int_equal(account_add(f->s, "bob", 0, PW, NULL, msg, sizeof(msg)), 0);
 	session_put(f->s, "alice", 1);
 	session_put(f->s, "ALICE", 2);
 	session_put(f->s, "bob", 3);
 	/* a password the policy refuses changes nothing */
-	assert_int_equal(account_set_password(f->s, "alice", "short", msg, sizeof(msg)),
+	assert_int_equal(account_set_password(f->s, "alice", "short", NULL, msg, sizeof(msg)),
 			 KW_ERR_INVALID);
 	assert_true(*msg);
 	assert_true(session_exists(f->s, 1));
 	assert_true(password_is(f->s, "alice", PW));
 
-	assert_int_equal(account_set_password(f->s, "Alice", "Another-Password-1", msg,
+	assert_int_equal(account_set_password(f->s, "Alice", "Another-Password-1", NULL, msg,
 					      sizeof(msg)), 0);
 	assert_true(password_is(f->s, "alice", "Another-Password-1"));
 	assert_false(password_is(f->s, "alice", PW));
 	assert_false(session_exists(f->s, 1));
 	assert_false(session_exists(f->s, 2));
 	assert_true(session_exists(f->s, 3));
-	assert_int_equal(account_set_password(f->s, "ghost", "Another-Password-1", msg,
+	assert_int_equal(account_set_password(f->s, "ghost", "Another-Password-1", NULL, msg,
 					      sizeof(msg)), KW_ERR_NOT_FOUND);
 }
 
@@ -255,27 +255,197 @@ static void test_disable_ends_sessions(void **state)
 	struct account a;
 	char msg[512];
 
-	assert_int_equal(account_add(f->s, "alice", ROLE_ADMIN, PW, msg, sizeof(msg)), 0);
+	/* another admin: alice is not the last one */
+	assert_int_equal(account_add(f->s, "root", ROLE_ADMIN, PW, NULL, msg, sizeof(msg)), 0);
+	assert_int_equal(account_add(f->s, "alice", ROLE_ADMIN, PW, NULL, msg, sizeof(msg)), 0);
 	session_put(f->s, "alice", 1);
 	session_put(f->s, "bob", 2);
-	assert_int_equal(account_set_disabled(f->s, "alice", true), 0);
+	assert_int_equal(account_set_disabled(f->s, "alice", true, NULL, msg, sizeof(msg)), 0);
 	assert_int_equal(account_get(f->s, "alice", &a), 0);
 	assert_true(a.disabled);
 	assert_int_equal(a.roles, ROLE_ADMIN);
 	assert_false(session_exists(f->s, 1));
 	assert_true(session_exists(f->s, 2));
 	/* twice is no error */
-	assert_int_equal(account_set_disabled(f->s, "alice", true), 0);
+	assert_int_equal(account_set_disabled(f->s, "alice", true, NULL, msg, sizeof(msg)), 0);
 
 	/* enabling keeps the password and the roles, and ends nothing */
 	session_put(f->s, "alice", 4);
-	assert_int_equal(account_set_disabled(f->s, "ALICE", false), 0);
+	assert_int_equal(account_set_disabled(f->s, "ALICE", false, NULL, msg, sizeof(msg)), 0);
 	assert_int_equal(account_get(f->s, "alice", &a), 0);
 	assert_false(a.disabled);
 	assert_int_equal(a.roles, ROLE_ADMIN);
 	assert_true(password_is(f->s, "alice", PW));
 	assert_true(session_exists(f->s, 4));
-	assert_int_equal(account_set_disabled(f->s, "ghost", true), KW_ERR_NOT_FOUND);
+	assert_int_equal(account_set_disabled(f->s, "ghost", true, NULL, msg, sizeof(msg)), KW_ERR_NOT_FOUND);
+}
+
+/* ---- roles, the last admin, the audit records ---- */
+
+static void test_roles_end_sessions(void **state)
+{
+	struct fx *f = *state;
+	struct account a;
+	char msg[512];
+
+	assert_int_equal(account_add(f->s, "alice", ROLE_HELPDESK, PW, NULL, msg, sizeof(msg)),
+			 0);
+	session_put(f->s, "alice", 1);
+	/* the same roles change nothing, and end nothing */
+	assert_int_equal(account_set_roles(f->s, "ALICE", ROLE_HELPDESK, NULL, msg, sizeof(msg)),
+			 0);
+	assert_true(session_exists(f->s, 1));
+	/* a session holds the roles of its sign-in: a change ends it */
+	assert_int_equal(account_set_roles(f->s, "alice", ROLE_REPORTS | ROLE_ADMIN, NULL, msg,
+					   sizeof(msg)), 0);
+	assert_int_equal(account_get(f->s, "alice", &a), 0);
+	assert_int_equal(a.roles, ROLE_REPORTS | ROLE_ADMIN);
+	assert_false(a.disabled);
+	assert_true(password_is(f->s, "alice", PW));
+	assert_false(session_exists(f->s, 1));
+	assert_int_equal(account_set_roles(f->s, "alice", 1u << 9, NULL, msg, sizeof(msg)),
+			 KW_ERR_INVALID);
+	assert_int_equal(account_get(f->s, "alice", &a), 0);
+	assert_int_equal(a.roles, ROLE_REPORTS | ROLE_ADMIN);
+	assert_int_equal(account_set_roles(f->s, "ghost", 0, NULL, msg, sizeof(msg)),
+			 KW_ERR_NOT_FOUND);
+}
+
+static void test_last_admin_stays(void **state)
+{
+	struct fx *f = *state;
+	struct account a;
+	char msg[512];
+
+	assert_int_equal(account_add(f->s, "root", ROLE_ADMIN, PW, NULL, msg, sizeof(msg)), 0);
+	assert_int_equal(account_add(f->s, "alice", ROLE_ADMIN | ROLE_HELPDESK, PW, NULL, msg,
+				     sizeof(msg)), 0);
+	assert_int_equal(account_add(f->s, "bob", ROLE_HELPDESK_ADMIN, PW, NULL, msg,
+				     sizeof(msg)), 0);
+	session_put(f->s, "root", 1);
+	/* two admins: one may go */
+	assert_int_equal(account_set_disabled(f->s, "alice", true, NULL, msg, sizeof(msg)), 0);
+	/* a disabled admin does not count: root is the last one */
+	assert_int_equal(account_set_disabled(f->s, "ROOT", true, NULL, msg, sizeof(msg)),
+			 KW_ERR_CONFLICT);
+	assert_non_null(strstr(msg, "root is the only enabled account with the admin role"));
+	assert_int_equal(account_set_roles(f->s, "root", ROLE_HELPDESK, NULL, msg, sizeof(msg)),
+			 KW_ERR_CONFLICT);
+	assert_non_null(strstr(msg, "root"));
+	assert_int_equal(account_get(f->s, "root", &a), 0);
+	assert_int_equal(a.roles, ROLE_ADMIN);
+	assert_false(a.disabled);
+	assert_true(session_exists(f->s, 1));
+	/* other changes to the last admin are fine: roles that keep admin, a
+	 * password */
+	assert_int_equal(account_set_roles(f->s, "root", ROLE_ADMIN | ROLE_REPORTS, NULL, msg,
+					   sizeof(msg)), 0);
+	assert_int_equal(account_set_password(f->s, "root", "Another-Password-1", NULL, msg,
+					      sizeof(msg)), 0);
+	/* and so is anything done to the others */
+	assert_int_equal(account_set_roles(f->s, "bob", 0, NULL, msg, sizeof(msg)), 0);
+	assert_int_equal(account_set_disabled(f->s, "bob", true, NULL, msg, sizeof(msg)), 0);
+	/* once alice is back, root may go */
+	assert_int_equal(account_set_disabled(f->s, "alice", false, NULL, msg, sizeof(msg)), 0);
+	assert_int_equal(account_set_roles(f->s, "root", 0, NULL, msg, sizeof(msg)), 0);
+	assert_int_equal(account_set_disabled(f->s, "alice", true, NULL, msg, sizeof(msg)),
+			 KW_ERR_CONFLICT);
+}
+
+struct trail {
+	char result[8][32], end_user[8][64], comment[8][128], actor[8][64], source[8][32],
+		client[8][64];
+	size_t n;
+};
+
+static int trail_one(const struct audit_rec *r, void *arg)
+{
+	struct trail *t = arg;
+
+	if (t->n == 8)
+		return 0;
+	snprintf(t->result[t->n], sizeof(t->result[0]), "%s", r->result);
+	snprintf(t->end_user[t->n], sizeof(t->end_user[0]), "%s", r->end_user);
+	snprintf(t->comment[t->n], sizeof(t->comment[0]), "%s", r->comment);
+	snprintf(t->actor[t->n], sizeof(t->actor[0]), "%s", r->actor);
+	snprintf(t->source[t->n], sizeof(t->source[0]), "%s", r->source);
+	snprintf(t->client[t->n++], sizeof(t->client[0]), "%s", r->client);
+	return 0;
+}
+
+static int trail_tx(struct store_tx *tx, void *arg)
+{
+	((struct trail *)arg)->n = 0;
+	return store_audit_each(tx, NULL, trail_one, arg);
+}
+
+static void trail_read(struct store *s, struct trail *t)
+{
+	memset(t, 0, sizeof(*t));
+	assert_int_equal(store_read(s, trail_tx, t), 0);
+}
+
+static void test_changes_are_recorded(void **state)
+{
+	struct fx *f = *state;
+	struct audit_rec who = { .source = "helpdesk", .actor = "root", .client = "192.0.2.7" };
+	struct trail t;
+	char msg[512];
+
+	assert_int_equal(account_add(f->s, "root", ROLE_ADMIN, PW, NULL, msg, sizeof(msg)), 0);
+	trail_read(f->s, &t);
+	assert_int_equal(t.n, 0);     /* without who: no record */
+	assert_int_equal(account_add(f->s, "CORP\\alice", ROLE_HELPDESK | ROLE_ADMIN, PW, &who,
+				     msg, sizeof(msg)), 0);
+	assert_int_equal(account_set_roles(f->s, "corp\\ALICE", ROLE_REPORTS, &who, msg,
+					   sizeof(msg)), 0);
+	assert_int_equal(account_set_roles(f->s, "CORP\\alice", ROLE_REPORTS, &who, msg,
+					   sizeof(msg)), 0);     /* no change: no record */
+	assert_int_equal(account_set_disabled(f->s, "CORP\\alice", true, &who, msg,
+					      sizeof(msg)), 0);
+	assert_int_equal(account_set_disabled(f->s, "CORP\\alice", true, &who, msg,
+					      sizeof(msg)), 0);  /* no change */
+	assert_int_equal(account_set_disabled(f->s, "CORP\\alice", false, &who, msg,
+					      sizeof(msg)), 0);
+	assert_int_equal(account_set_password(f->s, "CORP\\alice", "Another-Password-1", &who,
+					      msg, sizeof(msg)), 0);
+	/* refused: no change, no record */
+	assert_int_equal(account_set_disabled(f->s, "root", true, &who, msg, sizeof(msg)),
+			 KW_ERR_CONFLICT);
+	assert_int_equal(account_add(f->s, "root", 0, PW, &who, msg, sizeof(msg)),
+			 KW_ERR_EXISTS);
+	trail_read(f->s, &t);
+	assert_int_equal(t.n, 5);
+	assert_string_equal(t.result[0], "user_added");
+	assert_string_equal(t.comment[0], "roles: helpdesk,admin");
+	assert_string_equal(t.result[1], "roles_changed");
+	assert_string_equal(t.comment[1], "roles: reports (were: helpdesk,admin)");
+	assert_string_equal(t.result[2], "user_disabled");
+	assert_string_equal(t.result[3], "user_enabled");
+	assert_string_equal(t.result[4], "password_reset");
+	for (size_t i = 0; i < t.n; i++) {
+		/* the account as it is stored, whatever spelling was asked for */
+		assert_string_equal(t.end_user[i], "CORP\\alice");
+		assert_string_equal(t.actor[i], "root");
+		assert_string_equal(t.source[i], "helpdesk");
+		assert_string_equal(t.client[i], "192.0.2.7");
+		assert_null(strstr(t.comment[i], "Another-Password-1"));
+	}
+}
+
+static void test_random_password(void **state)
+{
+	char a[ACCOUNT_RANDOM_PASSWORD_LEN + 1], b[ACCOUNT_RANDOM_PASSWORD_LEN + 1], msg[256];
+
+	(void)state;
+	account_random_password(a);
+	account_random_password(b);
+	assert_int_equal(strlen(a), ACCOUNT_RANDOM_PASSWORD_LEN);
+	assert_string_not_equal(a, b);
+	assert_int_equal(password_check_policy(a, msg, sizeof(msg)), 0);
+	for (size_t i = 0; i < ACCOUNT_RANDOM_PASSWORD_LEN; i++)
+		assert_non_null(strchr("abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789",
+				       a[i]));
 }
 
 struct listing {
@@ -301,9 +471,9 @@ static void test_each(void **state)
 	memset(&l, 0, sizeof(l));
 	assert_int_equal(account_each(f->s, list_one, &l), 0);
 	assert_int_equal(l.n, 0);
-	assert_int_equal(account_add(f->s, "carol", 0, PW, msg, sizeof(msg)), 0);
-	assert_int_equal(account_add(f->s, "Alice", 0, PW, msg, sizeof(msg)), 0);
-	assert_int_equal(account_add(f->s, "bob", 0, PW, msg, sizeof(msg)), 0);
+	assert_int_equal(account_add(f->s, "carol", 0, PW, NULL, msg, sizeof(msg)), 0);
+	assert_int_equal(account_add(f->s, "Alice", 0, PW, NULL, msg, sizeof(msg)), 0);
+	assert_int_equal(account_add(f->s, "bob", 0, PW, NULL, msg, sizeof(msg)), 0);
 	assert_int_equal(account_each(f->s, list_one, &l), 0);
 	assert_int_equal(l.n, 3);
 	assert_string_equal(l.names[0], "Alice");
@@ -325,6 +495,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_new_password_ends_sessions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disable_ends_sessions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_each, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_roles_end_sessions, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_last_admin_stays, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_changes_are_recorded, setup, teardown),
+		cmocka_unit_test(test_random_password),
 	};
 
 	if (sodium_init() < 0)

@@ -334,13 +334,13 @@ static void test_tokens(void **state)
 	struct tokens l;
 	int64_t a, b, c, e;
 
-	assert_int_equal(enroll_token_create(f->s, NOW, 0, -1, token, &a), 0);
-	assert_int_equal(enroll_token_create(f->s, NOW, NOW + 60, -1, token, &b), 0);
-	assert_int_equal(enroll_token_create(f->s, NOW, 0, 1, token, &c), 0);
+	assert_int_equal(enroll_token_create(f->s, NOW, 0, -1, NULL, token, &a), 0);
+	assert_int_equal(enroll_token_create(f->s, NOW, NOW + 60, -1, NULL, token, &b), 0);
+	assert_int_equal(enroll_token_create(f->s, NOW, 0, 1, NULL, token, &c), 0);
 	assert_int_equal(enroll_register(f->s, token, &d, NOW, id, secret), 0);
-	assert_int_equal(enroll_token_create(f->s, NOW, 0, 5, token, &e), 0);
-	assert_int_equal(enroll_token_revoke(f->s, e), 0);
-	assert_int_equal(enroll_token_revoke(f->s, 9999), KW_ERR_NOT_FOUND);
+	assert_int_equal(enroll_token_create(f->s, NOW, 0, 5, NULL, token, &e), 0);
+	assert_int_equal(enroll_token_revoke(f->s, e, NULL), 0);
+	assert_int_equal(enroll_token_revoke(f->s, 9999, NULL), KW_ERR_NOT_FOUND);
 
 	memset(&l, 0, sizeof(l));
 	l.now = NOW + 60;
@@ -363,6 +363,86 @@ static void test_tokens(void **state)
 	assert_int_equal(enroll_register(f->s, token, &d, NOW, id, secret), KW_ERR_AUTH);
 }
 
+/* ---- enrollment tokens made by an administrator: expiry, records ---- */
+
+static void test_token_expiry(void **state)
+{
+	int64_t t = -1;
+
+	(void)state;
+	assert_int_equal(enroll_parse_expiry("30d", NOW, &t), 0);
+	assert_int_equal(t, NOW + 30 * 86400);
+	assert_int_equal(enroll_parse_expiry("12h", NOW, &t), 0);
+	assert_int_equal(t, NOW + 12 * 3600);
+	assert_int_equal(enroll_parse_expiry("0", NOW, &t), 0);
+	assert_int_equal(t, 0);
+	/* a date: valid through that whole day (NOW is 2026-11-20T08:00:00Z) */
+	assert_int_equal(enroll_parse_expiry("2026-12-31", NOW, &t), 0);
+	assert_int_equal(t, 1798761600);      /* 2027-01-01T00:00:00Z */
+	assert_int_equal(enroll_parse_expiry("2026-11-20", NOW, &t), 0);
+	assert_int_equal(enroll_parse_expiry("2026-11-19", NOW, &t), KW_ERR_INVALID);
+	assert_int_equal(enroll_parse_expiry("2099-01-01", NOW, &t), KW_ERR_INVALID);
+	assert_int_equal(enroll_parse_expiry("3651d", NOW, &t), KW_ERR_INVALID);
+	assert_int_equal(enroll_parse_expiry("soon", NOW, &t), KW_ERR_INVALID);
+	assert_int_equal(enroll_parse_expiry("", NOW, &t), KW_ERR_INVALID);
+	assert_int_equal(enroll_parse_expiry("-5d", NOW, &t), KW_ERR_INVALID);
+	assert_int_equal(enroll_parse_expiry("2027-02-30", NOW, &t), KW_ERR_INVALID);
+	assert_int_equal(enroll_parse_expiry(NULL, NOW, &t), KW_ERR_INVALID);
+}
+
+struct token_trail {
+	char text[4][160];
+	size_t n;
+};
+
+static int token_trail_one(const struct audit_rec *r, void *arg)
+{
+	struct token_trail *t = arg;
+
+	if (t->n < 4)
+		snprintf(t->text[t->n++], sizeof(t->text[0]), "%s|%s|%s|%s|%s|%s", r->source,
+			 r->result, r->actor, r->end_user, r->comment, r->client);
+	return 0;
+}
+
+static int token_trail_tx(struct store_tx *tx, void *arg)
+{
+	((struct token_trail *)arg)->n = 0;
+	return store_audit_each(tx, NULL, token_trail_one, arg);
+}
+
+static void test_token_records(void **state)
+{
+	struct fx *f = *state;
+	struct audit_rec who = { .source = "helpdesk", .actor = "root", .client = "192.0.2.7" };
+	char token[SECRET_TEXT_MAX], text[4 * 160];
+	struct token_trail t;
+	int64_t a, b;
+
+	assert_int_equal(enroll_token_create(f->s, NOW, 1798761600, 5, &who, token, &a), 0);
+	assert_int_equal(enroll_token_create(f->s, NOW, 0, -1, &who, token, &b), 0);
+	assert_int_equal(enroll_token_create(f->s, NOW, 0, 1, NULL, token, NULL), 0);
+	assert_int_equal(enroll_token_revoke(f->s, a, &who), 0);
+	assert_int_equal(enroll_token_revoke(f->s, a, &who), 0);      /* no change */
+	assert_int_equal(enroll_token_revoke(f->s, 9999, &who), KW_ERR_NOT_FOUND);
+	memset(&t, 0, sizeof(t));
+	assert_int_equal(store_read(f->s, token_trail_tx, &t), 0);
+	assert_int_equal(t.n, 3);
+	snprintf(text, sizeof(text), "token %lld, expires 2027-01-01T00:00:00Z, 5 uses",
+		 (long long)a);
+	assert_non_null(strstr(t.text[0], text));
+	assert_non_null(strstr(t.text[0], "helpdesk|token_created|root||"));
+	assert_non_null(strstr(t.text[0], "|192.0.2.7"));
+	snprintf(text, sizeof(text), "token %lld, expires never, unlimited uses", (long long)b);
+	assert_non_null(strstr(t.text[1], text));
+	snprintf(text, sizeof(text), "helpdesk|token_revoked|root||token %lld|192.0.2.7",
+		 (long long)a);
+	assert_string_equal(t.text[2], text);
+	/* the token itself is in no record */
+	for (size_t i = 0; i < t.n; i++)
+		assert_null(strstr(t.text[i], "kwe_"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -371,6 +451,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_revoke, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_assoc_add, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
+		cmocka_unit_test(test_token_expiry),
+		cmocka_unit_test_setup_teardown(test_token_records, setup, teardown),
 	};
 
 	if (sodium_init() < 0)

@@ -24,6 +24,7 @@
 #define AUDIT_DENIED "denied"
 #define AUDIT_EXPORTED "exported"
 #define AUDIT_REKEYED "rekeyed"
+#define AUDIT_ASSOCIATED "associated"   /* a user-device association added */
 
 /* Appends rec inside a write transaction: assigns seq (last + 1), sets
  * prev_hash and hash, inserts, and records the chain head in the store's

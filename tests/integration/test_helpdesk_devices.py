@@ -269,6 +269,17 @@ class DevicePageTest(DevicesCase):
         # a path parameter too long for an ID is no route at all
         self.assertPage(b.get("/helpdesk/devices/" + "x" * 300), 404)
 
+    def test_swedish(self):
+        did, _, _, _ = self.kw.device_with(keys=[self.key()])
+        b = self.staff("helpdesk_admin")
+        b.accept_language = "sv"
+        text = page_text(b.get("/helpdesk/devices/%s" % did).body)
+        for what in ("Senaste incheckning", "Återställningsnycklarnas historik", "Aktiv",
+                     "Koppla en användare till datorn"):
+            self.assertIn(what, text)
+        text = page_text(b.get("/helpdesk/devices/%s/lost" % did).body)
+        self.assertIn("Varje enhet var skyddad", text)
+
     def test_device_name_escaped(self):
         name = "PC-<i>%s" % secrets.token_hex(2)
         did = self.kw.register(name=name)[0]

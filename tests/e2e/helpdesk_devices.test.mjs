@@ -114,6 +114,23 @@ async function accessible(page, what) {
 	assert.deepEqual(bad, [], what);
 }
 
+/**
+ * Every table cell lies inside the viewport: nothing needs sideways
+ * scrolling to be read (on a phone each row is a card).
+ */
+async function everyCellInView(page, what) {
+	const out = await page.evaluate(() => {
+		const bad = [];
+		for (const c of document.querySelectorAll('main tbody th, main tbody td')) {
+			const r = c.getBoundingClientRect();
+			if (r.left < 0 || r.right > window.innerWidth + 0.5)
+				bad.push(`${c.textContent.trim().slice(0, 30)} at ${r.left}..${r.right}`);
+		}
+		return bad;
+	});
+	assert.deepEqual(out, [], `${what}: cells outside the viewport`);
+}
+
 describe('help desk: devices', () => {
 	for (const [label, viewport] of [['desktop', DESKTOP], ['phone', PHONE]]) {
 		test(`search, device page, association and lost view (${label})`, async () => {
@@ -151,6 +168,7 @@ describe('help desk: devices', () => {
 					assert.ok(await page.getByRole('heading', { name: h, exact: true }).isVisible(), h);
 				await noPasswords(page, 'the device page');
 				await accessible(page, 'device page');
+				await everyCellInView(page, 'device page');
 				await noSidewaysScroll(page, 'device page');
 				await shot(page, name, '3 device page');
 
@@ -173,6 +191,11 @@ describe('help desk: devices', () => {
 				assert.match(await row.innerText(), /CORP\\hdadmin/);
 				await noSidewaysScroll(page, 'device page after adding');
 				await shot(page, name, '5 association added');
+				for (const [id, step] of [['h-users', '5b users'], ['h-keys', '5c key history']]) {
+					await page.locator('#' + id).scrollIntoViewIfNeeded();
+					await page.evaluate((i) => document.getElementById(i).scrollIntoView(), id);
+					await shot(page, name, step, { fullPage: false });
+				}
 
 				// The key history scrolls inside its own region on a narrow screen
 				const region = page.locator('.tablewrap[aria-labelledby="h-keys"]');
@@ -190,6 +213,7 @@ describe('help desk: devices', () => {
 				assert.match(lost, /less than an hour ago/);
 				await noPasswords(page, 'the lost view');
 				await accessible(page, 'lost view');
+				await everyCellInView(page, 'lost view');
 				await noSidewaysScroll(page, 'lost view');
 				await shot(page, name, '6 lost view');
 

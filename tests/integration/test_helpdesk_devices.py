@@ -134,7 +134,8 @@ class SearchTest(DevicesCase):
         for what in ("CORP", "Windows 11 Enterprise", "Never"):
             self.assertIn(what, text)
         self.assertIn('href="/helpdesk/devices/%s"' % self.ids[name], r.text())
-        self.assertIn('<th scope="col">', r.text())
+        self.assertIn('<th scope="col" role="columnheader">Computer name</th>', r.text())
+        self.assertIn('<td role="cell" data-label="Domain">CORP</td>', r.text())
 
     def test_none_found(self):
         b = self.staff("helpdesk_admin")

@@ -140,7 +140,7 @@ static int not_found(struct app *app, struct http_request *req, struct http_resp
 /* ---- search ---- */
 
 struct found {
-	struct device_rec d;     /* strings point into the fields below */
+	struct device_rec d;     /* its id and revoked; the strings are below */
 	char name[DEVICE_NAME_MAX + 1];
 	char domain[DEVICE_TEXT_MAX + 1];
 	char os[DEVICE_TEXT_MAX + 1];
@@ -161,6 +161,7 @@ static int found_device(const struct device_rec *d, void *arg)
 		return 1;
 	f = &s->rows[s->n++];
 	f->d = *d;
+	f->d.name = f->d.domain = f->d.os = NULL;   /* live only during the call */
 	snprintf(f->name, sizeof(f->name), "%s", d->name);
 	snprintf(f->domain, sizeof(f->domain), "%s", d->domain);
 	snprintf(f->os, sizeof(f->os), "%s", d->os);

@@ -217,6 +217,17 @@ describe('help desk: devices', () => {
 				await noSidewaysScroll(page, 'lost view');
 				await shot(page, name, '6 lost view');
 
+				// In Swedish the longer column names still fit
+				await page.goto(`${server.url}/helpdesk/devices/${device.device_id}?lang=sv`);
+				assert.ok(await page.getByRole('heading', { name: 'Återställningsnycklarnas historik' })
+					.isVisible());
+				await everyCellInView(page, 'device page in Swedish');
+				await noSidewaysScroll(page, 'device page in Swedish');
+				await shot(page, name, '7 device page in Swedish');
+				await page.goto(`${server.url}/helpdesk/devices/${device.device_id}/lost`);
+				await everyCellInView(page, 'lost view in Swedish');
+				await shot(page, name, '8 lost view in Swedish');
+
 				assert.deepEqual(context.rec.pageErrors, []);
 				// (the 422 above is reported as a failed load: not a page error)
 				assert.deepEqual(context.rec.console.filter((m) => m.type === 'error' &&

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/audit.h"
 #include "core/inventory.h"
 #include "util/err.h"
 #include "util/timeutil.h"
@@ -19,7 +20,9 @@ const char usage_assoc[] =
 	"usage: keywarden assoc add USER DEVICE-ID\n"
 	"\n"
 	"Lets USER recover the keys of a device through self-service without a\n"
-	"recorded local logon (e.g. a new owner).\n";
+	"recorded local logon (e.g. a new owner). The association is recorded in\n"
+	"the audit trail (source cli, result associated); without the record it\n"
+	"is not added.\n";
 
 static void when(int64_t t, char out[TIME_ISO_LEN])
 {
@@ -138,7 +141,13 @@ int check_assoc_add(struct cli_call *call)
 int cmd_assoc_add(struct cli_call *call)
 {
 	const char *user = call->argv[0], *id = call->argv[1];
-	int rc = inventory_assoc_add(call->store, user, id, "cli", time_now());
+	char actor[CLI_ACTOR_MAX];
+	struct inventory_assoc a = { .user = user, .device_id = id, .source = AUDIT_CLI,
+				     .actor = actor, .now = time_now() };
+	int rc;
+
+	cli_actor(actor, sizeof(actor));
+	rc = inventory_assoc_add(call->store, &a, NULL);
 
 	if (rc == KW_ERR_EXISTS) {
 		printf("%s is already associated with device %s\n", user, id);

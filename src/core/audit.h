@@ -25,6 +25,7 @@
 #define AUDIT_DENIED "denied"
 #define AUDIT_EXPORTED "exported"
 #define AUDIT_REKEYED "rekeyed"
+#define AUDIT_ASSOCIATED "associated"   /* a user-device association added */
 
 /* Changes by an administrator (core/account, core/enroll): actor the
  * administrator, end_user the account concerned, comment the roles or the

@@ -1,5 +1,7 @@
+#include <stdio.h>
 #include <string.h>
 
+#include "core/audit.h"
 #include "core/inventory.h"
 #include "util/err.h"
 #include "util/str.h"
@@ -115,29 +117,77 @@ bool inventory_user_valid(const char *user)
 	return str_is_clean_text(user, INVENTORY_USER_MAX);
 }
 
-static int assoc_tx(struct store_tx *tx, void *arg)
-{
-	const struct assoc_rec *a = arg;
-	int rc;
+struct assoc_job {
+	const struct inventory_assoc *a;
+	char computer[256];      /* the device's name, for the record */
+	int64_t seq;
+};
 
-	if ((rc = store_device_get(tx, a->device_id, no_device, NULL)) < 0)
-		return rc;
-	return store_assoc_add(tx, a);
+static int device_name(const struct device_rec *d, void *arg)
+{
+	struct assoc_job *j = arg;
+
+	snprintf(j->computer, sizeof(j->computer), "%s", d->name);
+	return 0;
 }
 
-int inventory_assoc_add(struct store *s, const char *user, const char *device_id,
-			const char *added_by, int64_t now)
+static int assoc_tx(struct store_tx *tx, void *arg)
 {
+	struct assoc_job *j = arg;
+	const struct inventory_assoc *in = j->a;
 	struct assoc_rec a;
+	struct audit_rec r;
+	int rc;
 
-	if (!inventory_user_valid(user))
-		return KW_ERR_INVALID;
-	if (!id_fits(device_id))
-		return KW_ERR_NOT_FOUND;
+	j->computer[0] = '\0';
+	j->seq = 0;
+	if ((rc = store_device_get(tx, in->device_id, device_name, j)) < 0)
+		return rc;
 	memset(&a, 0, sizeof(a));
-	a.user = user;
-	memcpy(a.device_id, device_id, strlen(device_id) + 1);
-	a.added_by = added_by;
-	a.created_at = now;
-	return store_write(s, assoc_tx, &a);
+	a.user = in->user;
+	snprintf(a.device_id, sizeof(a.device_id), "%s", in->device_id);
+	a.added_by = in->actor;
+	a.created_at = in->now;
+	if ((rc = store_assoc_add(tx, &a)) < 0)
+		return rc;
+	memset(&r, 0, sizeof(r));
+	r.at = in->now;
+	r.source = in->source;
+	r.result = AUDIT_ASSOCIATED;
+	r.actor = in->actor;
+	r.end_user = in->user;
+	r.computer = j->computer;
+	r.device_id = in->device_id;
+	r.client = in->client;
+	/* The association stands only with its record. */
+	if ((rc = audit_append(tx, &r)) < 0)
+		return rc;
+	j->seq = r.seq;
+	return 0;
+}
+
+int inventory_assoc_add(struct store *s, const struct inventory_assoc *a, int64_t *audit_seq)
+{
+	struct assoc_job j = { .a = a };
+	int rc;
+
+	if (!a->user || !inventory_user_valid(a->user) || !a->source || !*a->source ||
+	    !a->actor || !*a->actor)
+		return KW_ERR_INVALID;
+	if (!a->device_id || !id_fits(a->device_id))
+		return KW_ERR_NOT_FOUND;
+	if ((rc = store_write(s, assoc_tx, &j)) < 0)
+		return rc;
+	if (audit_seq)
+		*audit_seq = j.seq;
+	return 0;
+}
+
+enum inventory_protection inventory_volume_protection(const struct volume_rec *v)
+{
+	if (!strcmp(v->protection, "suspended"))
+		return INVENTORY_SUSPENDED;
+	if (strcmp(v->protection, "on"))
+		return INVENTORY_UNPROTECTED;
+	return v->percent >= 100 ? INVENTORY_PROTECTED : INVENTORY_ENCRYPTING;
 }

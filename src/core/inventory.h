@@ -45,13 +45,38 @@ int inventory_device_revoke(struct store *s, const char *id);
  * without control characters. */
 bool inventory_user_valid(const char *user);
 
-/* Lets user recover the keys of device_id through self-service without a
- * recorded local logon (SPEC §3.2). added_by names who did it. Checked
- * before anything is written: KW_ERR_INVALID when user is not valid
- * (inventory_user_valid), KW_ERR_NOT_FOUND when there is no such device,
- * KW_ERR_EXISTS when user (compared case-insensitively) is associated
- * already. */
-int inventory_assoc_add(struct store *s, const char *user, const char *device_id,
-			const char *added_by, int64_t now);
+/* An association to add (inventory_assoc_add) and who adds it, for its
+ * audit record. */
+struct inventory_assoc {
+	const char *user;        /* the end user (inventory_user_valid) */
+	const char *device_id;
+	const char *source;      /* AUDIT_HELPDESK, AUDIT_CLI */
+	const char *actor;       /* who adds it: the help-desk user, the system
+				  * account running the CLI (cli_actor) */
+	const char *client;      /* the client's address; NULL for the CLI */
+	int64_t now;
+};
+
+/* Lets a->user recover the keys of a->device_id through self-service
+ * without a recorded local logon (SPEC §3.2), added by a->actor at a->now,
+ * and appends its audit record (source, result AUDIT_ASSOCIATED, actor,
+ * end_user = user, the device's name and ID, client) in the same
+ * transaction: without the record nothing is added (fail closed).
+ * *audit_seq (may be NULL) gets the record's seq. Checked before anything
+ * is written: KW_ERR_INVALID when user is not valid (inventory_user_valid)
+ * or source or actor is missing, KW_ERR_NOT_FOUND when there is no such
+ * device, KW_ERR_EXISTS when user (compared case-insensitively) is
+ * associated already (nothing written, no record). */
+int inventory_assoc_add(struct store *s, const struct inventory_assoc *a, int64_t *audit_seq);
+
+/* What a volume's last report says of its data (the lost-device view). */
+enum inventory_protection {
+	INVENTORY_PROTECTED,     /* protection on, fully encrypted */
+	INVENTORY_ENCRYPTING,    /* protection on, not yet fully encrypted */
+	INVENTORY_SUSPENDED,     /* protection suspended: the key is on the disk
+				  * in the clear, the data readable */
+	INVENTORY_UNPROTECTED,   /* protection off */
+};
+enum inventory_protection inventory_volume_protection(const struct volume_rec *v);
 
 #endif

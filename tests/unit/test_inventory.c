@@ -11,7 +11,9 @@
 #include <unistd.h>
 
 #include <sodium.h>
+#include <sqlite3.h>
 
+#include "core/audit.h"
 #include "core/enroll.h"
 #include "core/inventory.h"
 #include "store/store.h"
@@ -281,31 +283,130 @@ static void test_revoke(void **state)
 	assert_false(s.revoked);
 }
 
+struct audits {
+	char log[1024];
+	size_t n;
+};
+
+static int saw_audit(const struct audit_rec *r, void *arg)
+{
+	struct audits *l = arg;
+	size_t len = strlen(l->log);
+
+	snprintf(l->log + len, sizeof(l->log) - len, "%s%lld %s/%s/%s/%s/%s/%s/%s",
+		 len ? " | " : "", (long long)r->seq, r->source, r->result, r->actor,
+		 r->end_user, r->computer, r->device_id, r->client);
+	l->n++;
+	return 0;
+}
+
+static int read_audit_tx(struct store_tx *tx, void *arg)
+{
+	memset(arg, 0, sizeof(struct audits));
+	return store_audit_each(tx, NULL, saw_audit, arg);
+}
+
+static struct inventory_assoc assoc(const char *user, const char *id, const char *actor)
+{
+	struct inventory_assoc a = { .user = user, .device_id = id, .source = AUDIT_HELPDESK,
+				     .actor = actor, .client = "192.0.2.7", .now = NOW };
+	return a;
+}
+
 static void test_assoc_add(void **state)
 {
 	struct fx *f = *state;
+	struct inventory_assoc a;
+	struct audits au;
 	struct seen s;
+	int64_t seq = -1;
 
 	assert_true(inventory_user_valid("CORP\\erin"));
 	assert_true(inventory_user_valid("Erin Example"));
 	assert_false(inventory_user_valid(""));
 	assert_false(inventory_user_valid("bad\x01"));
-	assert_int_equal(inventory_assoc_add(f->s, "bad\x01", DEV_B, "cli", NOW),
-			 KW_ERR_INVALID);
-	assert_int_equal(inventory_assoc_add(f->s, "CORP\\erin", "no-such-device", "cli", NOW),
-			 KW_ERR_NOT_FOUND);
-	assert_int_equal(inventory_assoc_add(f->s, "CORP\\erin", DEV_B "0", "cli", NOW),
-			 KW_ERR_NOT_FOUND);
+	a = assoc("bad\x01", DEV_B, "CORP\\hd");
+	assert_int_equal(inventory_assoc_add(f->s, &a, NULL), KW_ERR_INVALID);
+	a = assoc("CORP\\erin", DEV_B, "");
+	assert_int_equal(inventory_assoc_add(f->s, &a, NULL), KW_ERR_INVALID);
+	a = assoc("CORP\\erin", "no-such-device", "CORP\\hd");
+	assert_int_equal(inventory_assoc_add(f->s, &a, NULL), KW_ERR_NOT_FOUND);
+	a = assoc("CORP\\erin", DEV_B "0", "CORP\\hd");
+	assert_int_equal(inventory_assoc_add(f->s, &a, NULL), KW_ERR_NOT_FOUND);
 	memset(&s, 0, sizeof(s));
 	assert_int_equal(inventory_device_show(f->s, DEV_B, &all_fns, &s), 0);
 	assert_string_equal(s.log, "device:pc-b");
+	/* nothing refused is recorded */
+	assert_int_equal(store_read(f->s, read_audit_tx, &au), 0);
+	assert_int_equal(au.n, 0);
 
-	assert_int_equal(inventory_assoc_add(f->s, "CORP\\erin", DEV_B, "cli", NOW), 0);
-	assert_int_equal(inventory_assoc_add(f->s, "corp\\ERIN", DEV_B, "helpdesk", NOW),
-			 KW_ERR_EXISTS);
+	a = assoc("CORP\\erin", DEV_B, "CORP\\hd");
+	assert_int_equal(inventory_assoc_add(f->s, &a, &seq), 0);
+	assert_int_equal(seq, 1);
+	a = assoc("corp\\ERIN", DEV_B, "CORP\\other");
+	assert_int_equal(inventory_assoc_add(f->s, &a, NULL), KW_ERR_EXISTS);
 	memset(&s, 0, sizeof(s));
 	assert_int_equal(inventory_device_show(f->s, DEV_B, &all_fns, &s), 0);
-	assert_string_equal(s.log, "device:pc-b assoc:CORP\\erin/cli");
+	assert_string_equal(s.log, "device:pc-b assoc:CORP\\erin/CORP\\hd");
+	/* one record, of the association that was added, with the device's
+	 * name; none for the one that existed already */
+	assert_int_equal(store_read(f->s, read_audit_tx, &au), 0);
+	assert_string_equal(au.log, "1 helpdesk/associated/CORP\\hd/CORP\\erin/pc-b/" DEV_B
+			    "/192.0.2.7");
+}
+
+/* Runs SQL on the database behind the store's back. */
+static void sql(struct fx *f, const char *q)
+{
+	char path[200], *err = NULL;
+	sqlite3 *db;
+
+	snprintf(path, sizeof(path), "%s/kw.db", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	if (sqlite3_exec(db, q, NULL, NULL, &err) != SQLITE_OK)
+		fail_msg("%s: %s", q, err);
+	sqlite3_close(db);
+}
+
+/* No association without its record: when the audit record cannot be
+ * written, nothing is added. */
+static void test_assoc_fails_closed(void **state)
+{
+	struct fx *f = *state;
+	struct inventory_assoc a = assoc("CORP\\frank", DEV_C, "CORP\\hd");
+	struct seen s;
+
+	sql(f, "CREATE TRIGGER fail_audit BEFORE INSERT ON audit BEGIN "
+	       "SELECT RAISE(ABORT, 'audit store failure'); END;");
+	assert_true(inventory_assoc_add(f->s, &a, NULL) < 0);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(inventory_device_show(f->s, DEV_C, &all_fns, &s), 0);
+	assert_string_equal(s.log, "device:LAPTOP-C");
+	/* and it works once records can be written again */
+	sql(f, "DROP TRIGGER fail_audit");
+	assert_int_equal(inventory_assoc_add(f->s, &a, NULL), 0);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(inventory_device_show(f->s, DEV_C, &all_fns, &s), 0);
+	assert_string_equal(s.log, "device:LAPTOP-C assoc:CORP\\frank/CORP\\hd");
+}
+
+static void test_volume_protection(void **state)
+{
+	struct volume_rec v;
+
+	(void)state;
+	memset(&v, 0, sizeof(v));
+	v.protection = "on";
+	v.percent = 100;
+	assert_int_equal(inventory_volume_protection(&v), INVENTORY_PROTECTED);
+	v.percent = 40;
+	assert_int_equal(inventory_volume_protection(&v), INVENTORY_ENCRYPTING);
+	v.protection = "suspended";
+	v.percent = 100;
+	assert_int_equal(inventory_volume_protection(&v), INVENTORY_SUSPENDED);
+	v.protection = "off";
+	assert_int_equal(inventory_volume_protection(&v), INVENTORY_UNPROTECTED);
 }
 
 /* ---- enrollment tokens: the list and the state of each ---- */
@@ -450,6 +551,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_show, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_revoke, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_assoc_add, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_assoc_fails_closed, setup, teardown),
+		cmocka_unit_test(test_volume_protection),
 		cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
 		cmocka_unit_test(test_token_expiry),
 		cmocka_unit_test_setup_teardown(test_token_records, setup, teardown),

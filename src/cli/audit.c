@@ -25,29 +25,11 @@ const char usage_audit[] =
 	"                   includes that whole day\n"
 	"                   DATE: YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ\n"
 	"  --result RESULT  disclosed, ambiguous, not_found, invalid, rate_limited,\n"
-	"                   denied, exported, rekeyed, or an administrator's change:\n"
+	"                   denied, exported, rekeyed, associated, or an\n"
+	"                   administrator's change:\n"
 	"                   user_added, roles_changed, user_disabled, user_enabled,\n"
 	"                   password_reset, token_created or token_revoked\n"
 	"  --source SOURCE  self_service, helpdesk, api or cli\n";
-
-static const char *const results[] = {
-	AUDIT_DISCLOSED, AUDIT_AMBIGUOUS, AUDIT_NOT_FOUND, AUDIT_INVALID,
-	AUDIT_RATE_LIMITED, AUDIT_DENIED, AUDIT_EXPORTED, AUDIT_REKEYED,
-	AUDIT_USER_ADDED, AUDIT_ROLES_CHANGED, AUDIT_USER_DISABLED, AUDIT_USER_ENABLED,
-	AUDIT_PASSWORD_RESET, AUDIT_TOKEN_CREATED, AUDIT_TOKEN_REVOKED, NULL,
-};
-
-static const char *const sources[] = {
-	AUDIT_SELF_SERVICE, AUDIT_HELPDESK, AUDIT_API, AUDIT_CLI, NULL,
-};
-
-static bool known(const char *const *list, const char *v)
-{
-	for (; *list; list++)
-		if (!strcmp(*list, v))
-			return true;
-	return false;
-}
 
 enum { OPT_OUTPUT = 'o', OPT_FROM = 'f', OPT_TO = 't', OPT_RESULT = 'r', OPT_SOURCE = 's' };
 
@@ -109,7 +91,7 @@ int check_audit_export(struct cli_call *call)
 				return 1;
 			break;
 		case OPT_RESULT:
-			if (!known(results, v))
+			if (!audit_name_known(audit_results, v))
 				return cli_error("--result %s: use disclosed, ambiguous, not_found, "
 						 "invalid, rate_limited, denied, exported, rekeyed, "
 						 "user_added, roles_changed, user_disabled, "
@@ -118,7 +100,7 @@ int check_audit_export(struct cli_call *call)
 			f->result = v;
 			break;
 		case OPT_SOURCE:
-			if (!known(sources, v))
+			if (!audit_name_known(audit_sources, v))
 				return cli_error("--source %s: use self_service, helpdesk, api "
 						 "or cli", v);
 			f->source = v;

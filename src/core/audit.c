@@ -58,6 +58,25 @@ void audit_hash(const struct audit_rec *rec, uint8_t out[32])
 	crypto_hash_sha256_final(&st, out);
 }
 
+const char *const audit_sources[] = {
+	AUDIT_SELF_SERVICE, AUDIT_HELPDESK, AUDIT_API, AUDIT_CLI, NULL,
+};
+
+const char *const audit_results[] = {
+	AUDIT_DISCLOSED, AUDIT_AMBIGUOUS, AUDIT_NOT_FOUND, AUDIT_INVALID,
+	AUDIT_RATE_LIMITED, AUDIT_DENIED, AUDIT_EXPORTED, AUDIT_REKEYED, AUDIT_ASSOCIATED,
+	AUDIT_USER_ADDED, AUDIT_ROLES_CHANGED, AUDIT_USER_DISABLED, AUDIT_USER_ENABLED,
+	AUDIT_PASSWORD_RESET, AUDIT_TOKEN_CREATED, AUDIT_TOKEN_REVOKED, NULL,
+};
+
+bool audit_name_known(const char *const *list, const char *v)
+{
+	for (; *list; list++)
+		if (!strcmp(*list, v))
+			return true;
+	return false;
+}
+
 int audit_append(struct store_tx *tx, struct audit_rec *rec)
 {
 	return store_audit_append(tx, rec, audit_hash);

@@ -38,6 +38,13 @@
 #define AUDIT_TOKEN_CREATED "token_created"
 #define AUDIT_TOKEN_REVOKED "token_revoked"
 
+/* Every source and every result above, NULL-terminated: what a filter
+ * (the CLI's, the audit report's) accepts. */
+extern const char *const audit_sources[];
+extern const char *const audit_results[];
+/* v is one of list's names. */
+bool audit_name_known(const char *const *list, const char *v);
+
 /* Appends rec inside a write transaction: assigns seq (last + 1), sets
  * prev_hash and hash, inserts, and records the chain head in the store's
  * meta table. rec's seq, prev_hash and hash are written back. */

@@ -59,6 +59,17 @@ class ExportAuditTest(unittest.TestCase):
         self.assertIn("6 keys to standard output", out)
         self.assertVerifies()
 
+    def test_every_result_filters(self):
+        # each result a record can hold is a --result the CLI takes
+        for result in ("disclosed", "ambiguous", "not_found", "invalid", "rate_limited",
+                       "denied", "exported", "rekeyed", "associated", "user_added",
+                       "roles_changed", "user_disabled", "user_enabled", "password_reset",
+                       "token_created", "token_revoked"):
+            rc, out, err = self.kw.cli("audit", "export", "--result", result)
+            self.assertEqual(rc, 0, (result, err))
+        rc, out, err = self.kw.cli("audit", "export", "--result", "nonsense")
+        self.assertEqual(rc, 2, err)
+
     def test_export_to_file_is_recorded(self):
         rc, out, err = self.kw.cli("export", "csv", "--output", "backup.csv")
         self.assertEqual(rc, 0, err)

@@ -94,7 +94,7 @@ int check_audit_export(struct cli_call *call)
 			if (!audit_name_known(audit_results, v))
 				return cli_error("--result %s: use disclosed, ambiguous, not_found, "
 						 "invalid, rate_limited, denied, exported, rekeyed, "
-						 "user_added, roles_changed, user_disabled, "
+						 "associated, user_added, roles_changed, user_disabled, "
 						 "user_enabled, password_reset, token_created or "
 						 "token_revoked", v);
 			f->result = v;

@@ -317,9 +317,12 @@ static bool check_input(const struct recover_request *req, char prefix[KEYID_HEX
 		sodium_memzero(pw, sizeof(pw));
 	}
 	iv->reason = !recover_reason_valid(req->source, req->reason);
+	/* A comment is words: "other" needs some, and any comment is lines of
+	 * text of at most RECOVER_COMMENT_MAX characters. */
 	iv->comment = (!iv->reason && !strcmp(req->reason, "other") &&
 		       (!req->comment || !*req->comment)) ||
-		(req->comment && strlen(req->comment) > RECOVER_COMMENT_MAX);
+		(req->comment && *req->comment &&
+		 !str_is_clean_lines(req->comment, RECOVER_COMMENT_MAX));
 	iv->end_user = (req->end_user_required && (!req->end_user || !*req->end_user)) ||
 		(req->end_user && *req->end_user &&
 		 (!str_is_clean_text(req->end_user, IDENTITY_NAME_MAX) ||

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "util/err.h"
@@ -180,11 +181,15 @@ char *str_trim(char *s)
 	return s;
 }
 
-bool str_is_clean_text(const char *s, size_t maxlen)
+/* Walks s as UTF-8: false at an invalid sequence, a control character
+ * (C0 but, with lines, CR, LF and TAB; DEL; C1), or past maxlen bytes or
+ * maxchars characters. *blank: nothing but white space. */
+static bool text_scan(const char *s, size_t maxlen, size_t maxchars, bool lines, bool *blank)
 {
 	const unsigned char *p = (const unsigned char *)s;
-	size_t n = 0;
+	size_t n = 0, chars = 0;
 
+	*blank = true;
 	if (!s || !*s)
 		return false;
 	while (*p) {
@@ -192,7 +197,7 @@ bool str_is_clean_text(const char *s, size_t maxlen)
 		size_t extra;
 		uint32_t cp;
 
-		if (c < 0x20 || c == 0x7f)
+		if ((c < 0x20 && !(lines && (c == '\n' || c == '\r' || c == '\t'))) || c == 0x7f)
 			return false;
 		if (c < 0x80) {
 			extra = 0;
@@ -219,12 +224,28 @@ bool str_is_clean_text(const char *s, size_t maxlen)
 		    (extra == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
 		    (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp < 0xa0))
 			return false;
+		if (!(c == ' ' || c == '\n' || c == '\r' || c == '\t'))
+			*blank = false;
 		p += extra + 1;
 		n += extra + 1;
-		if (n > maxlen)
+		if (n > maxlen || ++chars > maxchars)
 			return false;
 	}
 	return true;
+}
+
+bool str_is_clean_text(const char *s, size_t maxlen)
+{
+	bool blank;
+
+	return text_scan(s, maxlen, SIZE_MAX, false, &blank);
+}
+
+bool str_is_clean_lines(const char *s, size_t maxchars)
+{
+	bool blank;
+
+	return text_scan(s, SIZE_MAX, maxchars, true, &blank) && !blank;
 }
 
 void str_hex(const uint8_t *in, size_t n, char *out)

@@ -41,6 +41,11 @@ char *str_trim(char *s);
  * maxlen bytes long and not empty. */
 bool str_is_clean_text(const char *s, size_t maxlen);
 
+/* Text a person wrote in a box of several lines: valid UTF-8, no control
+ * characters but CR, LF and TAB, at most maxchars characters (not bytes),
+ * and something other than white space. */
+bool str_is_clean_lines(const char *s, size_t maxchars);
+
 /* Lower-case hex of n bytes; out must hold 2n+1. */
 void str_hex(const uint8_t *in, size_t n, char *out);
 

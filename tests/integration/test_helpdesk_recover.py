@@ -489,8 +489,8 @@ class InputTest(HelpdeskCase):
             self.assertPage(r, 422, reason)
             self.assertIn("Choose the reason for this request.", page_text(r.body))
             self.assertNoKey(r, k)
-        # other needs a comment
-        for comment in (None, ""):
+        # other needs a comment: words, not white space
+        for comment in (None, "", "   ", " \r\n\t "):
             r = self.recover(b, k[0][:8], user, reason="other", comment=comment)
             self.assertPage(r, 422)
             self.assertIn(DESCRIBE, page_text(r.body))
@@ -501,6 +501,16 @@ class InputTest(HelpdeskCase):
         self.assertIn("The comment is too long", page_text(r.body))
         self.assertEqual(self.records()[-1]["result"], "invalid")
         self.assertEqual(self.rotate(secret, vol), [])
+        # control characters do not reach the audit trail
+        r = self.recover(b, k[0][:8], user, reason="other", comment="ok \x1b[2J\r\n")
+        self.assertPage(r, 422)
+        self.assertIn("Write the comment as plain text", page_text(r.body))
+        self.assertNoKey(r, k)
+        self.assertEqual(self.rotate(secret, vol), [])
+        # the cap counts characters, not bytes: 500 letters å are fine
+        r = self.recover(b, k[0][:8], user, reason="other", comment="å" * 500)
+        self.assertKeyPage(r, k, name)
+        self.assertEqual(self.records()[-1]["comment"], "å" * 500)
         r = self.recover(b, k[0][:8], user, reason="other",
                          comment="Docking station replaced")
         self.assertKeyPage(r, k, name)

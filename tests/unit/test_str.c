@@ -249,6 +249,30 @@ static void test_clean_text_ascii(void **state)
 	assert_false(str_is_clean_text("\x7f", 10));
 }
 
+static void test_clean_lines(void **state)
+{
+	char long_a[1300];
+
+	assert_true(str_is_clean_lines("Docking station replaced", 500));
+	assert_true(str_is_clean_lines("line one\r\nline two\tend", 500));
+	/* Blank is no comment at all. */
+	assert_false(str_is_clean_lines("", 500));
+	assert_false(str_is_clean_lines(NULL, 500));
+	assert_false(str_is_clean_lines("  \r\n\t ", 500));
+	/* Other control characters, DEL, C1 and bad UTF-8 are refused. */
+	assert_false(str_is_clean_lines("x\x1b[2J", 500));
+	assert_false(str_is_clean_lines("x\x7f", 500));
+	assert_false(str_is_clean_lines("x\xc2\x85", 500));
+	assert_false(str_is_clean_lines("x\xc3", 500));
+	/* The cap counts characters: 500 two-byte letters fit, 501 do not. */
+	for (int i = 0; i < 501; i++)
+		memcpy(long_a + 2 * i, "\xc3\xa5", 2);
+	long_a[2 * 500] = '\0';
+	assert_true(str_is_clean_lines(long_a, 500));
+	memcpy(long_a + 2 * 500, "\xc3\xa5", 3);
+	assert_false(str_is_clean_lines(long_a, 500));
+}
+
 static void test_clean_text_utf8(void **state)
 {
 	/* Valid multibyte: é (2), € (3), 😀 (4), U+10FFFF, U+00A0. */
@@ -514,6 +538,7 @@ int main(void)
 		cmocka_unit_test(test_bool),
 		cmocka_unit_test(test_clean_text_ascii),
 		cmocka_unit_test(test_clean_text_utf8),
+		cmocka_unit_test(test_clean_lines),
 		cmocka_unit_test(test_clean_text_maxlen),
 		cmocka_unit_test(test_trim),
 		cmocka_unit_test(test_misc_helpers),

@@ -1,3 +1,4 @@
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,10 +192,16 @@ static int invalid_page(struct app *app, struct http_request *req, struct http_r
 			_("Enter the user as DOMAIN\\user or user@domain.");
 	if (iv->reason)
 		f->reason_error = _("Choose the reason for this request.");
-	if (iv->comment)
-		f->comment_error = f->comment && strlen(f->comment) > RECOVER_COMMENT_MAX ?
-			_("The comment is too long: write at most 500 characters.") :
-			_("Describe the reason in the comment.");
+	if (iv->comment) {
+		if (!f->comment || strspn(f->comment, " \t\r\n") == strlen(f->comment))
+			f->comment_error = _("Describe the reason in the comment.");
+		else if (str_is_clean_lines(f->comment, SIZE_MAX))
+			f->comment_error = _("The comment is too long: write at most 500 "
+					     "characters.");
+		else
+			f->comment_error = _("Write the comment as plain text, without control "
+					     "characters.");
+	}
 	if (iv->key_is_password || !f->key_text || strlen(f->key_text) > KEYID_INPUT_MAX)
 		f->key_text = NULL;
 	if (f->end_user && !str_is_clean_text(f->end_user, IDENTITY_NAME_MAX))

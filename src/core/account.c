@@ -127,6 +127,7 @@ struct update {
 	char old_hash[PASSWORD_HASH_MAX];
 	unsigned old_roles;
 	bool was_disabled;
+	bool changed;                /* out: something was written */
 };
 
 static int update_found(const struct user_rec *u, void *arg)
@@ -190,8 +191,10 @@ static int update_tx(struct store_tx *tx, void *arg)
 	u.roles = up->roles < 0 ? up->old_roles : (unsigned)up->roles;
 	u.disabled = up->disabled < 0 ? up->was_disabled : up->disabled;
 	roles_changed = u.roles != up->old_roles;
+	up->changed = false;         /* a rerun starts afresh */
 	if (!up->hash && !roles_changed && u.disabled == up->was_disabled)
 		return 0;            /* nothing changes: nothing to record */
+	up->changed = true;
 	if ((rc = keeps_an_admin(tx, up, u.roles, u.disabled)) < 0)
 		return rc;
 	if ((rc = store_user_update(tx, &u)) < 0)
@@ -212,10 +215,13 @@ static int update_tx(struct store_tx *tx, void *arg)
 		      u.name, NULL);
 }
 
-static int update(struct store *s, struct update *up, char *msg, size_t msglen)
+static int update(struct store *s, struct update *up, bool *changed, char *msg,
+		  size_t msglen)
 {
 	int rc = store_write(s, update_tx, up);
 
+	if (changed)
+		*changed = rc == 0 && up->changed;
 	if (rc == KW_ERR_CONFLICT)
 		str_msg(msg, msglen, "%s is the only enabled account with the admin role; "
 			"give another account that role first", up->stored_name);
@@ -244,14 +250,14 @@ int account_set_password(struct store *s, const char *name, const char *pw,
 		goto out;
 	update_init(&up, name, who);
 	up.hash = hash;
-	rc = update(s, &up, msg, msglen);
+	rc = update(s, &up, NULL, msg, msglen);
 out:
 	sodium_memzero(hash, sizeof(hash));
 	return rc;
 }
 
 int account_set_roles(struct store *s, const char *name, unsigned roles,
-		      const struct audit_rec *who, char *msg, size_t msglen)
+		      const struct audit_rec *who, bool *changed, char *msg, size_t msglen)
 {
 	struct update up;
 
@@ -262,7 +268,7 @@ int account_set_roles(struct store *s, const char *name, unsigned roles,
 	}
 	update_init(&up, name, who);
 	up.roles = roles;
-	return update(s, &up, msg, msglen);
+	return update(s, &up, changed, msg, msglen);
 }
 
 int account_set_disabled(struct store *s, const char *name, bool disabled,
@@ -273,7 +279,7 @@ int account_set_disabled(struct store *s, const char *name, bool disabled,
 	str_msg_clear(msg, msglen);
 	update_init(&up, name, who);
 	up.disabled = disabled;
-	return update(s, &up, msg, msglen);
+	return update(s, &up, NULL, msg, msglen);
 }
 
 void account_random_password(char out[ACCOUNT_RANDOM_PASSWORD_LEN + 1])

@@ -54,12 +54,13 @@ int account_set_password(struct store *s, const char *name, const char *pw,
 /* Gives name exactly the roles in roles; when they differ from its roles,
  * ends its sessions (they hold the roles of their sign-in) and records
  * roles_changed with the new and the old roles, in one transaction; the
- * same roles change nothing and record nothing. KW_ERR_INVALID for
+ * same roles change nothing and record nothing (*changed, when not NULL,
+ * says which). KW_ERR_INVALID for
  * unknown role bits, KW_ERR_NOT_FOUND when there is no such account,
  * KW_ERR_CONFLICT when name is the last enabled account with the admin role
  * and roles lacks it (msg says so): someone must be left to administer. */
 int account_set_roles(struct store *s, const char *name, unsigned roles,
-		      const struct audit_rec *who, char *msg, size_t msglen);
+		      const struct audit_rec *who, bool *changed, char *msg, size_t msglen);
 
 /* Disables name, ending its sessions in the same transaction, or enables
  * it; recorded as user_disabled or user_enabled. KW_ERR_NOT_FOUND when

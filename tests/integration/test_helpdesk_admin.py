@@ -241,6 +241,8 @@ class UsersTest(AdminCase):
         r = post(b, USERS, {"action": "roles", "name": user[0],
                            "roles": ["helpdesk_admin", "admin"]})
         self.assertPage(r, 200)
+        self.assertIn("nothing changed", self.text(r))
+        self.assertNotIn("The roles were saved", self.text(r))
         self.assertEqual(len(self.kw.audit_export()), n)
         self.assertPage(ub.get(USERS), 200)
 

@@ -287,27 +287,31 @@ static void test_roles_end_sessions(void **state)
 	struct fx *f = *state;
 	struct account a;
 	char msg[512];
+	bool changed;
 
 	assert_int_equal(account_add(f->s, "alice", ROLE_HELPDESK, PW, NULL, msg, sizeof(msg)),
 			 0);
 	session_put(f->s, "alice", 1);
-	/* the same roles change nothing, and end nothing */
-	assert_int_equal(account_set_roles(f->s, "ALICE", ROLE_HELPDESK, NULL, msg, sizeof(msg)),
-			 0);
+	/* the same roles change nothing, end nothing, and say so */
+	changed = true;
+	assert_int_equal(account_set_roles(f->s, "ALICE", ROLE_HELPDESK, NULL, &changed, msg,
+					   sizeof(msg)), 0);
+	assert_false(changed);
 	assert_true(session_exists(f->s, 1));
 	/* a session holds the roles of its sign-in: a change ends it */
-	assert_int_equal(account_set_roles(f->s, "alice", ROLE_REPORTS | ROLE_ADMIN, NULL, msg,
-					   sizeof(msg)), 0);
+	assert_int_equal(account_set_roles(f->s, "alice", ROLE_REPORTS | ROLE_ADMIN, NULL,
+					   &changed, msg, sizeof(msg)), 0);
+	assert_true(changed);
 	assert_int_equal(account_get(f->s, "alice", &a), 0);
 	assert_int_equal(a.roles, ROLE_REPORTS | ROLE_ADMIN);
 	assert_false(a.disabled);
 	assert_true(password_is(f->s, "alice", PW));
 	assert_false(session_exists(f->s, 1));
-	assert_int_equal(account_set_roles(f->s, "alice", 1u << 9, NULL, msg, sizeof(msg)),
+	assert_int_equal(account_set_roles(f->s, "alice", 1u << 9, NULL, NULL, msg, sizeof(msg)),
 			 KW_ERR_INVALID);
 	assert_int_equal(account_get(f->s, "alice", &a), 0);
 	assert_int_equal(a.roles, ROLE_REPORTS | ROLE_ADMIN);
-	assert_int_equal(account_set_roles(f->s, "ghost", 0, NULL, msg, sizeof(msg)),
+	assert_int_equal(account_set_roles(f->s, "ghost", 0, NULL, NULL, msg, sizeof(msg)),
 			 KW_ERR_NOT_FOUND);
 }
 
@@ -329,7 +333,7 @@ static void test_last_admin_stays(void **state)
 	assert_int_equal(account_set_disabled(f->s, "ROOT", true, NULL, msg, sizeof(msg)),
 			 KW_ERR_CONFLICT);
 	assert_non_null(strstr(msg, "root is the only enabled account with the admin role"));
-	assert_int_equal(account_set_roles(f->s, "root", ROLE_HELPDESK, NULL, msg, sizeof(msg)),
+	assert_int_equal(account_set_roles(f->s, "root", ROLE_HELPDESK, NULL, NULL, msg, sizeof(msg)),
 			 KW_ERR_CONFLICT);
 	assert_non_null(strstr(msg, "root"));
 	assert_int_equal(account_get(f->s, "root", &a), 0);
@@ -338,16 +342,16 @@ static void test_last_admin_stays(void **state)
 	assert_true(session_exists(f->s, 1));
 	/* other changes to the last admin are fine: roles that keep admin, a
 	 * password */
-	assert_int_equal(account_set_roles(f->s, "root", ROLE_ADMIN | ROLE_REPORTS, NULL, msg,
+	assert_int_equal(account_set_roles(f->s, "root", ROLE_ADMIN | ROLE_REPORTS, NULL, NULL, msg,
 					   sizeof(msg)), 0);
 	assert_int_equal(account_set_password(f->s, "root", "Another-Password-1", NULL, msg,
 					      sizeof(msg)), 0);
 	/* and so is anything done to the others */
-	assert_int_equal(account_set_roles(f->s, "bob", 0, NULL, msg, sizeof(msg)), 0);
+	assert_int_equal(account_set_roles(f->s, "bob", 0, NULL, NULL, msg, sizeof(msg)), 0);
 	assert_int_equal(account_set_disabled(f->s, "bob", true, NULL, msg, sizeof(msg)), 0);
 	/* once alice is back, root may go */
 	assert_int_equal(account_set_disabled(f->s, "alice", false, NULL, msg, sizeof(msg)), 0);
-	assert_int_equal(account_set_roles(f->s, "root", 0, NULL, msg, sizeof(msg)), 0);
+	assert_int_equal(account_set_roles(f->s, "root", 0, NULL, NULL, msg, sizeof(msg)), 0);
 	assert_int_equal(account_set_disabled(f->s, "alice", true, NULL, msg, sizeof(msg)),
 			 KW_ERR_CONFLICT);
 }
@@ -397,9 +401,9 @@ static void test_changes_are_recorded(void **state)
 	assert_int_equal(t.n, 0);     /* without who: no record */
 	assert_int_equal(account_add(f->s, "CORP\\alice", ROLE_HELPDESK | ROLE_ADMIN, PW, &who,
 				     msg, sizeof(msg)), 0);
-	assert_int_equal(account_set_roles(f->s, "corp\\ALICE", ROLE_REPORTS, &who, msg,
+	assert_int_equal(account_set_roles(f->s, "corp\\ALICE", ROLE_REPORTS, &who, NULL, msg,
 					   sizeof(msg)), 0);
-	assert_int_equal(account_set_roles(f->s, "CORP\\alice", ROLE_REPORTS, &who, msg,
+	assert_int_equal(account_set_roles(f->s, "CORP\\alice", ROLE_REPORTS, &who, NULL, msg,
 					   sizeof(msg)), 0);     /* no change: no record */
 	assert_int_equal(account_set_disabled(f->s, "CORP\\alice", true, &who, msg,
 					      sizeof(msg)), 0);

@@ -496,13 +496,14 @@ static int set_roles(struct app *app, struct http_request *req, struct http_resp
 	struct user_view v = { 0 };
 	char msg[512], text[ROLES_TEXT_MAX];
 	unsigned roles;
+	bool changed = false;
 	int rc;
 
 	if (form_roles(&w->form, &roles) < 0) {
 		v.roles_error = _("Choose roles from the list.");
 		return user_page_after(app, req, resp, 422, name, &v);
 	}
-	rc = account_set_roles(app->store, name, roles, &who, msg, sizeof(msg));
+	rc = account_set_roles(app->store, name, roles, &who, &changed, msg, sizeof(msg));
 	if (rc == KW_ERR_NOT_FOUND)
 		return no_such_user(app, req, resp);
 	if (rc == KW_ERR_CONFLICT) {
@@ -518,8 +519,9 @@ static int set_roles(struct app *app, struct http_request *req, struct http_resp
 	}
 	roles_text(roles, text, sizeof(text));
 	log_info("%s set the roles of %s to %s from %s", w->s.user, name, text, req->client);
-	v.done = _("The roles were saved. The person was signed out and has the new roles "
-		   "from their next sign-in.");
+	v.done = changed ? _("The roles were saved. The person was signed out and has the new "
+			     "roles from their next sign-in.") :
+		_("These were the roles already: nothing changed.");
 	return user_page_after(app, req, resp, 200, name, &v);
 }
 
@@ -704,7 +706,7 @@ static int create_token(struct app *app, struct http_request *req, struct http_r
 	struct audit_rec who = who_of(req);
 	struct tokens_view v = { 0 };
 	char token[SECRET_TEXT_MAX], id_text[24], expires[DATE_LEN + 8], iso[TIME_ISO_LEN];
-	char uses_text[64], done[64];
+	char uses_text[64], done[256];
 	int64_t now = time_now(), expires_at = 0, uses = -1, id = 0;
 	int rc;
 
@@ -759,7 +761,7 @@ static int revoke_token(struct app *app, struct http_request *req, struct http_r
 	struct audit_rec who = who_of(req);
 	struct tokens_view v = { 0 };
 	const char *id_text = form_get(&w->form, "id");
-	char done[64];
+	char done[256];
 	int64_t id;
 	int rc;
 

@@ -2,6 +2,7 @@
  * name, a device's page (volumes, users, key history, associations) and
  * the view for a lost or stolen computer. Everything comes from
  * core/inventory, which never hands out a recovery password. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,16 +177,27 @@ int helpdesk_devices(void *ctx, struct http_request *req, struct http_response *
 	char q[DEVICE_NAME_MAX + 2], summary[DEVICE_NAME_MAX + 200];
 	struct search s = { NULL, 0 };
 	struct tpl t, *items = NULL;
-	size_t shown;
+	size_t shown, len;
 	int rc, status = 200;
 
 	tpl_init(&t);
 	tpl_set(&t, "title", _("Devices"));
-	snprintf(q, sizeof(q), "%s", arg ? arg : "");
-	str_trim(q);
-	if (!*q)
+	/* Trimmed as typed, before any copy: a copy cut at q's size could
+	 * search a shorter prefix than the one asked for, or cut a letter. */
+	if (!arg)
+		arg = "";
+	while (isspace((unsigned char)*arg))
+		arg++;
+	len = strlen(arg);
+	while (len && isspace((unsigned char)arg[len - 1]))
+		len--;
+	if (!len)
 		return helpdesk_page(app, req, resp, 200, HD_NAV_DEVICES, "devices.html", &t);
-	if (strlen(q) > DEVICE_NAME_MAX || !str_is_clean_text(q, DEVICE_NAME_MAX)) {
+	if (len <= DEVICE_NAME_MAX) {
+		memcpy(q, arg, len);
+		q[len] = '\0';
+	}
+	if (len > DEVICE_NAME_MAX || !str_is_clean_text(q, DEVICE_NAME_MAX)) {
 		tpl_set(&t, "q_error", _("Enter the start of a computer name (at most 255 "
 					 "characters, no control characters)."));
 		return helpdesk_page(app, req, resp, 422, HD_NAV_DEVICES, "devices.html", &t);

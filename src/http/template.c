@@ -45,6 +45,7 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 void tpl_init(struct tpl *t)
 {
 	t->n = 0;
+	t->overflow = false;
 }
 
 static void set_var(struct tpl *t, const char *name, const char *value, bool raw,
@@ -56,8 +57,10 @@ static void set_var(struct tpl *t, const char *name, const char *value, bool raw
 		if (!strcmp(t->v[i].name, name))
 			break;
 	if (i == t->n) {
-		if (t->n == TPL_MAX_VARS)
+		if (t->n == TPL_MAX_VARS) {
+			t->overflow = true;
 			return;
+		}
 		t->v[i].name = name;
 		t->v[i].len = strlen(name);
 		t->n++;
@@ -250,8 +253,10 @@ static int render(const struct node *n, const struct scope *t,
 				rc = buf_put_html(out, v, strlen(v));
 			break;
 		case N_RAW:
-			if ((v = lookup(t, n->s, n->len)))
-				rc = buf_puts(out, v);
+			/* Trusted only when the handler said so (tpl_set_raw). */
+			if ((owner = find(t, n->s, n->len, &at)) && (v = owner->v[at].value))
+				rc = owner->v[at].raw ? buf_puts(out, v) :
+					buf_put_html(out, v, strlen(v));
 			break;
 		case N_SECTION:
 		case N_INVERTED:
@@ -262,6 +267,8 @@ static int render(const struct node *n, const struct scope *t,
 				for (size_t k = 0; k < owner->v[at].nitems && rc == 0; k++) {
 					struct scope item = { &owner->v[at].items[k], t };
 
+					if (item.t->overflow)
+						return KW_ERR_TOO_LARGE;
 					rc = render(n->child, &item, translate, out, depth + 1);
 				}
 				break;
@@ -297,5 +304,7 @@ int tpl_render(const char *name, const struct tpl *t,
 		return KW_ERR_NOT_FOUND;
 	if (compiled[i].rc < 0)
 		return compiled[i].rc;
+	if (t->overflow)
+		return KW_ERR_TOO_LARGE;
 	return render(compiled[i].root, &page, translate, out, 0);
 }

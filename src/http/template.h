@@ -1,7 +1,9 @@
 /* HTML templates compiled into the program (the templates folder), with a
  * small mustache-like syntax:
  *   {{name}}             the variable, HTML-escaped
- *   {{{name}}}           the variable as trusted HTML (built with escaping)
+ *   {{{name}}}           the variable as trusted HTML when it was set with
+ *                        tpl_set_raw (built with escaping); escaped when
+ *                        it was set with tpl_set
  *   {{#name}}…{{/name}}  the part when the variable is set and not empty;
  *                        for a list (tpl_set_list), the part once per item,
  *                        with the item's variables before the page's
@@ -29,6 +31,7 @@ struct tpl {
 		size_t nitems;
 	} v[TPL_MAX_VARS];
 	size_t n;
+	bool overflow;            /* a variable did not fit: tpl_render refuses */
 };
 
 void tpl_init(struct tpl *t);
@@ -42,7 +45,8 @@ void tpl_set_list(struct tpl *t, const char *name, const struct tpl *items, size
 
 /* Renders template name into out; translate maps {{_ text}} (NULL: as is).
  * KW_ERR_NOT_FOUND for an unknown template, KW_ERR_INVALID for a syntax
- * error (a bug in the template). */
+ * error (a bug in the template), KW_ERR_TOO_LARGE when t or a list's item
+ * was given more than TPL_MAX_VARS variables (a bug in the handler). */
 int tpl_render(const char *name, const struct tpl *t,
 	       const char *(*translate)(const char *msgid), struct buf *out);
 

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -91,6 +92,45 @@ static void test_raw_variable_is_not_escaped(void **state)
 	render("notice.html", &t, &out);
 	assert_non_null(strstr(out.data, "<p>Trusted &amp; escaped already</p>"));
 	buf_free(&out);
+	/* {{{notice}}} set with tpl_set, not tpl_set_raw: escaped all the same */
+	tpl_set(&t, "notice", "<script>alert(1)</script>");
+	render("notice.html", &t, &out);
+	assert_null(strstr(out.data, "<script>alert"));
+	assert_non_null(strstr(out.data, "&lt;script&gt;alert(1)&lt;/script&gt;"));
+	buf_free(&out);
+}
+
+/* More variables than fit: the render fails instead of leaving one out. */
+static void test_too_many_variables(void **state)
+{
+	static char names[TPL_MAX_VARS + 1][8];
+	struct tpl t, item;
+	struct buf out;
+
+	tpl_init(&t);
+	for (int i = 0; i < TPL_MAX_VARS; i++) {
+		snprintf(names[i], sizeof(names[i]), "v%d", i);
+		tpl_set(&t, names[i], "x");
+	}
+	tpl_set(&t, "v0", "replaced: still fits");
+	buf_init(&out, 1 << 20);
+	assert_int_equal(tpl_render("message.html", &t, NULL, &out), 0);
+	buf_free(&out);
+	tpl_set(&t, "title", "one more: does not fit");
+	buf_init(&out, 1 << 20);
+	assert_int_equal(tpl_render("message.html", &t, NULL, &out), KW_ERR_TOO_LARGE);
+	buf_free(&out);
+	/* in a list's item too */
+	tpl_init(&t);
+	tpl_set(&t, "title", "Help desk");
+	tpl_init(&item);
+	for (int i = 0; i <= TPL_MAX_VARS; i++)
+		tpl_set(&item, names[i < TPL_MAX_VARS ? i : 0], "x");
+	tpl_set(&item, "text", "one too many");
+	tpl_set_list(&t, "roles", &item, 1);
+	buf_init(&out, 1 << 20);
+	assert_int_equal(tpl_render("helpdesk.html", &t, NULL, &out), KW_ERR_TOO_LARGE);
+	buf_free(&out);
 }
 
 /* A list renders its part once per item, escaped, an item's variables
@@ -151,6 +191,7 @@ int main(void)
 		cmocka_unit_test(test_inverted_section_and_translation),
 		cmocka_unit_test(test_raw_variable_is_not_escaped),
 		cmocka_unit_test(test_lists),
+		cmocka_unit_test(test_too_many_variables),
 		cmocka_unit_test(test_unknown_template_and_cap),
 	};
 

@@ -627,7 +627,8 @@ int helpdesk_report_compliance(void *ctx, struct http_request *req,
 	tpl_set(&t, "p_compliant", percent(&k, sum.n[COMPLIANCE_COMPLIANT], sum.devices));
 	tpl_set(&t, "p_non_compliant", percent(&k, sum.n[COMPLIANCE_NON_COMPLIANT], sum.devices));
 	tpl_set(&t, "p_unknown", percent(&k, sum.n[COMPLIANCE_UNKNOWN], sum.devices));
-	tpl_set(&t, "stale_days", keepf(&k, "%lld", (long long)(stale / 86400)));
+	tpl_set(&t, "stale_text", keepf(&k, _("Computers that have not checked in for %lld "
+					      "days are unknown."), (long long)(stale / 86400)));
 	if (p->n > REPORT_PAGE) {
 		p->n = REPORT_PAGE;
 		tpl_set(&t, "next_url", keepf(&k, "/helpdesk/reports/compliance?after=%s",

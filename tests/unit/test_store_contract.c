@@ -3066,6 +3066,12 @@ static void test_audit_page(void **state)
 		    "3");
 	page_expect(f->s, (struct audit_filter){ .source = "helpdesk", .result = "disclosed",
 						 .to = 4500 }, 0, false, "1");
+	/* The time range and the cursor together: the tighter bound wins. */
+	page_expect(f->s, (struct audit_filter){ .to = 4500 }, 5, false, "4 3 2");
+	page_expect(f->s, (struct audit_filter){ .to = 2500 }, 4, false, "2 1");
+	page_expect(f->s, (struct audit_filter){ .from = 2500 }, 1, true, "3 4 5");
+	page_expect(f->s, (struct audit_filter){ .from = 1500, .to = 3500 }, 4, true, "");
+	page_expect(f->s, (struct audit_filter){ .from = 1500, .to = 3500 }, 1, true, "2 3");
 	/* A bad limit. */
 	assert_int_equal(store_read(f->s, tx_audit_page, &q), 0);
 	assert_int_equal(q.rc, KW_ERR_INVALID);

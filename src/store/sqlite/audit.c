@@ -28,24 +28,25 @@ static const struct sq_query q_audit_each = { SQ_AUDIT_EACH,
  * statement runs depends on the filters given: each leads with the index of
  * one filter (computer, user, result, source, or at alone), so that the
  * page's records are read in order from it and the time range bounds the
- * walk; the other filters are checked on the records read. The bounds are
- * always there (?1 and ?2: from and to, or the ends of time; ?7 and ?8: the
- * cursor record's at and seq, or the end), so the planner sees ranges it
- * can use, never an OR that hides them. ?3 to ?6: result, source, user and
- * computer (folded), NULL for any. */
-#define PAGE_FILTERS "at >= ?1 AND at < ?2 AND (?3 IS NULL OR result = ?3) " \
+ * walk; the other filters are checked on the records read. ?1 and ?2 are
+ * the one lower and the one upper bound of at (inclusive), the time range
+ * and the cursor's time combined in C: with two bounds on one side the
+ * planner keeps only one, and the walk could start at the far end of the
+ * index. ?7 and ?8 (the cursor record's at and seq) then only break ties
+ * within the cursor's second. ?3 to ?6: result, source, user and computer
+ * (folded), NULL for any. */
+#define PAGE_FILTERS "at >= ?1 AND at <= ?2 AND (?3 IS NULL OR result = ?3) " \
 	"AND (?4 IS NULL OR source = ?4) " \
 	"AND (?5 IS NULL OR actor_lc = ?5 OR end_user_lc = ?5) " \
 	"AND (?6 IS NULL OR computer_lc = ?6) "
-#define PAGE_OLDER "AND at <= ?7 AND (at < ?7 OR seq < ?8) ORDER BY at DESC, seq DESC LIMIT ?9"
-#define PAGE_NEWER "AND at >= ?7 AND (at > ?7 OR seq > ?8) ORDER BY at, seq LIMIT ?9"
+#define PAGE_OLDER "AND (at < ?7 OR seq < ?8) ORDER BY at DESC, seq DESC LIMIT ?9"
+#define PAGE_NEWER "AND (at > ?7 OR seq > ?8) ORDER BY at, seq LIMIT ?9"
 #define PAGE(lead, dir) "SELECT " AUDIT_COLS " FROM audit WHERE " lead PAGE_FILTERS dir
 /* The user is the actor or the end user: the newest of each, through its
  * own index, merged (a record of a user's own request is in the first). */
 #define PAGE_USER(dir, order) "SELECT * FROM (" PAGE("actor_lc = ?5 AND ", dir) ") " \
 	"UNION ALL SELECT * FROM (" PAGE("end_user_lc = ?5 AND actor_lc <> ?5 AND ", dir) ") " \
 	"ORDER BY " order " LIMIT ?9"
-
 static const struct sq_query q_audit_cursor = { SQ_AUDIT_CURSOR,
 	"SELECT at FROM audit WHERE seq = ?1" };
 static const struct sq_query q_audit_page[2][5] = {
@@ -156,8 +157,8 @@ static int audit_page(struct store_tx *tx, const struct audit_filter *f, int64_t
 {
 	struct audit_cb c = { cb, arg };
 	char *user = NULL, *computer = NULL;
-	int64_t at = newer ? INT64_MIN : INT64_MAX, seq = newer ? 0 : INT64_MAX;
-	int lead, rc;
+	int64_t at = newer ? INT64_MIN : INT64_MAX, seq = newer ? 0 : INT64_MAX, lo, hi;
+	int lead, rc = 0;
 
 	if (cursor > 0) {
 		rc = sq_one(tx->c, &q_audit_cursor, SQ_ARGS(SQ_INT(cursor)), cursor_row, &at);
@@ -172,11 +173,20 @@ static int audit_page(struct store_tx *tx, const struct audit_filter *f, int64_t
 		rc = KW_ERR_NOMEM;
 		goto out;
 	}
+	/* One bound each way: the range's and the cursor's, whichever is
+	 * tighter. */
+	lo = f->from ? f->from : INT64_MIN;
+	hi = f->to ? f->to - 1 : INT64_MAX;
+	if (cursor > 0 && newer && at > lo)
+		lo = at;
+	if (cursor > 0 && !newer && at < hi)
+		hi = at;
+	if (lo > hi)
+		goto out;
 	/* The lead index: the filter most likely to be narrow. */
 	lead = computer ? 1 : user ? 2 : f->result ? 3 : f->source ? 4 : 0;
 	rc = sq_each(tx->c, &q_audit_page[newer][lead],
-		     SQ_ARGS(SQ_INT(f->from ? f->from : INT64_MIN),
-			     SQ_INT(f->to ? f->to : INT64_MAX), SQ_TEXT(f->result),
+		     SQ_ARGS(SQ_INT(lo), SQ_INT(hi), SQ_TEXT(f->result),
 			     SQ_TEXT(f->source), SQ_TEXT(user), SQ_TEXT(computer), SQ_INT(at),
 			     SQ_INT(seq), SQ_INT(limit)),
 		     audit_row, &c);

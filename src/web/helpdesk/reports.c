@@ -62,7 +62,9 @@ static int csv_stream_part(void *arg, struct buf *out)
 	struct buf part;
 	int rc;
 
-	buf_init(&part, HTTP_STREAM_PART * 4);
+	/* A cap, not an allocation: a part is a page of records, about
+	 * HTTP_STREAM_PART bytes, more for devices with many volumes. */
+	buf_init(&part, 64u << 20);
 	switch (c->kind) {
 	case CSV_AUDIT:
 		rc = report_audit_csv(c->store, &c->f, &c->cursor, &part);
@@ -357,7 +359,7 @@ int helpdesk_report_audit(void *ctx, struct http_request *req, struct http_respo
 	struct app *app = ctx;
 	struct audit_args a;
 	struct report_audit page;
-	struct tpl t, rows[REPORT_PAGE], src[NSOURCES], res[NRESULTS];
+	struct tpl t, *rows, src[NSOURCES], res[NRESULTS];
 	struct keep k = { NULL, 0, 0 };
 	const char *q;
 	int rc, status = 200;
@@ -365,12 +367,16 @@ int helpdesk_report_audit(void *ctx, struct http_request *req, struct http_respo
 	audit_args(req, &a);
 	if (!a.err && want_csv(req))
 		return audit_csv(app, &a, resp);
+	/* Off the worker's small stack. */
+	if (!(rows = calloc(REPORT_PAGE, sizeof(*rows))))
+		return KW_ERR_NOMEM;
 	memset(&page, 0, sizeof(page));
 	if (!a.err) {
 		rc = report_audit_page(app->store, &a.f, a.before ? a.before : a.after,
 				       a.before != 0, REPORT_PAGE, &page);
 		if (rc < 0) {
 			report_audit_free(&page);
+			free(rows);
 			return rc;
 		}
 	} else {
@@ -417,6 +423,7 @@ int helpdesk_report_audit(void *ctx, struct http_request *req, struct http_respo
 		tpl_set(&t, "first_url", keepf(&k, "/helpdesk/reports/audit?%s", q ? q : ""));
 	rc = helpdesk_page(app, req, resp, status, HD_NAV_AUDIT, "report_audit.html", &t);
 	report_audit_free(&page);
+	free(rows);
 	keep_free(&k);
 	return rc;
 }

@@ -87,6 +87,17 @@ class ReportsTest(kw.PortalTestCase):
         self.assertNotIn('href="/helpdesk/recover"', text)
         self.assertNotIn('href="/helpdesk/devices"', text)
 
+    def test_swedish(self):
+        b = self.signed_in(self.user_with("reports"), accept_language="sv")
+        for path, title in zip(REPORTS, ("Granskningsrapport för återställning",
+                                         "Utlämnade nycklar som inte bytts ännu",
+                                         "Efterlevnadsrapport")):
+            r = b.get(path)
+            self.assertPage(r, 200, path)
+            self.assertIn("<h1>%s</h1>" % title, r.body.decode(), path)
+        self.assertIn("Ange datum som ÅÅÅÅ-MM-DD.",
+                      kw.page_text(b.get(REPORTS[0] + "?from=ig%C3%A5r").body))
+
     # -- the recovery audit report --
 
     def test_audit_report_columns_filters_and_no_password(self):

@@ -366,6 +366,18 @@ int store_device_each(struct store_tx *tx, const char *prefix, int64_t limit,
 	return rc;
 }
 
+int store_device_each_volumes(struct store_tx *tx, const char *after_id, int64_t limit,
+			      store_each_device_volumes cb, void *arg)
+{
+	int rc;
+
+	REFUSE_IN_CALLBACK();
+	if (limit <= 0)
+		return KW_ERR_INVALID;
+	EACH(rc, tx, device_each_volumes, after_id ? after_id : "", limit, cb, arg);
+	return rc;
+}
+
 int store_volume_upsert(struct store_tx *tx, const struct volume_rec *v, int64_t *row)
 {
 	int64_t r = 0;
@@ -512,6 +524,18 @@ int store_key_each_page(struct store_tx *tx, int64_t after_row, int64_t limit,
 	if (limit <= 0)
 		return KW_ERR_INVALID;
 	EACH(rc, tx, key_each_page, after_row, limit, cb, arg);
+	return rc;
+}
+
+int store_key_each_state(struct store_tx *tx, enum key_state state, int64_t after_changed,
+			 int64_t after_row, int64_t limit, store_each_key_full cb, void *arg)
+{
+	int rc;
+
+	REFUSE_IN_CALLBACK();
+	if (limit <= 0 || (unsigned)state > KEY_SUPERSEDED)
+		return KW_ERR_INVALID;
+	EACH(rc, tx, key_each_state, state, after_changed, after_row, limit, cb, arg);
 	return rc;
 }
 
@@ -718,6 +742,19 @@ int store_audit_each(struct store_tx *tx, const struct audit_filter *f, store_ea
 
 	REFUSE_IN_CALLBACK();
 	EACH(rc, tx, audit_each, f ? f : &all, cb, arg);
+	return rc;
+}
+
+int store_audit_page(struct store_tx *tx, const struct audit_filter *f, int64_t cursor,
+		     bool newer, int64_t limit, store_each_audit cb, void *arg)
+{
+	static const struct audit_filter all;
+	int rc;
+
+	REFUSE_IN_CALLBACK();
+	if (limit <= 0 || cursor < 0)
+		return KW_ERR_INVALID;
+	EACH(rc, tx, audit_page, f ? f : &all, cursor, newer, limit, cb, arg);
 	return rc;
 }
 

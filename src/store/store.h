@@ -149,6 +149,20 @@ struct key_rec {
 	int64_t disclosed_at;              /* 0 = never */
 };
 
+/* A volume with the states its keys are in, as reports need it. */
+struct volume_keys_rec {
+	struct volume_rec volume;
+	unsigned key_states;               /* KEY_STATE_BIT of every state one of
+					    * its keys is in; 0 = no key */
+};
+
+/* A device with its volumes (store_device_each_volumes). */
+struct device_volumes_rec {
+	const struct device_rec *device;
+	const struct volume_keys_rec *volumes;   /* by mount, then GUID */
+	size_t nvolumes;
+};
+
 /* A key with its device and volume, as export and search need them. */
 struct key_full_rec {
 	struct key_rec key;
@@ -233,6 +247,7 @@ struct audit_filter {
 };
 
 typedef int (*store_each_device)(const struct device_rec *, void *arg);
+typedef int (*store_each_device_volumes)(const struct device_volumes_rec *, void *arg);
 typedef int (*store_each_volume)(const struct volume_rec *, void *arg);
 typedef int (*store_each_key)(const struct key_rec *, void *arg);
 typedef int (*store_each_key_full)(const struct key_full_rec *, void *arg);
@@ -363,6 +378,14 @@ int store_device_set_revoked(struct store_tx *tx, const char *id, bool revoked);
  * added; at most limit (0 = all). */
 int store_device_each(struct store_tx *tx, const char *prefix, int64_t limit,
 		      store_each_device cb, void *arg);
+/* Devices with their volumes and the states of each volume's keys, revoked
+ * ones too, in store_device_each's order (by name, case-insensitive, then
+ * by when they were added), starting after the device after_id (NULL or ""
+ * = from the first; an ID that names no device: no calls), at most limit
+ * (> 0, else KW_ERR_INVALID): every device a page at a time, for reports.
+ * The work of a page does not grow with the devices before it. */
+int store_device_each_volumes(struct store_tx *tx, const char *after_id, int64_t limit,
+			      store_each_device_volumes cb, void *arg);
 
 /* volumes */
 
@@ -416,6 +439,15 @@ int store_key_each_device(struct store_tx *tx, const char *device_id, unsigned s
  * it is acted on. */
 int store_key_each_page(struct store_tx *tx, int64_t after_row, int64_t limit,
 			store_each_key cb, void *arg);
+/* Keys in state with their device and volume, by changed_at (for a
+ * disclosed key: when it was disclosed), then row, starting after the key
+ * (after_changed, after_row) in that order ((0, 0) = from the first), at
+ * most limit (> 0, else KW_ERR_INVALID): a report a page at a time.
+ * Backends index the disclosed keys, which are few, so that a page of them
+ * does not grow with the keys before it or the keys in other states; a page
+ * of another state may cost a walk of every key. */
+int store_key_each_state(struct store_tx *tx, enum key_state state, int64_t after_changed,
+			 int64_t after_row, int64_t limit, store_each_key_full cb, void *arg);
 /* Every key with its device and volume, by device name
  * (case-insensitive), then device, volume and key in the order they
  * were added. */
@@ -512,6 +544,20 @@ int store_audit_head(struct store_tx *tx, int64_t *seq, uint8_t hash[32]);
 int store_audit_each(struct store_tx *tx, const struct audit_filter *f, store_each_audit cb,
 		     void *arg);
 
+/* A page of the audit report: the records matching f (from, to, result,
+ * source, user and computer as for store_audit_each; f->after_seq and
+ * f->limit are not used), newest first: by at, then seq, both descending.
+ * cursor 0 starts at the newest record. Otherwise the page starts next to
+ * the record whose seq is cursor (in that order, whether it matches f or
+ * not): with newer false the records after it (older), newest first; with
+ * newer true the records before it (newer), oldest first (the caller turns
+ * them round). At most limit (> 0, else KW_ERR_INVALID). A cursor that
+ * names no record: no calls. Backends index the records so that a page
+ * costs about the same at a million records as at a thousand, whichever
+ * single filter is given (and the time range with it). */
+int store_audit_page(struct store_tx *tx, const struct audit_filter *f, int64_t cursor,
+		     bool newer, int64_t limit, store_each_audit cb, void *arg);
+
 /* rate limits shared by every instance (core/limits.h's semantics)
  *
  * A limiter (named, at most STORE_LIMITER_MAX bytes) allows count events
@@ -585,6 +631,8 @@ struct store_ops {
 	int (*device_set_revoked)(struct store_tx *, const char *id, bool revoked);
 	int (*device_each)(struct store_tx *, const char *prefix, int64_t limit,
 			   store_each_device, void *);
+	int (*device_each_volumes)(struct store_tx *, const char *after_id, int64_t limit,
+				   store_each_device_volumes, void *);
 
 	int (*volume_upsert)(struct store_tx *, const struct volume_rec *, int64_t *row);
 	int (*volume_upsert_many)(struct store_tx *, const struct volume_rec *, size_t n,
@@ -607,6 +655,8 @@ struct store_ops {
 	int (*key_each_page)(struct store_tx *, int64_t after_row, int64_t limit,
 			     store_each_key, void *);
 	int (*key_each_full)(struct store_tx *, store_each_key_full, void *);
+	int (*key_each_state)(struct store_tx *, enum key_state, int64_t after_changed,
+			      int64_t after_row, int64_t limit, store_each_key_full, void *);
 	int (*key_each_entitled)(struct store_tx *, const char *prefix_hex,
 				 const char *const *users, size_t nusers, unsigned states,
 				 store_each_key_full, void *);
@@ -639,6 +689,8 @@ struct store_ops {
 	int (*audit_append)(struct store_tx *, struct audit_rec *, store_audit_hash_fn);
 	int (*audit_each)(struct store_tx *, const struct audit_filter *, store_each_audit,
 			  void *);
+	int (*audit_page)(struct store_tx *, const struct audit_filter *, int64_t cursor,
+			  bool newer, int64_t limit, store_each_audit, void *);
 
 	int (*limit_take)(struct store_tx *, const char *limiter, const char *key, int64_t now,
 			  int64_t count, int64_t window, int64_t *retry_after);

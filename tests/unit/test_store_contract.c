@@ -2989,6 +2989,228 @@ static void test_limit_take_concurrent(void **state)
 	assert_int_equal(refused, THREADS * TAKES - 25);
 }
 
+/* ---- reports: a page of the audit report, keys by state, devices with
+ * their volumes ---- */
+
+struct page_q {
+	struct audit_filter f;
+	int64_t cursor;
+	bool newer;
+	int64_t limit;
+	struct seen seen;
+	int rc;
+};
+
+static int seen_audit(const struct audit_rec *a, void *arg)
+{
+	seen_add(arg, "%lld", (long long)a->seq);
+	return 0;
+}
+
+static int tx_audit_page(struct store_tx *tx, void *arg)
+{
+	struct page_q *q = arg;
+
+	memset(&q->seen, 0, sizeof(q->seen));
+	q->rc = store_audit_page(tx, &q->f, q->cursor, q->newer, q->limit, seen_audit,
+				 &q->seen);
+	return 0;
+}
+
+/* The seqs a page lists, joined by spaces. */
+static void page_expect(struct store *s, struct audit_filter f, int64_t cursor, bool newer,
+			const char *want)
+{
+	struct page_q q = { .f = f, .cursor = cursor, .newer = newer, .limit = 3 };
+	char got[256] = "";
+
+	assert_int_equal(store_read(s, tx_audit_page, &q), 0);
+	assert_int_equal(q.rc, 0);
+	for (size_t i = 0; i < q.seen.n; i++) {
+		strncat(got, i ? " " : "", sizeof(got) - strlen(got) - 1);
+		strncat(got, q.seen.v[i], sizeof(got) - strlen(got) - 1);
+	}
+	if (strcmp(got, want))
+		fail_msg("page after %lld: \"%s\", want \"%s\"", (long long)cursor, got, want);
+}
+
+static void test_audit_page(void **state)
+{
+	struct fx *f = *state;
+	struct page_q q = { .limit = 0 };
+
+	assert_int_equal(store_write(f->s, tx_audit_fill, NULL), 0);
+	/* Newest first, three a page; older after a cursor, newer before it
+	 * (oldest first). */
+	page_expect(f->s, (struct audit_filter){ 0 }, 0, false, "5 4 3");
+	page_expect(f->s, (struct audit_filter){ 0 }, 3, false, "2 1");
+	page_expect(f->s, (struct audit_filter){ 0 }, 1, false, "");
+	page_expect(f->s, (struct audit_filter){ 0 }, 2, true, "3 4 5");
+	page_expect(f->s, (struct audit_filter){ 0 }, 5, true, "");
+	page_expect(f->s, (struct audit_filter){ 0 }, 99, false, "");
+	/* Each filter, alone and with the time range and a cursor. */
+	page_expect(f->s, (struct audit_filter){ .user = "ALICE" }, 0, false, "2 1");
+	page_expect(f->s, (struct audit_filter){ .user = "helpdesk1" }, 0, false, "5 1");
+	page_expect(f->s, (struct audit_filter){ .user = "helpdesk1" }, 5, false, "1");
+	page_expect(f->s, (struct audit_filter){ .user = "alice" }, 1, true, "2");
+	page_expect(f->s, (struct audit_filter){ .user = "ali" }, 0, false, "");
+	page_expect(f->s, (struct audit_filter){ .computer = "pc-1" }, 0, false, "3 1");
+	page_expect(f->s, (struct audit_filter){ .computer = "PC-2" }, 0, false, "5 2");
+	page_expect(f->s, (struct audit_filter){ .result = "disclosed" }, 0, false, "4 2 1");
+	page_expect(f->s, (struct audit_filter){ .result = "disclosed" }, 4, false, "2 1");
+	page_expect(f->s, (struct audit_filter){ .source = "self_service" }, 0, false, "3 2");
+	page_expect(f->s, (struct audit_filter){ .from = 1500, .to = 4500 }, 0, false, "4 3 2");
+	page_expect(f->s, (struct audit_filter){ .from = 1500, .result = "disclosed" }, 0, false,
+		    "4 2");
+	page_expect(f->s, (struct audit_filter){ .computer = "pc-1", .user = "bob" }, 0, false,
+		    "3");
+	page_expect(f->s, (struct audit_filter){ .source = "helpdesk", .result = "disclosed",
+						 .to = 4500 }, 0, false, "1");
+	/* The time range and the cursor together: the tighter bound wins. */
+	page_expect(f->s, (struct audit_filter){ .to = 4500 }, 5, false, "4 3 2");
+	page_expect(f->s, (struct audit_filter){ .to = 2500 }, 4, false, "2 1");
+	page_expect(f->s, (struct audit_filter){ .from = 2500 }, 1, true, "3 4 5");
+	page_expect(f->s, (struct audit_filter){ .from = 1500, .to = 3500 }, 4, true, "");
+	page_expect(f->s, (struct audit_filter){ .from = 1500, .to = 3500 }, 1, true, "2 3");
+	/* A bad limit. */
+	assert_int_equal(store_read(f->s, tx_audit_page, &q), 0);
+	assert_int_equal(q.rc, KW_ERR_INVALID);
+}
+
+static int tx_state_fill(struct store_tx *tx, void *arg)
+{
+	int64_t v1, v2, v3;
+	int rc;
+
+	(void)arg;
+	if ((rc = put_device(tx, DEV1, "Beta", 1)) < 0 ||
+	    (rc = put_device(tx, DEV2, "alpha", 2)) < 0 ||
+	    (rc = put_device(tx, DEV3, "beta", 3)) < 0 ||
+	    (rc = put_volume(tx, DEV1, VOL1, "C:", &v1)) < 0 ||
+	    (rc = put_volume(tx, DEV1, VOL2, "D:", &v2)) < 0 ||
+	    (rc = put_volume(tx, DEV2, VOL1, "C:", &v3)) < 0 ||
+	    (rc = put_key(tx, DEV1, v1, KEY(1), KEY_ACTIVE)) < 0 ||
+	    (rc = put_key(tx, DEV1, v1, KEY(2), KEY_ACTIVE)) < 0 ||
+	    (rc = put_key(tx, DEV1, v1, KEY(3), KEY_SUPERSEDED)) < 0 ||
+	    (rc = put_key(tx, DEV1, v2, KEY(4), KEY_ACTIVE)) < 0 ||
+	    (rc = put_key(tx, DEV2, v3, KEY(5), KEY_ACTIVE)) < 0)
+		return rc;
+	/* Disclosed at 900, 700, 700 (rows 5, 4, 1: ties by row). */
+	if ((rc = store_key_set_state(tx, 5, KEY_DISCLOSED, 900)) < 0 ||
+	    (rc = store_key_set_state(tx, 4, KEY_DISCLOSED, 700)) < 0 ||
+	    (rc = store_key_set_state(tx, 1, KEY_DISCLOSED, 700)) < 0)
+		return rc;
+	return 0;
+}
+
+struct state_q {
+	enum key_state state;
+	int64_t after_changed, after_row, limit;
+	struct seen seen;
+	int rc;
+};
+
+static int seen_key_full(const struct key_full_rec *k, void *arg)
+{
+	seen_add(arg, "%s %s %s %lld", k->key.key_id + 34, k->device->name, k->volume->mount,
+		 (long long)k->key.changed_at);
+	return 0;
+}
+
+static int tx_key_each_state(struct store_tx *tx, void *arg)
+{
+	struct state_q *q = arg;
+
+	memset(&q->seen, 0, sizeof(q->seen));
+	q->rc = store_key_each_state(tx, q->state, q->after_changed, q->after_row, q->limit,
+				     seen_key_full, &q->seen);
+	return 0;
+}
+
+struct dv_q {
+	const char *after;
+	int64_t limit;
+	struct seen seen;
+	int rc;
+};
+
+static int seen_device_volumes(const struct device_volumes_rec *r, void *arg)
+{
+	seen_add(arg, "%s %zu", r->device->name, r->nvolumes);
+	for (size_t i = 0; i < r->nvolumes; i++)
+		seen_add(arg, " %s %s %x", r->volumes[i].volume.mount,
+			 r->volumes[i].volume.device_id, r->volumes[i].key_states);
+	return 0;
+}
+
+static int tx_device_each_volumes(struct store_tx *tx, void *arg)
+{
+	struct dv_q *q = arg;
+
+	memset(&q->seen, 0, sizeof(q->seen));
+	q->rc = store_device_each_volumes(tx, q->after, q->limit, seen_device_volumes,
+					  &q->seen);
+	return 0;
+}
+
+static void test_report_lists(void **state)
+{
+	struct fx *f = *state;
+	struct state_q q = { .state = KEY_DISCLOSED, .limit = 2 };
+	struct dv_q d = { .limit = 2 };
+
+	assert_int_equal(store_write(f->s, tx_state_fill, NULL), 0);
+
+	/* Disclosed keys by disclosure time, then row, a page at a time. */
+	assert_int_equal(store_read(f->s, tx_key_each_state, &q), 0);
+	assert_int_equal(q.rc, 0);
+	assert_int_equal(q.seen.n, 2);
+	assert_string_equal(q.seen.v[0], "01 Beta C: 700");
+	assert_string_equal(q.seen.v[1], "04 Beta D: 700");
+	q.after_changed = 700;
+	q.after_row = 4;
+	assert_int_equal(store_read(f->s, tx_key_each_state, &q), 0);
+	assert_int_equal(q.seen.n, 1);
+	assert_string_equal(q.seen.v[0], "05 alpha C: 900");
+	q.after_changed = 900;
+	q.after_row = 5;
+	assert_int_equal(store_read(f->s, tx_key_each_state, &q), 0);
+	assert_int_equal(q.seen.n, 0);
+	/* Another state. */
+	q = (struct state_q){ .state = KEY_ACTIVE, .limit = 10 };
+	assert_int_equal(store_read(f->s, tx_key_each_state, &q), 0);
+	assert_int_equal(q.seen.n, 1);
+	assert_string_equal(q.seen.v[0], "02 Beta C: 300");
+	q = (struct state_q){ .state = KEY_ACTIVE, .limit = 0 };
+	assert_int_equal(store_read(f->s, tx_key_each_state, &q), 0);
+	assert_int_equal(q.rc, KW_ERR_INVALID);
+
+	/* Devices by name (any case), then when added, with their volumes
+	 * (by mount) and the states of the volumes' keys. */
+	assert_int_equal(store_read(f->s, tx_device_each_volumes, &d), 0);
+	assert_int_equal(d.rc, 0);
+	assert_int_equal(d.seen.n, 5);
+	assert_string_equal(d.seen.v[0], "alpha 1");
+	assert_string_equal(d.seen.v[1], " C: " DEV2 " 4");
+	assert_string_equal(d.seen.v[2], "Beta 2");
+	assert_string_equal(d.seen.v[3], " C: " DEV1 " d");
+	assert_string_equal(d.seen.v[4], " D: " DEV1 " 4");
+	d.after = DEV1;
+	assert_int_equal(store_read(f->s, tx_device_each_volumes, &d), 0);
+	assert_int_equal(d.seen.n, 1);
+	assert_string_equal(d.seen.v[0], "beta 0");
+	d.after = DEV3;
+	assert_int_equal(store_read(f->s, tx_device_each_volumes, &d), 0);
+	assert_int_equal(d.seen.n, 0);
+	d.after = DEV9;
+	assert_int_equal(store_read(f->s, tx_device_each_volumes, &d), 0);
+	assert_int_equal(d.rc, 0);
+	assert_int_equal(d.seen.n, 0);
+	d = (struct dv_q){ .limit = 0 };
+	assert_int_equal(store_read(f->s, tx_device_each_volumes, &d), 0);
+	assert_int_equal(d.rc, KW_ERR_INVALID);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -3025,6 +3247,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_limit_take, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_limit_give_back_clear_purge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_limit_take_concurrent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_page, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_report_lists, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,9 +1,11 @@
 /* Operations on the audit trail. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "store/backend.h"
 #include "store/sqlite/internal.h"
 #include "util/err.h"
+#include "util/str.h"
 
 #define AUDIT_COLS "seq, at, source, result, actor, end_user, computer, device_id, " \
 	"key_id, key_type, reason, comment, client, prev_hash, hash"
@@ -11,8 +13,9 @@
 static const struct sq_query q_audit_last = { SQ_AUDIT_LAST,
 	"SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1" };
 static const struct sq_query q_audit_insert = { SQ_AUDIT_INSERT,
-	"INSERT INTO audit (" AUDIT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
-	"?10, ?11, ?12, ?13, ?14, ?15)" };
+	"INSERT INTO audit (" AUDIT_COLS ", actor_lc, end_user_lc, computer_lc) VALUES "
+	"(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, fold(?5), "
+	"fold(?6), fold(?7))" };
 static const struct sq_query q_audit_each = { SQ_AUDIT_EACH,
 	"SELECT " AUDIT_COLS " FROM audit WHERE seq > ?1 "
 	"AND (?2 = 0 OR at >= ?2) AND (?3 = 0 OR at < ?3) "
@@ -20,6 +23,44 @@ static const struct sq_query q_audit_each = { SQ_AUDIT_EACH,
 	"AND (?6 IS NULL OR fold(actor) = fold(?6) OR fold(end_user) = fold(?6)) "
 	"AND (?7 IS NULL OR fold(computer) = fold(?7)) "
 	"ORDER BY seq LIMIT ?8" };
+
+/* A page of the report (store_audit_page), newest first by (at, seq). Which
+ * statement runs depends on the filters given: each leads with the index of
+ * one filter (computer, user, result, source, or at alone), so that the
+ * page's records are read in order from it and the time range bounds the
+ * walk; the other filters are checked on the records read. ?1 and ?2 are
+ * the one lower and the one upper bound of at (inclusive), the time range
+ * and the cursor's time combined in C: with two bounds on one side the
+ * planner keeps only one, and the walk could start at the far end of the
+ * index. ?7 and ?8 (the cursor record's at and seq) then only break ties
+ * within the cursor's second. ?3 to ?6: result, source, user and computer
+ * (folded), NULL for any. */
+#define PAGE_FILTERS "at >= ?1 AND at <= ?2 AND (?3 IS NULL OR result = ?3) " \
+	"AND (?4 IS NULL OR source = ?4) " \
+	"AND (?5 IS NULL OR actor_lc = ?5 OR end_user_lc = ?5) " \
+	"AND (?6 IS NULL OR computer_lc = ?6) "
+#define PAGE_OLDER "AND (at < ?7 OR seq < ?8) ORDER BY at DESC, seq DESC LIMIT ?9"
+#define PAGE_NEWER "AND (at > ?7 OR seq > ?8) ORDER BY at, seq LIMIT ?9"
+#define PAGE(lead, dir) "SELECT " AUDIT_COLS " FROM audit WHERE " lead PAGE_FILTERS dir
+/* The user is the actor or the end user: the newest of each, through its
+ * own index, merged (a record of a user's own request is in the first). */
+#define PAGE_USER(dir, order) "SELECT * FROM (" PAGE("actor_lc = ?5 AND ", dir) ") " \
+	"UNION ALL SELECT * FROM (" PAGE("end_user_lc = ?5 AND actor_lc <> ?5 AND ", dir) ") " \
+	"ORDER BY " order " LIMIT ?9"
+static const struct sq_query q_audit_cursor = { SQ_AUDIT_CURSOR,
+	"SELECT at FROM audit WHERE seq = ?1" };
+static const struct sq_query q_audit_page[2][5] = {
+	{ { SQ_AUDIT_PAGE_OLDER, PAGE("", PAGE_OLDER) },
+	  { SQ_AUDIT_PAGE_OLDER_COMPUTER, PAGE("computer_lc = ?6 AND ", PAGE_OLDER) },
+	  { SQ_AUDIT_PAGE_OLDER_USER, PAGE_USER(PAGE_OLDER, "at DESC, seq DESC") },
+	  { SQ_AUDIT_PAGE_OLDER_RESULT, PAGE("result = ?3 AND ", PAGE_OLDER) },
+	  { SQ_AUDIT_PAGE_OLDER_SOURCE, PAGE("source = ?4 AND ", PAGE_OLDER) } },
+	{ { SQ_AUDIT_PAGE_NEWER, PAGE("", PAGE_NEWER) },
+	  { SQ_AUDIT_PAGE_NEWER_COMPUTER, PAGE("computer_lc = ?6 AND ", PAGE_NEWER) },
+	  { SQ_AUDIT_PAGE_NEWER_USER, PAGE_USER(PAGE_NEWER, "at, seq") },
+	  { SQ_AUDIT_PAGE_NEWER_RESULT, PAGE("result = ?3 AND ", PAGE_NEWER) },
+	  { SQ_AUDIT_PAGE_NEWER_SOURCE, PAGE("source = ?4 AND ", PAGE_NEWER) } },
+};
 
 struct last {
 	int64_t seq;
@@ -105,8 +146,59 @@ static int audit_each(struct store_tx *tx, const struct audit_filter *f, store_e
 		       audit_row, &c);
 }
 
+static int cursor_row(sqlite3_stmt *st, void *arg)
+{
+	*(int64_t *)arg = sqlite3_column_int64(st, 0);
+	return 0;
+}
+
+static int audit_page(struct store_tx *tx, const struct audit_filter *f, int64_t cursor,
+		      bool newer, int64_t limit, store_each_audit cb, void *arg)
+{
+	struct audit_cb c = { cb, arg };
+	char *user = NULL, *computer = NULL;
+	int64_t at = newer ? INT64_MIN : INT64_MAX, seq = newer ? 0 : INT64_MAX, lo, hi;
+	int lead, rc = 0;
+
+	if (cursor > 0) {
+		rc = sq_one(tx->c, &q_audit_cursor, SQ_ARGS(SQ_INT(cursor)), cursor_row, &at);
+		if (rc == KW_ERR_NOT_FOUND)
+			return 0;
+		if (rc < 0)
+			return rc;
+		seq = cursor;
+	}
+	if ((f->user && !(user = str_lower_dup(f->user))) ||
+	    (f->computer && !(computer = str_lower_dup(f->computer)))) {
+		rc = KW_ERR_NOMEM;
+		goto out;
+	}
+	/* One bound each way: the range's and the cursor's, whichever is
+	 * tighter. */
+	lo = f->from ? f->from : INT64_MIN;
+	hi = f->to ? f->to - 1 : INT64_MAX;
+	if (cursor > 0 && newer && at > lo)
+		lo = at;
+	if (cursor > 0 && !newer && at < hi)
+		hi = at;
+	if (lo > hi)
+		goto out;
+	/* The lead index: the filter most likely to be narrow. */
+	lead = computer ? 1 : user ? 2 : f->result ? 3 : f->source ? 4 : 0;
+	rc = sq_each(tx->c, &q_audit_page[newer][lead],
+		     SQ_ARGS(SQ_INT(lo), SQ_INT(hi), SQ_TEXT(f->result),
+			     SQ_TEXT(f->source), SQ_TEXT(user), SQ_TEXT(computer), SQ_INT(at),
+			     SQ_INT(seq), SQ_INT(limit)),
+		     audit_row, &c);
+out:
+	free(user);
+	free(computer);
+	return rc;
+}
+
 void sq_audit_ops(struct store_ops *o)
 {
 	o->audit_append = audit_append;
 	o->audit_each = audit_each;
+	o->audit_page = audit_page;
 }

@@ -32,6 +32,21 @@ static const struct sq_query q_device_each_limit = { SQ_DEVICE_EACH_LIMIT,
 	"SELECT " DEVICE_COLS " FROM devices d WHERE d.name_lc >= ?1 "
 	"AND d.name_lc < ?1 || char(1114111) ORDER BY d.name_lc, d.id LIMIT ?2" };
 
+/* A page of devices by (name_lc, id) after the cursor's, each with its
+ * volumes and the states of their keys (a bit each, summed distinct: an
+ * OR). The page is chosen first through devices_name, so its work does not
+ * grow with the devices before it; volumes come through (device, guid) and
+ * keys through recovery_keys_volume. */
+static const struct sq_query q_device_cursor = { SQ_DEVICE_CURSOR,
+	"SELECT name_lc, id FROM devices WHERE uid = ?1" };
+static const struct sq_query q_device_each_volumes = { SQ_DEVICE_EACH_VOLUMES,
+	"SELECT " DEVICE_COLS ", d.id, " VOLUME_COLS ", "
+	"(SELECT coalesce(sum(DISTINCT 1 << k.state), 0) FROM recovery_keys k "
+	"WHERE k.volume = v.id) "
+	"FROM (SELECT * FROM devices WHERE name_lc >= ?1 AND (name_lc > ?1 OR id > ?2) "
+	"ORDER BY name_lc, id LIMIT ?3) d LEFT JOIN volumes v ON v.device = d.id "
+	"ORDER BY d.name_lc, d.id, v.mount, v.guid" };
+
 static const struct sq_query q_volume_get = { SQ_VOLUME_GET,
 	"SELECT id, mount, type, protection, encryption, percent "
 	"FROM volumes WHERE device = ?1 AND guid = ?2" };
@@ -197,6 +212,154 @@ static int device_each(struct store_tx *tx, const char *prefix, int64_t limit,
 	return rc;
 }
 
+/* A page of store_device_each_volumes, read whole (it is small) before the
+ * callback sees any of it: the strings are copies. */
+struct dv_page {
+	struct device_rec *dev;
+	char **strs;                 /* every copy, freed at the end */
+	size_t ndev, nstrs, capdev, capstrs;
+	struct volume_keys_rec *vol;
+	size_t *first, *nvol;        /* per device: its volumes in vol */
+	size_t nv, capv;
+	int64_t last_row;
+};
+
+static const char *dv_copy(struct dv_page *p, sqlite3_stmt *st, int i, int *rc)
+{
+	char *s;
+
+	if (p->nstrs == p->capstrs) {
+		size_t cap = p->capstrs ? p->capstrs * 2 : 64;
+		char **n = realloc(p->strs, cap * sizeof(*n));
+
+		if (!n) {
+			*rc = KW_ERR_NOMEM;
+			return "";
+		}
+		p->strs = n;
+		p->capstrs = cap;
+	}
+	if (!(s = strdup(sq_text(st, i)))) {
+		*rc = KW_ERR_NOMEM;
+		return "";
+	}
+	p->strs[p->nstrs++] = s;
+	return s;
+}
+
+static int dv_row(sqlite3_stmt *st, void *arg)
+{
+	struct dv_page *p = arg;
+	int64_t row = sqlite3_column_int64(st, 7);
+	int rc = 0;
+
+	if (!p->ndev || row != p->last_row) {
+		struct device_rec *d;
+
+		if (p->ndev == p->capdev) {
+			size_t cap = p->capdev ? p->capdev * 2 : 32;
+			struct device_rec *n = realloc(p->dev, cap * sizeof(*n));
+			size_t *f = realloc(p->first, cap * sizeof(*f));
+
+			if (n)
+				p->dev = n;
+			if (f)
+				p->first = f;
+			if (!n || !f)
+				return KW_ERR_NOMEM;
+			if (!(f = realloc(p->nvol, cap * sizeof(*f))))
+				return KW_ERR_NOMEM;
+			p->nvol = f;
+			p->capdev = cap;
+		}
+		d = &p->dev[p->ndev];
+		sq_device_fill(st, 0, d);
+		d->name = dv_copy(p, st, 1, &rc);
+		d->domain = dv_copy(p, st, 2, &rc);
+		d->os = dv_copy(p, st, 3, &rc);
+		p->first[p->ndev] = p->nv;
+		p->nvol[p->ndev] = 0;
+		p->ndev++;
+		p->last_row = row;
+	}
+	if (rc < 0 || sqlite3_column_type(st, 8) == SQLITE_NULL)
+		return rc;
+	if (p->nv == p->capv) {
+		size_t cap = p->capv ? p->capv * 2 : 64;
+		struct volume_keys_rec *n = realloc(p->vol, cap * sizeof(*n));
+
+		if (!n)
+			return KW_ERR_NOMEM;
+		p->vol = n;
+		p->capv = cap;
+	}
+	{
+		struct volume_keys_rec *v = &p->vol[p->nv];
+
+		memset(v, 0, sizeof(*v));
+		sq_volume_fill(st, 8, &v->volume);
+		snprintf(v->volume.device_id, sizeof(v->volume.device_id), "%s",
+			 p->dev[p->ndev - 1].id);
+		v->volume.mount = dv_copy(p, st, 10, &rc);
+		v->volume.type = dv_copy(p, st, 11, &rc);
+		v->volume.protection = dv_copy(p, st, 12, &rc);
+		v->volume.encryption = dv_copy(p, st, 13, &rc);
+		v->key_states = (unsigned)sqlite3_column_int64(st, 17);
+		p->nv++;
+		p->nvol[p->ndev - 1]++;
+	}
+	return rc;
+}
+
+struct dv_cursor {
+	char *name_lc;
+	int64_t row;
+};
+
+static int dv_cursor_row(sqlite3_stmt *st, void *arg)
+{
+	struct dv_cursor *c = arg;
+
+	c->row = sqlite3_column_int64(st, 1);
+	return (c->name_lc = strdup(sq_text(st, 0))) ? 0 : KW_ERR_NOMEM;
+}
+
+static int device_each_volumes(struct store_tx *tx, const char *after_id, int64_t limit,
+			       store_each_device_volumes cb, void *arg)
+{
+	struct dv_cursor cur = { NULL, 0 };
+	struct dv_page p;
+	int rc;
+
+	memset(&p, 0, sizeof(p));
+	if (after_id[0]) {
+		rc = sq_one(tx->c, &q_device_cursor, SQ_ARGS(SQ_TEXT(after_id)), dv_cursor_row,
+			    &cur);
+		if (rc == KW_ERR_NOT_FOUND)
+			return 0;
+		if (rc < 0)
+			goto out;
+	}
+	rc = sq_each(tx->c, &q_device_each_volumes,
+		     SQ_ARGS(SQ_TEXT(cur.name_lc ? cur.name_lc : ""), SQ_INT(cur.row),
+			     SQ_INT(limit)), dv_row, &p);
+	for (size_t i = 0; rc == 0 && i < p.ndev; i++) {
+		struct device_volumes_rec r = { &p.dev[i], p.vol + p.first[i], p.nvol[i] };
+
+		rc = cb(&r, arg);
+	}
+out:
+	for (size_t i = 0; i < p.nstrs; i++)
+		free(p.strs[i]);
+	free(p.strs);
+	free(p.dev);
+	free(p.first);
+	free(p.nvol);
+	free(p.vol);
+	free(cur.name_lc);
+	return rc;
+}
+
 /* ---- volumes ---- */
 
 struct volume_same {
@@ -299,6 +462,7 @@ void sq_device_ops(struct store_ops *o)
 	o->device_checked_in = device_checked_in;
 	o->device_set_revoked = device_set_revoked;
 	o->device_each = device_each;
+	o->device_each_volumes = device_each_volumes;
 	o->volume_upsert = volume_upsert;
 	o->volume_upsert_many = volume_upsert_many;
 	o->volume_each = volume_each;

@@ -64,6 +64,17 @@ static const struct sq_query q_key_each_prefix = { SQ_KEY_EACH_PREFIX,
 	"SELECT " KEY_FULL_COLS " FROM recovery_keys k JOIN devices d ON d.id = k.device "
 	"JOIN volumes v ON v.id = k.volume WHERE k.key_hex >= ?1 AND k.key_hex < ?1 || 'G' "
 	"AND ((1 << k.state) & ?2) != 0 ORDER BY k.key_hex" };
+/* By (changed_at, row) after the cursor; the literal state 2 lets the
+ * partial index recovery_keys_disclosed_at serve (0003); other states are
+ * not indexed by state (a check-in reads keys by volume only). */
+#define KEY_STATE_PAGE(state) "SELECT " KEY_FULL_COLS " FROM recovery_keys k " \
+	"JOIN devices d ON d.id = k.device JOIN volumes v ON v.id = k.volume " \
+	"WHERE k.state = " state " AND k.changed_at >= ?1 " \
+	"AND (k.changed_at > ?1 OR k.id > ?2) ORDER BY k.changed_at, k.id LIMIT ?3"
+static const struct sq_query q_key_each_disclosed_at = { SQ_KEY_EACH_DISCLOSED_AT,
+	KEY_STATE_PAGE("2") };
+static const struct sq_query q_key_each_state = { SQ_KEY_EACH_STATE,
+	KEY_STATE_PAGE("?4") };
 static const struct sq_query q_key_count = { SQ_KEY_COUNT,
 	"SELECT count(*) FROM recovery_keys" };
 
@@ -365,8 +376,24 @@ static int64_t key_count(struct store_tx *tx)
 	return rc < 0 ? rc : n;
 }
 
+static int key_each_state(struct store_tx *tx, enum key_state state, int64_t after_changed,
+			  int64_t after_row, int64_t limit, store_each_key_full cb, void *arg)
+{
+	struct key_full_cb c = { cb, arg };
+
+	if (state == KEY_DISCLOSED)
+		return sq_each(tx->c, &q_key_each_disclosed_at,
+			       SQ_ARGS(SQ_INT(after_changed), SQ_INT(after_row), SQ_INT(limit)),
+			       key_full_row, &c);
+	return sq_each(tx->c, &q_key_each_state,
+		       SQ_ARGS(SQ_INT(after_changed), SQ_INT(after_row), SQ_INT(limit),
+			       SQ_INT(state)),
+		       key_full_row, &c);
+}
+
 void sq_key_ops(struct store_ops *o)
 {
+	o->key_each_state = key_each_state;
 	o->key_get = key_get;
 	o->key_get_many = key_get_many;
 	o->key_insert = key_insert;

@@ -19,7 +19,10 @@
 const struct demo_user demo_users[] = {
 	{ "admin", "admin-demo-1", ROLE_ADMIN, "administrator" },
 	{ "helpdesk", "helpdesk-demo-1", ROLE_HELPDESK_ADMIN,
-	  "help-desk administrator (its portal is not built yet)" },
+	  "help-desk administrator: recovery by key ID, devices, reports (/helpdesk)" },
+	{ "desk", "desk-demo-1", ROLE_HELPDESK,
+	  "help desk: recovery for a named user, e.g. CORP\\alice (/helpdesk)" },
+	{ "reports", "reports-demo-1", ROLE_REPORTS, "reads the reports, never a key (/helpdesk)" },
 	{ "CORP\\alice", "alice-demo-1", 0, "end user of PC-ALICE and LAPTOP-ALICE" },
 	{ "CORP\\bob", "bob-demo-1", 0, "end user of PC-BOB" },
 };

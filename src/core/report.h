@@ -119,9 +119,20 @@ int report_compliance_page(struct store *s, const char *after_id, int64_t limit,
 struct compliance_summary {
 	int64_t devices;
 	int64_t n[COMPLIANCE_STATES];
+	int64_t counted_at;          /* when these counts were made */
 };
 
-/* Counts every device by state at now, a page at a time. */
+/* A count that took longer than this (a large site) is reused ... */
+#define REPORT_SUMMARY_SLOW_MS 500
+/* ... for this many seconds; a quicker one is made afresh every time. */
+#define REPORT_SUMMARY_REUSE_S 60
+
+/* Counts every device by state at now, a page at a time. When the last
+ * count of this store and stale_after took longer than
+ * REPORT_SUMMARY_SLOW_MS and is less than REPORT_SUMMARY_REUSE_S old, it
+ * is returned instead (counted_at says when it was made); one count runs
+ * at a time, so viewers of a large site wait for it rather than each
+ * reading every device. */
 int report_compliance_summary(struct store *s, int64_t now, int64_t stale_after,
 			      struct compliance_summary *out);
 

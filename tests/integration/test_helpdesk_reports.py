@@ -152,6 +152,27 @@ class ReportsTest(kw.PortalTestCase):
             self.assertPage(r, 400, q)
             self.assertIn('role="alert"', r.body.decode())
 
+    def test_every_result_and_source_is_a_filter(self):
+        # the filter offers exactly what records can hold: the CLI's list
+        # (its refusal names every result) and the report's agree
+        rc, out, err = self.kw.cli("audit", "export", "--result", "nonsense")
+        cli = set(re.findall(r"[a-z_]+", err.split(": use ", 1)[1])) - {"or"}
+        body = self.reader().get(REPORTS[0]).body.decode()
+        select = re.search(r'<select[^>]*name="result".*?</select>', body, re.S).group(0)
+        offered = set(re.findall(r'<option value="([a-z_]+)"', select))
+        self.assertEqual(offered, cli)
+        # an association made by the help desk is found by its result
+        b = self.reader("helpdesk_admin")
+        did = self.kw.device_with()[0]
+        b.get("/helpdesk/devices/%s" % did)
+        user = "CORP\\assoc%s" % secrets.token_hex(3)
+        r = b.post("/helpdesk/devices/%s/associations" % did, {"user": user})
+        self.assertEqual(r.status, 303, r)
+        r = b.get(REPORTS[0] + "?result=associated")
+        self.assertPage(r, 200)
+        self.assertIn(user, kw.page_text(r.body))
+        self.assertIn("User associated with a device", kw.page_text(r.body))
+
     def test_audit_report_pages(self):
         user = self.new_user()
         ub = self.signed_in(user)

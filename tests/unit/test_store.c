@@ -282,7 +282,7 @@ static void test_migrate_from_version_1(void **state)
 	 * the folded names of audit records (0003); a record to fold. */
 	sql_exec(f->path, "DROP TABLE limit_events; DROP INDEX audit_actor; "
 		 "DROP INDEX audit_end_user; DROP INDEX audit_computer; "
-		 "DROP INDEX audit_result; DROP INDEX audit_source; "
+		 "DROP INDEX audit_result; DROP INDEX audit_source; DROP INDEX audit_result_source; "
 		 "DROP INDEX recovery_keys_disclosed_at; ALTER TABLE audit DROP COLUMN actor_lc; "
 		 "ALTER TABLE audit DROP COLUMN end_user_lc; "
 		 "ALTER TABLE audit DROP COLUMN computer_lc; "
@@ -299,7 +299,7 @@ static void test_migrate_from_version_1(void **state)
 	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM audit WHERE actor_lc = "
 				 "'helpdesk1' AND end_user_lc = 'alice' AND computer_lc = 'pc-1'"), 1);
 	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM sqlite_schema WHERE "
-				 "name LIKE 'audit_%' AND type = 'index'"), 6);
+				 "name LIKE 'audit_%' AND type = 'index'"), 7);
 }
 
 static void test_newer_schema_refused(void **state)

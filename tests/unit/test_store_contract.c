@@ -3066,6 +3066,17 @@ static void test_audit_page(void **state)
 		    "3");
 	page_expect(f->s, (struct audit_filter){ .source = "helpdesk", .result = "disclosed",
 						 .to = 4500 }, 0, false, "1");
+	/* Result and source together, with cursors both ways. */
+	page_expect(f->s, (struct audit_filter){ .source = "self_service",
+						 .result = "disclosed" }, 0, false, "2");
+	page_expect(f->s, (struct audit_filter){ .source = "helpdesk", .result = "ambiguous" },
+		    0, false, "5");
+	page_expect(f->s, (struct audit_filter){ .source = "helpdesk", .result = "disclosed" },
+		    5, false, "1");
+	page_expect(f->s, (struct audit_filter){ .source = "helpdesk", .result = "disclosed" },
+		    1, true, "");
+	page_expect(f->s, (struct audit_filter){ .source = "api", .result = "not_found" }, 0,
+		    false, "");
 	/* The time range and the cursor together: the tighter bound wins. */
 	page_expect(f->s, (struct audit_filter){ .to = 4500 }, 5, false, "4 3 2");
 	page_expect(f->s, (struct audit_filter){ .to = 2500 }, 4, false, "2 1");

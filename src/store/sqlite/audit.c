@@ -26,7 +26,8 @@ static const struct sq_query q_audit_each = { SQ_AUDIT_EACH,
 
 /* A page of the report (store_audit_page), newest first by (at, seq). Which
  * statement runs depends on the filters given: each leads with the index of
- * one filter (computer, user, result, source, or at alone), so that the
+ * one filter (computer, user, result and source together, result, source,
+ * or at alone), so that the
  * page's records are read in order from it and the time range bounds the
  * walk; the other filters are checked on the records read. ?1 and ?2 are
  * the one lower and the one upper bound of at (inclusive), the time range
@@ -49,17 +50,19 @@ static const struct sq_query q_audit_each = { SQ_AUDIT_EACH,
 	"ORDER BY " order " LIMIT ?9"
 static const struct sq_query q_audit_cursor = { SQ_AUDIT_CURSOR,
 	"SELECT at FROM audit WHERE seq = ?1" };
-static const struct sq_query q_audit_page[2][5] = {
+static const struct sq_query q_audit_page[2][6] = {
 	{ { SQ_AUDIT_PAGE_OLDER, PAGE("", PAGE_OLDER) },
 	  { SQ_AUDIT_PAGE_OLDER_COMPUTER, PAGE("computer_lc = ?6 AND ", PAGE_OLDER) },
 	  { SQ_AUDIT_PAGE_OLDER_USER, PAGE_USER(PAGE_OLDER, "at DESC, seq DESC") },
 	  { SQ_AUDIT_PAGE_OLDER_RESULT, PAGE("result = ?3 AND ", PAGE_OLDER) },
-	  { SQ_AUDIT_PAGE_OLDER_SOURCE, PAGE("source = ?4 AND ", PAGE_OLDER) } },
+	  { SQ_AUDIT_PAGE_OLDER_SOURCE, PAGE("source = ?4 AND ", PAGE_OLDER) },
+	  { SQ_AUDIT_PAGE_OLDER_BOTH, PAGE("result = ?3 AND source = ?4 AND ", PAGE_OLDER) } },
 	{ { SQ_AUDIT_PAGE_NEWER, PAGE("", PAGE_NEWER) },
 	  { SQ_AUDIT_PAGE_NEWER_COMPUTER, PAGE("computer_lc = ?6 AND ", PAGE_NEWER) },
 	  { SQ_AUDIT_PAGE_NEWER_USER, PAGE_USER(PAGE_NEWER, "at, seq") },
 	  { SQ_AUDIT_PAGE_NEWER_RESULT, PAGE("result = ?3 AND ", PAGE_NEWER) },
-	  { SQ_AUDIT_PAGE_NEWER_SOURCE, PAGE("source = ?4 AND ", PAGE_NEWER) } },
+	  { SQ_AUDIT_PAGE_NEWER_SOURCE, PAGE("source = ?4 AND ", PAGE_NEWER) },
+	  { SQ_AUDIT_PAGE_NEWER_BOTH, PAGE("result = ?3 AND source = ?4 AND ", PAGE_NEWER) } },
 };
 
 struct last {
@@ -184,7 +187,8 @@ static int audit_page(struct store_tx *tx, const struct audit_filter *f, int64_t
 	if (lo > hi)
 		goto out;
 	/* The lead index: the filter most likely to be narrow. */
-	lead = computer ? 1 : user ? 2 : f->result ? 3 : f->source ? 4 : 0;
+	lead = computer ? 1 : user ? 2 : f->result && f->source ? 5 : f->result ? 3 :
+		f->source ? 4 : 0;
 	rc = sq_each(tx->c, &q_audit_page[newer][lead],
 		     SQ_ARGS(SQ_INT(lo), SQ_INT(hi), SQ_TEXT(f->result),
 			     SQ_TEXT(f->source), SQ_TEXT(user), SQ_TEXT(computer), SQ_INT(at),

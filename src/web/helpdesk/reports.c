@@ -221,6 +221,14 @@ static const struct {
 	{ "denied", N_("Denied") },
 	{ "exported", N_("Exported") },
 	{ "rekeyed", N_("Re-keyed") },
+	{ "associated", N_("User associated with a device") },
+	{ "user_added", N_("Account added") },
+	{ "roles_changed", N_("Roles changed") },
+	{ "user_disabled", N_("Account disabled") },
+	{ "user_enabled", N_("Account enabled") },
+	{ "password_reset", N_("Password reset") },
+	{ "token_created", N_("Enrollment token created") },
+	{ "token_revoked", N_("Enrollment token revoked") },
 };
 
 #define NSOURCES (sizeof(sources) / sizeof(sources[0]))
@@ -636,6 +644,16 @@ int helpdesk_report_compliance(void *ctx, struct http_request *req,
 	tpl_set(&t, "p_unknown", percent(&k, sum.n[COMPLIANCE_UNKNOWN], sum.devices));
 	tpl_set(&t, "stale_text", keepf(&k, _("Computers that have not checked in for %lld "
 					      "days are unknown."), (long long)(stale / 86400)));
+	if (sum.counted_at != now) {
+		char at[TIME_ISO_LEN];
+
+		time_format_iso(sum.counted_at, at);
+		at[10] = ' ';
+		at[19] = '\0';   /* 2026-12-03 09:41:07 */
+		tpl_set(&t, "counted_at", keepf(&k, _("Counted at %s UTC; the counts of a "
+						      "large site are made at most once a "
+						      "minute."), at));
+	}
 	if (p->n > REPORT_PAGE) {
 		p->n = REPORT_PAGE;
 		tpl_set(&t, "next_url", keepf(&k, "/helpdesk/reports/compliance?after=%s",

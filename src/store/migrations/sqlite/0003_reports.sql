@@ -22,6 +22,7 @@ CREATE INDEX audit_end_user ON audit (end_user_lc, at, result, source);
 CREATE INDEX audit_computer ON audit (computer_lc, at, result, source);
 CREATE INDEX audit_result ON audit (result, at, source);
 CREATE INDEX audit_source ON audit (source, at, result);
+CREATE INDEX audit_result_source ON audit (result, source, at);
 
 -- Keys disclosed and not yet rotated, oldest disclosure first: few keys,
 -- so a partial index (changed_at is the disclosure time while the state

@@ -245,6 +245,16 @@ class DevicePageTest(DevicesCase):
         self.assertIn('action="/helpdesk/devices/%s/associations"' % did, r.text())
         self.assertIn('name="csrf_token"', r.text())
         self.assertIn('href="/helpdesk/devices/%s/lost"' % did, r.text())
+        # each key ID opens the recovery form with it filled in; nothing is
+        # disclosed or recorded until the form is sent
+        n = len(self.kw.audit_export())
+        link = "/helpdesk/recover?key_id=%s" % active[0]
+        self.assertIn('href="%s"' % link, r.text())
+        form = b.get(link)
+        self.assertPage(form, 200)
+        self.assertIn('value="%s"' % active[0], form.text())
+        self.assertNotIn(active[1], form.text())
+        self.assertEqual(len(self.kw.audit_export()), n)
 
     def test_superseded_key(self):
         k, new = self.key(), self.key()

@@ -4,6 +4,7 @@
 
 #include <sodium.h>
 
+#include "core/role.h"
 #include "core/config.h"
 #include "core/keyid.h"
 #include "util/err.h"
@@ -94,6 +95,8 @@ int web_render(struct app *app, struct http_request *req, const char *name, stru
 
 		tpl_set(t, "signed_in", "1");
 		tpl_set(t, "user", w->s.user);
+		/* Staff see the way to the help desk from every page. */
+		tpl_set(t, "staff", roles_effective(w->s.roles) ? "1" : NULL);
 		tpl_set(t, "csrf", w->s.csrf);
 		if (left >= 0) {
 			snprintf(remaining, sizeof(remaining), "%lld", (long long)left);

@@ -46,6 +46,23 @@ class RolesTest(kw.PortalTestCase):
         self.assertIn("Reports", text)
         self.assertNotIn("Administrator", text)
 
+    def test_staff_land_on_the_help_desk(self):
+        # after sign-in (and the notice) staff start at /helpdesk, everyone
+        # else at self-service; every portal page offers staff the way there
+        for roles, home in (((), "/recover"), (("reports",), "/helpdesk"),
+                            (("helpdesk",), "/helpdesk"), (("admin",), "/helpdesk")):
+            b = self.browser()
+            where = b.sign_in(*self.user_with(*roles))
+            if where == "/notice":
+                b.get("/notice")
+                r = b.post("/notice", {"accept": "yes"})
+                where = r.header("Location")
+            self.assertEqual(where, home, roles)
+            self.assertRedirect(b.get("/"), home)
+            page = b.get("/recover").text()
+            link = '<a href="/helpdesk">Help desk</a>' in page
+            self.assertEqual(link, bool(roles), roles)
+
     def test_signed_out_goes_to_sign_in(self):
         r = self.browser().get("/helpdesk")
         self.assertRedirect(r, "/login")

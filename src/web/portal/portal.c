@@ -15,6 +15,7 @@
 #include "core/keyid.h"
 #include "core/limits.h"
 #include "core/recover.h"
+#include "core/role.h"
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -38,9 +39,13 @@ static const struct {
 };
 #define NREASONS (sizeof(reasons) / sizeof(reasons[0]))
 
+/* Where a signed-in person goes: the notice until it is accepted, then the
+ * help desk's start page for staff (any help-desk role), else self-service. */
 static const char *next_page(const struct app *app, const struct web_req *w)
 {
-	return app->cfg->display_notice && !w->s.notice_accepted ? "/notice" : "/recover";
+	if (app->cfg->display_notice && !w->s.notice_accepted)
+		return "/notice";
+	return roles_effective(w->s.roles) ? "/helpdesk" : "/recover";
 }
 
 int portal_home(void *ctx, struct http_request *req, struct http_response *resp)
@@ -351,7 +356,8 @@ int portal_notice(void *ctx, struct http_request *req, struct http_response *res
 		return http_redirect(resp, "/login");
 	if (rc < 0)
 		return rc;
-	return http_redirect(resp, "/recover");
+	w->s.notice_accepted = true;
+	return http_redirect(resp, next_page(app, w));
 }
 
 /* ---- recovery ---- */

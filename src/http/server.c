@@ -128,6 +128,9 @@ struct stream {
 	int rc;                     /* make's last: 0 more, 1 the end, < 0 failed */
 	bool sensitive;
 	char what[96];              /* method and path, for the log */
+	size_t *sent;               /* the request's count of body bytes sent,
+				     * for the access line (read on completion,
+				     * after the last read) */
 	struct stream *next;        /* worker queue */
 };
 
@@ -726,6 +729,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
 		n = st->part.len - st->off < max ? st->part.len - st->off : max;
 		memcpy(out, st->part.data + st->off, n);
 		st->off += n;
+		*st->sent += n;
 		return (ssize_t)n;
 	}
 	if (st->rc < 0)
@@ -779,6 +783,7 @@ static struct MHD_Response *stream_response(struct req *q)
 	st->free = q->resp.stream_free;
 	st->arg = q->resp.stream_arg;
 	st->sensitive = q->resp.sensitive;
+	st->sent = &q->sent;
 	snprintf(st->what, sizeof(st->what), "%s %s", q->r.method, q->path);
 	buf_init(&st->part, STREAM_PART_MAX);
 	mr = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, HTTP_STREAM_PART, stream_read,
@@ -808,9 +813,9 @@ static enum MHD_Result send_response(struct req *q)
 
 	q->sent = len;
 	if (q->resp.stream) {
+		q->sent = 0;               /* counted as the parts go out */
 		if (!(mr = stream_response(q)))
 			return MHD_NO;
-		q->sent = 0;
 		add_headers(q->srv, mr, &q->resp);
 		ret = MHD_queue_response(q->r.conn, (unsigned)q->resp.status, mr);
 		MHD_destroy_response(mr);

@@ -254,6 +254,9 @@ static void conn_why(struct conn *c, const char *what, int code)
 
 	if (c->ld)
 		ldap_get_option(c->ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag);
+	/* libldap's TLS layer leaves this placeholder: it says nothing. */
+	if (diag && !strcmp(diag, "(unknown error code)"))
+		diag[0] = '\0';
 	str_msg(c->why, c->whylen, "%s: %s: %s%s%s", c->l->uri, what, ldap_err2string(code),
 		diag && *diag ? ": " : "", diag && *diag ? diag : "");
 	if (diag)

@@ -44,12 +44,12 @@ class DirectoryTestCase(kw.PortalTestCase):
         cls.addClassCleanup(cls.dir.close)
         d = cls.dir
         cls.pw = {u: "Pw-%s-%s" % (u, secrets.token_urlsafe(9))
-                  for u in ("alice", "bob", "hana", "dup1", "dup2")}
-        cls.dn = {u: d.add_user(u, cls.pw[u]) for u in ("alice", "bob", "hana")}
+                  for u in ("alice", "bob", "hana", "dora", "dup1", "dup2")}
+        cls.dn = {u: d.add_user(u, cls.pw[u]) for u in ("alice", "bob", "hana", "dora")}
         # Two entries with one sAMAccountName: refused, never a guess.
         d.add_user("dup1", cls.pw["dup1"], sam="twin")
         d.add_user("dup2", cls.pw["dup2"], sam="twin")
-        auditors = d.add_group("auditors", [cls.dn["bob"]])
+        auditors = d.add_group("auditors", [cls.dn["bob"], cls.dn["dora"]])
         cls.reports_dn = d.add_group("reports", [auditors])
         cls.helpdesk_dn = d.add_group("Helpdesk", [cls.dn["hana"]])
         d.add_group("staff", [cls.dn["alice"], cls.dn["bob"], cls.dn["hana"]])
@@ -148,6 +148,64 @@ class ActiveDirectoryStyleTest(DirectoryTestCase):
         b = self.browser()
         b.sign_in("admin", kw.ADMIN_PASSWORD)
         self.assertEqual(b.get("/helpdesk/recover").status, 200)
+
+    def test_roles_merge_with_a_local_account_of_the_same_person(self):
+        # dora: reports from the directory, helpdesk from a local account
+        # named as devices report her. The directory took the password.
+        self.kw.add_user("CORP\\dora", "Local-Pw-dora-1", "helpdesk")
+        dora = self.browser()
+        dora.sign_in("dora@corp.example.com", self.pw["dora"])
+        self.assertEqual(dora.get("/helpdesk/recover").status, 200)
+        self.assertEqual(dora.get("/helpdesk/reports/audit").status, 200)
+        # The directory knows dora: its refusal of another password is final.
+        self.assertEqual(self.login_status("dora", "Local-Pw-dora-1")[0], 401)
+
+
+class LocalFirstTest(DirectoryTestCase):
+    """backends = local, ldap: the directory adds the roles of its groups to a
+    person the local backend signed in, and signs in the others."""
+    backends = "local, ldap"
+
+    def test_directory_roles_for_a_local_sign_in(self):
+        self.kw.add_user("CORP\\hana", "Local-Pw-hana-1", "reports")
+        hana = self.browser()
+        hana.sign_in("hana", "Local-Pw-hana-1")
+        self.assertEqual(hana.get("/helpdesk/reports/audit").status, 200)
+        self.assertEqual(hana.get("/helpdesk/recover").status, 200)   # from Helpdesk
+        # The local account refuses the directory's password: final.
+        self.assertEqual(self.login_status("hana", self.pw["hana"])[0], 401)
+        self.assertEqual(self.login_status("alice", self.pw["alice"])[0], 303)
+
+
+@slapd.needs_slapd
+class DirectoryStartUpTest(unittest.TestCase):
+    """What serve and config check say about a directory they cannot use."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = slapd.Slapd(start=False)
+        cls.addClassCleanup(cls.dir.close)
+
+    def instance(self, init=True, **ldap):
+        k = kw.Keywarden(settings=directory_settings(self.dir, **ldap), init=init,
+                         start=False, name="ldapstart")
+        self.addCleanup(k.close)
+        return k
+
+    def test_missing_settings_and_password_file_stop_start_up(self):
+        k = self.instance(init=False, base_dn="")
+        rc, out, err = k.cli("config", "check")
+        self.assertNotEqual(rc, 0)
+        self.assertIn("backends names ldap: [ldap] needs uri and base_dn", err)
+        missing = os.path.join(k.dir, "no-such-file")
+        k = self.instance(bind_password_file=missing)
+        self.assertNotEqual(k.start(expect_fail=True), 0)
+        self.assertIn("cannot read bind_password_file %s" % missing, k.log())
+        k = self.instance()
+        k.settings["roles"] = {"helpdesk": "not a DN"}
+        k.write_config()
+        self.assertNotEqual(k.start(expect_fail=True), 0)
+        self.assertIn("[roles] helpdesk: 'not a DN' is not a DN", k.log())
 
 
 class OpenLDAPStyleTest(DirectoryTestCase):

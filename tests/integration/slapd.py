@@ -25,6 +25,14 @@ msFVE-RecoveryInformation 1.2.840.113556.1.5.253).
 
 Needs the Debian packages slapd and ldap-utils (tools/deps.sh
 KW_TEST_PACKAGES); the tests skip when they are missing (needs_slapd).
+
+For tests in other languages (tests/e2e), run as a program:
+
+    /usr/bin/python3 tests/integration/slapd.py [--tls] [--user UID:PASSWORD[:GROUP]]...
+
+prints one JSON line (uri, ldaps_uri, ca, pid, base_dn, bind_dn,
+bind_password_file, the groups' DNs), then serves until its standard input
+closes, and cleans up.
 """
 
 import os
@@ -398,3 +406,38 @@ def _kill_leftovers():
                 pass
             p.kill()
             p.wait()
+
+
+def main(argv):
+    import argparse
+    import json
+    import sys
+    ap = argparse.ArgumentParser(description="a throw-away slapd for tests")
+    ap.add_argument("--tls", action="store_true")
+    ap.add_argument("--user", action="append", default=[],
+                    help="UID:PASSWORD[:GROUP] (GROUP made when new)")
+    args = ap.parse_args(argv)
+    d = Slapd(tls=args.tls)
+    try:
+        members = {}
+        for spec in args.user:
+            uid, password, *group = spec.split(":", 2)
+            dn = d.add_user(uid, password)
+            if group:
+                members.setdefault(group[0], []).append(dn)
+        groups = {g: d.add_group(g, dns) for g, dns in members.items()}
+        s = d.settings()
+        print(json.dumps({"uri": d.uri, "ldaps_uri": d.ldaps_uri,
+                          "ca": getattr(d, "ca", None), "pid": d.proc.pid,
+                          "base_dn": s["base_dn"], "bind_dn": s["bind_dn"],
+                          "bind_password_file": s["bind_password_file"],
+                          "groups": groups}), flush=True)
+        sys.stdin.read()
+    finally:
+        d.close()
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+    sys.exit(main(sys.argv[1:]))

@@ -6,17 +6,24 @@
  * Every sign-in opens a connection of its own (libldap handles are not
  * shared between threads) and gives up at the sign-in's deadline: each
  * step waits at most until then (asynchronous calls and ldap_result with
- * the time left), connecting at most [ldap] timeout. Anything the
+ * the time left), connecting at most [ldap] timeout. Where libldap itself
+ * does not stop (Debian bookworm's 2.5.13 loops without end in the TLS
+ * handshake of an ldaps:// server that accepted the connection and hangs),
+ * a watchdog thread shuts the connection's socket down shortly after the
+ * deadline, which makes whatever waits on it fail. Anything the
  * directory side gets wrong (not reachable, TLS refused, the service
  * account refused, a timeout) is KW_ERR_UNAVAILABLE with the reason for
  * the log: the next backend (a local break-glass admin) still runs, and
  * nobody is let in. Only the user's own bind refused is KW_ERR_AUTH. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <ldap.h>
@@ -36,13 +43,33 @@
 #define GROUPS_MAX 256             /* groups of one user that are looked at */
 #define NEST_MAX 32                /* groups whose own groups keywarden looks up */
 #define ATTR_MAX IDENTITY_NAME_MAX /* a name attribute longer than this is ignored */
+#define WATCH_GRACE_MS 250         /* the watchdog acts this long after a deadline */
 
 /* Active Directory's LDAP_MATCHING_RULE_IN_CHAIN: member that holds the DN
  * through any depth of nested groups. OpenLDAP does not know it and treats
  * that part of the filter as undefined (false in an OR). */
 #define AD_IN_CHAIN "1.2.840.113556.1.4.1941"
 
+/* The watchdog: one slot per call in progress (the chain's gate lets at
+ * most LDAP_MAX_CONCURRENT in), each with its connection's socket once
+ * connected. Slots change only under lock, and a socket is shut down only
+ * under lock while its slot holds it: a call leaves its slot before
+ * libldap closes the socket, so a reused descriptor is never touched. */
+struct watch {
+	pthread_mutex_t lock;
+	pthread_cond_t changed;               /* CLOCK_MONOTONIC */
+	pthread_t thread;
+	bool stop;
+	struct {
+		bool used, fired;
+		int fd;                       /* -1 until connected */
+		int64_t deadline_ms;
+	} slot[LDAP_MAX_CONCURRENT];
+};
+
 struct ldapb {
+	struct watch watch;
+	bool watching;                        /* watch.thread runs */
 	char *uri, *base_dn, *bind_dn, *pw_file, *filter;
 	char netbios[16];
 	const char *netbios_dns;              /* its DNS domain, or NULL */
@@ -133,10 +160,126 @@ static int read_bind_password(const char *path, char pw[BIND_PASSWORD_MAX + 2],
 	return 0;
 }
 
+static void *watch_run(void *arg)
+{
+	struct watch *w = arg;
+	struct timespec until;
+	int64_t now, next;
+
+	pthread_mutex_lock(&w->lock);
+	while (!w->stop) {
+		now = time_mono_ms();
+		next = INT64_MAX;
+		for (size_t i = 0; i < LDAP_MAX_CONCURRENT; i++) {
+			if (!w->slot[i].used || w->slot[i].fired)
+				continue;
+			if (w->slot[i].deadline_ms + WATCH_GRACE_MS <= now) {
+				if (w->slot[i].fd >= 0)
+					shutdown(w->slot[i].fd, SHUT_RDWR);
+				w->slot[i].fired = true;
+			} else if (w->slot[i].deadline_ms + WATCH_GRACE_MS < next) {
+				next = w->slot[i].deadline_ms + WATCH_GRACE_MS;
+			}
+		}
+		if (next == INT64_MAX) {
+			pthread_cond_wait(&w->changed, &w->lock);
+		} else {
+			until.tv_sec = (time_t)(next / 1000);
+			until.tv_nsec = (long)(next % 1000) * 1000000;
+			pthread_cond_timedwait(&w->changed, &w->lock, &until);
+		}
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+/* Starts the watchdog: 0 or KW_ERR_NOMEM. */
+static int watch_start(struct watch *w)
+{
+	pthread_condattr_t attr;
+	int e;
+
+	for (size_t i = 0; i < LDAP_MAX_CONCURRENT; i++)
+		w->slot[i].fd = -1;
+	if (pthread_condattr_init(&attr))
+		return KW_ERR_NOMEM;
+	e = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	if (!e)
+		e = pthread_cond_init(&w->changed, &attr);
+	pthread_condattr_destroy(&attr);
+	if (e)
+		return KW_ERR_NOMEM;
+	if (pthread_mutex_init(&w->lock, NULL)) {
+		pthread_cond_destroy(&w->changed);
+		return KW_ERR_NOMEM;
+	}
+	if (pthread_create(&w->thread, NULL, watch_run, w)) {
+		pthread_mutex_destroy(&w->lock);
+		pthread_cond_destroy(&w->changed);
+		return KW_ERR_NOMEM;
+	}
+	return 0;
+}
+
+static void watch_stop(struct watch *w)
+{
+	pthread_mutex_lock(&w->lock);
+	w->stop = true;
+	pthread_cond_signal(&w->changed);
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->thread, NULL);
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->changed);
+}
+
+/* A slot for a call with this deadline: its index, or -1 when none is free
+ * (more calls than the chain's gate lets in). */
+static int watch_enter(struct watch *w, int64_t deadline_ms)
+{
+	int got = -1;
+
+	pthread_mutex_lock(&w->lock);
+	for (int i = 0; i < LDAP_MAX_CONCURRENT && got < 0; i++) {
+		if (!w->slot[i].used) {
+			w->slot[i].used = true;
+			w->slot[i].fired = false;
+			w->slot[i].fd = -1;
+			w->slot[i].deadline_ms = deadline_ms;
+			got = i;
+		}
+	}
+	pthread_cond_signal(&w->changed);
+	pthread_mutex_unlock(&w->lock);
+	return got;
+}
+
+/* The slot's socket (fd), or none (-1). A socket connected after the
+ * deadline is shut down at once. No slot (-1): nothing to do. */
+static void watch_fd(struct watch *w, int slot, int fd)
+{
+	if (slot < 0 || slot >= LDAP_MAX_CONCURRENT)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->slot[slot].fd = fd;
+	if (fd >= 0 && w->slot[slot].fired)
+		shutdown(fd, SHUT_RDWR);
+	pthread_mutex_unlock(&w->lock);
+}
+
+static void watch_leave(struct watch *w, int slot)
+{
+	pthread_mutex_lock(&w->lock);
+	w->slot[slot].used = false;
+	w->slot[slot].fd = -1;
+	pthread_mutex_unlock(&w->lock);
+}
+
 static void ldapb_free(struct ldapb *l)
 {
 	if (!l)
 		return;
+	if (l->watching)
+		watch_stop(&l->watch);
 	free(l->uri);
 	free(l->base_dn);
 	free(l->bind_dn);
@@ -211,6 +354,13 @@ static int ldapb_open(const struct config *cfg, struct store *s, void **ctx, cha
 		ldapb_free(l);
 		return KW_ERR_INVALID;
 	}
+	if ((rc = watch_start(&l->watch)) < 0) {
+		str_msg(msg, msglen, "cannot start the directory's watchdog: %s",
+			kw_strerror(rc));
+		ldapb_free(l);
+		return rc;
+	}
+	l->watching = true;
 	*ctx = l; /* owned by the chain */
 	return 0;
 }
@@ -222,12 +372,35 @@ static void ldapb_close(void *ctx)
 
 /* One sign-in's connection and its deadline. */
 struct conn {
-	const struct ldapb *l;
+	struct ldapb *l;
 	LDAP *ld;
 	int64_t deadline_ms;
 	char *why;                            /* out->reason */
 	size_t whylen;
+	int slot;                             /* in l->watch, or -1 */
+	struct ldap_conncb cb;                /* tells the watchdog the socket */
 };
+
+static int conn_cb_add(LDAP *ld, Sockbuf *sb, LDAPURLDesc *srv, struct sockaddr *addr,
+		       struct ldap_conncb *cb)
+{
+	struct conn *c = cb->lc_arg;
+	ber_socket_t fd = -1;
+
+	(void)ld, (void)srv, (void)addr;
+	if (ber_sockbuf_ctrl(sb, LBER_SB_OPT_GET_FD, &fd) > 0 && fd >= 0)
+		watch_fd(&c->l->watch, c->slot, fd);
+	return 0;
+}
+
+/* libldap closes the socket after this. */
+static void conn_cb_del(LDAP *ld, Sockbuf *sb, struct ldap_conncb *cb)
+{
+	struct conn *c = cb->lc_arg;
+
+	(void)ld, (void)sb;
+	watch_fd(&c->l->watch, c->slot, -1);
+}
 
 /* The time left, capped at [ldap] timeout; 0 when none is left. */
 static int64_t left_ms(const struct conn *c)
@@ -333,11 +506,19 @@ static int conn_open(struct conn *c)
 		str_msg(c->why, c->whylen, "%s: no time left to connect", l->uri);
 		return KW_ERR_UNAVAILABLE;
 	}
+	if ((c->slot = watch_enter(&c->l->watch, c->deadline_ms)) < 0) {
+		str_msg(c->why, c->whylen, "%s: too many sign-ins at once", l->uri);
+		return KW_ERR_UNAVAILABLE;
+	}
+	c->cb.lc_add = conn_cb_add;
+	c->cb.lc_del = conn_cb_del;
+	c->cb.lc_arg = c;
 	if ((code = ldap_initialize(&c->ld, l->uri)) != LDAP_SUCCESS) {
 		conn_why(c, "connecting", code);
 		return KW_ERR_UNAVAILABLE;
 	}
-	if (ldap_set_option(c->ld, LDAP_OPT_PROTOCOL_VERSION, &v3) != LDAP_OPT_SUCCESS ||
+	if (ldap_set_option(c->ld, LDAP_OPT_CONNECT_CB, &c->cb) != LDAP_OPT_SUCCESS ||
+	    ldap_set_option(c->ld, LDAP_OPT_PROTOCOL_VERSION, &v3) != LDAP_OPT_SUCCESS ||
 	    ldap_set_option(c->ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF) != LDAP_OPT_SUCCESS ||
 	    ldap_set_option(c->ld, LDAP_OPT_NETWORK_TIMEOUT, &net) != LDAP_OPT_SUCCESS ||
 	    ldap_set_option(c->ld, LDAP_OPT_TIMEOUT, &net) != LDAP_OPT_SUCCESS) {
@@ -370,6 +551,11 @@ static int conn_open(struct conn *c)
 
 static void conn_close(struct conn *c)
 {
+	/* The slot first: the socket is closed next, and its number may be
+	 * reused at once. */
+	if (c->slot >= 0)
+		watch_leave(&c->l->watch, c->slot);
+	c->slot = -1;
 	if (c->ld)
 		ldap_unbind_ext_s(c->ld, NULL, NULL);
 	c->ld = NULL;
@@ -662,7 +848,7 @@ static void person_identity(const struct ldapb *l, const struct person *p, const
 static int ldapb_authenticate(void *ctx, const char *user, const char *password,
 			      int64_t deadline_ms, struct auth_user *out)
 {
-	struct conn c = { ctx, NULL, deadline_ms, out->reason, sizeof(out->reason) };
+	struct conn c = { ctx, NULL, deadline_ms, out->reason, sizeof(out->reason), -1, { 0 } };
 	struct person p;
 	int rc;
 
@@ -697,7 +883,7 @@ static int ldapb_roles(void *ctx, const struct identity *id, int64_t deadline_ms
 		       unsigned *roles)
 {
 	char why[AUTH_REASON_MAX];
-	struct conn c = { ctx, NULL, deadline_ms, why, sizeof(why) };
+	struct conn c = { ctx, NULL, deadline_ms, why, sizeof(why), -1, { 0 } };
 	struct person p;
 	int rc = KW_ERR_NOT_FOUND;
 

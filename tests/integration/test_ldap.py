@@ -337,6 +337,20 @@ class TLSTest(DirectoryTestCase):
         b = kw.Browser(k)
         self.assertEqual(b.login("alice", self.pw["alice"]).status, 303)
 
+    def test_hung_directory_during_the_tls_handshake(self):
+        starttls = self.instance(self.dir.ca, starttls="true")
+        self.dir.pause()
+        try:
+            for k in (self.kw, starttls):
+                b = kw.Browser(k)
+                t0 = time.monotonic()
+                r = b.login("alice", self.pw["alice"])
+                self.assertEqual(r.status, 503, r)
+                self.assertLess(time.monotonic() - t0, TIMEOUT + 3)
+        finally:
+            self.dir.resume()
+        self.assertEqual(self.login_status("alice", self.pw["alice"])[0], 303)
+
     def test_another_ca_is_refused(self):
         for ldap in ({"uri": self.dir.ldaps_uri}, {"starttls": "true"}):
             k = self.instance(self.dir.other_ca, **ldap)

@@ -30,6 +30,7 @@
 #include <sodium.h>
 
 #include "auth/auth.h"
+#include "auth/ldap.h"
 #include "core/config.h"
 #include "util/err.h"
 #include "util/str.h"
@@ -38,7 +39,7 @@
 /* Calls in progress at once: a directory that hangs holds at most this
  * many sign-in threads; the rest wait at the gate until their deadline. */
 #define LDAP_MAX_CONCURRENT 16
-#define FILTER_MAX 4096            /* a filter built from a typed name */
+#define FILTER_MAX AUTH_LDAP_FILTER_MAX
 #define BIND_PASSWORD_MAX 1024     /* bind_password_file, at most */
 #define GROUPS_MAX 256             /* groups of one user that are looked at */
 #define NEST_MAX 32                /* groups whose own groups keywarden looks up */
@@ -585,25 +586,20 @@ static bool filter_put_value(char *out, size_t *len, const char *value)
 	return ok;
 }
 
-/* Appends the configured user filter with %s replaced by the escaped name. */
-static bool filter_put_user(const struct ldapb *l, char *out, size_t *len, const char *name)
+/* Appends the user filter tmpl with %s replaced by the escaped name. */
+static bool filter_put_user(const char *tmpl, char *out, size_t *len, const char *name)
 {
-	const char *pct = strstr(l->filter, "%s");   /* ldap_conf: exactly one */
+	const char *pct = strstr(tmpl, "%s");   /* ldap_conf: exactly one */
 
 	if (!pct)
 		return false;
-	return filter_put(out, len, l->filter, (size_t)(pct - l->filter)) &&
+	return filter_put(out, len, tmpl, (size_t)(pct - tmpl)) &&
 	       filter_put_value(out, len, name) &&
 	       filter_put(out, len, pct + 2, strlen(pct + 2));
 }
 
-/* The filter that finds the person typed as name: "sam" through the user
- * filter; "DOMAIN\sam" the same when DOMAIN is netbios_domain (another
- * domain is not this directory's: KW_ERR_NOT_FOUND); "user@dns" by
- * userPrincipalName, or also through the user filter with "user" when dns is
- * netbios_domain's DNS domain in [identity] domains. 0, KW_ERR_NOT_FOUND or
- * KW_ERR_TOO_LARGE. */
-static int user_filter(const struct ldapb *l, const char *name, char out[FILTER_MAX])
+int auth_ldap_user_filter(const char *tmpl, const char *netbios, const char *netbios_dns,
+			  const char *name, char out[AUTH_LDAP_FILTER_MAX])
 {
 	const char *bs = strchr(name, '\\'), *at = strrchr(name, '@');
 	char local[IDENTITY_NAME_MAX + 1];
@@ -615,24 +611,26 @@ static int user_filter(const struct ldapb *l, const char *name, char out[FILTER_
 		return KW_ERR_NOT_FOUND;
 	if (bs) {
 		n = (size_t)(bs - name);
-		if (!*l->netbios || n != strlen(l->netbios) || strncasecmp(name, l->netbios, n) ||
+		if (!*netbios || n != strlen(netbios) || strncasecmp(name, netbios, n) ||
 		    !bs[1] || strchr(bs + 1, '\\'))
 			return KW_ERR_NOT_FOUND;
-		ok = filter_put_user(l, out, &len, bs + 1);
+		ok = filter_put_user(tmpl, out, &len, bs + 1);
 	} else if (at && at != name && at[1]) {
 		n = (size_t)(at - name);
 		memcpy(local, name, n);
 		local[n] = '\0';
-		if (l->netbios_dns && str_ieq(at + 1, l->netbios_dns))
+		if (netbios_dns && *netbios_dns && str_ieq(at + 1, netbios_dns))
 			ok = filter_put(out, &len, "(|(userPrincipalName=", 21) &&
 			     filter_put_value(out, &len, name) && filter_put(out, &len, ")", 1) &&
-			     filter_put_user(l, out, &len, local) && filter_put(out, &len, ")", 1);
+			     filter_put_user(tmpl, out, &len, local) && filter_put(out, &len, ")", 1);
 		else
 			ok = filter_put(out, &len, "(userPrincipalName=", 19) &&
 			     filter_put_value(out, &len, name) && filter_put(out, &len, ")", 1);
 	} else {
-		ok = filter_put_user(l, out, &len, name);
+		ok = filter_put_user(tmpl, out, &len, name);
 	}
+	if (!ok)
+		out[0] = '\0';
 	return ok ? 0 : KW_ERR_TOO_LARGE;
 }
 
@@ -746,7 +744,8 @@ static int person_find(struct conn *c, const char *name, struct person *p)
 	struct found f = { p, 0 };
 	int rc;
 
-	if ((rc = user_filter(c->l, name, filter)) < 0)
+	if ((rc = auth_ldap_user_filter(c->l->filter, c->l->netbios, c->l->netbios_dns, name,
+					 filter)) < 0)
 		return KW_ERR_NOT_FOUND;
 	rc = conn_search(c, filter, attrs, 2, false, person_entry, &f);
 	if (rc == KW_ERR_TOO_LARGE || (rc == 0 && f.n > 1)) {

@@ -14,7 +14,8 @@ What it holds (BASE = dc=corp,dc=example,dc=com):
   ou=groups     groupOfNames with member (the memberof overlay, when it
                 loads, keeps the users' memberOf); add_group() nests groups
   ou=services   cn=keywarden, the service account keywarden searches with
-  ou=computers  computer objects (import ldap, later), msFVE-* schema
+  ou=computers  computer objects with msFVE-RecoveryInformation children
+                (add_computer, add_recovery: for import ldap)
 
 The schema file written next to slapd.conf (kw-ad.schema) gives the Active
 Directory attributes keywarden reads: sAMAccountName and userPrincipalName
@@ -300,6 +301,38 @@ class Slapd:
     def add_member(self, group_dn, member_dn):
         self.modify("dn: %s\nchangetype: modify\nadd: member\nmember: %s\n\n" %
                     (group_dn, member_dn))
+
+    def computer_dn(self, name):
+        return "cn=%s,ou=computers,%s" % (name, BASE)
+
+    def add_computer(self, name, dns_name=None):
+        """A computer object (AD's class computer) under ou=computers;
+        returns its DN."""
+        dn = self.computer_dn(name)
+        self.add(ldif(dn, {"objectClass": "computer", "cn": name,
+                           "sAMAccountName": name + "$",
+                           "dNSHostName": dns_name or "%s.%s" % (name.lower(), DNS_DOMAIN)}))
+        return dn
+
+    def add_recovery(self, computer_dn, key_id, password, volume_id=None,
+                     created="2026-05-14T10:23:45-08:00", when_created="20260514182345.0Z",
+                     extra=None):
+        """An msFVE-RecoveryInformation object under computer_dn, as
+        BitLocker's group policy escrows it: named CREATED{KEY-ID}, the
+        recovery GUID and volume GUID in Windows byte order (uuid.bytes_le:
+        the first three fields little-endian). Returns its DN."""
+        import uuid
+        cn = "%s{%s}" % (created, str(key_id).upper())
+        dn = "cn=%s,%s" % (cn, computer_dn)
+        attrs = {"objectClass": "msFVE-RecoveryInformation", "cn": cn,
+                 "msFVE-RecoveryPassword": password,
+                 "msFVE-RecoveryGuid": uuid.UUID(str(key_id)).bytes_le,
+                 "whenCreated": when_created}
+        if volume_id:
+            attrs["msFVE-VolumeGuid"] = uuid.UUID(str(volume_id)).bytes_le
+        attrs.update(extra or {})
+        self.add(ldif(dn, attrs))
+        return dn
 
     def write_service_password(self, path, newline=True):
         """Writes the service account's password where bind_password_file

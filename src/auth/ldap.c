@@ -23,6 +23,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -111,13 +112,15 @@ static char *dn_norm(const char *dn)
 	return copy;
 }
 
-/* Reads the service account's password: at most BIND_PASSWORD_MAX bytes,
- * one trailing newline (LF or CRLF) dropped. 0, or KW_ERR_IO /
- * KW_ERR_TOO_LARGE / KW_ERR_INVALID (empty) with the reason in why. The
- * caller wipes pw. */
+/* Reads the service account's password from a regular file that others
+ * cannot read (its group may: root:keywarden 0640): at most
+ * BIND_PASSWORD_MAX bytes, one trailing newline (LF or CRLF) dropped. 0, or
+ * KW_ERR_IO / KW_ERR_PERM / KW_ERR_TOO_LARGE / KW_ERR_INVALID (empty) with
+ * the reason in why. The caller wipes pw. */
 static int read_bind_password(const char *path, char pw[BIND_PASSWORD_MAX + 2],
 			      size_t *len, char *why, size_t whylen)
 {
+	struct stat st;
 	ssize_t n;
 	size_t got = 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -126,6 +129,17 @@ static int read_bind_password(const char *path, char pw[BIND_PASSWORD_MAX + 2],
 		str_msg(why, whylen, "cannot read bind_password_file %s: %s", path,
 			strerror(errno));
 		return KW_ERR_IO;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		str_msg(why, whylen, "bind_password_file %s is not a regular file", path);
+		close(fd);
+		return KW_ERR_IO;
+	}
+	if (st.st_mode & 007) {
+		str_msg(why, whylen, "bind_password_file %s is accessible by others (mode "
+			"%04o); run chmod o= %s", path, (unsigned)(st.st_mode & 07777), path);
+		close(fd);
+		return KW_ERR_PERM;
 	}
 	while (got < BIND_PASSWORD_MAX + 1) {
 		n = read(fd, pw + got, BIND_PASSWORD_MAX + 1 - got);

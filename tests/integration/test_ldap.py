@@ -201,6 +201,13 @@ class DirectoryStartUpTest(unittest.TestCase):
         k = self.instance(bind_password_file=missing)
         self.assertNotEqual(k.start(expect_fail=True), 0)
         self.assertIn("cannot read bind_password_file %s" % missing, k.log())
+        pw = os.path.join(k.dir, "readable.pw")
+        self.dir.write_service_password(pw)
+        os.chmod(pw, 0o644)
+        k = self.instance(bind_password_file=pw)
+        self.assertNotEqual(k.start(expect_fail=True), 0)
+        self.assertIn("bind_password_file %s is accessible by others (mode 0644)" % pw,
+                      k.log())
         k = self.instance()
         k.settings["roles"] = {"helpdesk": "not a DN"}
         k.write_config()

@@ -20,6 +20,7 @@ KW_BUILD_PACKAGES=(
 	libsqlite3-dev
 	libsodium-dev
 	libinih-dev
+	libldap-dev
 )
 
 # What tools/test needs besides KW_BUILD_PACKAGES (node and npm come from
@@ -35,6 +36,10 @@ KW_TEST_PACKAGES=(
 	chromium
 	fonts-dejavu-core
 	strace
+	# a throw-away directory for the sign-in tests (tests/integration/slapd.py
+	# starts its own slapd; the package's service need not run)
+	slapd
+	ldap-utils
 )
 
 # Runs a command with its output in a temporary file: nothing is shown when

@@ -15,7 +15,7 @@
 
 /* Every backend built into this keywarden: the one list [auth] backends
  * is checked against. */
-static const struct auth_backend *const builtin[] = { &auth_local };
+static const struct auth_backend *const builtin[] = { &auth_local, &auth_ldap };
 #define NBUILTIN (sizeof(builtin) / sizeof(builtin[0]))
 
 /* A counting semaphore with a deadline on the monotonic clock. */
@@ -232,6 +232,7 @@ int auth_authenticate(struct auth *a, const char *user, const char *password,
 {
 	struct auth_user u;
 	bool down[AUTH_MAX_BACKENDS] = { false };
+	char why[AUTH_MAX_BACKENDS][AUTH_REASON_MAX] = { { 0 } };
 	size_t by = a->n;
 	unsigned roles;
 	int rc = KW_ERR_NOT_FOUND;
@@ -245,6 +246,8 @@ int auth_authenticate(struct auth *a, const char *user, const char *password,
 			*out = u;
 		} else if (rc == KW_ERR_UNAVAILABLE) {
 			down[i] = true;
+			memcpy(why[i], u.reason, sizeof(why[i]));
+			why[i][sizeof(why[i]) - 1] = '\0';
 		} else if (rc != KW_ERR_NOT_FOUND) {
 			/* Known here and refused, or broken: no further backend
 			 * may let the person in. */
@@ -283,8 +286,12 @@ out:
 		if (rc == KW_ERR_AUTH)
 			memcpy(out->name, u.name, sizeof(out->name));
 	}
-	for (size_t i = 0; i < a->n; i++)
-		if (down[i])
+	out->reason[0] = '\0';
+	for (size_t i = 0; i < a->n; i++) {
+		if (down[i]) {
+			memcpy(out->down_why[out->ndown], why[i], sizeof(why[i]));
 			out->down[out->ndown++] = a->link[i].b->name;
+		}
+	}
 	return rc;
 }

@@ -27,6 +27,7 @@ struct store;
 struct auth;
 
 #define AUTH_MAX_BACKENDS 4
+#define AUTH_REASON_MAX 192
 
 struct auth_user {
 	char name[IDENTITY_NAME_MAX + 1];   /* the account, as shown and audited */
@@ -37,6 +38,11 @@ struct auth_user {
 	 * granted no roles. For the caller's log; static names. */
 	const char *down[AUTH_MAX_BACKENDS];
 	size_t ndown;
+	/* Why down[i] did not answer ("ldap://dc1: Can't contact LDAP
+	 * server"), or "": for the log, never a secret. A backend that
+	 * returns KW_ERR_UNAVAILABLE may say why in reason. */
+	char down_why[AUTH_MAX_BACKENDS][AUTH_REASON_MAX];
+	char reason[AUTH_REASON_MAX];
 };
 
 struct auth_backend {
@@ -55,7 +61,8 @@ struct auth_backend {
 	 * KW_ERR_NOT_FOUND: the user is unknown here;
 	 * KW_ERR_AUTH: known here, and a wrong password or a disabled account
 	 * (out->name then names the account, for the log);
-	 * KW_ERR_UNAVAILABLE: could not answer in time;
+	 * KW_ERR_UNAVAILABLE: could not answer in time (out->reason may say
+	 * why, for the log);
 	 * another error: the sign-in fails with it. */
 	int (*authenticate)(void *ctx, const char *user, const char *password,
 			    int64_t deadline_ms, struct auth_user *out);
@@ -70,6 +77,9 @@ struct auth_backend {
 
 /* Local accounts in the store (auth/local.c). */
 extern const struct auth_backend auth_local;
+
+/* A directory through OpenLDAP's libldap (auth/ldap.c): [ldap], [roles]. */
+extern const struct auth_backend auth_ldap;
 
 /* Is name (any case) a backend built into this keywarden? The one check of
  * [auth] backends, as an ini_check_fn: 0, or KW_ERR_INVALID with the

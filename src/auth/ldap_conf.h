@@ -1,7 +1,6 @@
 /* [ldap]: how to reach the directory (SPEC §8). The configuration reads
- * these keys with the checks below; the LDAP sign-in backend (not built
- * yet) will take them in its open(), which must also refuse an empty uri or
- * base_dn. */
+ * these keys with the checks below; the LDAP sign-in backend (auth/ldap.c)
+ * takes them in its open(), which also refuses an empty uri or base_dn. */
 #ifndef KW_AUTH_LDAP_CONF_H
 #define KW_AUTH_LDAP_CONF_H
 

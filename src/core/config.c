@@ -260,6 +260,14 @@ int config_validate(const struct config *cfg, char *msg, size_t msglen)
 			"session_idle_timeout (%s)", a, b);
 		return KW_ERR_INVALID;
 	}
+	for (size_t i = 0; i < cfg->backends.n; i++) {
+		if (str_ieq(cfg->backends.item[i], "ldap") &&
+		    (!*cfg->ldap.uri || !*cfg->ldap.base_dn)) {
+			str_msg(msg, msglen, "backends names ldap: [ldap] needs uri and "
+				"base_dn");
+			return KW_ERR_INVALID;
+		}
+	}
 	return ldap_conf_validate(&cfg->ldap, msg, msglen);
 }
 

@@ -426,19 +426,27 @@ static void test_unknown_backend_refused(void **state)
 
 	assert_int_equal(auth_backend_check("local", why, sizeof(why)), 0);
 	assert_int_equal(auth_backend_check("LOCAL", why, sizeof(why)), 0);
-	/* Not built (yet), or misspelled: refused, naming what there is. */
-	assert_int_equal(auth_backend_check("ldap", why, sizeof(why)), KW_ERR_INVALID);
-	assert_string_equal(why, "'ldap' is not a sign-in backend of this keywarden "
-			    "(use local)");
+	assert_int_equal(auth_backend_check("ldap", why, sizeof(why)), 0);
+	/* Not built, or misspelled: refused, naming what there is. */
+	assert_int_equal(auth_backend_check("kerberos", why, sizeof(why)), KW_ERR_INVALID);
+	assert_string_equal(why, "'kerberos' is not a sign-in backend of this keywarden "
+			    "(use local, ldap)");
 	assert_int_equal(auth_backend_check("lcoal", why, sizeof(why)), KW_ERR_INVALID);
 
 	/* A configuration changed by hand does not get past auth_open. */
 	free(f->cfg.backends.item[0]);
+	f->cfg.backends.item[0] = strdup("kerberos");
+	assert_int_equal(auth_open(&f->cfg, f->s, &a, msg, sizeof(msg)), KW_ERR_INVALID);
+	assert_null(a);
+	assert_string_equal(msg, "'kerberos' is not a sign-in backend of this keywarden "
+			    "(use local, ldap)");
+
+	/* The directory needs somewhere to look. */
+	free(f->cfg.backends.item[0]);
 	f->cfg.backends.item[0] = strdup("ldap");
 	assert_int_equal(auth_open(&f->cfg, f->s, &a, msg, sizeof(msg)), KW_ERR_INVALID);
 	assert_null(a);
-	assert_string_equal(msg, "'ldap' is not a sign-in backend of this keywarden "
-			    "(use local)");
+	assert_string_equal(msg, "[auth] backends names ldap: [ldap] needs uri and base_dn");
 
 	/* The defaults open the local backend. */
 	free(f->cfg.backends.item[0]);

@@ -680,12 +680,21 @@ static void test_backends(void **state)
 		     "backends: 'LOCAL' is listed twice");
 	expect_error("[auth]\nbackends = local, kerberos\n", 2,
 		     "backends: 'kerberos' is not a sign-in backend of this "
-		     "keywarden (use local)");
+		     "keywarden (use local, ldap)");
 	/* A backend that is not built in stops start-up instead of being
 	 * skipped at every sign-in. */
-	expect_error("# directory first\n[auth]\nbackends = ldap, local\n", 3,
-		     "backends: 'ldap' is not a sign-in backend of this "
-		     "keywarden (use local)");
+	expect_error("# directory first\n[auth]\nbackends = kerberos, local\n", 3,
+		     "backends: 'kerberos' is not a sign-in backend of this "
+		     "keywarden (use local, ldap)");
+	assert_int_equal(load("[auth]\nbackends = LDAP, local\n[ldap]\nuri = ldap://dc1\n"
+			      "base_dn = dc=corp\n", &cfg, msg, sizeof(msg)), 0);
+	assert_string_equal(cfg.backends.item[0], "ldap");
+	assert_int_equal(config_validate(&cfg, msg, sizeof(msg)), 0);
+	free(cfg.ldap.base_dn);
+	cfg.ldap.base_dn = strdup("");
+	assert_int_equal(config_validate(&cfg, msg, sizeof(msg)), KW_ERR_INVALID);
+	assert_string_equal(msg, "backends names ldap: [ldap] needs uri and base_dn");
+	config_free(&cfg);
 	expect_error("[auth]\nbackends = ,\n", 2,
 		     "backends: at least one name is needed");
 	assert_int_equal(load("[auth]\nbackends = LOCAL\n", &cfg, msg,

@@ -202,8 +202,9 @@ int portal_login(void *ctx, struct http_request *req, struct http_response *resp
 	}
 	rc = auth_authenticate(app->auth, user, pw, auth_deadline(app->auth), &u);
 	for (size_t i = 0; i < u.ndown; i++)
-		log_warn("sign-in from %s: the %s backend did not answer in time",
-			 req->client, u.down[i]);
+		log_warn("sign-in from %s: the %s backend did not answer in time%s%s%s",
+			 req->client, u.down[i], *u.down_why[i] ? " (" : "", u.down_why[i],
+			 *u.down_why[i] ? ")" : "");
 	if (rc == KW_ERR_AUTH) {
 		/* Only a known account's name: what was typed may be a password. */
 		log_info("sign-in failed from %s for %s", req->client,

@@ -1,0 +1,929 @@
+/* Directory sign-in (SPEC §8) through OpenLDAP's libldap: the service
+ * account finds the user with [ldap] user_filter, the user's own bind
+ * checks the password, and [roles] maps the groups that hold the user's DN
+ * to roles.
+ *
+ * Every sign-in opens a connection of its own (libldap handles are not
+ * shared between threads) and gives up at the sign-in's deadline: each
+ * step waits at most until then (asynchronous calls and ldap_result with
+ * the time left), connecting at most [ldap] timeout. Where libldap itself
+ * does not stop (Debian bookworm's 2.5.13 loops without end in the TLS
+ * handshake of an ldaps:// server that accepted the connection and hangs),
+ * a watchdog thread shuts the connection's socket down shortly after the
+ * deadline, which makes whatever waits on it fail. Anything the
+ * directory side gets wrong (not reachable, TLS refused, the service
+ * account refused, a timeout) is KW_ERR_UNAVAILABLE with the reason for
+ * the log: the next backend (a local break-glass admin) still runs, and
+ * nobody is let in. Only the user's own bind refused is KW_ERR_AUTH. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ldap.h>
+#include <sodium.h>
+
+#include "auth/auth.h"
+#include "auth/ldap.h"
+#include "core/config.h"
+#include "util/err.h"
+#include "util/str.h"
+#include "util/timeutil.h"
+
+/* Calls in progress at once: a directory that hangs holds at most this
+ * many sign-in threads; the rest wait at the gate until their deadline. */
+#define LDAP_MAX_CONCURRENT 16
+#define FILTER_MAX AUTH_LDAP_FILTER_MAX
+#define BIND_PASSWORD_MAX 1024     /* bind_password_file, at most */
+#define GROUPS_MAX 256             /* groups of one user that are looked at */
+#define NEST_MAX 32                /* groups whose own groups keywarden looks up */
+#define ATTR_MAX IDENTITY_NAME_MAX /* a name attribute longer than this is ignored */
+#define WATCH_GRACE_MS 250         /* the watchdog acts this long after a deadline */
+
+/* Active Directory's LDAP_MATCHING_RULE_IN_CHAIN: member that holds the DN
+ * through any depth of nested groups. OpenLDAP does not know it and treats
+ * that part of the filter as undefined (false in an OR). */
+#define AD_IN_CHAIN "1.2.840.113556.1.4.1941"
+
+/* The watchdog: one slot per call in progress (the chain's gate lets at
+ * most LDAP_MAX_CONCURRENT in), each with its connection's socket once
+ * connected. Slots change only under lock, and a socket is shut down only
+ * under lock while its slot holds it: a call leaves its slot before
+ * libldap closes the socket, so a reused descriptor is never touched. */
+struct watch {
+	pthread_mutex_t lock;
+	pthread_cond_t changed;               /* CLOCK_MONOTONIC */
+	pthread_t thread;
+	bool stop;
+	struct {
+		bool used, fired;
+		int fd;                       /* -1 until connected */
+		int64_t deadline_ms;
+	} slot[LDAP_MAX_CONCURRENT];
+};
+
+struct ldapb {
+	struct watch watch;
+	bool watching;                        /* watch.thread runs */
+	char *uri, *base_dn, *bind_dn, *pw_file, *filter;
+	char netbios[16];
+	const char *netbios_dns;              /* its DNS domain, or NULL */
+	bool starttls;
+	int64_t timeout_ms;
+	char *role_dn[ROLE_COUNT];            /* normalized, or NULL */
+	struct identity_domains domains;
+};
+
+/* What a search for a user found. */
+struct person {
+	char *dn;                             /* ldap_memfree */
+	char sam[ATTR_MAX + 1], upn[ATTR_MAX + 1], uid[ATTR_MAX + 1];
+	char *groups[GROUPS_MAX];             /* normalized DNs, free() */
+	size_t ngroups;
+};
+
+static void person_free(struct person *p)
+{
+	if (p->dn)
+		ldap_memfree(p->dn);
+	for (size_t i = 0; i < p->ngroups; i++)
+		free(p->groups[i]);
+	memset(p, 0, sizeof(*p));
+}
+
+/* dn in LDAPv3 form, spaces and escapes normalized, for a case-insensitive
+ * comparison. A malloc'd string, or NULL (not a DN, or out of memory). */
+static char *dn_norm(const char *dn)
+{
+	char *out = NULL, *copy;
+
+	if (ldap_dn_normalize(dn, LDAP_DN_FORMAT_LDAP, &out, LDAP_DN_FORMAT_LDAPV3) !=
+	    LDAP_SUCCESS || !out)
+		return NULL;
+	copy = strdup(out);
+	ldap_memfree(out);
+	return copy;
+}
+
+/* Reads the service account's password from a regular file that others
+ * cannot read (its group may: root:keywarden 0640): at most
+ * BIND_PASSWORD_MAX bytes, one trailing newline (LF or CRLF) dropped. 0, or
+ * KW_ERR_IO / KW_ERR_PERM / KW_ERR_TOO_LARGE / KW_ERR_INVALID (empty) with
+ * the reason in why. The caller wipes pw. */
+static int read_bind_password(const char *path, char pw[BIND_PASSWORD_MAX + 2],
+			      size_t *len, char *why, size_t whylen)
+{
+	struct stat st;
+	ssize_t n;
+	size_t got = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+
+	if (fd < 0) {
+		str_msg(why, whylen, "cannot read bind_password_file %s: %s", path,
+			strerror(errno));
+		return KW_ERR_IO;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		str_msg(why, whylen, "bind_password_file %s is not a regular file", path);
+		close(fd);
+		return KW_ERR_IO;
+	}
+	if (st.st_mode & 007) {
+		str_msg(why, whylen, "bind_password_file %s is accessible by others (mode "
+			"%04o); run chmod o= %s", path, (unsigned)(st.st_mode & 07777), path);
+		close(fd);
+		return KW_ERR_PERM;
+	}
+	while (got < BIND_PASSWORD_MAX + 1) {
+		n = read(fd, pw + got, BIND_PASSWORD_MAX + 1 - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			str_msg(why, whylen, "cannot read bind_password_file %s: %s", path,
+				strerror(errno));
+			close(fd);
+			return KW_ERR_IO;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fd);
+	if (got > BIND_PASSWORD_MAX) {
+		str_msg(why, whylen, "bind_password_file %s is longer than %d bytes", path,
+			BIND_PASSWORD_MAX);
+		return KW_ERR_TOO_LARGE;
+	}
+	if (got && pw[got - 1] == '\n')
+		got--;
+	if (got && pw[got - 1] == '\r')
+		got--;
+	pw[got] = '\0';
+	if (got == 0 || memchr(pw, '\0', got)) {
+		str_msg(why, whylen, "bind_password_file %s holds no password (or a NUL byte)",
+			path);
+		return KW_ERR_INVALID;
+	}
+	*len = got;
+	return 0;
+}
+
+static void *watch_run(void *arg)
+{
+	struct watch *w = arg;
+	struct timespec until;
+	int64_t now, next;
+
+	pthread_mutex_lock(&w->lock);
+	while (!w->stop) {
+		now = time_mono_ms();
+		next = INT64_MAX;
+		for (size_t i = 0; i < LDAP_MAX_CONCURRENT; i++) {
+			if (!w->slot[i].used || w->slot[i].fired)
+				continue;
+			if (w->slot[i].deadline_ms + WATCH_GRACE_MS <= now) {
+				if (w->slot[i].fd >= 0)
+					shutdown(w->slot[i].fd, SHUT_RDWR);
+				w->slot[i].fired = true;
+			} else if (w->slot[i].deadline_ms + WATCH_GRACE_MS < next) {
+				next = w->slot[i].deadline_ms + WATCH_GRACE_MS;
+			}
+		}
+		if (next == INT64_MAX) {
+			pthread_cond_wait(&w->changed, &w->lock);
+		} else {
+			until.tv_sec = (time_t)(next / 1000);
+			until.tv_nsec = (long)(next % 1000) * 1000000;
+			pthread_cond_timedwait(&w->changed, &w->lock, &until);
+		}
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+/* Starts the watchdog: 0 or KW_ERR_NOMEM. */
+static int watch_start(struct watch *w)
+{
+	pthread_condattr_t attr;
+	int e;
+
+	for (size_t i = 0; i < LDAP_MAX_CONCURRENT; i++)
+		w->slot[i].fd = -1;
+	if (pthread_condattr_init(&attr))
+		return KW_ERR_NOMEM;
+	e = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	if (!e)
+		e = pthread_cond_init(&w->changed, &attr);
+	pthread_condattr_destroy(&attr);
+	if (e)
+		return KW_ERR_NOMEM;
+	if (pthread_mutex_init(&w->lock, NULL)) {
+		pthread_cond_destroy(&w->changed);
+		return KW_ERR_NOMEM;
+	}
+	if (pthread_create(&w->thread, NULL, watch_run, w)) {
+		pthread_mutex_destroy(&w->lock);
+		pthread_cond_destroy(&w->changed);
+		return KW_ERR_NOMEM;
+	}
+	return 0;
+}
+
+static void watch_stop(struct watch *w)
+{
+	pthread_mutex_lock(&w->lock);
+	w->stop = true;
+	pthread_cond_signal(&w->changed);
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->thread, NULL);
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->changed);
+}
+
+/* A slot for a call with this deadline: its index, or -1 when none is free
+ * (more calls than the chain's gate lets in). */
+static int watch_enter(struct watch *w, int64_t deadline_ms)
+{
+	int got = -1;
+
+	pthread_mutex_lock(&w->lock);
+	for (int i = 0; i < LDAP_MAX_CONCURRENT && got < 0; i++) {
+		if (!w->slot[i].used) {
+			w->slot[i].used = true;
+			w->slot[i].fired = false;
+			w->slot[i].fd = -1;
+			w->slot[i].deadline_ms = deadline_ms;
+			got = i;
+		}
+	}
+	pthread_cond_signal(&w->changed);
+	pthread_mutex_unlock(&w->lock);
+	return got;
+}
+
+/* The slot's socket (fd), or none (-1). A socket connected after the
+ * deadline is shut down at once. No slot (-1): nothing to do. */
+static void watch_fd(struct watch *w, int slot, int fd)
+{
+	if (slot < 0 || slot >= LDAP_MAX_CONCURRENT)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->slot[slot].fd = fd;
+	if (fd >= 0 && w->slot[slot].fired)
+		shutdown(fd, SHUT_RDWR);
+	pthread_mutex_unlock(&w->lock);
+}
+
+static void watch_leave(struct watch *w, int slot)
+{
+	pthread_mutex_lock(&w->lock);
+	w->slot[slot].used = false;
+	w->slot[slot].fd = -1;
+	pthread_mutex_unlock(&w->lock);
+}
+
+static void ldapb_free(struct ldapb *l)
+{
+	if (!l)
+		return;
+	if (l->watching)
+		watch_stop(&l->watch);
+	free(l->uri);
+	free(l->base_dn);
+	free(l->bind_dn);
+	free(l->pw_file);
+	free(l->filter);
+	for (size_t i = 0; i < ROLE_COUNT; i++)
+		free(l->role_dn[i]);
+	free(l);
+}
+
+static int ldapb_open(const struct config *cfg, struct store *s, void **ctx, char *msg,
+		      size_t msglen)
+{
+	const struct ldap_conf *lc = &cfg->ldap;
+	struct ldapb *l = NULL;
+	char pw[BIND_PASSWORD_MAX + 2];
+	size_t pwlen;
+	int demand = LDAP_OPT_X_TLS_DEMAND, rc;
+
+	(void)s;
+	*ctx = NULL;
+	if (!*lc->uri || !*lc->base_dn) {
+		str_msg(msg, msglen, "[auth] backends names ldap: [ldap] needs uri and base_dn");
+		return KW_ERR_INVALID;
+	}
+	if ((rc = ldap_conf_validate(lc, msg, msglen)) < 0)
+		return rc;
+	if (*lc->bind_dn && !*lc->bind_password_file) {
+		str_msg(msg, msglen, "[ldap] bind_dn needs bind_password_file");
+		return KW_ERR_INVALID;
+	}
+	if (*lc->bind_dn) {
+		/* Read now so that a missing file stops start-up, and again at
+		 * every sign-in (a changed password needs no restart). */
+		rc = read_bind_password(lc->bind_password_file, pw, &pwlen, msg, msglen);
+		sodium_memzero(pw, sizeof(pw));
+		if (rc < 0)
+			return rc;
+	}
+	if (!(l = calloc(1, sizeof(*l))) || !(l->uri = strdup(lc->uri)) ||
+	    !(l->base_dn = strdup(lc->base_dn)) || !(l->bind_dn = strdup(lc->bind_dn)) ||
+	    !(l->pw_file = strdup(lc->bind_password_file)) ||
+	    !(l->filter = strdup(lc->user_filter))) {
+		ldapb_free(l);
+		str_msg(msg, msglen, "%s", kw_strerror(KW_ERR_NOMEM));
+		return KW_ERR_NOMEM;
+	}
+	snprintf(l->netbios, sizeof(l->netbios), "%s", lc->netbios_domain);
+	l->starttls = lc->starttls;
+	l->timeout_ms = lc->timeout * 1000;
+	l->domains = cfg->domains;
+	for (size_t i = 0; i < l->domains.n; i++)
+		if (*l->netbios && str_ieq(l->domains.dom[i].netbios, l->netbios))
+			l->netbios_dns = l->domains.dom[i].dns;
+	for (size_t i = 0; i < ROLE_COUNT; i++) {
+		const char *g = cfg->role_groups[i];
+
+		if (!g || !*g)
+			continue;
+		if (!(l->role_dn[i] = dn_norm(g))) {
+			str_msg(msg, msglen, "[roles] %s: '%.200s' is not a DN", role_list[i], g);
+			ldapb_free(l);
+			return KW_ERR_INVALID;
+		}
+	}
+	/* Certificates are always checked, whatever ldap.conf or LDAPTLS_REQCERT
+	 * say; the trusted CAs are libldap's (ldap.conf TLS_CACERT, or
+	 * LDAPTLS_CACERT in the environment, else the system's). Global
+	 * options are set here, once, before any connection. */
+	if (ldap_set_option(NULL, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand) != LDAP_OPT_SUCCESS) {
+		str_msg(msg, msglen, "libldap refuses to check TLS certificates");
+		ldapb_free(l);
+		return KW_ERR_INVALID;
+	}
+	if ((rc = watch_start(&l->watch)) < 0) {
+		str_msg(msg, msglen, "cannot start the directory's watchdog: %s",
+			kw_strerror(rc));
+		ldapb_free(l);
+		return rc;
+	}
+	l->watching = true;
+	*ctx = l; /* owned by the chain */
+	return 0;
+}
+
+static void ldapb_close(void *ctx)
+{
+	ldapb_free(ctx);
+}
+
+/* One sign-in's connection and its deadline. */
+struct conn {
+	struct ldapb *l;
+	LDAP *ld;
+	int64_t deadline_ms;
+	char *why;                            /* out->reason */
+	size_t whylen;
+	int slot;                             /* in l->watch, or -1 */
+	struct ldap_conncb cb;                /* tells the watchdog the socket */
+};
+
+static int conn_cb_add(LDAP *ld, Sockbuf *sb, LDAPURLDesc *srv, struct sockaddr *addr,
+		       struct ldap_conncb *cb)
+{
+	struct conn *c = cb->lc_arg;
+	ber_socket_t fd = -1;
+
+	(void)ld, (void)srv, (void)addr;
+	if (ber_sockbuf_ctrl(sb, LBER_SB_OPT_GET_FD, &fd) > 0 && fd >= 0)
+		watch_fd(&c->l->watch, c->slot, fd);
+	return 0;
+}
+
+/* libldap closes the socket after this. */
+static void conn_cb_del(LDAP *ld, Sockbuf *sb, struct ldap_conncb *cb)
+{
+	struct conn *c = cb->lc_arg;
+
+	(void)ld, (void)sb;
+	watch_fd(&c->l->watch, c->slot, -1);
+}
+
+/* The time left, capped at [ldap] timeout; 0 when none is left. */
+static int64_t left_ms(const struct conn *c)
+{
+	int64_t left = c->deadline_ms - time_mono_ms();
+
+	if (left > c->l->timeout_ms)
+		left = c->l->timeout_ms;
+	return left > 0 ? left : 0;
+}
+
+static struct timeval tv_ms(int64_t ms)
+{
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+
+	return tv;
+}
+
+/* The reason for the log of an error code of ld, with the server's
+ * diagnostic message where there is one. */
+static void conn_why(struct conn *c, const char *what, int code)
+{
+	char *diag = NULL;
+
+	if (c->ld)
+		ldap_get_option(c->ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag);
+	/* libldap's TLS layer leaves this placeholder: it says nothing. */
+	if (diag && !strcmp(diag, "(unknown error code)"))
+		diag[0] = '\0';
+	str_msg(c->why, c->whylen, "%s: %s: %s%s%s", c->l->uri, what, ldap_err2string(code),
+		diag && *diag ? ": " : "", diag && *diag ? diag : "");
+	if (diag)
+		ldap_memfree(diag);
+}
+
+/* Waits for the whole answer to msgid until the deadline. 0 with *res
+ * (ldap_msgfree), or KW_ERR_UNAVAILABLE with c->why. */
+static int conn_wait(struct conn *c, int msgid, const char *what, LDAPMessage **res)
+{
+	int64_t left = left_ms(c);
+	struct timeval tv = tv_ms(left);
+	int rc, code = LDAP_OTHER;
+
+	*res = NULL;
+	if (left <= 0) {
+		str_msg(c->why, c->whylen, "%s: %s: no answer in time", c->l->uri, what);
+		return KW_ERR_UNAVAILABLE;
+	}
+	rc = ldap_result(c->ld, msgid, LDAP_MSG_ALL, &tv, res);
+	if (rc > 0)
+		return 0;
+	if (*res) {
+		ldap_msgfree(*res);
+		*res = NULL;
+	}
+	if (rc == 0) {
+		ldap_abandon_ext(c->ld, msgid, NULL, NULL);
+		str_msg(c->why, c->whylen, "%s: %s: no answer in %lld ms", c->l->uri, what,
+			(long long)left);
+		return KW_ERR_UNAVAILABLE;
+	}
+	ldap_get_option(c->ld, LDAP_OPT_RESULT_CODE, &code);
+	conn_why(c, what, code);
+	return KW_ERR_UNAVAILABLE;
+}
+
+/* A simple bind as dn with the password (len bytes). 0; KW_ERR_AUTH when the
+ * directory refuses the credentials (c->why says so); KW_ERR_UNAVAILABLE. */
+static int conn_bind(struct conn *c, const char *dn, const char *pw, size_t len,
+		     const char *what)
+{
+	struct berval cred = { (ber_len_t)len, (char *)pw };
+	LDAPMessage *res = NULL;
+	int msgid, code, rc;
+
+	code = ldap_sasl_bind(c->ld, dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, &msgid);
+	if (code != LDAP_SUCCESS) {
+		conn_why(c, what, code);
+		return KW_ERR_UNAVAILABLE;
+	}
+	if ((rc = conn_wait(c, msgid, what, &res)) < 0)
+		return rc;
+	rc = ldap_parse_result(c->ld, res, &code, NULL, NULL, NULL, NULL, 1);
+	if (rc != LDAP_SUCCESS)
+		code = rc;
+	if (code == LDAP_SUCCESS)
+		return 0;
+	conn_why(c, what, code);
+	return code == LDAP_INVALID_CREDENTIALS ? KW_ERR_AUTH : KW_ERR_UNAVAILABLE;
+}
+
+/* Connects (StartTLS when configured) and binds as the service account
+ * (anonymously when bind_dn is empty). 0 or KW_ERR_UNAVAILABLE. */
+static int conn_open(struct conn *c)
+{
+	const struct ldapb *l = c->l;
+	struct timeval net = tv_ms(left_ms(c));
+	char pw[BIND_PASSWORD_MAX + 2];
+	size_t pwlen = 0;
+	int v3 = LDAP_VERSION3, code, rc;
+
+	if (left_ms(c) <= 0) {
+		str_msg(c->why, c->whylen, "%s: no time left to connect", l->uri);
+		return KW_ERR_UNAVAILABLE;
+	}
+	if ((c->slot = watch_enter(&c->l->watch, c->deadline_ms)) < 0) {
+		str_msg(c->why, c->whylen, "%s: too many sign-ins at once", l->uri);
+		return KW_ERR_UNAVAILABLE;
+	}
+	c->cb.lc_add = conn_cb_add;
+	c->cb.lc_del = conn_cb_del;
+	c->cb.lc_arg = c;
+	if ((code = ldap_initialize(&c->ld, l->uri)) != LDAP_SUCCESS) {
+		conn_why(c, "connecting", code);
+		return KW_ERR_UNAVAILABLE;
+	}
+	if (ldap_set_option(c->ld, LDAP_OPT_CONNECT_CB, &c->cb) != LDAP_OPT_SUCCESS ||
+	    ldap_set_option(c->ld, LDAP_OPT_PROTOCOL_VERSION, &v3) != LDAP_OPT_SUCCESS ||
+	    ldap_set_option(c->ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF) != LDAP_OPT_SUCCESS ||
+	    ldap_set_option(c->ld, LDAP_OPT_NETWORK_TIMEOUT, &net) != LDAP_OPT_SUCCESS ||
+	    ldap_set_option(c->ld, LDAP_OPT_TIMEOUT, &net) != LDAP_OPT_SUCCESS) {
+		str_msg(c->why, c->whylen, "%s: libldap refused an option", l->uri);
+		return KW_ERR_UNAVAILABLE;
+	}
+	if (l->starttls) {
+		/* Synchronous: bounded by LDAP_OPT_TIMEOUT (the answer) and
+		 * LDAP_OPT_NETWORK_TIMEOUT (connecting, the handshake). */
+		code = ldap_start_tls_s(c->ld, NULL, NULL);
+		if (code != LDAP_SUCCESS) {
+			conn_why(c, "StartTLS", code);
+			return KW_ERR_UNAVAILABLE;
+		}
+	}
+	if (!*l->bind_dn)
+		return 0;
+	rc = read_bind_password(l->pw_file, pw, &pwlen, c->why, c->whylen);
+	if (rc == 0) {
+		rc = conn_bind(c, l->bind_dn, pw, pwlen, "the service account's bind");
+		/* A refused service account is the directory side's fault. */
+		if (rc == KW_ERR_AUTH)
+			rc = KW_ERR_UNAVAILABLE;
+	} else {
+		rc = KW_ERR_UNAVAILABLE;
+	}
+	sodium_memzero(pw, sizeof(pw));
+	return rc;
+}
+
+static void conn_close(struct conn *c)
+{
+	/* The slot first: the socket is closed next, and its number may be
+	 * reused at once. */
+	if (c->slot >= 0)
+		watch_leave(&c->l->watch, c->slot);
+	c->slot = -1;
+	if (c->ld)
+		ldap_unbind_ext_s(c->ld, NULL, NULL);
+	c->ld = NULL;
+}
+
+/* Appends n bytes of s to out (cap FILTER_MAX); false when it does not fit. */
+static bool filter_put(char *out, size_t *len, const char *s, size_t n)
+{
+	if (n >= FILTER_MAX - *len)
+		return false;
+	memcpy(out + *len, s, n);
+	*len += n;
+	out[*len] = '\0';
+	return true;
+}
+
+/* Appends value escaped per RFC 4515 (*, (, ), \ and NUL as \2a...). */
+static bool filter_put_value(char *out, size_t *len, const char *value)
+{
+	struct berval in = { (ber_len_t)strlen(value), (char *)value }, esc = { 0, NULL };
+	bool ok;
+
+	if (ldap_bv2escaped_filter_value(&in, &esc) != 0 || !esc.bv_val)
+		return false;
+	ok = filter_put(out, len, esc.bv_val, esc.bv_len);
+	ber_memfree(esc.bv_val);
+	return ok;
+}
+
+/* Appends the user filter tmpl with %s replaced by the escaped name. */
+static bool filter_put_user(const char *tmpl, char *out, size_t *len, const char *name)
+{
+	const char *pct = strstr(tmpl, "%s");   /* ldap_conf: exactly one */
+
+	if (!pct)
+		return false;
+	return filter_put(out, len, tmpl, (size_t)(pct - tmpl)) &&
+	       filter_put_value(out, len, name) &&
+	       filter_put(out, len, pct + 2, strlen(pct + 2));
+}
+
+int auth_ldap_user_filter(const char *tmpl, const char *netbios, const char *netbios_dns,
+			  const char *name, char out[AUTH_LDAP_FILTER_MAX])
+{
+	const char *bs = strchr(name, '\\'), *at = strrchr(name, '@');
+	char local[IDENTITY_NAME_MAX + 1];
+	size_t len = 0, n;
+	bool ok;
+
+	out[0] = '\0';
+	if (!*name || strlen(name) > IDENTITY_NAME_MAX)
+		return KW_ERR_NOT_FOUND;
+	if (bs) {
+		n = (size_t)(bs - name);
+		if (!*netbios || n != strlen(netbios) || strncasecmp(name, netbios, n) ||
+		    !bs[1] || strchr(bs + 1, '\\'))
+			return KW_ERR_NOT_FOUND;
+		ok = filter_put_user(tmpl, out, &len, bs + 1);
+	} else if (at && at != name && at[1]) {
+		n = (size_t)(at - name);
+		memcpy(local, name, n);
+		local[n] = '\0';
+		if (netbios_dns && *netbios_dns && str_ieq(at + 1, netbios_dns))
+			ok = filter_put(out, &len, "(|(userPrincipalName=", 21) &&
+			     filter_put_value(out, &len, name) && filter_put(out, &len, ")", 1) &&
+			     filter_put_user(tmpl, out, &len, local) && filter_put(out, &len, ")", 1);
+		else
+			ok = filter_put(out, &len, "(userPrincipalName=", 19) &&
+			     filter_put_value(out, &len, name) && filter_put(out, &len, ")", 1);
+	} else {
+		ok = filter_put_user(tmpl, out, &len, name);
+	}
+	if (!ok)
+		out[0] = '\0';
+	return ok ? 0 : KW_ERR_TOO_LARGE;
+}
+
+/* The first value of attr in e into out when it is clean text that fits. */
+static void attr_copy(LDAP *ld, LDAPMessage *e, const char *attr, char *out, size_t outlen)
+{
+	struct berval **v = ldap_get_values_len(ld, e, attr);
+
+	out[0] = '\0';
+	if (v && v[0] && v[0]->bv_len > 0 && v[0]->bv_len < outlen &&
+	    !memchr(v[0]->bv_val, '\0', v[0]->bv_len)) {
+		memcpy(out, v[0]->bv_val, v[0]->bv_len);
+		out[v[0]->bv_len] = '\0';
+		if (!str_is_clean_text(out, outlen - 1))
+			out[0] = '\0';
+	}
+	ldap_value_free_len(v);
+}
+
+/* Adds the group dn (any form) to p, normalized, once. */
+static void group_add(struct person *p, const char *dn)
+{
+	char *n;
+
+	if (p->ngroups >= GROUPS_MAX || !(n = dn_norm(dn)))
+		return;
+	for (size_t i = 0; i < p->ngroups; i++) {
+		if (!strcasecmp(p->groups[i], n)) {
+			free(n);
+			return;
+		}
+	}
+	p->groups[p->ngroups++] = n;
+}
+
+/* Searches base_dn with filter; calls each(entry) on every entry. The
+ * search is capped at sizelimit entries (more is the error
+ * KW_ERR_TOO_LARGE, or just the first sizelimit when partial_ok).
+ * 0 or KW_ERR_UNAVAILABLE / KW_ERR_TOO_LARGE. */
+static int conn_search(struct conn *c, const char *filter, char **attrs, int sizelimit,
+		       bool partial_ok, void (*each)(struct conn *, LDAPMessage *, void *),
+		       void *arg)
+{
+	struct timeval tv = tv_ms(left_ms(c));
+	LDAPMessage *res = NULL, *e;
+	int msgid, code, rc;
+
+	if (tv.tv_sec == 0 && tv.tv_usec == 0)
+		tv.tv_usec = 1000;
+	code = ldap_search_ext(c->ld, c->l->base_dn, LDAP_SCOPE_SUBTREE, filter, attrs, 0,
+			       NULL, NULL, &tv, sizelimit, &msgid);
+	if (code != LDAP_SUCCESS) {
+		conn_why(c, "searching", code);
+		return KW_ERR_UNAVAILABLE;
+	}
+	if ((rc = conn_wait(c, msgid, "searching", &res)) < 0)
+		return rc;
+	for (e = ldap_first_entry(c->ld, res); e; e = ldap_next_entry(c->ld, e))
+		each(c, e, arg);
+	rc = ldap_parse_result(c->ld, res, &code, NULL, NULL, NULL, NULL, 1);
+	if (rc != LDAP_SUCCESS)
+		code = rc;
+	if (code == LDAP_SUCCESS || (code == LDAP_SIZELIMIT_EXCEEDED && partial_ok))
+		return 0;
+	if (code == LDAP_SIZELIMIT_EXCEEDED)
+		return KW_ERR_TOO_LARGE;
+	conn_why(c, "searching", code);
+	return KW_ERR_UNAVAILABLE;
+}
+
+struct found {
+	struct person *p;
+	size_t n;
+};
+
+static void person_entry(struct conn *c, LDAPMessage *e, void *arg)
+{
+	struct found *f = arg;
+	struct berval **v;
+
+	if (f->n++ > 0)
+		return;
+	f->p->dn = ldap_get_dn(c->ld, e);
+	attr_copy(c->ld, e, "sAMAccountName", f->p->sam, sizeof(f->p->sam));
+	attr_copy(c->ld, e, "userPrincipalName", f->p->upn, sizeof(f->p->upn));
+	attr_copy(c->ld, e, "uid", f->p->uid, sizeof(f->p->uid));
+	v = ldap_get_values_len(c->ld, e, "memberOf");
+	for (size_t i = 0; v && v[i]; i++)
+		if (v[i]->bv_len < FILTER_MAX && !memchr(v[i]->bv_val, '\0', v[i]->bv_len))
+			group_add(f->p, v[i]->bv_val);
+	ldap_value_free_len(v);
+}
+
+static void group_entry(struct conn *c, LDAPMessage *e, void *arg)
+{
+	char *dn = ldap_get_dn(c->ld, e);
+
+	if (dn)
+		group_add(arg, dn);
+	ldap_memfree(dn);
+}
+
+/* Finds the one entry name names: 0 with p filled (DN, names, memberOf);
+ * KW_ERR_NOT_FOUND (none, or a name this directory cannot hold); KW_ERR_AUTH
+ * (several: refused, c->why says so); KW_ERR_UNAVAILABLE. */
+static int person_find(struct conn *c, const char *name, struct person *p)
+{
+	static char *attrs[] = { "sAMAccountName", "userPrincipalName", "uid", "memberOf",
+				 NULL };
+	char filter[FILTER_MAX];
+	struct found f = { p, 0 };
+	int rc;
+
+	if ((rc = auth_ldap_user_filter(c->l->filter, c->l->netbios, c->l->netbios_dns, name,
+					 filter)) < 0)
+		return KW_ERR_NOT_FOUND;
+	rc = conn_search(c, filter, attrs, 2, false, person_entry, &f);
+	if (rc == KW_ERR_TOO_LARGE || (rc == 0 && f.n > 1)) {
+		str_msg(c->why, c->whylen, "%s: more than one entry matches the user filter",
+			c->l->uri);
+		return KW_ERR_AUTH;
+	}
+	if (rc < 0)
+		return rc;
+	if (f.n == 0 || !p->dn)
+		return KW_ERR_NOT_FOUND;
+	return 0;
+}
+
+/* Appends "(member=DN)" and, for Active Directory, the same through any
+ * depth of nesting. */
+static bool filter_put_member(char *out, size_t *len, const char *dn, bool chain)
+{
+	return filter_put(out, len, "(member=", 8) && filter_put_value(out, len, dn) &&
+	       filter_put(out, len, ")", 1) &&
+	       (!chain || (filter_put(out, len, "(member:" AD_IN_CHAIN ":=",
+				      sizeof("(member:" AD_IN_CHAIN ":=") - 1) &&
+			   filter_put_value(out, len, dn) && filter_put(out, len, ")", 1)));
+}
+
+/* The groups of p: memberOf (already read), the groups whose member holds
+ * p's DN (any depth on Active Directory), then one more level that
+ * keywarden follows itself: the groups that hold one of those (at most
+ * NEST_MAX of them). 0 or KW_ERR_UNAVAILABLE. */
+static int person_groups(struct conn *c, struct person *p)
+{
+	static char *attrs[] = { "1.1", NULL };
+	char filter[FILTER_MAX];
+	size_t len = 0, direct, n = 0;
+	int rc;
+
+	if (!filter_put(filter, &len, "(|", 2) || !filter_put_member(filter, &len, p->dn, true) ||
+	    !filter_put(filter, &len, ")", 1))
+		return 0;    /* a DN too long to search for holds no group */
+	if ((rc = conn_search(c, filter, attrs, GROUPS_MAX, true, group_entry, p)) < 0)
+		return rc;
+	direct = p->ngroups;
+	if (direct == 0)
+		return 0;
+	len = 0;
+	filter_put(filter, &len, "(|", 2);
+	for (size_t i = 0; i < direct && i < NEST_MAX; i++) {
+		size_t before = len;
+
+		if (!filter_put_member(filter, &len, p->groups[i], false)) {
+			len = before;
+			filter[len] = '\0';
+			break;
+		}
+		n++;
+	}
+	if (n == 0 || !filter_put(filter, &len, ")", 1))
+		return 0;
+	return conn_search(c, filter, attrs, GROUPS_MAX, true, group_entry, p);
+}
+
+static unsigned person_roles(const struct ldapb *l, const struct person *p)
+{
+	unsigned roles = 0;
+
+	for (size_t r = 0; r < ROLE_COUNT; r++) {
+		if (!l->role_dn[r])
+			continue;
+		for (size_t i = 0; i < p->ngroups; i++)
+			if (!strcasecmp(p->groups[i], l->role_dn[r]))
+				roles |= 1u << r;
+	}
+	return roles;
+}
+
+/* The account's name (NETBIOS\sam, else the UPN, else sam or uid, else what
+ * was typed) and every form of it. */
+static void person_identity(const struct ldapb *l, const struct person *p, const char *typed,
+			    struct auth_user *out)
+{
+	const char *sam = *p->sam ? p->sam : p->uid;
+	size_t nb = strlen(l->netbios), ns = strlen(sam);
+
+	if (nb && ns && nb + 1 + ns < sizeof(out->name) && !strchr(sam, '\\') &&
+	    !strchr(sam, '@')) {
+		memcpy(out->name, l->netbios, nb);
+		out->name[nb] = '\\';
+		memcpy(out->name + nb + 1, sam, ns + 1);
+	} else if (*p->upn) {
+		snprintf(out->name, sizeof(out->name), "%s", p->upn);
+	} else {
+		snprintf(out->name, sizeof(out->name), "%s", *sam ? sam : typed);
+	}
+	identity_from_name(&l->domains, out->name, &out->id);
+	if (*p->upn)
+		identity_add(&l->domains, &out->id, p->upn);
+}
+
+static int ldapb_authenticate(void *ctx, const char *user, const char *password,
+			      int64_t deadline_ms, struct auth_user *out)
+{
+	struct conn c = { ctx, NULL, deadline_ms, out->reason, sizeof(out->reason), -1, { 0 } };
+	struct person p;
+	int rc;
+
+	memset(&p, 0, sizeof(p));
+	/* No unauthenticated bind: an empty password is no password. */
+	if (!password || !*password)
+		return KW_ERR_AUTH;
+	if ((rc = conn_open(&c)) < 0)
+		goto out;
+	if ((rc = person_find(&c, user, &p)) < 0)
+		goto out;
+	/* The groups are read as the service account, before the user's bind. */
+	if ((rc = person_groups(&c, &p)) < 0)
+		goto out;
+	person_identity(c.l, &p, user, out);
+	if ((rc = conn_bind(&c, p.dn, password, strlen(password), "the user's bind")) < 0)
+		goto out;
+	out->roles = person_roles(c.l, &p);
+out:
+	if (rc < 0 && rc != KW_ERR_AUTH) {
+		out->roles = 0;
+		memset(&out->id, 0, sizeof(out->id));
+	}
+	if (rc == KW_ERR_NOT_FOUND || rc == KW_ERR_UNAVAILABLE)
+		out->name[0] = '\0';
+	person_free(&p);
+	conn_close(&c);
+	return rc;
+}
+
+static int ldapb_roles(void *ctx, const struct identity *id, int64_t deadline_ms,
+		       unsigned *roles)
+{
+	char why[AUTH_REASON_MAX];
+	struct conn c = { ctx, NULL, deadline_ms, why, sizeof(why), -1, { 0 } };
+	struct person p;
+	int rc = KW_ERR_NOT_FOUND;
+
+	*roles = 0;
+	if ((rc = conn_open(&c)) < 0)
+		goto out;
+	rc = KW_ERR_NOT_FOUND;
+	for (size_t i = 0; i < id->n && rc == KW_ERR_NOT_FOUND; i++) {
+		memset(&p, 0, sizeof(p));
+		rc = person_find(&c, id->forms[i], &p);
+		if (rc == 0 && (rc = person_groups(&c, &p)) == 0)
+			*roles = person_roles(c.l, &p);
+		person_free(&p);
+	}
+	/* Several entries for one name: known, and no roles from them. */
+	if (rc == KW_ERR_AUTH)
+		rc = 0;
+out:
+	conn_close(&c);
+	return rc;
+}
+
+const struct auth_backend auth_ldap = {
+	.name = "ldap",
+	.max_concurrent = LDAP_MAX_CONCURRENT,
+	.open = ldapb_open,
+	.close = ldapb_close,
+	.authenticate = ldapb_authenticate,
+	.roles = ldapb_roles,
+};

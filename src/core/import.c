@@ -105,6 +105,17 @@ static void normalize(const char *in, char *out, size_t outlen)
 	out[n] = '\0';
 }
 
+/* v as a message may quote it: a value that may hold a recovery password
+ * (a file with its columns mislabelled) or is long is not quoted. */
+static const char *quotable(const char *v)
+{
+	if (recpw_may_contain(v))
+		return "(a value that looks like a recovery password)";
+	if (strlen(v) > 64)
+		return "(a long value)";
+	return v;
+}
+
 static int error_add(struct import_report *rep, size_t line, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -154,18 +165,19 @@ static int header_read(const struct csv_record *rec, enum import_format fmt,
 		if (!m->name) {
 			if (unknown.len)
 				buf_puts(&unknown, ", ");
-			buf_puts(&unknown, rec->field[i][0] ? rec->field[i] : "(empty)");
+			buf_puts(&unknown, rec->field[i][0] ? quotable(rec->field[i]) : "(empty)");
 			continue;
 		}
 		if (h->idx[m->col] >= 0) {
 			rc = error_add(rep, 0, "the header names the column %s twice (as '%s' "
-				       "and '%s')", names[m->col], h->label[m->col], rec->field[i]);
+				       "and '%s')", names[m->col], h->label[m->col],
+				       quotable(rec->field[i]));
 			if (rc == 0)
 				rc = KW_ERR_INVALID;
 			goto out;
 		}
 		h->idx[m->col] = (int)i;
-		snprintf(h->label[m->col], sizeof(h->label[0]), "%s", rec->field[i]);
+		snprintf(h->label[m->col], sizeof(h->label[0]), "%s", quotable(rec->field[i]));
 	}
 	for (int c = 0; c < NCOLS; c++) {
 		if (required[c] && h->idx[c] < 0) {
@@ -675,7 +687,8 @@ compare:
 	if (str_fold_eq(a->last_name, strlen(a->last_name), r->name, strlen(r->name)))
 		return 0;
 	if ((rc = error_add(&a->errs, r->line, "device %s is in keywarden as '%s'; this row "
-			    "names it '%s'", r->device_id, a->last_name, r->name)) < 0)
+			    "names it '%s'", r->device_id, quotable(a->last_name),
+			    quotable(r->name))) < 0)
 		return rc;
 	return 1;
 }

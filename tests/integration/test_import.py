@@ -16,6 +16,7 @@ import unittest
 import kw
 from kw import key_id, new_keys, recovery_password, volume
 
+PW = "496298-461032-321464-595518-463221-173943-033616-139579"
 MBAM_HEADER = ("RecoveryKeyId,RecoveryKey,VolumeId,MachineName,DomainName,"
                "LastUpdateTime,UserName,Disclosed")
 
@@ -223,9 +224,13 @@ class InvalidTest(ImportCase):
                 ("device_id,device_name,volume_id,key_id,recovery_password,Key_ID\n",
                  "names the column key_id twice"),
                 (MBAM_HEADER + "\n", "an MBAM export\\? use --format mbam"),
+                # a file without line ends is all header: no value is quoted
+                (kw.EXPORT_HEADER + ",%s,x" % PW, "does not know: "
+                 "\\(a value that looks like a recovery password\\), x"),
                 ("", "the file is empty")):
             out, err = self.imported(inst, write(inst, "h.csv", text), ok=False)
             self.assertRegex(err, r"h\.csv: .*" + why)
+            self.assertNoPassword(err, PW)
         self.assertNothingStored(inst)
 
     def test_conflicting_password(self):
@@ -361,15 +366,19 @@ class InterruptedTest(ImportCase):
         inst = self.instance("killed")
         with open(path, "rb") as f, open(os.path.join(inst.dir, "big.csv"), "wb") as g:
             g.write(f.read())
-        p = subprocess.Popen([kw.BINARY, "--config", inst.conf, "import", "csv", "big.csv"],
-                             cwd=inst.dir, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-        time.sleep(took * random.uniform(0.3, 0.8))
-        p.send_signal(signal.SIGKILL)
-        p.wait()
-        # All or nothing: the one write either committed or left nothing.
-        keys = len(inst.export()[1])
-        self.assertIn(keys, (0, n))
+        # Killed at points through the run (reading, checking, writing):
+        # the one write either committed all or left nothing.
+        for fraction in (0.2, 0.4, 0.6, 0.8, 0.95):
+            p = subprocess.Popen([kw.BINARY, "--config", inst.conf, "import", "csv",
+                                  "big.csv"], cwd=inst.dir, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+            time.sleep(took * fraction)
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+            keys = len(inst.export()[1])
+            self.assertIn(keys, (0, n), fraction)
+            if keys:
+                break
         self.imported(inst, "big.csv")
         self.assertEqual(inst.export()[2], want)
         rc, out, err = inst.cli("audit", "verify")

@@ -300,6 +300,18 @@ class MbamTest(ImportCase):
         self.assertIn("association CORP\\bob", show)
         self.assertIn("imported: import:mbam:mbam.csv", show)
 
+        # The help desk sees the computer as never reported: its drives'
+        # protection is unknown, not "not protected".
+        staff = ("hd-admin", "Pw-hd-" + os.urandom(6).hex())
+        inst.add_user(staff[0], staff[1], "helpdesk_admin")
+        hd = kw.Browser(inst)
+        hd.sign_in(*staff)
+        text = kw.page_text(hd.get("/helpdesk/devices/%s/lost" %
+                                   got[k1[0]]["device_id"]).body)
+        self.assertIn("has not reported its drives (its keys were imported)", text)
+        self.assertIn("Not reported", text)
+        self.assertNotIn("Not protected", text)
+
         # alice recovers her computer's key by its first 8 characters; carol,
         # who never used it, cannot.
         alice = ("CORP\\alice", "Pw-alice-" + os.urandom(6).hex())

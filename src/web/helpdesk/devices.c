@@ -497,6 +497,9 @@ static struct tpl *volume_items(struct device *dev)
 		case INVENTORY_UNPROTECTED:
 			tpl_set(it, "v_bad", _("Not protected"));
 			break;
+		case INVENTORY_UNREPORTED:
+			tpl_set(it, "v_bad", _("Not reported"));
+			break;
 		}
 		if (v->active)
 			tpl_set(it, "v_key_ok", _("Yes"));
@@ -651,7 +654,7 @@ int helpdesk_device_lost(void *ctx, struct http_request *req, struct http_respon
 	struct device *dev = NULL;
 	struct tpl t, *vols = NULL;
 	char seen[WHEN_HTML], ago[64], back[64];
-	size_t nprotected = 0, nkey = 0;
+	size_t nprotected = 0, nunreported = 0, nkey = 0;
 	int64_t now = time_now();
 	int rc;
 
@@ -667,7 +670,10 @@ int helpdesk_device_lost(void *ctx, struct http_request *req, struct http_respon
 		struct volume_rec r = { .protection = dev->vols[i].protection,
 					.percent = dev->vols[i].percent };
 
-		nprotected += inventory_volume_protection(&r) == INVENTORY_PROTECTED;
+		enum inventory_protection p = inventory_volume_protection(&r);
+
+		nprotected += p == INVENTORY_PROTECTED;
+		nunreported += p == INVENTORY_UNREPORTED;
 		nkey += dev->vols[i].active > 0;
 	}
 	when_html(dev->d.last_checkin_at, seen);
@@ -684,6 +690,10 @@ int helpdesk_device_lost(void *ctx, struct http_request *req, struct http_respon
 	if (!dev->nvols)
 		tpl_set(&t, "verdict_unknown", _("This computer has not reported any drive, so "
 						 "nothing is known of its encryption."));
+	else if (nunreported == dev->nvols)
+		tpl_set(&t, "verdict_unknown", _("This computer has not reported its drives (its "
+						 "keys were imported), so nothing is known of "
+						 "its encryption."));
 	else if (nprotected == dev->nvols)
 		tpl_set(&t, "verdict_ok", _("Every drive was protected (BitLocker on, fully "
 					    "encrypted) when it last reported."));

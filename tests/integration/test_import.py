@@ -311,6 +311,8 @@ class MbamTest(ImportCase):
         self.assertIn("has not reported its drives (its keys were imported)", text)
         self.assertIn("Not reported", text)
         self.assertNotIn("Not protected", text)
+        text = kw.page_text(hd.get("/helpdesk/devices/%s" % got[k1[0]]["device_id"]).body)
+        self.assertIn("Imported: import:mbam:mbam.csv", text)
 
         # alice recovers her computer's key by its first 8 characters; carol,
         # who never used it, cannot.

@@ -280,6 +280,7 @@ struct key {
 	int64_t volume_row;
 	enum key_state state;
 	char created_html[WHEN_HTML], changed_html[WHEN_HTML], disclosed_html[WHEN_HTML];
+	char origin[STORE_ORIGIN_MAX + 1];   /* "" unless imported */
 };
 
 struct device {
@@ -381,6 +382,7 @@ static int got_key(const struct key_rec *k, void *arg)
 	snprintf(o->key_id, sizeof(o->key_id), "%s", k->key_id);
 	o->volume_row = k->volume_row;
 	o->state = k->state;
+	snprintf(o->origin, sizeof(o->origin), "%s", k->origin ? k->origin : "");
 	when_html(k->created_at, o->created_html);
 	when_html(k->changed_at, o->changed_html);
 	if (k->disclosed_at)
@@ -576,6 +578,7 @@ static int device_page(struct app *app, struct http_request *req, struct http_re
 		tpl_set(it, "k_volume", v && *v->mount ? v->mount : v ? v->guid : "–");
 		tpl_set(it, "k_state", key_state_text(k->state));
 		tpl_set(it, "k_class", key_state_name(k->state));
+		tpl_set(it, "k_origin", *k->origin ? k->origin : NULL);
 		tpl_set_raw(it, "k_created", k->created_html);
 		tpl_set_raw(it, "k_changed", k->changed_html);
 		tpl_set_raw(it, "k_disclosed", k->disclosed_html);

@@ -843,6 +843,12 @@ int import_csv(struct store *s, const struct seal *k, const struct import_reques
 		rc = error_add(rep, 0, "the file is larger than %u MiB", IMPORT_FILE_MAX >> 20);
 		return rc < 0 ? rc : KW_ERR_TOO_LARGE;
 	}
+	if (req->len >= 2 && (!memcmp(req->data, "\xff\xfe", 2) ||
+			      !memcmp(req->data, "\xfe\xff", 2))) {
+		rc = error_add(rep, 0, "the file is UTF-16: save it as UTF-8 (PowerShell: "
+			       "Export-Csv -Encoding UTF8)");
+		return rc < 0 ? rc : KW_ERR_INVALID;
+	}
 	if (!(rec = malloc(sizeof(*rec))))
 		return KW_ERR_NOMEM;
 	csv_init(&rd, req->data, req->len);

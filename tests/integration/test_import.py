@@ -227,8 +227,15 @@ class InvalidTest(ImportCase):
                 # a file without line ends is all header: no value is quoted
                 (kw.EXPORT_HEADER + ",%s,x" % PW, "does not know: "
                  "\\(a value that looks like a recovery password\\), x"),
-                ("", "the file is empty")):
-            out, err = self.imported(inst, write(inst, "h.csv", text), ok=False)
+                ("", "the file is empty"),
+                ((MBAM_HEADER + "\n").encode("utf-16"), "the file is UTF-16: save it as "
+                 "UTF-8")):
+            if isinstance(text, bytes):
+                with open(os.path.join(inst.dir, "h.csv"), "wb") as f:
+                    f.write(text)
+                text = None
+            out, err = self.imported(inst, os.path.join(inst.dir, "h.csv") if text is None
+                                     else write(inst, "h.csv", text), ok=False)
             self.assertRegex(err, r"h\.csv: .*" + why)
             self.assertNoPassword(err, PW)
         self.assertNothingStored(inst)

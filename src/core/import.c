@@ -390,9 +390,11 @@ static char *users_field(const struct csv_record *rec, const struct header *h,
 
 	if (!*v)
 		return NULL;
-	if (!(copy = strdup(v)))
-		return NULL;
 	buf_init(&out, (size_t)IMPORT_USERS_MAX * (INVENTORY_USER_MAX + 1));
+	if (!(copy = strdup(v))) {
+		why_add(why, h, COL_USERS, "out of memory");
+		return NULL;
+	}
 	for (char *u = strtok_r(copy, ";", &save); u; u = strtok_r(NULL, ";", &save)) {
 		str_trim(u);
 		if (!*u)
@@ -406,8 +408,10 @@ static char *users_field(const struct csv_record *rec, const struct header *h,
 				"bytes of text)", n, INVENTORY_USER_MAX);
 			goto bad;
 		}
-		if ((out.len && buf_putc(&out, '\n') < 0) || buf_puts(&out, u) < 0)
+		if ((out.len && buf_putc(&out, '\n') < 0) || buf_puts(&out, u) < 0) {
+			why_add(why, h, COL_USERS, "out of memory");
 			goto bad;
+		}
 	}
 	free(copy);
 	if (!out.len) {

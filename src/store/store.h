@@ -417,7 +417,8 @@ int store_key_get(struct store_tx *tx, const char *key_id, store_each_key cb, vo
 int store_key_get_many(struct store_tx *tx, const char *const *key_ids, size_t n,
 		       store_each_key cb, void *arg);
 /* Inserts a key (key_id, device_id, volume_row, state, sealed,
- * created_at; changed_at = created_at, never disclosed).
+ * created_at; changed_at = created_at, never disclosed, origin "": its
+ * device escrowed it; k->origin is not read).
  * KW_ERR_NOT_FOUND when the device does not exist or volume_row is not
  * one of its volumes; KW_ERR_EXISTS when the key ID is taken (on any
  * device). */

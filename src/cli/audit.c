@@ -25,7 +25,7 @@ const char usage_audit[] =
 	"                   includes that whole day\n"
 	"                   DATE: YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ\n"
 	"  --result RESULT  disclosed, ambiguous, not_found, invalid, rate_limited,\n"
-	"                   denied, exported, rekeyed, associated, or an\n"
+	"                   denied, exported, rekeyed, associated, imported, or an\n"
 	"                   administrator's change:\n"
 	"                   user_added, roles_changed, user_disabled, user_enabled,\n"
 	"                   password_reset, token_created or token_revoked\n"
@@ -94,7 +94,8 @@ int check_audit_export(struct cli_call *call)
 			if (!audit_name_known(audit_results, v))
 				return cli_error("--result %s: use disclosed, ambiguous, not_found, "
 						 "invalid, rate_limited, denied, exported, rekeyed, "
-						 "associated, user_added, roles_changed, user_disabled, "
+						 "associated, imported, user_added, roles_changed, "
+						 "user_disabled, "
 						 "user_enabled, password_reset, token_created or "
 						 "token_revoked", v);
 			f->result = v;

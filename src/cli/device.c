@@ -75,7 +75,8 @@ static int show_device(const struct device_rec *d, void *arg)
 static int show_volume(const struct volume_rec *v, void *arg)
 {
 	printf("  volume %s %s type=%s protection=%s encryption=%s %d%%\n", v->guid,
-	       *v->mount ? v->mount : "-", v->type, v->protection,
+	       *v->mount ? v->mount : "-", *v->type ? v->type : "-",
+	       *v->protection ? v->protection : "-",
 	       *v->encryption ? v->encryption : "-", v->percent);
 	return 0;
 }
@@ -86,8 +87,9 @@ static int show_key(const struct key_rec *k, void *arg)
 
 	time_format_iso(k->created_at, created);
 	time_format_iso(k->changed_at, changed);
-	printf("  key %s %-10s escrowed %s, changed %s\n", k->key_id, key_state_name(k->state),
-	       created, changed);
+	printf("  key %s %-10s escrowed %s, changed %s%s%s\n", k->key_id,
+	       key_state_name(k->state), created, changed,
+	       k->origin && *k->origin ? ", imported: " : "", k->origin ? k->origin : "");
 	return 0;
 }
 

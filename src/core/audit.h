@@ -26,6 +26,8 @@
 #define AUDIT_EXPORTED "exported"
 #define AUDIT_REKEYED "rekeyed"
 #define AUDIT_ASSOCIATED "associated"   /* a user-device association added */
+#define AUDIT_IMPORTED "imported"       /* keys imported (core/import.h): the
+					 * comment says how many from where */
 
 /* Changes by an administrator (core/account, core/enroll): actor the
  * administrator, end_user the account concerned, comment the roles or the

@@ -185,6 +185,8 @@ int inventory_assoc_add(struct store *s, const struct inventory_assoc *a, int64_
 
 enum inventory_protection inventory_volume_protection(const struct volume_rec *v)
 {
+	if (!*v->protection)
+		return INVENTORY_UNREPORTED;
 	if (!strcmp(v->protection, "suspended"))
 		return INVENTORY_SUSPENDED;
 	if (strcmp(v->protection, "on"))

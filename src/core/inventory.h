@@ -76,6 +76,9 @@ enum inventory_protection {
 	INVENTORY_SUSPENDED,     /* protection suspended: the key is on the disk
 				  * in the clear, the data readable */
 	INVENTORY_UNPROTECTED,   /* protection off */
+	INVENTORY_UNREPORTED,    /* nothing reported: a volume imported
+				  * (core/import.h) whose computer has not
+				  * checked in; its protection is unknown */
 };
 enum inventory_protection inventory_volume_protection(const struct volume_rec *v);
 

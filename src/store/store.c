@@ -483,6 +483,16 @@ int store_key_insert(struct store_tx *tx, const struct key_rec *k)
 	return CALL(tx, key_insert, k);
 }
 
+int store_key_import(struct store_tx *tx, const struct key_rec *k)
+{
+	REFUSE_IN_CALLBACK();
+	if (strlen(k->key_id) != STORE_ID_LEN || !k->origin || !*k->origin ||
+	    strlen(k->origin) > STORE_ORIGIN_MAX || k->state < KEY_ACTIVE ||
+	    k->state > KEY_SUPERSEDED)
+		return KW_ERR_INVALID;
+	return CALL(tx, key_import, k);
+}
+
 int store_key_set_state(struct store_tx *tx, int64_t row, enum key_state state, int64_t at)
 {
 	REFUSE_IN_CALLBACK();

@@ -84,6 +84,7 @@
 #define STORE_LIMITER_MAX 64     /* bytes of a limiter's name */
 #define STORE_LIMIT_KEY_MAX 256  /* bytes of a limited key */
 #define STORE_HASH_LEN 32        /* SHA-256 of a secret */
+#define STORE_ORIGIN_MAX 255     /* bytes of a key's origin (key_rec.origin) */
 
 struct store;
 struct store_tx;
@@ -147,6 +148,9 @@ struct key_rec {
 	int64_t created_at;
 	int64_t changed_at;                /* last state change */
 	int64_t disclosed_at;              /* 0 = never */
+	const char *origin;                /* "" when its device escrowed it;
+					    * otherwise where it was imported
+					    * from (store_key_import) */
 };
 
 /* A volume with the states its keys are in, as reports need it. */
@@ -413,13 +417,20 @@ int store_key_get(struct store_tx *tx, const char *key_id, store_each_key cb, vo
 int store_key_get_many(struct store_tx *tx, const char *const *key_ids, size_t n,
 		       store_each_key cb, void *arg);
 /* Inserts a key (key_id, device_id, volume_row, state, sealed,
- * created_at; changed_at = created_at, never disclosed).
+ * created_at; changed_at = created_at, never disclosed, origin "": its
+ * device escrowed it; k->origin is not read).
  * KW_ERR_NOT_FOUND when the device does not exist or volume_row is not
  * one of its volumes; KW_ERR_EXISTS when the key ID is taken (on any
  * device). */
 int store_key_insert(struct store_tx *tx, const struct key_rec *k);
 /* store_key_insert of n keys (of any devices and volumes). */
 int store_key_insert_many(struct store_tx *tx, const struct key_rec *k, size_t n);
+/* Inserts a key brought from elsewhere (core/import.h): as
+ * store_key_insert, but state, created_at, changed_at (0 = created_at)
+ * and disclosed_at (0 = never) are stored as k gives them, with
+ * k->origin, 1 to STORE_ORIGIN_MAX bytes saying where it came from
+ * (KW_ERR_INVALID otherwise, and for a state that is not one). */
+int store_key_import(struct store_tx *tx, const struct key_rec *k);
 /* Sets a key's state and changed_at = at; disclosed_at = at too when
  * the state is KEY_DISCLOSED. */
 int store_key_set_state(struct store_tx *tx, int64_t row, enum key_state state, int64_t at);
@@ -644,6 +655,7 @@ struct store_ops {
 			    store_each_key, void *);
 	int (*key_insert)(struct store_tx *, const struct key_rec *);
 	int (*key_insert_many)(struct store_tx *, const struct key_rec *, size_t n);
+	int (*key_import)(struct store_tx *, const struct key_rec *);
 	int (*key_set_state)(struct store_tx *, int64_t row, enum key_state, int64_t at);
 	int (*key_set_state_many)(struct store_tx *, const struct key_change *, size_t n,
 				  int64_t at);

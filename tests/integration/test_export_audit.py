@@ -62,7 +62,7 @@ class ExportAuditTest(unittest.TestCase):
     def test_every_result_filters(self):
         # each result a record can hold is a --result the CLI takes
         for result in ("disclosed", "ambiguous", "not_found", "invalid", "rate_limited",
-                       "denied", "exported", "rekeyed", "associated", "user_added",
+                       "denied", "exported", "rekeyed", "associated", "imported", "user_added",
                        "roles_changed", "user_disabled", "user_enabled", "password_reset",
                        "token_created", "token_revoked"):
             rc, out, err = self.kw.cli("audit", "export", "--result", result)

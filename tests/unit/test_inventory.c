@@ -407,6 +407,8 @@ static void test_volume_protection(void **state)
 	assert_int_equal(inventory_volume_protection(&v), INVENTORY_SUSPENDED);
 	v.protection = "off";
 	assert_int_equal(inventory_volume_protection(&v), INVENTORY_UNPROTECTED);
+	v.protection = "";          /* imported: never reported */
+	assert_int_equal(inventory_volume_protection(&v), INVENTORY_UNREPORTED);
 }
 
 /* ---- enrollment tokens: the list and the state of each ---- */

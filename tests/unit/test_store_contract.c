@@ -3222,6 +3222,141 @@ static void test_report_lists(void **state)
 	assert_int_equal(d.rc, KW_ERR_INVALID);
 }
 
+/* ---- imported keys (store_key_import) ---- */
+
+#define KI1 "BBBB0001-0000-4000-8000-000000000001"
+#define KI2 "BBBB0001-0000-4000-8000-000000000002"
+
+struct import_q {
+	int64_t vol;
+	struct key_rec k;          /* what to import (tx_key_import) */
+	char origin[STORE_ORIGIN_MAX + 1];
+	struct key_copy out;       /* what key_get read back */
+	int calls;
+};
+
+static int copy_imported(const struct key_rec *k, void *arg)
+{
+	struct import_q *q = arg;
+
+	copy_key(k, &q->out);
+	snprintf(q->origin, sizeof(q->origin), "%s", k->origin ? k->origin : "(null)");
+	q->out.k.origin = NULL;
+	return 0;
+}
+
+static int tx_import_setup(struct store_tx *tx, void *arg)
+{
+	struct import_q *q = arg;
+	int rc;
+
+	if ((rc = put_device(tx, DEV1, "PC-1", 1)) < 0 ||
+	    (rc = put_volume(tx, DEV1, VOL1, "C:", &q->vol)) < 0 ||
+	    (rc = put_key(tx, DEV1, q->vol, KA, KEY_ACTIVE)) < 0)
+		return rc;
+	return 0;
+}
+
+static int tx_key_import(struct store_tx *tx, void *arg)
+{
+	struct import_q *q = arg;
+
+	return store_key_import(tx, &q->k);
+}
+
+static int tx_import_get(struct store_tx *tx, void *arg)
+{
+	struct import_q *q = arg;
+
+	memset(&q->out, 0, sizeof(q->out));
+	q->origin[0] = '\0';
+	return store_key_get(tx, q->k.key_id, copy_imported, q);
+}
+
+static void test_key_import(void **state)
+{
+	static const uint8_t sealed[] = { 7, 0, 7 };
+	char long_origin[STORE_ORIGIN_MAX + 2];
+	struct fx *f = *state;
+	struct import_q q;
+
+	memset(&q, 0, sizeof(q));
+	assert_int_equal(store_write(f->s, tx_import_setup, &q), 0);
+
+	/* A key escrowed by its device has no origin. */
+	snprintf(q.k.key_id, sizeof(q.k.key_id), "%s", KA);
+	assert_int_equal(store_read(f->s, tx_import_get, &q), 0);
+	assert_string_equal(q.origin, "");
+
+	/* Every time and the state as given, with the origin. */
+	memset(&q.k, 0, sizeof(q.k));
+	snprintf(q.k.key_id, sizeof(q.k.key_id), "%s", KI1);
+	snprintf(q.k.device_id, sizeof(q.k.device_id), "%s", DEV1);
+	q.k.volume_row = q.vol;
+	q.k.state = KEY_SUPERSEDED;
+	q.k.sealed = sealed;
+	q.k.sealed_len = sizeof(sealed);
+	q.k.created_at = 500;
+	q.k.changed_at = 700;
+	q.k.disclosed_at = 600;
+	q.k.origin = "import:csv:backup.csv";
+	assert_int_equal(store_write(f->s, tx_key_import, &q), 0);
+	assert_int_equal(store_read(f->s, tx_import_get, &q), 0);
+	assert_string_equal(q.out.k.key_id, KI1);
+	assert_string_equal(q.out.k.device_id, DEV1);
+	assert_int_equal(q.out.k.volume_row, q.vol);
+	assert_int_equal(q.out.k.state, KEY_SUPERSEDED);
+	assert_int_equal(q.out.k.created_at, 500);
+	assert_int_equal(q.out.k.changed_at, 700);
+	assert_int_equal(q.out.k.disclosed_at, 600);
+	assert_memory_equal(q.out.sealed, sealed, sizeof(sealed));
+	assert_string_equal(q.origin, "import:csv:backup.csv");
+
+	/* changed_at 0 is created_at. */
+	snprintf(q.k.key_id, sizeof(q.k.key_id), "%s", KI2);
+	q.k.state = KEY_ACTIVE;
+	q.k.changed_at = 0;
+	q.k.disclosed_at = 0;
+	q.k.origin = "import:mbam:keys.csv";
+	assert_int_equal(store_write(f->s, tx_key_import, &q), 0);
+	assert_int_equal(store_read(f->s, tx_import_get, &q), 0);
+	assert_int_equal(q.out.k.changed_at, 500);
+	assert_int_equal(q.out.k.disclosed_at, 0);
+	assert_string_equal(q.origin, "import:mbam:keys.csv");
+	assert_int_equal(key_count(f->s), 3);
+
+	/* As store_key_insert: a taken ID, an unknown device or volume. */
+	assert_int_equal(store_write(f->s, tx_key_import, &q), KW_ERR_EXISTS);
+	snprintf(q.k.key_id, sizeof(q.k.key_id), "BBBB0001-0000-4000-8000-000000000003");
+	q.k.volume_row = 9999;
+	assert_int_equal(store_write(f->s, tx_key_import, &q), KW_ERR_NOT_FOUND);
+	q.k.volume_row = q.vol;
+	snprintf(q.k.device_id, sizeof(q.k.device_id), "%s", DEV5);
+	assert_int_equal(store_write(f->s, tx_key_import, &q), KW_ERR_NOT_FOUND);
+	snprintf(q.k.device_id, sizeof(q.k.device_id), "%s", DEV1);
+	/* No origin, one too long, a state that is none, an ID not canonical. */
+	q.k.origin = "";
+	assert_int_equal(store_write(f->s, tx_key_import, &q), KW_ERR_INVALID);
+	q.k.origin = NULL;
+	assert_int_equal(store_write(f->s, tx_key_import, &q), KW_ERR_INVALID);
+	memset(long_origin, 'x', sizeof(long_origin) - 1);
+	long_origin[sizeof(long_origin) - 1] = '\0';
+	q.k.origin = long_origin;
+	assert_int_equal(store_write(f->s, tx_key_import, &q), KW_ERR_INVALID);
+	long_origin[STORE_ORIGIN_MAX] = '\0';
+	q.k.state = (enum key_state)7;
+	assert_int_equal(store_write(f->s, tx_key_import, &q), KW_ERR_INVALID);
+	q.k.state = KEY_ACTIVE;
+	snprintf(q.k.key_id, sizeof(q.k.key_id), "BBBB0001");
+	assert_int_equal(store_write(f->s, tx_key_import, &q), KW_ERR_INVALID);
+	assert_int_equal(key_count(f->s), 3);
+	/* The longest origin fits. */
+	snprintf(q.k.key_id, sizeof(q.k.key_id), "BBBB0001-0000-4000-8000-000000000004");
+	assert_int_equal(store_write(f->s, tx_key_import, &q), 0);
+	assert_int_equal(store_read(f->s, tx_import_get, &q), 0);
+	assert_string_equal(q.origin, long_origin);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -3260,6 +3395,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_limit_take_concurrent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_audit_page, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_report_lists, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_key_import, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

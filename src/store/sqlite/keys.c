@@ -12,7 +12,7 @@
 #include "util/str.h"
 
 #define KEY_COLS "k.id, k.key_hex, k.volume, k.state, k.sealed, k.created_at, " \
-	"k.changed_at, k.disclosed_at"
+	"k.changed_at, k.disclosed_at, k.origin"
 #define KEY_FULL_COLS KEY_COLS ", " DEVICE_COLS ", " VOLUME_COLS
 
 static const struct sq_query q_key_get = { SQ_KEY_GET,
@@ -21,6 +21,9 @@ static const struct sq_query q_key_get = { SQ_KEY_GET,
 static const struct sq_query q_key_insert = { SQ_KEY_INSERT,
 	"INSERT INTO recovery_keys (key_hex, device, volume, state, sealed, created_at, "
 	"changed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)" };
+static const struct sq_query q_key_import = { SQ_KEY_IMPORT,
+	"INSERT INTO recovery_keys (key_hex, device, volume, state, sealed, created_at, "
+	"changed_at, disclosed_at, origin) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)" };
 static const struct sq_query q_key_volume_device = { SQ_KEY_VOLUME_DEVICE,
 	"SELECT device FROM volumes WHERE id = ?1" };
 static const struct sq_query q_key_set_state = { SQ_KEY_SET_STATE,
@@ -78,7 +81,7 @@ static const struct sq_query q_key_each_state = { SQ_KEY_EACH_STATE,
 static const struct sq_query q_key_count = { SQ_KEY_COUNT,
 	"SELECT count(*) FROM recovery_keys" };
 
-/* Fills k from the 8 columns of KEY_COLS. */
+/* Fills k from the 9 columns of KEY_COLS. */
 static void key_fill(sqlite3_stmt *st, struct key_rec *k)
 {
 	const char *hex = sq_text(st, 1);
@@ -94,6 +97,7 @@ static void key_fill(sqlite3_stmt *st, struct key_rec *k)
 	k->created_at = sqlite3_column_int64(st, 5);
 	k->changed_at = sqlite3_column_int64(st, 6);
 	k->disclosed_at = sqlite3_column_int64(st, 7);
+	k->origin = sq_text(st, 8);
 }
 
 struct key_cb {
@@ -108,7 +112,7 @@ static int key_row(sqlite3_stmt *st, void *arg)
 	struct key_rec k;
 
 	key_fill(st, &k);
-	sq_copy(st, 8, k.device_id, sizeof(k.device_id));
+	sq_copy(st, 9, k.device_id, sizeof(k.device_id));
 	return c->cb(&k, c->arg);
 }
 
@@ -127,8 +131,8 @@ static int key_full_row(sqlite3_stmt *st, void *arg)
 
 	memset(&v, 0, sizeof(v));
 	key_fill(st, &f.key);
-	sq_device_fill(st, 8, &d);
-	sq_volume_fill(st, 15, &v);
+	sq_device_fill(st, 9, &d);
+	sq_volume_fill(st, 16, &v);
 	memcpy(f.key.device_id, d.id, sizeof(d.id));
 	memcpy(v.device_id, d.id, sizeof(d.id));
 	f.device = &d;
@@ -174,6 +178,23 @@ static int key_put(struct store_tx *tx, const struct key_rec *k, int64_t dev)
 		       SQ_ARGS(SQ_TEXT(hex), SQ_INT(dev), SQ_INT(k->volume_row),
 			       SQ_INT(k->state), SQ_BLOB(k->sealed, k->sealed_len),
 			       SQ_INT(k->created_at)));
+}
+
+static int key_import(struct store_tx *tx, const struct key_rec *k)
+{
+	char hex[KEYID_HEX_LEN + 1];
+	int64_t dev;
+	int rc;
+
+	if ((rc = key_device(tx, k, &dev)) < 0)
+		return rc;
+	keyid_to_hex(k->key_id, hex);
+	return sq_exec(tx->c, &q_key_import,
+		       SQ_ARGS(SQ_TEXT(hex), SQ_INT(dev), SQ_INT(k->volume_row),
+			       SQ_INT(k->state), SQ_BLOB(k->sealed, k->sealed_len),
+			       SQ_INT(k->created_at),
+			       SQ_INT(k->changed_at ? k->changed_at : k->created_at),
+			       SQ_INT(k->disclosed_at), SQ_TEXT(k->origin)));
 }
 
 static int cmp_id(const void *a, const void *b)
@@ -398,6 +419,7 @@ void sq_key_ops(struct store_ops *o)
 	o->key_get_many = key_get_many;
 	o->key_insert = key_insert;
 	o->key_insert_many = key_insert_many;
+	o->key_import = key_import;
 	o->key_set_state = key_set_state;
 	o->key_set_state_many = key_set_state_many;
 	o->key_set_sealed = key_set_sealed;

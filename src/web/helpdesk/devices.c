@@ -280,6 +280,7 @@ struct key {
 	int64_t volume_row;
 	enum key_state state;
 	char created_html[WHEN_HTML], changed_html[WHEN_HTML], disclosed_html[WHEN_HTML];
+	char origin[STORE_ORIGIN_MAX + 1];   /* "" unless imported */
 };
 
 struct device {
@@ -381,6 +382,7 @@ static int got_key(const struct key_rec *k, void *arg)
 	snprintf(o->key_id, sizeof(o->key_id), "%s", k->key_id);
 	o->volume_row = k->volume_row;
 	o->state = k->state;
+	snprintf(o->origin, sizeof(o->origin), "%s", k->origin ? k->origin : "");
 	when_html(k->created_at, o->created_html);
 	when_html(k->changed_at, o->changed_html);
 	if (k->disclosed_at)
@@ -497,6 +499,9 @@ static struct tpl *volume_items(struct device *dev)
 		case INVENTORY_UNPROTECTED:
 			tpl_set(it, "v_bad", _("Not protected"));
 			break;
+		case INVENTORY_UNREPORTED:
+			tpl_set(it, "v_bad", _("Not reported"));
+			break;
 		}
 		if (v->active)
 			tpl_set(it, "v_key_ok", _("Yes"));
@@ -573,6 +578,7 @@ static int device_page(struct app *app, struct http_request *req, struct http_re
 		tpl_set(it, "k_volume", v && *v->mount ? v->mount : v ? v->guid : "–");
 		tpl_set(it, "k_state", key_state_text(k->state));
 		tpl_set(it, "k_class", key_state_name(k->state));
+		tpl_set(it, "k_origin", *k->origin ? k->origin : NULL);
 		tpl_set_raw(it, "k_created", k->created_html);
 		tpl_set_raw(it, "k_changed", k->changed_html);
 		tpl_set_raw(it, "k_disclosed", k->disclosed_html);
@@ -651,7 +657,7 @@ int helpdesk_device_lost(void *ctx, struct http_request *req, struct http_respon
 	struct device *dev = NULL;
 	struct tpl t, *vols = NULL;
 	char seen[WHEN_HTML], ago[64], back[64];
-	size_t nprotected = 0, nkey = 0;
+	size_t nprotected = 0, nunreported = 0, nkey = 0;
 	int64_t now = time_now();
 	int rc;
 
@@ -667,7 +673,10 @@ int helpdesk_device_lost(void *ctx, struct http_request *req, struct http_respon
 		struct volume_rec r = { .protection = dev->vols[i].protection,
 					.percent = dev->vols[i].percent };
 
-		nprotected += inventory_volume_protection(&r) == INVENTORY_PROTECTED;
+		enum inventory_protection p = inventory_volume_protection(&r);
+
+		nprotected += p == INVENTORY_PROTECTED;
+		nunreported += p == INVENTORY_UNREPORTED;
 		nkey += dev->vols[i].active > 0;
 	}
 	when_html(dev->d.last_checkin_at, seen);
@@ -684,6 +693,10 @@ int helpdesk_device_lost(void *ctx, struct http_request *req, struct http_respon
 	if (!dev->nvols)
 		tpl_set(&t, "verdict_unknown", _("This computer has not reported any drive, so "
 						 "nothing is known of its encryption."));
+	else if (nunreported == dev->nvols)
+		tpl_set(&t, "verdict_unknown", _("This computer has not reported its drives (its "
+						 "keys were imported), so nothing is known of "
+						 "its encryption."));
 	else if (nprotected == dev->nvols)
 		tpl_set(&t, "verdict_ok", _("Every drive was protected (BitLocker on, fully "
 					    "encrypted) when it last reported."));

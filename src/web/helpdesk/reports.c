@@ -222,6 +222,7 @@ static const struct {
 	{ "exported", N_("Exported") },
 	{ "rekeyed", N_("Re-keyed") },
 	{ "associated", N_("User associated with a device") },
+	{ "imported", N_("Keys imported") },
 	{ "user_added", N_("Account added") },
 	{ "roles_changed", N_("Roles changed") },
 	{ "user_disabled", N_("Account disabled") },

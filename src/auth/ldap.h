@@ -48,7 +48,7 @@ int ldap_dir_search(struct ldap_dir *d, const char *base, bool subtree, const ch
 		    char **attrs, int (*each)(struct ldap_dir *, LDAPMessage *, void *),
 		    void *arg);
 
-/* The handle, for reading the entries each gets (ldap_get_values_len…). */
+/* The handle, for reading the entries passed to each (ldap_get_values_len). */
 LDAP *ldap_dir_handle(struct ldap_dir *d);
 
 /* Why the last call failed, for a message. */

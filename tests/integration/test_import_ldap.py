@@ -1,0 +1,226 @@
+"""`keywarden import ldap` (SPEC §8, §9; README "Importing keys") against a
+real slapd (slapd.py): msFVE-RecoveryInformation objects under computer
+objects become devices and keys (GUIDs in Windows byte order), a key then
+recovers through self-service, a rerun adds nothing twice, invalid objects
+are named by DN and nothing is stored unless --skip-invalid, a directory
+that is down stores nothing, and `export csv` shows what came in."""
+
+import re
+import unittest
+import uuid
+
+import kw
+import slapd
+from kw import recovery_password
+
+TIMEOUT = 2
+# {12345678-9ABC-DEF0-1122-334455667788} as Windows stores it: Data1,
+# Data2 and Data3 little-endian, Data4 as written.
+KNOWN_ID = "12345678-9ABC-DEF0-1122-334455667788"
+KNOWN_BYTES = bytes.fromhex("78563412" "BC9A" "F0DE" "1122" "334455667788")
+VOLUME_ID = "0A1B2C3D-4E5F-4071-8293-A4B5C6D7E8F9"
+
+
+def settings(d, uri=None):
+    return {"ldap": d.settings(uri=uri, netbios_domain="CORP", timeout="%ds" % TIMEOUT)}
+
+
+def bad_password():
+    """48 digits whose first group is not divisible by 11."""
+    good = recovery_password()
+    return "111112" + good[6:]
+
+
+@slapd.needs_slapd
+class ImportLdapCase(unittest.TestCase):
+
+    def directory(self):
+        d = slapd.Slapd()
+        self.addCleanup(d.close)
+        return d
+
+    def instance(self, d, uri=None):
+        inst = kw.Keywarden(name=self.id().rsplit(".", 1)[-1], start=False,
+                            settings=settings(d, uri))
+        self.addCleanup(inst.close)
+        inst.secrets.add(slapd.Slapd.SERVICE_PASSWORD)
+        return inst
+
+    def run_import(self, inst, *args, ok=True):
+        rc, out, err = inst.cli("import", "ldap", *args)
+        if ok:
+            self.assertEqual(rc, 0, out + err)
+        else:
+            self.assertNotEqual(rc, 0, out + err)
+        self.assertNotIn(slapd.Slapd.SERVICE_PASSWORD, out + err)
+        return out, err
+
+    def import_records(self, inst):
+        return [r for r in inst.audit_export() if r["result"] == "imported"]
+
+    def assertNothingStored(self, inst):
+        self.assertEqual(inst.export()[1], [])
+        self.assertEqual(self.import_records(inst), [])
+
+
+class ImportTest(ImportLdapCase):
+
+    def test_import_recover_rerun_export(self):
+        d = self.directory()
+        pc1 = d.add_computer("PC-0001")
+        pc2 = d.add_computer("Laptop-7")
+        pw_known = recovery_password()
+        d.add_recovery(pc1, KNOWN_ID, pw_known, volume_id=VOLUME_ID,
+                       when_created="20260514182345.0Z",
+                       extra={"msFVE-RecoveryGuid": KNOWN_BYTES})
+        others = [(pc1, str(uuid.uuid4()).upper(), recovery_password()),
+                  (pc2, str(uuid.uuid4()).upper(), recovery_password())]
+        for dn, kid, pw in others:
+            d.add_recovery(dn, kid, pw, volume_id=str(uuid.uuid4()))
+        inst = self.instance(d)
+        inst.secrets.update([pw_known] + [pw for _, _, pw in others])
+
+        out, err = self.run_import(inst)
+        self.assertIn("3 keys imported", out)
+        self.assertIn("2 devices", out)
+        self.assertNoPasswords(out + err, pw_known, *[pw for _, _, pw in others])
+
+        _, rows, _ = inst.export()
+        by_key = {r["key_id"]: r for r in rows}
+        self.assertEqual(sorted(by_key), sorted([KNOWN_ID] + [k for _, k, _ in others]))
+        known = by_key[KNOWN_ID]
+        self.assertEqual(known["recovery_password"], pw_known)
+        self.assertEqual(known["volume_id"], VOLUME_ID)
+        self.assertEqual(known["device_name"], "PC-0001")
+        self.assertEqual(known["domain"], "CORP")
+        self.assertEqual(known["created_at"], "2026-05-14T18:23:45Z")
+        self.assertEqual(known["state"], "active")
+        self.assertEqual(by_key[others[0][1]]["device_name"], "PC-0001")
+        self.assertEqual(by_key[others[1][1]]["device_name"], "Laptop-7")
+        show = inst.device_show(known["device_id"])
+        self.assertRegex(show, r"imported: import:ldap:ldap://127\.0\.0\.1:\d+")
+        recs = self.import_records(inst)
+        self.assertEqual(len(recs), 1)
+        self.assertIn("3 keys imported from ldap://", recs[0]["comment"])
+        self.assertIn("(ldap format)", recs[0]["comment"])
+
+        # Again: nothing twice.
+        out, _ = self.run_import(inst)
+        self.assertIn("0 keys imported", out)
+        self.assertIn("3 keys already present", out)
+        self.assertIn("0 devices", out)
+        self.assertEqual(len(inst.export()[1]), 3)
+
+        # A user of the computer recovers the imported key through the portal.
+        inst.assoc("CORP\\alice", known["device_id"])
+        user = ("CORP\\alice", "Pw-alice-" + uuid.uuid4().hex[:12])
+        inst.add_user(*user)
+        inst.secrets.add(user[1])
+        inst.start()
+        b = kw.Browser(inst)
+        b.sign_in(*user)
+        r = b.recover(KNOWN_ID)
+        self.assertEqual(r.status, 200, r.text())
+        self.assertIn(pw_known, r.text())
+        # A key of a computer alice never used stays hidden.
+        r = b.recover(others[1][1])
+        self.assertNotIn(others[1][2], r.text())
+
+    def assertNoPasswords(self, text, *passwords):
+        for pw in passwords:
+            self.assertNotIn(pw, text)
+            self.assertNotIn(pw.replace("-", ""), text)
+
+    def test_empty_directory(self):
+        d = self.directory()
+        inst = self.instance(d)
+        out, _ = self.run_import(inst)
+        self.assertIn("no recovery objects", out)
+        self.assertNothingStored(inst)
+
+
+class InvalidTest(ImportLdapCase):
+
+    def setUp(self):
+        d = self.d = self.directory()
+        pc = d.add_computer("PC-0002")
+        self.good = (str(uuid.uuid4()).upper(), recovery_password())
+        d.add_recovery(pc, self.good[0], self.good[1], volume_id=str(uuid.uuid4()))
+        self.bad = {}
+        self.bad["password"] = d.add_recovery(pc, str(uuid.uuid4()).upper(), bad_password(),
+                                              volume_id=str(uuid.uuid4()))
+        self.bad["length"] = d.add_recovery(pc, str(uuid.uuid4()).upper(),
+                                            recovery_password(), volume_id=str(uuid.uuid4()),
+                                            extra={"msFVE-RecoveryGuid": b"\x01" * 15})
+        self.bad["volume"] = d.add_recovery(pc, str(uuid.uuid4()).upper(),
+                                            recovery_password())
+        self.bad["name"] = d.add_recovery(pc, str(uuid.uuid4()).upper(), recovery_password(),
+                                          volume_id=str(uuid.uuid4()),
+                                          extra={"msFVE-RecoveryGuid": uuid.uuid4().bytes_le})
+        self.bad["parent"] = d.add_recovery("ou=people," + slapd.BASE,
+                                            str(uuid.uuid4()).upper(), recovery_password(),
+                                            volume_id=str(uuid.uuid4()))
+        self.inst = self.instance(d)
+        self.inst.secrets.add(self.good[1])
+
+    def assertReported(self, err):
+        reasons = {"password": "msFVE-RecoveryPassword", "length": "is 15 bytes, not 16",
+                   "volume": "has no msFVE-VolumeGuid", "name": "its name says key",
+                   "parent": "not under a computer object"}
+        lines = err.splitlines()
+        for what, dn in self.bad.items():
+            mine = [ln for ln in lines if ln.startswith("keywarden: " + dn + ": ")]
+            self.assertEqual(len(mine), 1, (what, err))
+            self.assertIn(reasons[what], mine[0], what)
+        self.assertNotIn(self.good[1], err)
+
+    def test_invalid_objects_store_nothing(self):
+        out, err = self.run_import(self.inst, ok=False)
+        self.assertReported(err)
+        self.assertIn("nothing imported: 5 of 6 recovery objects are invalid", err)
+        self.assertNothingStored(self.inst)
+
+    def test_skip_invalid_stores_the_rest(self):
+        out, err = self.run_import(self.inst, "--skip-invalid")
+        self.assertReported(err)
+        self.assertIn("1 keys imported", out)
+        self.assertIn("5 invalid recovery objects skipped", err)
+        rows = self.inst.export()[1]
+        self.assertEqual([(r["key_id"], r["recovery_password"]) for r in rows], [self.good])
+        self.assertIn("5 invalid rows skipped", self.import_records(self.inst)[0]["comment"])
+
+
+class DirectoryDownTest(ImportLdapCase):
+
+    def test_directory_stopped(self):
+        d = self.directory()
+        d.add_recovery(d.add_computer("PC-0003"), str(uuid.uuid4()).upper(),
+                       recovery_password(), volume_id=str(uuid.uuid4()))
+        inst = self.instance(d)
+        d.stop()
+        out, err = self.run_import(inst, ok=False)
+        self.assertRegex(err, r"nothing imported: ldap://127\.0\.0\.1:\d+: ")
+        self.assertNothingStored(inst)
+        d.start()
+        out, err = self.run_import(inst)
+        self.assertIn("1 keys imported", out)
+
+    def test_service_account_refused(self):
+        d = self.directory()
+        inst = self.instance(d)
+        with open(d.settings()["bind_password_file"], "w") as f:
+            f.write("wrong\n")
+        out, err = self.run_import(inst, ok=False)
+        self.assertIn("the service account's bind", err)
+        self.assertNothingStored(inst)
+
+    def test_no_ldap_settings(self):
+        inst = kw.Keywarden(name="noldap", start=False)
+        self.addCleanup(inst.close)
+        rc, out, err = inst.cli("import", "ldap")
+        self.assertNotEqual(rc, 0)
+        self.assertIn("[ldap] needs uri and base_dn", err)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -5,7 +5,7 @@ recovers through self-service, a rerun adds nothing twice, invalid objects
 are named by DN and nothing is stored unless --skip-invalid, a directory
 that is down stores nothing, and `export csv` shows what came in."""
 
-import re
+import time
 import unittest
 import uuid
 
@@ -131,6 +131,36 @@ class ImportTest(ImportLdapCase):
             self.assertNotIn(pw, text)
             self.assertNotIn(pw.replace("-", ""), text)
 
+    def test_more_objects_than_the_size_limit(self):
+        # slapd answers at most 500 entries to a search (its default
+        # sizelimit): 1200 objects under 300 computers come in pages.
+        d = self.directory()
+        text, keys = "", {}
+        for c in range(300):
+            name = "WS-%04d" % c
+            dn = d.computer_dn(name)
+            text += slapd.ldif(dn, {"objectClass": "computer", "cn": name,
+                                    "sAMAccountName": name + "$"})
+            for _ in range(4):
+                kid, pw = str(uuid.uuid4()).upper(), recovery_password()
+                keys[kid] = (name, pw)
+                cn = "2026-05-14T10:23:45-08:00{%s}" % kid
+                text += slapd.ldif("cn=%s,%s" % (cn, dn), {
+                    "objectClass": "msFVE-RecoveryInformation", "cn": cn,
+                    "msFVE-RecoveryPassword": pw,
+                    "msFVE-RecoveryGuid": uuid.UUID(kid).bytes_le,
+                    "msFVE-VolumeGuid": uuid.uuid4().bytes_le,
+                    "whenCreated": "20260514182345.0Z"})
+        d.add(text)
+        inst = self.instance(d)
+        inst.secrets.update(pw for _, pw in keys.values())
+        out, err = self.run_import(inst)
+        self.assertIn("1200 keys imported", out)
+        self.assertIn("300 devices", out)
+        rows = inst.export()[1]
+        self.assertEqual({r["key_id"]: (r["device_name"], r["recovery_password"])
+                          for r in rows}, keys)
+
     def test_empty_directory(self):
         d = self.directory()
         inst = self.instance(d)
@@ -204,6 +234,23 @@ class DirectoryDownTest(ImportLdapCase):
         d.start()
         out, err = self.run_import(inst)
         self.assertIn("1 keys imported", out)
+
+    def test_directory_hangs(self):
+        d = self.directory()
+        d.add_recovery(d.add_computer("PC-0004"), str(uuid.uuid4()).upper(),
+                       recovery_password(), volume_id=str(uuid.uuid4()))
+        inst = self.instance(d)
+        d.pause()
+        try:
+            t0 = time.monotonic()
+            out, err = self.run_import(inst, ok=False)
+            took = time.monotonic() - t0
+        finally:
+            d.resume()
+        self.assertLess(took, TIMEOUT * 3 + 5, err)
+        self.assertRegex(err, r"nothing imported: ldap://127\.0\.0\.1:\d+: .*"
+                         r"(no answer|Timed out|Can't contact)")
+        self.assertNothingStored(inst)
 
     def test_service_account_refused(self):
         d = self.directory()

@@ -5,6 +5,7 @@ recovers through self-service, a rerun adds nothing twice, invalid objects
 are named by DN and nothing is stored unless --skip-invalid, a directory
 that is down stores nothing, and `export csv` shows what came in."""
 
+import os
 import time
 import unittest
 import uuid
@@ -39,15 +40,21 @@ class ImportLdapCase(unittest.TestCase):
         self.addCleanup(d.close)
         return d
 
-    def instance(self, d, uri=None):
-        inst = kw.Keywarden(name=self.id().rsplit(".", 1)[-1], start=False,
-                            settings=settings(d, uri))
+    def instance(self, d, uri=None, **ldap):
+        s = settings(d, uri)
+        s["ldap"].update(ldap)
+        inst = kw.Keywarden(name=self.id().rsplit(".", 1)[-1], start=False, settings=s)
         self.addCleanup(inst.close)
         inst.secrets.add(slapd.Slapd.SERVICE_PASSWORD)
         return inst
 
-    def run_import(self, inst, *args, ok=True):
-        rc, out, err = inst.cli("import", "ldap", *args)
+    def run_import(self, inst, *args, ok=True, ca=None):
+        if ca:
+            os.environ["LDAPTLS_CACERT"] = ca
+        try:
+            rc, out, err = inst.cli("import", "ldap", *args)
+        finally:
+            os.environ.pop("LDAPTLS_CACERT", None)
         if ok:
             self.assertEqual(rc, 0, out + err)
         else:
@@ -267,6 +274,42 @@ class DirectoryDownTest(ImportLdapCase):
         rc, out, err = inst.cli("import", "ldap")
         self.assertNotEqual(rc, 0)
         self.assertIn("[ldap] needs uri and base_dn", err)
+
+
+class TLSTest(ImportLdapCase):
+    """ldaps:// and StartTLS, certificates checked (the CA given to libldap
+    through LDAPTLS_CACERT), as for sign-in."""
+
+    def setUp(self):
+        d = self.d = slapd.Slapd(tls=True)
+        self.addCleanup(d.close)
+        d.add_recovery(d.add_computer("PC-0005"), str(uuid.uuid4()).upper(),
+                       recovery_password(), volume_id=str(uuid.uuid4()))
+
+    def test_ldaps_and_starttls(self):
+        for ldap in ({"uri": self.d.ldaps_uri}, {"starttls": "true"}):
+            inst = self.instance(self.d, **ldap)
+            out, err = self.run_import(inst, ca=self.d.ca)
+            self.assertIn("1 keys imported", out, ldap)
+
+    def test_another_ca_is_refused(self):
+        for ldap in ({"uri": self.d.ldaps_uri}, {"starttls": "true"}):
+            inst = self.instance(self.d, **ldap)
+            out, err = self.run_import(inst, ok=False, ca=self.d.other_ca)
+            self.assertIn("nothing imported: ldap", err)
+            self.assertNothingStored(inst)
+
+    def test_hung_during_the_tls_handshake(self):
+        inst = self.instance(self.d, uri=self.d.ldaps_uri)
+        self.d.pause()
+        try:
+            t0 = time.monotonic()
+            out, err = self.run_import(inst, ok=False, ca=self.d.ca)
+            took = time.monotonic() - t0
+        finally:
+            self.d.resume()
+        self.assertLess(took, TIMEOUT + 5, err)
+        self.assertNothingStored(inst)
 
 
 if __name__ == "__main__":

@@ -138,6 +138,30 @@ class ImportTest(ImportLdapCase):
             self.assertNotIn(pw, text)
             self.assertNotIn(pw.replace("-", ""), text)
 
+    def test_directory_user_recovers_an_imported_key(self):
+        # The directory that held the key also signs people in: alice,
+        # associated with the imported computer as CORP\\alice, signs in
+        # with her UPN and recovers its key.
+        d = self.directory()
+        alice_pw = "Pw-alice-" + uuid.uuid4().hex[:12]
+        d.add_user("alice", alice_pw)
+        kid, pw = str(uuid.uuid4()).upper(), recovery_password()
+        d.add_recovery(d.add_computer("PC-0006"), kid, pw, volume_id=str(uuid.uuid4()))
+        inst = self.instance(d)
+        inst.settings["auth"] = {"backends": "ldap, local"}
+        inst.settings["identity"] = {"domains": "CORP:" + slapd.DNS_DOMAIN}
+        inst.write_config()
+        inst.secrets.update([pw, alice_pw])
+        self.run_import(inst)
+        device_id = inst.export()[1][0]["device_id"]
+        inst.assoc("CORP\\alice", device_id)
+        inst.start()
+        b = kw.Browser(inst)
+        b.sign_in("alice@" + slapd.DNS_DOMAIN, alice_pw)
+        r = b.recover(kid)
+        self.assertEqual(r.status, 200, r.text())
+        self.assertIn(pw, r.text())
+
     def test_more_objects_than_the_size_limit(self):
         # slapd answers at most 500 entries to a search (its default
         # sizelimit): 1200 objects under 300 computers come in pages.

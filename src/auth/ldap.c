@@ -1006,7 +1006,7 @@ LDAP *ldap_dir_handle(struct ldap_dir *d)
 	return d->c.ld;
 }
 
-int ldap_dir_search(struct ldap_dir *d, const char *base, bool subtree, const char *filter,
+int ldap_dir_search(struct ldap_dir *d, const char *base, const char *filter,
 		    char **attrs, int (*each)(struct ldap_dir *, LDAPMessage *, void *), void *arg)
 {
 	struct berval *cookie = NULL;
@@ -1035,9 +1035,8 @@ int ldap_dir_search(struct ldap_dir *d, const char *base, bool subtree, const ch
 			goto out;
 		}
 		ctrls[0] = page;
-		code = ldap_search_ext(d->c.ld, base, subtree ? LDAP_SCOPE_SUBTREE :
-				       LDAP_SCOPE_BASE, filter, attrs, 0, ctrls, NULL, &tv, 0,
-				       &msgid);
+		code = ldap_search_ext(d->c.ld, base, LDAP_SCOPE_SUBTREE, filter, attrs, 0, ctrls,
+				       NULL, &tv, 0, &msgid);
 		ldap_control_free(page);
 		page = NULL;
 		if (code != LDAP_SUCCESS) {
@@ -1054,10 +1053,6 @@ int ldap_dir_search(struct ldap_dir *d, const char *base, bool subtree, const ch
 		if (rc != LDAP_SUCCESS)
 			code = rc;
 		rc = 0;
-		if (code == LDAP_NO_SUCH_OBJECT && !subtree) {
-			rc = KW_ERR_NOT_FOUND;
-			goto out;
-		}
 		if (code != LDAP_SUCCESS) {
 			conn_why(&d->c, "searching", code);
 			rc = code == LDAP_NO_SUCH_OBJECT ? KW_ERR_NOT_FOUND : KW_ERR_UNAVAILABLE;

@@ -39,12 +39,12 @@ struct ldap_dir;
  * KW_ERR_NOMEM, with the reason in why (never the password). */
 int ldap_dir_open(const struct config *cfg, struct ldap_dir **out, char *why, size_t whylen);
 
-/* Searches under base (NULL: [ldap] base_dn), the whole subtree or base
- * alone, with the paged results control (RFC 2696), and calls each on
- * every entry; a negative return from each stops the search and is
- * returned. 0; KW_ERR_NOT_FOUND (base is not there); KW_ERR_UNAVAILABLE or
- * KW_ERR_TOO_LARGE with ldap_dir_why. */
-int ldap_dir_search(struct ldap_dir *d, const char *base, bool subtree, const char *filter,
+/* Searches the subtree under base (NULL: [ldap] base_dn) with the paged
+ * results control (RFC 2696), and calls each on every entry; a negative
+ * return from each stops the search and is returned. 0;
+ * KW_ERR_NOT_FOUND (base is not there), KW_ERR_UNAVAILABLE or
+ * KW_ERR_TOO_LARGE, with ldap_dir_why. */
+int ldap_dir_search(struct ldap_dir *d, const char *base, const char *filter,
 		    char **attrs, int (*each)(struct ldap_dir *, LDAPMessage *, void *),
 		    void *arg);
 

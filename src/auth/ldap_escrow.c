@@ -361,7 +361,7 @@ int ldap_escrow_read(const struct config *cfg, struct ldap_escrow *out, char *wh
 	}
 	if ((rc = ldap_dir_open(cfg, &d, why, whylen)) < 0)
 		return rc;
-	rc = ldap_dir_search(d, NULL, true, "(objectClass=msFVE-RecoveryInformation)",
+	rc = ldap_dir_search(d, NULL, "(objectClass=msFVE-RecoveryInformation)",
 			     rec_attrs, recovery_entry, &r);
 	if (rc == KW_ERR_TOO_LARGE && out->n == LDAP_ESCROW_MAX) {
 		str_msg(why, whylen, "the directory holds more than %d recovery objects under "
@@ -386,7 +386,7 @@ int ldap_escrow_read(const struct config *cfg, struct ldap_escrow *out, char *wh
 	for (size_t i = 0; i < out->n; i++)
 		r.order[i] = i;
 	qsort_r(r.order, out->n, sizeof(*r.order), cmp_parent, &r);
-	rc = ldap_dir_search(d, NULL, true, "(objectClass=computer)", comp_attrs,
+	rc = ldap_dir_search(d, NULL, "(objectClass=computer)", comp_attrs,
 			     computer_entry, &r);
 	if (rc < 0) {
 		str_msg(why, whylen, "%s", rc == KW_ERR_NOMEM ? kw_strerror(rc) : ldap_dir_why(d));

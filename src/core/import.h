@@ -1,5 +1,6 @@
 /* Keys brought in from a CSV file (SPEC §9 `import csv`): keywarden's own
- * export, or an MBAM export. Every row is checked before anything is
+ * export, or an MBAM export; or read elsewhere and handed over as items
+ * (`import ldap`: auth/ldap_escrow.h). Every row is checked before anything is
  * stored; the keys are sealed as escrow seals them (core/seal.h) and the
  * whole file is stored in one store write, with its audit record: an
  * interrupted import leaves nothing, and running an import again adds

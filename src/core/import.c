@@ -870,21 +870,20 @@ static int import_write(struct store *s, const struct seal *k, const struct impo
 	return rc;
 }
 
-int import_csv(struct store *s, const struct seal *k, const struct import_request *req,
-	       struct import_report *rep)
+/* Reads and checks every row of req->data into a->rows (the bad ones
+ * flagged in a->bad), with the errors in rep. 0, or an error that stops
+ * the import (a file or header that cannot be used, a cap, memory). */
+static int parse_all(const struct import_request *req, const struct seal *k,
+		     struct apply *a, struct import_report *rep)
 {
 	struct csv_record *rec = NULL;
 	struct csv_reader rd;
 	struct header h;
-	struct apply a;
 	struct buf why;
 	enum csv_problem p;
 	size_t alloc = 0;
 	int rc;
 
-	memset(rep, 0, sizeof(*rep));
-	memset(&a, 0, sizeof(a));
-	buf_init(&why, WHY_MAX * 4);
 	if (req->len > IMPORT_FILE_MAX) {
 		rc = error_add(rep, 0, "the file is larger than %u MiB", IMPORT_FILE_MAX >> 20);
 		return rc < 0 ? rc : KW_ERR_TOO_LARGE;
@@ -897,6 +896,7 @@ int import_csv(struct store *s, const struct seal *k, const struct import_reques
 	}
 	if (!(rec = malloc(sizeof(*rec))))
 		return KW_ERR_NOMEM;
+	buf_init(&why, WHY_MAX * 4);
 	csv_init(&rd, req->data, req->len);
 	rc = csv_next(&rd, rec, &p);
 	if (rc == 0) {
@@ -921,15 +921,15 @@ int import_csv(struct store *s, const struct seal *k, const struct import_reques
 			goto out;
 		}
 		rep->rows++;
-		if (a.nrows == alloc) {
+		if (a->nrows == alloc) {
 			size_t n = alloc ? alloc * 2 : 256;
-			struct row *rows = realloc(a.rows, n * sizeof(*rows));
-			bool *bad = realloc(a.bad, n * sizeof(*bad));
+			struct row *rows = realloc(a->rows, n * sizeof(*rows));
+			bool *bad = realloc(a->bad, n * sizeof(*bad));
 
 			if (rows)
-				a.rows = rows;
+				a->rows = rows;
 			if (bad)
-				a.bad = bad;
+				a->bad = bad;
 			if (!rows || !bad) {
 				rc = KW_ERR_NOMEM;
 				goto out;
@@ -938,47 +938,80 @@ int import_csv(struct store *s, const struct seal *k, const struct import_reques
 		}
 		buf_reset(&why);
 		if (rc < 0) {
-			memset(&a.rows[a.nrows], 0, sizeof(a.rows[0]));
-			a.rows[a.nrows].line = rec->line;
+			memset(&a->rows[a->nrows], 0, sizeof(a->rows[0]));
+			a->rows[a->nrows].line = rec->line;
 			if (p == CSV_BAD_UTF8)
 				why_add(&why, &h, NCOLS, "field %zu: %s", rec->bad_field,
 					csv_problem_text(p));
 			else
 				why_add(&why, &h, NCOLS, "%s", csv_problem_text(p));
-		} else if ((rc = row_read(rec, &h, req, k, &a.rows[a.nrows], &why)) < 0) {
-			row_free(&a.rows[a.nrows]);
+		} else if ((rc = row_read(rec, &h, req, k, &a->rows[a->nrows], &why)) < 0) {
+			row_free(&a->rows[a->nrows]);
 			goto out;
 		}
-		a.bad[a.nrows] = why.len > 0;
+		a->bad[a->nrows] = why.len > 0;
 		if (why.len) {
 			rep->invalid++;
-			if ((rc = error_add(rep, a.rows[a.nrows].line, "%s", why.data)) < 0) {
-				row_free(&a.rows[a.nrows]);
+			if ((rc = error_add(rep, a->rows[a->nrows].line, "%s", why.data)) < 0) {
+				row_free(&a->rows[a->nrows]);
 				goto out;
 			}
 		}
-		a.nrows++;
+		a->nrows++;
 	}
-	sodium_memzero(rec, sizeof(*rec));
-	if (!rep->rows) {
-		rc = 0;
-		goto out;
-	}
-
-	rc = import_write(s, k, req, &a, rep);
+	rc = 0;
 out:
+	sodium_memzero(rec, sizeof(*rec));
+	free(rec);
+	buf_free(&why);
+	return rc;
+}
+
+static void apply_free(struct apply *a)
+{
+	for (size_t i = 0; i < a->nrows; i++)
+		row_free(&a->rows[i]);
+	free(a->rows);
+	free(a->bad);
+	free(a->errs.errors);
+}
+
+static void errors_sort(struct import_report *rep)
+{
 	if (rep->errors && rep->nerrors > 1)
 		qsort(rep->errors, rep->nerrors, sizeof(*rep->errors), cmp_error);
-	if (rec) {
-		sodium_memzero(rec, sizeof(*rec));
-		free(rec);
-	}
-	for (size_t i = 0; i < a.nrows; i++)
-		row_free(&a.rows[i]);
-	free(a.rows);
-	free(a.bad);
-	free(a.errs.errors);
-	buf_free(&why);
+}
+
+int import_check(const struct seal *k, const struct import_request *req,
+		 struct import_report *rep)
+{
+	struct apply a;
+	int rc;
+
+	memset(rep, 0, sizeof(*rep));
+	memset(&a, 0, sizeof(a));
+	rc = parse_all(req, k, &a, rep);
+	if (rc == 0 && rep->invalid)
+		rc = KW_ERR_INVALID;
+	errors_sort(rep);
+	apply_free(&a);
+	return rc;
+}
+
+int import_csv(struct store *s, const struct seal *k, const struct import_request *req,
+	       struct import_report *rep)
+{
+	struct apply a;
+	int rc;
+
+	memset(rep, 0, sizeof(*rep));
+	memset(&a, 0, sizeof(a));
+	if ((rc = parse_all(req, k, &a, rep)) < 0 || !rep->rows)
+		goto out;
+	rc = import_write(s, k, req, &a, rep);
+out:
+	errors_sort(rep);
+	apply_free(&a);
 	return rc;
 }
 
@@ -1021,6 +1054,7 @@ int import_items(struct store *s, const struct seal *k, const struct import_requ
 		rc = KW_ERR_NOMEM;
 		goto out;
 	}
+	a.nrows = n;                       /* all zeroed: apply_free frees each */
 	memset(&h, 0, sizeof(h));
 	for (int c = 0; c < NCOLS; c++)
 		h.idx[c] = -1;
@@ -1049,7 +1083,6 @@ int import_items(struct store *s, const struct seal *k, const struct import_requ
 			if ((rc = row_read(rec, &h, req, k, &a.rows[i], &why)) < 0)
 				goto out;
 		}
-		a.nrows++;
 		a.bad[i] = why.len > 0;
 		if (why.len) {
 			rep->invalid++;
@@ -1059,14 +1092,9 @@ int import_items(struct store *s, const struct seal *k, const struct import_requ
 	}
 	rc = import_write(s, k, req, &a, rep);
 out:
-	if (rep->errors && rep->nerrors > 1)
-		qsort(rep->errors, rep->nerrors, sizeof(*rep->errors), cmp_error);
+	errors_sort(rep);
 	free(rec);
-	for (size_t i = 0; i < a.nrows; i++)
-		row_free(&a.rows[i]);
-	free(a.rows);
-	free(a.bad);
-	free(a.errs.errors);
+	apply_free(&a);
 	buf_free(&why);
 	return rc;
 }

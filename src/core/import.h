@@ -108,6 +108,14 @@ struct import_item {
 int import_items(struct store *s, const struct seal *k, const struct import_request *req,
 		 const struct import_item *items, size_t n, struct import_report *rep);
 
+/* import_csv's reading and checking of every row, without a store: 0
+ * when every row is valid, KW_ERR_INVALID (rep->errors say why) or
+ * another error as import_csv returns them before its write. Conflicts
+ * with what is stored are not looked for. For the fuzzer, and a check
+ * before a long import. */
+int import_check(const struct seal *k, const struct import_request *req,
+		 struct import_report *rep);
+
 void import_report_free(struct import_report *rep);
 
 /* The device ID of an MBAM computer (lower-case UUID text, UUID_LEN + 1 bytes):

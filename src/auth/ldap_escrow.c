@@ -184,7 +184,7 @@ static int recovery_entry(struct ldap_dir *d, LDAPMessage *m, void *arg)
 	LDAP *ld = ldap_dir_handle(d);
 	struct ldap_escrow_entry *e;
 	struct berval **v;
-	char *dn;
+	char raw[64], *dn;
 
 	if (r->x->n == LDAP_ESCROW_MAX)
 		return KW_ERR_TOO_LARGE;
@@ -234,13 +234,14 @@ static int recovery_entry(struct ldap_dir *d, LDAPMessage *m, void *arg)
 	guid_attr(ld, m, A_VOLUME, e, e->volume_id);
 
 	v = value_of(ld, m, A_CREATED);
-	if (v && v[0]->bv_len < sizeof(e->created) && !memchr(v[0]->bv_val, '\0', v[0]->bv_len)) {
-		char raw[sizeof(e->created)];
+	if (v && v[0]->bv_len < sizeof(raw) && !memchr(v[0]->bv_val, '\0', v[0]->bv_len)) {
 
 		memcpy(raw, v[0]->bv_val, v[0]->bv_len);
 		raw[v[0]->bv_len] = '\0';
-		if (ldap_escrow_time(raw, e->created) < 0 && str_is_clean_text(raw, sizeof(raw)))
-			memcpy(e->created, raw, sizeof(raw));  /* import says it is no time */
+		if (ldap_escrow_time(raw, e->created) < 0)
+			invalid(e, "%s '%s' is not a time in UTC as Active Directory writes it "
+				"(YYYYMMDDHHMMSS.0Z)", A_CREATED,
+				str_is_clean_text(raw, sizeof(raw)) ? raw : "?");
 	} else if (v) {
 		invalid(e, "%s is not a time", A_CREATED);
 	}

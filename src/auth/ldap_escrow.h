@@ -26,8 +26,7 @@ struct ldap_escrow_entry {
 	char key_id[KEYID_CANON_LEN + 1];
 	char volume_id[KEYID_CANON_LEN + 1];
 	char *password;                  /* as stored; wiped by ldap_escrow_free */
-	char created[64];                /* ISO 8601, "" (none), or whenCreated as
-					  * the directory had it (not a time) */
+	char created[LDAP_ESCROW_TIME_LEN]; /* ISO 8601, or "" (none: now) */
 	char invalid[256];               /* "" or why it cannot be imported */
 };
 

@@ -218,6 +218,9 @@ class InvalidTest(ImportLdapCase):
         self.bad["name"] = d.add_recovery(pc, str(uuid.uuid4()).upper(), recovery_password(),
                                           volume_id=str(uuid.uuid4()),
                                           extra={"msFVE-RecoveryGuid": uuid.uuid4().bytes_le})
+        self.bad["time"] = d.add_recovery(pc, str(uuid.uuid4()).upper(), recovery_password(),
+                                          volume_id=str(uuid.uuid4()),
+                                          when_created="20260514102345-0800")
         self.bad["parent"] = d.add_recovery("ou=people," + slapd.BASE,
                                             str(uuid.uuid4()).upper(), recovery_password(),
                                             volume_id=str(uuid.uuid4()))
@@ -227,7 +230,8 @@ class InvalidTest(ImportLdapCase):
     def assertReported(self, err):
         reasons = {"password": "msFVE-RecoveryPassword", "length": "is 15 bytes, not 16",
                    "volume": "has no msFVE-VolumeGuid", "name": "its name says key",
-                   "parent": "not under a computer object"}
+                   "parent": "not under a computer object",
+                   "time": "whenCreated '20260514102345-0800' is not a time in UTC"}
         lines = err.splitlines()
         for what, dn in self.bad.items():
             mine = [ln for ln in lines if ln.startswith("keywarden: " + dn + ": ")]
@@ -238,17 +242,17 @@ class InvalidTest(ImportLdapCase):
     def test_invalid_objects_store_nothing(self):
         out, err = self.run_import(self.inst, ok=False)
         self.assertReported(err)
-        self.assertIn("nothing imported: 5 of 6 recovery objects are invalid", err)
+        self.assertIn("nothing imported: 6 of 7 recovery objects are invalid", err)
         self.assertNothingStored(self.inst)
 
     def test_skip_invalid_stores_the_rest(self):
         out, err = self.run_import(self.inst, "--skip-invalid")
         self.assertReported(err)
         self.assertIn("1 keys imported", out)
-        self.assertIn("5 invalid recovery objects skipped", err)
+        self.assertIn("6 invalid recovery objects skipped", err)
         rows = self.inst.export()[1]
         self.assertEqual([(r["key_id"], r["recovery_password"]) for r in rows], [self.good])
-        self.assertIn("5 invalid rows skipped", self.import_records(self.inst)[0]["comment"])
+        self.assertIn("6 invalid rows skipped", self.import_records(self.inst)[0]["comment"])
 
 
 class DirectoryDownTest(ImportLdapCase):

@@ -281,6 +281,17 @@ static void watch_fd(struct watch *w, int slot, int fd)
 	pthread_mutex_unlock(&w->lock);
 }
 
+/* A new deadline for the slot's call (a long task, step by step). */
+static void watch_renew(struct watch *w, int slot, int64_t deadline_ms)
+{
+	if (slot < 0 || slot >= LDAP_MAX_CONCURRENT)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->slot[slot].deadline_ms = deadline_ms;
+	pthread_cond_signal(&w->changed);
+	pthread_mutex_unlock(&w->lock);
+}
+
 static void watch_leave(struct watch *w, int slot)
 {
 	pthread_mutex_lock(&w->lock);
@@ -927,3 +938,156 @@ const struct auth_backend auth_ldap = {
 	.authenticate = ldapb_authenticate,
 	.roles = ldapb_roles,
 };
+
+/* ---- a connection for a task (import ldap) ---- */
+
+#define DIR_PAGE 500               /* entries a page (RFC 2696) asks for */
+#define DIR_PAGES_MAX 100000       /* pages of one search, at most */
+
+struct ldap_dir {
+	struct ldapb *l;
+	struct conn c;
+	char why[512];
+};
+
+/* The next step may take [ldap] timeout. */
+static void dir_step(struct ldap_dir *d)
+{
+	d->c.deadline_ms = time_mono_ms() + d->l->timeout_ms;
+	watch_renew(&d->l->watch, d->c.slot, d->c.deadline_ms);
+}
+
+int ldap_dir_open(const struct config *cfg, struct ldap_dir **out, char *why, size_t whylen)
+{
+	struct ldap_dir *d;
+	void *ctx = NULL;
+	int rc;
+
+	*out = NULL;
+	if (!(d = calloc(1, sizeof(*d)))) {
+		str_msg(why, whylen, "%s", kw_strerror(KW_ERR_NOMEM));
+		return KW_ERR_NOMEM;
+	}
+	d->c.slot = -1;
+	if ((rc = ldapb_open(cfg, NULL, &ctx, why, whylen)) < 0) {
+		free(d);
+		return rc;
+	}
+	d->l = ctx;
+	d->c.l = d->l;
+	d->c.why = d->why;
+	d->c.whylen = sizeof(d->why);
+	d->c.deadline_ms = time_mono_ms() + d->l->timeout_ms;
+	if ((rc = conn_open(&d->c)) < 0) {
+		str_msg(why, whylen, "%s", d->why);
+		ldap_dir_close(d);
+		return rc;
+	}
+	*out = d; /* owned by the caller */
+	return 0;
+}
+
+void ldap_dir_close(struct ldap_dir *d)
+{
+	if (!d)
+		return;
+	conn_close(&d->c);
+	ldapb_free(d->l);
+	free(d);
+}
+
+const char *ldap_dir_why(const struct ldap_dir *d)
+{
+	return d->why;
+}
+
+LDAP *ldap_dir_handle(struct ldap_dir *d)
+{
+	return d->c.ld;
+}
+
+int ldap_dir_search(struct ldap_dir *d, const char *base, const char *filter,
+		    char **attrs, int (*each)(struct ldap_dir *, LDAPMessage *, void *), void *arg)
+{
+	struct berval *cookie = NULL;
+	LDAPControl *page = NULL, *ctrls[2] = { NULL, NULL }, **got = NULL;
+	LDAPMessage *res = NULL, *e;
+	size_t pages = 0;
+	int msgid, code, rc = 0;
+
+	if (!base)
+		base = d->l->base_dn;
+	do {
+		struct timeval tv;
+
+		if (++pages > DIR_PAGES_MAX) {
+			str_msg(d->why, sizeof(d->why), "%s: searching: more than %d pages",
+				d->l->uri, DIR_PAGES_MAX);
+			rc = KW_ERR_TOO_LARGE;
+			goto out;
+		}
+		dir_step(d);
+		tv = tv_ms(left_ms(&d->c));
+		code = ldap_create_page_control(d->c.ld, DIR_PAGE, cookie, 0, &page);
+		if (code != LDAP_SUCCESS) {
+			conn_why(&d->c, "searching", code);
+			rc = KW_ERR_UNAVAILABLE;
+			goto out;
+		}
+		ctrls[0] = page;
+		code = ldap_search_ext(d->c.ld, base, LDAP_SCOPE_SUBTREE, filter, attrs, 0, ctrls,
+				       NULL, &tv, 0, &msgid);
+		ldap_control_free(page);
+		page = NULL;
+		if (code != LDAP_SUCCESS) {
+			conn_why(&d->c, "searching", code);
+			rc = KW_ERR_UNAVAILABLE;
+			goto out;
+		}
+		if ((rc = conn_wait(&d->c, msgid, "searching", &res)) < 0)
+			goto out;
+		for (e = ldap_first_entry(d->c.ld, res); e; e = ldap_next_entry(d->c.ld, e))
+			if ((rc = each(d, e, arg)) < 0)
+				goto out;
+		rc = ldap_parse_result(d->c.ld, res, &code, NULL, NULL, NULL, &got, 0);
+		if (rc != LDAP_SUCCESS)
+			code = rc;
+		rc = 0;
+		if (code != LDAP_SUCCESS) {
+			conn_why(&d->c, "searching", code);
+			rc = code == LDAP_NO_SUCH_OBJECT ? KW_ERR_NOT_FOUND : KW_ERR_UNAVAILABLE;
+			goto out;
+		}
+		if (cookie) {
+			ber_bvfree(cookie);
+			cookie = NULL;
+		}
+		if (got) {
+			LDAPControl *pc = ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, got, NULL);
+			ber_int_t count = 0;
+			struct berval ck = { 0, NULL };
+
+			if (pc && ldap_parse_pageresponse_control(d->c.ld, pc, &count, &ck) ==
+			    LDAP_SUCCESS) {
+				if (ck.bv_len > 0) {
+					cookie = ber_bvdup(&ck);
+					if (!cookie)
+						rc = KW_ERR_NOMEM;
+				}
+				ber_memfree(ck.bv_val);
+			}
+			ldap_controls_free(got);
+			got = NULL;
+		}
+		ldap_msgfree(res);
+		res = NULL;
+	} while (rc == 0 && cookie);
+out:
+	if (got)
+		ldap_controls_free(got);
+	if (res)
+		ldap_msgfree(res);
+	if (cookie)
+		ber_bvfree(cookie);
+	return rc;
+}

@@ -83,10 +83,13 @@ static const struct cli_command cli_commands[] = {
 	{ "assoc add", NULL, usage_assoc, NULL, NULL, 2, 2, CLI_STORE, check_assoc_add,
 	  cmd_assoc_add },
 
-	{ "import", "import recovery keys from a CSV file (keywarden's or MBAM's)",
+	{ "import", "import recovery keys from a CSV file (keywarden's or MBAM's) or "
+	  "Active Directory",
 	  usage_import, NULL, NULL, 0, 0, CLI_NOTHING, NULL, NULL },
 	{ "import csv", NULL, usage_import, opts_import_csv, NULL, 1, 1, CLI_KEY,
 	  check_import_csv, cmd_import_csv },
+	{ "import ldap", NULL, usage_import, opts_import_ldap, NULL, 0, 0, CLI_KEY, NULL,
+	  cmd_import_ldap },
 
 	{ "export", "export every escrowed key as CSV (a backup)", usage_export,
 	  NULL, NULL, 0, 0, CLI_NOTHING, NULL, NULL },

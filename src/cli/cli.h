@@ -129,6 +129,7 @@ extern const char usage_import[];
 extern const struct option opts_init[], opts_demo[], opts_user_add[], opts_user_passwd[];
 extern const struct option opts_enroll_create[], opts_export_csv[], opts_audit_export[];
 extern const struct option opts_import_csv[];
+extern const struct option opts_import_ldap[];
 
 int check_init(struct cli_call *call);
 int check_user_name(struct cli_call *call);
@@ -157,6 +158,7 @@ int cmd_device_revoke(struct cli_call *call);
 int cmd_assoc_add(struct cli_call *call);
 int cmd_export_csv(struct cli_call *call);
 int cmd_import_csv(struct cli_call *call);
+int cmd_import_ldap(struct cli_call *call);
 int cmd_audit_verify(struct cli_call *call);
 int cmd_audit_export(struct cli_call *call);
 int cmd_rekey(struct cli_call *call);

@@ -8,6 +8,7 @@
 
 #include <sodium.h>
 
+#include "auth/ldap_escrow.h"
 #include "cli/cli.h"
 #include "core/audit.h"
 #include "core/import.h"
@@ -18,6 +19,7 @@
 
 const char usage_import[] =
 	"usage: keywarden import csv FILE [--format keywarden|mbam] [--skip-invalid]\n"
+	"       keywarden import ldap [--skip-invalid]\n"
 	"\n"
 	"Imports recovery keys from a CSV file (- reads standard input):\n"
 	"  --format keywarden  (default) the columns of `export csv`:\n"
@@ -31,9 +33,19 @@ const char usage_import[] =
 	"nothing. The file is stored in one transaction with its audit record.\n"
 	"Keys already stored with the same password are skipped, so running an\n"
 	"import again adds nothing twice. Imported devices have no device secret:\n"
-	"a computer that registers later becomes a new device.\n";
+	"a computer that registers later becomes a new device.\n"
+	"\n"
+	"import ldap reads the keys Windows escrowed to Active Directory: every\n"
+	"msFVE-RecoveryInformation object under [ldap] base_dn and the computer it\n"
+	"is under, with [ldap]'s service account. Invalid objects are named by DN;\n"
+	"--skip-invalid stores the others. Safe to run on a timer.\n";
 
 enum { OPT_FORMAT = 'f', OPT_SKIP_INVALID = 's' };
+
+const struct option opts_import_ldap[] = {
+	{ "skip-invalid", no_argument, NULL, OPT_SKIP_INVALID },
+	{ NULL, 0, NULL, 0 },
+};
 
 const struct option opts_import_csv[] = {
 	{ "format", required_argument, NULL, OPT_FORMAT },
@@ -164,5 +176,97 @@ int cmd_import_csv(struct cli_call *call)
 out:
 	import_report_free(&rep);
 	buf_wipe_free(&data);
+	return rc;
+}
+
+int cmd_import_ldap(struct cli_call *call)
+{
+	const struct config *cfg = &call->cli->cfg;
+	char actor[CLI_ACTOR_MAX], dest[1024], name[IMPORT_NAME_MAX + 1], why[512];
+	struct import_item *items = NULL;
+	struct import_request req;
+	struct import_report rep;
+	struct ldap_escrow x;
+	int rc;
+
+	memset(&rep, 0, sizeof(rep));
+	memset(&x, 0, sizeof(x));
+	why[0] = '\0';
+	if ((rc = ldap_escrow_read(cfg, &x, why, sizeof(why))) < 0) {
+		rc = cli_error("nothing imported: %s", why);
+		goto out;
+	}
+	if (x.n && !(items = calloc(x.n, sizeof(*items)))) {
+		rc = cli_error("nothing imported: %s", kw_strerror(KW_ERR_NOMEM));
+		goto out;
+	}
+	for (size_t i = 0; i < x.n; i++) {
+		const struct ldap_escrow_entry *e = &x.e[i];
+
+		items[i].device_name = e->computer;
+		items[i].domain = cfg->ldap.netbios_domain;
+		items[i].volume_id = e->volume_id;
+		items[i].key_id = e->key_id;
+		items[i].recovery_password = e->password;
+		items[i].created_at = e->created;
+		items[i].invalid = e->invalid[0] ? e->invalid : NULL;
+	}
+	/* The origin names the directory by its first URI. */
+	snprintf(name, sizeof(name), "%.*s", (int)strcspn(cfg->ldap.uri, " ,"), cfg->ldap.uri);
+	snprintf(dest, sizeof(dest), "%s (%s)", name, cfg->ldap.base_dn);
+	cli_actor(actor, sizeof(actor));
+	memset(&req, 0, sizeof(req));
+	req.format = IMPORT_LDAP;
+	req.data = "";
+	req.name = name;
+	req.dest = dest;
+	req.skip_invalid = cli_has_opt(call, OPT_SKIP_INVALID);
+	req.source = AUDIT_CLI;
+	req.actor = actor;
+	req.now = time_now();
+	req.labels[0] = "the computer's name";
+	req.labels[1] = "[ldap] netbios_domain";
+	req.labels[2] = "msFVE-VolumeGuid";
+	req.labels[3] = "msFVE-RecoveryGuid";
+	req.labels[4] = "msFVE-RecoveryPassword";
+	req.labels[5] = "whenCreated";
+	rc = import_items(call->store, call->key->seal, &req, items, x.n, &rep);
+
+	for (size_t i = 0; i < rep.nerrors; i++) {
+		size_t at = rep.errors[i].line;
+
+		if (at && at <= x.n)
+			fprintf(stderr, "keywarden: %s: %s\n", x.e[at - 1].dn, rep.errors[i].why);
+		else
+			fprintf(stderr, "keywarden: %s\n", rep.errors[i].why);
+	}
+	if (rep.nerrors == IMPORT_ERRORS_MAX)
+		fprintf(stderr, "keywarden: only the first %d errors are shown\n",
+			IMPORT_ERRORS_MAX);
+	if (rc == KW_ERR_INVALID && rep.rows) {
+		rc = cli_error("nothing imported: %zu of %zu recovery objects are invalid "
+			       "(--skip-invalid stores the valid ones)", rep.invalid, rep.rows);
+		goto out;
+	}
+	if (rc < 0) {
+		rc = cli_error("nothing imported: %s", kw_strerror(rc));
+		goto out;
+	}
+	if (!rep.rows) {
+		printf("%s holds no recovery objects under %s: nothing imported\n", name,
+		       cfg->ldap.base_dn);
+		rc = 0;
+		goto out;
+	}
+	printf("%zu keys imported from %s: %zu devices and %zu associations added, "
+	       "%zu keys already present\n", rep.keys_added, dest, rep.devices_added,
+	       rep.assocs_added, rep.keys_present);
+	if (rep.invalid)
+		fprintf(stderr, "keywarden: %zu invalid recovery objects skipped\n", rep.invalid);
+	rc = 0;
+out:
+	free(items);
+	import_report_free(&rep);
+	ldap_escrow_free(&x);
 	return rc;
 }

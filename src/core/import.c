@@ -813,7 +813,12 @@ static int cmp_error(const void *x, const void *y)
 	return (a->line > b->line) - (a->line < b->line);
 }
 
-/* "import:csv:NAME" with NAME as clean text. */
+static const char *format_name(enum import_format f)
+{
+	return f == IMPORT_MBAM ? "mbam" : f == IMPORT_LDAP ? "ldap" : "keywarden";
+}
+
+/* "import:csv:NAME" (":mbam:", ":ldap:") with NAME as clean text. */
 static void make_origin(const struct import_request *req, char *out, size_t outlen)
 {
 	char name[IMPORT_NAME_MAX + 1];
@@ -823,8 +828,46 @@ static void make_origin(const struct import_request *req, char *out, size_t outl
 	for (char *p = name; *p; p++)
 		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
 			*p = '?';
-	snprintf(out, outlen, "import:%s:%s", req->format == IMPORT_MBAM ? "mbam" : "csv",
-		 name);
+	snprintf(out, outlen, "import:%s:%s", req->format == IMPORT_MBAM ? "mbam" :
+		 req->format == IMPORT_LDAP ? "ldap" : "csv", name);
+}
+
+/* The one store write of the rows in a (a->rows, a->bad, a->nrows; rep
+ * counts the rows and the invalid ones found before): see import_csv. */
+static int import_write(struct store *s, const struct seal *k, const struct import_request *req,
+			struct apply *a, struct import_report *rep)
+{
+	char origin[STORE_ORIGIN_MAX + 1];
+	int rc;
+
+	make_origin(req, origin, sizeof(origin));
+	a->req = req;
+	a->seal = k;
+	a->origin = origin;
+	a->format = format_name(req->format);
+	a->parse_invalid = rep->invalid;
+	/* With invalid rows and !skip_invalid the write still runs, to find
+	 * every conflict with what is stored, and is undone (apply_tx). */
+	rc = store_write(s, apply_tx, a);
+	if (rc == KW_ERR_INVALID || rc == 0) {
+		for (size_t i = 0; i < a->errs.nerrors; i++) {
+			int e = error_add(rep, a->errs.errors[i].line, "%s", a->errs.errors[i].why);
+
+			if (e < 0) {
+				rc = e;
+				break;
+			}
+		}
+		rep->invalid += a->invalid;
+	}
+	if (rc == 0) {
+		rep->stored = true;
+		rep->keys_added = a->keys_added;
+		rep->keys_present = a->keys_present;
+		rep->devices_added = a->devices_added;
+		rep->assocs_added = a->assocs_added;
+	}
+	return rc;
 }
 
 /* Reads and checks every row of req->data into a->rows (the bad ones
@@ -958,7 +1001,6 @@ int import_check(const struct seal *k, const struct import_request *req,
 int import_csv(struct store *s, const struct seal *k, const struct import_request *req,
 	       struct import_report *rep)
 {
-	char origin[STORE_ORIGIN_MAX + 1];
 	struct apply a;
 	int rc;
 
@@ -966,34 +1008,7 @@ int import_csv(struct store *s, const struct seal *k, const struct import_reques
 	memset(&a, 0, sizeof(a));
 	if ((rc = parse_all(req, k, &a, rep)) < 0 || !rep->rows)
 		goto out;
-
-	make_origin(req, origin, sizeof(origin));
-	a.req = req;
-	a.seal = k;
-	a.origin = origin;
-	a.format = req->format == IMPORT_MBAM ? "mbam" : "keywarden";
-	a.parse_invalid = rep->invalid;
-	/* With invalid rows and !skip_invalid the write still runs, to find
-	 * every conflict with what is stored, and is undone (apply_tx). */
-	rc = store_write(s, apply_tx, &a);
-	if (rc == KW_ERR_INVALID || rc == 0) {
-		for (size_t i = 0; i < a.errs.nerrors; i++) {
-			int e = error_add(rep, a.errs.errors[i].line, "%s", a.errs.errors[i].why);
-
-			if (e < 0) {
-				rc = e;
-				break;
-			}
-		}
-		rep->invalid += a.invalid;
-	}
-	if (rc == 0) {
-		rep->stored = true;
-		rep->keys_added = a.keys_added;
-		rep->keys_present = a.keys_present;
-		rep->devices_added = a.devices_added;
-		rep->assocs_added = a.assocs_added;
-	}
+	rc = import_write(s, k, req, &a, rep);
 out:
 	errors_sort(rep);
 	apply_free(&a);
@@ -1007,4 +1022,79 @@ void import_report_free(struct import_report *rep)
 	free(rep->errors);
 	rep->errors = NULL;
 	rep->nerrors = 0;
+}
+
+int import_items(struct store *s, const struct seal *k, const struct import_request *req,
+		 const struct import_item *items, size_t n, struct import_report *rep)
+{
+	/* Each item goes through row_read as an MBAM row would: the same
+	 * checks, the same device IDs, with the source's names in messages. */
+	static const enum col cols[] = {
+		COL_NAME, COL_DOMAIN, COL_VOLUME, COL_KEY_ID, COL_PASSWORD, COL_CREATED,
+	};
+	struct csv_record *rec = NULL;
+	struct header h;
+	struct apply a;
+	struct buf why;
+	int rc = 0;
+
+	memset(rep, 0, sizeof(*rep));
+	memset(&a, 0, sizeof(a));
+	buf_init(&why, WHY_MAX * 4);
+	if (req->format != IMPORT_LDAP)
+		return KW_ERR_INVALID;
+	if (n > IMPORT_ROWS_MAX) {
+		rc = error_add(rep, 0, "more than %d keys", IMPORT_ROWS_MAX);
+		return rc < 0 ? rc : KW_ERR_TOO_LARGE;
+	}
+	if (!n)
+		return 0;
+	if (!(rec = calloc(1, sizeof(*rec))) || !(a.rows = calloc(n, sizeof(*a.rows))) ||
+	    !(a.bad = calloc(n, sizeof(*a.bad)))) {
+		rc = KW_ERR_NOMEM;
+		goto out;
+	}
+	a.nrows = n;                       /* all zeroed: apply_free frees each */
+	memset(&h, 0, sizeof(h));
+	for (int c = 0; c < NCOLS; c++)
+		h.idx[c] = -1;
+	for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
+		h.idx[cols[i]] = (int)i;
+		snprintf(h.label[cols[i]], sizeof(h.label[0]), "%s", req->labels[i]);
+	}
+	h.nfields = rec->n = sizeof(cols) / sizeof(cols[0]);
+	for (size_t i = 0; i < n; i++) {
+		const struct import_item *it = &items[i];
+		const char *v[] = { it->device_name, it->domain, it->volume_id, it->key_id,
+				    it->recovery_password, it->created_at };
+
+		rep->rows++;
+		buf_reset(&why);
+		if (it->invalid) {
+			memset(&a.rows[i], 0, sizeof(a.rows[0]));
+			a.rows[i].line = i + 1;
+			why_add(&why, &h, NCOLS, "%s", it->invalid);
+		} else {
+			rec->line = i + 1;
+			for (size_t f = 0; f < rec->n; f++) {
+				rec->field[f] = (char *)(v[f] ? v[f] : "");
+				rec->quoted[f] = false;
+			}
+			if ((rc = row_read(rec, &h, req, k, &a.rows[i], &why)) < 0)
+				goto out;
+		}
+		a.bad[i] = why.len > 0;
+		if (why.len) {
+			rep->invalid++;
+			if ((rc = error_add(rep, i + 1, "%s", why.data)) < 0)
+				goto out;
+		}
+	}
+	rc = import_write(s, k, req, &a, rep);
+out:
+	errors_sort(rep);
+	free(rec);
+	apply_free(&a);
+	buf_free(&why);
+	return rc;
 }

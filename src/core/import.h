@@ -1,5 +1,6 @@
 /* Keys brought in from a CSV file (SPEC §9 `import csv`): keywarden's own
- * export, or an MBAM export. Every row is checked before anything is
+ * export, or an MBAM export; or read elsewhere and handed over as items
+ * (`import ldap`: auth/ldap_escrow.h). Every row is checked before anything is
  * stored; the keys are sealed as escrow seals them (core/seal.h) and the
  * whole file is stored in one store write, with its audit record: an
  * interrupted import leaves nothing, and running an import again adds
@@ -25,6 +26,7 @@
 enum import_format {
 	IMPORT_KEYWARDEN = 0,    /* the columns of `export csv` */
 	IMPORT_MBAM,             /* RecoveryKeyId, RecoveryKey, VolumeId, … */
+	IMPORT_LDAP,             /* import_items: read from a directory */
 };
 
 /* "keywarden" or "mbam" into *f; KW_ERR_INVALID for anything else. */
@@ -64,6 +66,10 @@ struct import_request {
 	const char *source;      /* the audit record's source (AUDIT_CLI) */
 	const char *actor;       /* … and actor (cli_actor) */
 	int64_t now;
+	/* import_items only: what messages call the device name, domain,
+	 * volume ID, key ID, recovery password and creation time (the
+	 * source's attribute names). */
+	const char *labels[6];
 };
 
 /* Imports req->data. Every row is read and checked; then one store write
@@ -83,6 +89,24 @@ struct import_request {
  * rep is filled in every case; free it with import_report_free. */
 int import_csv(struct store *s, const struct seal *k, const struct import_request *req,
 	       struct import_report *rep);
+
+/* One key read from elsewhere than a file (format IMPORT_LDAP), as text:
+ * checked as an MBAM row (the device ID from domain and name,
+ * import_mbam_device_id). NULL fields count as empty. */
+struct import_item {
+	const char *device_name, *domain, *volume_id, *key_id, *recovery_password;
+	const char *created_at;  /* ISO 8601, or "" (now) */
+	const char *invalid;     /* non-NULL: the reader found it invalid, why */
+};
+
+/* Imports n items as import_csv imports n rows (same checks, same one
+ * write, same audit record with the format "ldap" and the origin
+ * "import:ldap:NAME"); the errors' line is the item's index + 1.
+ * req->format must be IMPORT_LDAP (else KW_ERR_INVALID), req->data is not
+ * used, req->labels name the fields. Returns as import_csv; n = 0 stores
+ * nothing and returns 0. */
+int import_items(struct store *s, const struct seal *k, const struct import_request *req,
+		 const struct import_item *items, size_t n, struct import_report *rep);
 
 /* import_csv's reading and checking of every row, without a store: 0
  * when every row is valid, KW_ERR_INVALID (rep->errors say why) or

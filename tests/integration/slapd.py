@@ -225,6 +225,11 @@ class Slapd:
             'rootdn "%s"' % ROOT_DN,
             "rootpw %s" % self.ROOT_PASSWORD,
             "directory %s/db" % d,
+            # 500 entries a search, as above, except in pages (RFC 2696)
+            # for the service account: as Active Directory's MaxPageSize
+            # bounds a page, not a paged search (import ldap reads more).
+            'limits dn.exact="%s" size.soft=500 size.hard=500 size.pr=500 '
+            'size.prtotal=unlimited' % SERVICE_DN,
             # Anonymous may only bind; signed-in entries read everything
             # but passwords.
             "access to attrs=userPassword by self write by anonymous auth by * none",

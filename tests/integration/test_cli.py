@@ -621,10 +621,6 @@ class HelpTest(InstanceTestCase):
             self.assertEqual(out, "", args)
             self.assertTrue(err.strip(), args)
 
-    # BUG (missing): SPEC §9 lists `import csv FILE` and `import ldap`, but
-    # `keywarden import --help` answers "keywarden: unknown command 'import';
-    # see keywarden --help" with exit 2.
-    @unittest.expectedFailure
     def test_spec_command_import_exists(self):
         self.assertHelp("import")
         for sub in (["csv", "FILE"], ["ldap"]):

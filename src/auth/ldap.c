@@ -864,9 +864,22 @@ static void person_identity(const struct ldapb *l, const struct person *p, const
 	} else {
 		snprintf(out->name, sizeof(out->name), "%s", *sam ? sam : typed);
 	}
-	identity_from_name(&l->domains, out->name, &out->id);
+	/* Never a bare name: that could be a local account's (init's "admin"). */
+	if (!strchr(out->name, '\\') && !strchr(out->name, '@')) {
+		char bare[sizeof(out->name)];
+
+		snprintf(bare, sizeof(bare), "%s", out->name);
+		if ((size_t)snprintf(out->name, sizeof(out->name), "%s\\%s", l->netbios, bare) >=
+		    sizeof(out->name))
+			out->name[0] = '\0';
+	}
+	/* Only the forms the directory holds: no [identity] domains mapping.
+	 * A UPN's local part is not a sAMAccountName (jdoe may have the UPN
+	 * john@…, while CORP\john is someone else), and sam@dns may be
+	 * another person's UPN. */
+	identity_from_name(NULL, out->name, &out->id);
 	if (*p->upn)
-		identity_add(&l->domains, &out->id, p->upn);
+		identity_add(NULL, &out->id, p->upn);
 }
 
 static int ldapb_authenticate(void *ctx, const char *user, const char *password,

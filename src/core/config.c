@@ -267,6 +267,14 @@ int config_validate(const struct config *cfg, char *msg, size_t msglen)
 				"base_dn");
 			return KW_ERR_INVALID;
 		}
+		/* A directory person is always DOMAIN\name (or a UPN), never a
+		 * bare name that a local account (init's "admin") may hold. */
+		if (str_ieq(cfg->backends.item[i], "ldap") && !*cfg->ldap.netbios_domain) {
+			str_msg(msg, msglen, "backends names ldap: [ldap] needs netbios_domain "
+				"(directory users are DOMAIN\\name, never a bare name a local "
+				"account may have)");
+			return KW_ERR_INVALID;
+		}
 	}
 	return ldap_conf_validate(&cfg->ldap, msg, msglen);
 }

@@ -107,6 +107,38 @@ class ActiveDirectoryStyleTest(DirectoryTestCase):
         self.assertEqual(b.recover(kid2).status, 200)
         self.assertEqual(b.recover(other).status, 404)
 
+    def test_identity_is_the_forms_the_directory_holds(self):
+        # jdoe's UPN is john@…; CORP\john is someone else. jdoe gets the
+        # computers of CORP\jdoe and of john@…, never those of CORP\john
+        # (no [identity] domains mapping of a directory person's names).
+        pw = "Pw-jdoe-%s" % secrets.token_urlsafe(9)
+        self.kw.secrets.add(pw)
+        self.dir.add_user("jdoe-x", pw, sam="jdoe", upn="john@" + slapd.DNS_DOMAIN)
+        keys = kw.new_keys(3)
+        self.kw.device_with([keys[0]], logons=[("CORP\\jdoe", "local")])
+        self.kw.device_with([keys[1]], logons=[("john@" + slapd.DNS_DOMAIN, "local")])
+        self.kw.device_with([keys[2]], logons=[("CORP\\john", "local")])
+        b = self.browser()
+        b.sign_in("CORP\\jdoe", pw)
+        self.assertEqual(b.recover(keys[0][0]).status, 200)
+        self.assertEqual(b.recover(keys[1][0]).status, 200)
+        self.assertEqual(b.recover(keys[2][0]).status, 404)
+
+    def test_a_directory_admin_is_not_the_local_admin(self):
+        # a directory entry named admin signs in as CORP\admin: it does not
+        # get the roles of init's local "admin"
+        pw = "Pw-admin-%s" % secrets.token_urlsafe(9)
+        self.kw.secrets.add(pw)
+        dn = self.dir.add_user("admin", pw)
+        # (removed afterwards: while the directory holds an "admin", a bare
+        # "admin" is that entry, and the local admin signs in only when the
+        # directory is down; doc/behaviour.md)
+        self.addCleanup(self.dir.modify, "dn: %s\nchangetype: delete\n" % dn)
+        b = self.browser()
+        b.sign_in("CORP\\admin", pw)
+        self.assertEqual(b.get("/helpdesk/admin/users").status, 403)
+        self.assertIn("CORP\\admin signed in from", self.kw.log())
+
     def test_wrong_and_empty_passwords_and_unknown_users_are_refused(self):
         for name, pw in (("alice", self.pw["alice"] + "x"), ("alice", self.pw["bob"]),
                          ("CORP\\alice", "wrong"), ("nobody", "whatever-1"),

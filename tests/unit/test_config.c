@@ -688,6 +688,14 @@ static void test_backends(void **state)
 		     "keywarden (use local, ldap)");
 	assert_int_equal(load("[auth]\nbackends = LDAP, local\n[ldap]\nuri = ldap://dc1\n"
 			      "base_dn = dc=corp\n", &cfg, msg, sizeof(msg)), 0);
+	/* Without netbios_domain a directory user could be a bare name that
+	 * a local account (init's "admin") has. */
+	assert_int_equal(config_validate(&cfg, msg, sizeof(msg)), KW_ERR_INVALID);
+	assert_non_null(strstr(msg, "[ldap] needs netbios_domain"));
+	config_free(&cfg);
+	assert_int_equal(load("[auth]\nbackends = LDAP, local\n[ldap]\nuri = ldap://dc1\n"
+			      "base_dn = dc=corp\nnetbios_domain = CORP\n", &cfg, msg,
+			      sizeof(msg)), 0);
 	assert_string_equal(cfg.backends.item[0], "ldap");
 	assert_int_equal(config_validate(&cfg, msg, sizeof(msg)), 0);
 	free(cfg.ldap.base_dn);

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "util/csv.h"
+#include "util/str.h"
 #include "util/err.h"
 
 void csv_init(struct csv_reader *r, const char *data, size_t len)
@@ -32,46 +33,6 @@ const char *csv_problem_text(enum csv_problem p)
 		return "text that is not UTF-8";
 	}
 	return "unknown problem";
-}
-
-/* Is s valid UTF-8 (no overlong forms, no surrogates, at most U+10FFFF)? */
-static bool utf8_ok(const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-
-	while (*p) {
-		unsigned char c = *p;
-		size_t extra;
-		uint32_t cp;
-
-		if (c < 0x80) {
-			p++;
-			continue;
-		}
-		if ((c & 0xe0) == 0xc0) {
-			extra = 1;
-			cp = c & 0x1f;
-		} else if ((c & 0xf0) == 0xe0) {
-			extra = 2;
-			cp = c & 0x0f;
-		} else if ((c & 0xf8) == 0xf0) {
-			extra = 3;
-			cp = c & 0x07;
-		} else {
-			return false;
-		}
-		for (size_t i = 1; i <= extra; i++) {
-			if ((p[i] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (p[i] & 0x3f);
-		}
-		if ((extra == 1 && cp < 0x80) || (extra == 2 && cp < 0x800) ||
-		    (extra == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		p += extra + 1;
-	}
-	return true;
 }
 
 /* Is there a line end (LF or CRLF) at r->p? Its length, or 0. */
@@ -165,7 +126,7 @@ int csv_next(struct csv_reader *r, struct csv_record *rec, enum csv_problem *pro
 	}
 #undef PUT
 	for (size_t i = 0; i < rec->n; i++) {
-		if (!utf8_ok(rec->field[i])) {
+		if (!str_is_utf8(rec->field[i])) {
 			rec->bad_field = i + 1;
 			*problem = CSV_BAD_UTF8;
 			return KW_ERR_INVALID;

@@ -181,53 +181,77 @@ char *str_trim(char *s)
 	return s;
 }
 
+/* The UTF-8 sequence at p: its code point in *cp and its length, or 0 when
+ * it is not one (a stray or missing continuation byte, an overlong form, a
+ * surrogate, past U+10FFFF). */
+static size_t utf8_next(const unsigned char *p, uint32_t *cp)
+{
+	unsigned char c = *p;
+	size_t extra;
+
+	if (c < 0x80) {
+		*cp = c;
+		return 1;
+	}
+	if ((c & 0xe0) == 0xc0) {
+		extra = 1;
+		*cp = c & 0x1f;
+	} else if ((c & 0xf0) == 0xe0) {
+		extra = 2;
+		*cp = c & 0x0f;
+	} else if ((c & 0xf8) == 0xf0) {
+		extra = 3;
+		*cp = c & 0x07;
+	} else {
+		return 0;
+	}
+	for (size_t i = 1; i <= extra; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		*cp = (*cp << 6) | (p[i] & 0x3f);
+	}
+	if ((extra == 1 && *cp < 0x80) || (extra == 2 && *cp < 0x800) ||
+	    (extra == 3 && (*cp < 0x10000 || *cp > 0x10ffff)) ||
+	    (*cp >= 0xd800 && *cp <= 0xdfff))
+		return 0;
+	return extra + 1;
+}
+
+bool str_is_utf8(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	uint32_t cp;
+	size_t n;
+
+	for (; *p; p += n)
+		if (!(n = utf8_next(p, &cp)))
+			return false;
+	return true;
+}
+
 /* Walks s as UTF-8: false at an invalid sequence, a control character
  * (C0 but, with lines, CR, LF and TAB; DEL; C1), or past maxlen bytes or
  * maxchars characters. *blank: nothing but white space. */
 static bool text_scan(const char *s, size_t maxlen, size_t maxchars, bool lines, bool *blank)
 {
 	const unsigned char *p = (const unsigned char *)s;
-	size_t n = 0, chars = 0;
+	size_t n = 0, chars = 0, len;
+	uint32_t cp;
 
 	*blank = true;
 	if (!s || !*s)
 		return false;
 	while (*p) {
 		unsigned char c = *p;
-		size_t extra;
-		uint32_t cp;
 
 		if ((c < 0x20 && !(lines && (c == '\n' || c == '\r' || c == '\t'))) || c == 0x7f)
 			return false;
-		if (c < 0x80) {
-			extra = 0;
-			cp = c;
-		} else if ((c & 0xe0) == 0xc0) {
-			extra = 1;
-			cp = c & 0x1f;
-		} else if ((c & 0xf0) == 0xe0) {
-			extra = 2;
-			cp = c & 0x0f;
-		} else if ((c & 0xf8) == 0xf0) {
-			extra = 3;
-			cp = c & 0x07;
-		} else {
-			return false;
-		}
-		for (size_t i = 1; i <= extra; i++) {
-			if ((p[i] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (p[i] & 0x3f);
-		}
-		/* Reject overlong forms, surrogates and C1 controls. */
-		if ((extra == 1 && cp < 0x80) || (extra == 2 && cp < 0x800) ||
-		    (extra == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-		    (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp < 0xa0))
+		if (!(len = utf8_next(p, &cp)) || (cp >= 0x80 && cp < 0xa0))
 			return false;
 		if (!(c == ' ' || c == '\n' || c == '\r' || c == '\t'))
 			*blank = false;
-		p += extra + 1;
-		n += extra + 1;
+		p += len;
+		n += len;
 		if (n > maxlen || ++chars > maxchars)
 			return false;
 	}

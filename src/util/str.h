@@ -37,6 +37,10 @@ bool str_fold_eq(const char *a, size_t alen, const char *b, size_t blen);
 /* Trims ASCII white space at both ends in place; returns s. */
 char *str_trim(char *s);
 
+/* True when s is valid UTF-8: no overlong forms, no surrogates, nothing
+ * past U+10FFFF (control characters allowed). */
+bool str_is_utf8(const char *s);
+
 /* True when s is valid UTF-8 with no control characters (C0, DEL), at most
  * maxlen bytes long and not empty. */
 bool str_is_clean_text(const char *s, size_t maxlen);

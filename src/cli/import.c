@@ -102,6 +102,17 @@ static int read_all(const char *path, struct buf *b)
 	return rc;
 }
 
+/* What an import stored, on standard output; what it skipped, on standard
+ * error. */
+static void print_done(const struct import_report *rep, const char *from, const char *what)
+{
+	printf("%zu keys imported from %s: %zu devices and %zu associations added, "
+	       "%zu keys already present\n", rep->keys_added, from, rep->devices_added,
+	       rep->assocs_added, rep->keys_present);
+	if (rep->invalid)
+		fprintf(stderr, "keywarden: %zu invalid %s skipped\n", rep->invalid, what);
+}
+
 int cmd_import_csv(struct cli_call *call)
 {
 	const struct import_args *a = (const struct import_args *)call->args;
@@ -167,11 +178,7 @@ int cmd_import_csv(struct cli_call *call)
 		rc = 0;
 		goto out;
 	}
-	printf("%zu keys imported from %s: %zu devices and %zu associations added, "
-	       "%zu keys already present\n", rep.keys_added, path, rep.devices_added,
-	       rep.assocs_added, rep.keys_present);
-	if (rep.invalid)
-		fprintf(stderr, "keywarden: %zu invalid rows skipped\n", rep.invalid);
+	print_done(&rep, path, "rows");
 	rc = 0;
 out:
 	import_report_free(&rep);
@@ -258,11 +265,7 @@ int cmd_import_ldap(struct cli_call *call)
 		rc = 0;
 		goto out;
 	}
-	printf("%zu keys imported from %s: %zu devices and %zu associations added, "
-	       "%zu keys already present\n", rep.keys_added, dest, rep.devices_added,
-	       rep.assocs_added, rep.keys_present);
-	if (rep.invalid)
-		fprintf(stderr, "keywarden: %zu invalid recovery objects skipped\n", rep.invalid);
+	print_done(&rep, dest, "recovery objects");
 	rc = 0;
 out:
 	free(items);

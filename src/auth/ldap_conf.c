@@ -2,7 +2,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include <ldap.h>
+
 #include "auth/ldap_conf.h"
+#include "core/config.h"
 #include "core/identity.h"
 #include "util/err.h"
 #include "util/ini.h"
@@ -68,13 +71,51 @@ int ldap_conf_check_netbios(const char *v, char *why, size_t whylen)
 	return KW_ERR_INVALID;
 }
 
+/* An ldap:// URI (item) that leaves this machine: its host is neither
+ * empty (libldap's default, localhost), localhost nor a loopback address. */
+static int plain_item(char *item, void *arg)
+{
+	LDAPURLDesc *u = NULL;
+	bool off;
+
+	if (strncasecmp(item, "ldap://", 7) != 0)
+		return 0;
+	if (ldap_url_parse(item, &u) != LDAP_URL_SUCCESS || !u) {
+		*(char **)arg = item;
+		return KW_ERR_INVALID;
+	}
+	off = u->lud_host && *u->lud_host && strcasecmp(u->lud_host, "localhost") != 0 &&
+	      !config_host_is_loopback(u->lud_host);
+	ldap_free_urldesc(u);
+	if (!off)
+		return 0;
+	*(char **)arg = item;
+	return KW_ERR_INVALID;
+}
+
 int ldap_conf_validate(const struct ldap_conf *lc, char *msg, size_t msglen)
 {
+	char *copy, *bad = NULL, q[96];
+	int r;
+
 	str_msg_clear(msg, msglen);
 	if (lc->starttls && lc->uri && strncasecmp(lc->uri, "ldaps://", 8) == 0) {
 		str_msg(msg, msglen, "[ldap] starttls = true cannot be used with "
 			"an ldaps:// uri");
 		return KW_ERR_INVALID;
 	}
-	return 0;
+	if (!lc->uri || !*lc->uri || lc->starttls)
+		return 0;
+	if (!(copy = strdup(lc->uri)))
+		return KW_ERR_NOMEM;
+	for (char *p = copy; *p; p++)
+		if (*p == ' ' || *p == '\t')
+			*p = ',';
+	r = ini_each_item(copy, ',', plain_item, &bad);
+	if (r < 0)
+		str_msg(msg, msglen, "[ldap] uri '%s': plain ldap:// to another machine "
+			"would send passwords in clear; use ldaps://, or starttls = true",
+			ini_quote(bad, q, sizeof(q)));
+	free(copy);
+	return r;
 }

@@ -35,7 +35,10 @@ int ldap_conf_check_filter(const char *v, char *why, size_t whylen);
 int ldap_conf_check_netbios(const char *v, char *why, size_t whylen);
 
 /* The settings together: StartTLS cannot run on an ldaps:// connection,
- * which is TLS already (it would fail at every sign-in). 0 or
+ * which is TLS already (it would fail at every sign-in); and a plain
+ * ldap:// URI without starttls must name this machine (localhost or a
+ * loopback address): otherwise users' and the service account's passwords,
+ * and imported recovery passwords, would cross the network in clear. 0 or
  * KW_ERR_INVALID with the reason in msg. */
 int ldap_conf_validate(const struct ldap_conf *lc, char *msg, size_t msglen);
 

@@ -138,7 +138,7 @@ static int parse_listen(const char *s, char *host, size_t hostlen,
 	return 0;
 }
 
-static bool host_is_loopback(const char *host)
+bool config_host_is_loopback(const char *host)
 {
 	struct in_addr a4;
 	struct in6_addr a6;
@@ -243,7 +243,7 @@ int config_validate(const struct config *cfg, char *msg, size_t msglen)
 		str_msg(msg, msglen, "listen: %s", why);
 		return KW_ERR_INVALID;
 	}
-	if (!cert && !cfg->allow_plain_http && !host_is_loopback(host)) {
+	if (!cert && !cfg->allow_plain_http && !config_host_is_loopback(host)) {
 		str_msg(msg, msglen, "plain HTTP is only allowed on a loopback "
 			"address; set tls_certificate and tls_key, or "
 			"allow_plain_http = true behind a TLS proxy");

@@ -90,6 +90,9 @@ int config_validate(const struct config *cfg, char *msg, size_t msglen);
 int config_listen_addr(const struct config *cfg, char *host, size_t hostlen,
 		       uint16_t *port);
 
+/* Is host a numeric loopback address (127.0.0.0/8, ::1, ::ffff:127.x)? */
+bool config_host_is_loopback(const char *host);
+
 /* cfg->trusted_proxies parsed into out (room for CONFIG_MAX_PROXIES);
  * returns how many, or KW_ERR_INVALID for a value config_load would refuse. */
 int config_proxies(const struct config *cfg, struct ini_cidr out[CONFIG_MAX_PROXIES]);

@@ -697,6 +697,27 @@ static void test_backends(void **state)
 			      "base_dn = dc=corp\nnetbios_domain = CORP\n", &cfg, msg,
 			      sizeof(msg)), 0);
 	assert_string_equal(cfg.backends.item[0], "ldap");
+	/* Plain ldap:// to another machine would send passwords in clear. */
+	assert_int_equal(config_validate(&cfg, msg, sizeof(msg)), KW_ERR_INVALID);
+	assert_string_equal(msg, "[ldap] uri 'ldap://dc1': plain ldap:// to another machine "
+			    "would send passwords in clear; use ldaps://, or starttls = true");
+	cfg.ldap.starttls = true;
+	assert_int_equal(config_validate(&cfg, msg, sizeof(msg)), 0);
+	cfg.ldap.starttls = false;
+	static const char *const here[] = {
+		"ldap://127.0.0.1:3890", "ldap://localhost", "ldap://[::1]:389",
+		"ldaps://dc1 ldapi://%2Frun%2Fslapd%2Fldapi", "ldap:///",
+	};
+	for (size_t i = 0; i < sizeof(here) / sizeof(here[0]); i++) {
+		free(cfg.ldap.uri);
+		cfg.ldap.uri = strdup(here[i]);
+		assert_int_equal(config_validate(&cfg, msg, sizeof(msg)), 0);
+	}
+	free(cfg.ldap.uri);
+	cfg.ldap.uri = strdup("ldap://127.0.0.1, ldap://10.0.0.5:389");
+	assert_int_equal(config_validate(&cfg, msg, sizeof(msg)), KW_ERR_INVALID);
+	assert_non_null(strstr(msg, "'ldap://10.0.0.5:389'"));
+	cfg.ldap.starttls = true;
 	assert_int_equal(config_validate(&cfg, msg, sizeof(msg)), 0);
 	free(cfg.ldap.base_dn);
 	cfg.ldap.base_dn = strdup("");

@@ -34,6 +34,7 @@
 #include "auth/ldap.h"
 #include "core/config.h"
 #include "util/err.h"
+#include "util/log.h"
 #include "util/str.h"
 #include "util/timeutil.h"
 
@@ -42,8 +43,10 @@
 #define LDAP_MAX_CONCURRENT 16
 #define FILTER_MAX AUTH_LDAP_FILTER_MAX
 #define BIND_PASSWORD_MAX 1024     /* bind_password_file, at most */
-#define GROUPS_MAX 256             /* groups of one user that are looked at */
-#define NEST_MAX 32                /* groups whose own groups keywarden looks up */
+#define NEST_MAX 1024              /* a user's groups whose own groups keywarden
+				    * looks at (one level of nesting) */
+#define MESSAGE_MAX (1024 * 1024)  /* bytes of one message from the directory
+				    * (an entry, a result); larger: an error */
 #define ATTR_MAX IDENTITY_NAME_MAX /* a name attribute longer than this is ignored */
 #define WATCH_GRACE_MS 250         /* the watchdog acts this long after a deadline */
 
@@ -85,16 +88,20 @@ struct ldapb {
 struct person {
 	char *dn;                             /* ldap_memfree */
 	char sam[ATTR_MAX + 1], upn[ATTR_MAX + 1], uid[ATTR_MAX + 1];
-	char *groups[GROUPS_MAX];             /* normalized DNs, free() */
-	size_t ngroups;
+	unsigned roles;                       /* of the role groups found so far */
+	char **nest;                          /* the first NEST_MAX groups holding
+					       * the DN, normalized, free() */
+	size_t nnest;
+	bool nest_cut;                        /* there were more */
 };
 
 static void person_free(struct person *p)
 {
 	if (p->dn)
 		ldap_memfree(p->dn);
-	for (size_t i = 0; i < p->ngroups; i++)
-		free(p->groups[i]);
+	for (size_t i = 0; i < p->nnest; i++)
+		free(p->nest[i]);
+	free(p->nest);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -413,7 +420,12 @@ static int conn_cb_add(LDAP *ld, Sockbuf *sb, LDAPURLDesc *srv, struct sockaddr 
 	struct conn *c = cb->lc_arg;
 	ber_socket_t fd = -1;
 
+	ber_len_t max = MESSAGE_MAX;
+
 	(void)ld, (void)srv, (void)addr;
+	/* However much a directory sends, no one message grows past this. */
+	if (ber_sockbuf_ctrl(sb, LBER_SB_OPT_SET_MAX_INCOMING, &max) != 1)
+		return -1;
 	if (ber_sockbuf_ctrl(sb, LBER_SB_OPT_GET_FD, &fd) > 0 && fd >= 0)
 		watch_fd(&c->l->watch, c->slot, fd);
 	return 0;
@@ -475,7 +487,8 @@ static int conn_wait(struct conn *c, int msgid, const char *what, LDAPMessage **
 		str_msg(c->why, c->whylen, "%s: %s: no answer in time", c->l->uri, what);
 		return KW_ERR_UNAVAILABLE;
 	}
-	rc = ldap_result(c->ld, msgid, LDAP_MSG_ALL, &tv, res);
+	errno = 0;
+	rc = ldap_result(c->ld, msgid, LDAP_MSG_ONE, &tv, res);
 	if (rc > 0)
 		return 0;
 	if (*res) {
@@ -488,9 +501,51 @@ static int conn_wait(struct conn *c, int msgid, const char *what, LDAPMessage **
 			(long long)left);
 		return KW_ERR_UNAVAILABLE;
 	}
+	/* liblber's refusal of a message above LBER_SB_OPT_SET_MAX_INCOMING. */
+	if (errno == ERANGE) {
+		str_msg(c->why, c->whylen, "%s: %s: the directory sent a message larger than "
+			"%d bytes", c->l->uri, what, MESSAGE_MAX);
+		return KW_ERR_UNAVAILABLE;
+	}
 	ldap_get_option(c->ld, LDAP_OPT_RESULT_CODE, &code);
 	conn_why(c, what, code);
 	return KW_ERR_UNAVAILABLE;
+}
+
+/* Reads the answer to the search msgid one message at a time, each waited
+ * for until the deadline: every entry goes to each (a negative return stops
+ * the search, abandoned, and is returned; so does a positive one, which is
+ * not an error), references are skipped, and the final result is *result
+ * (ldap_msgfree). Nothing is kept between messages, so a directory that
+ * sends without end costs time (up to the deadline), not memory. 0,
+ * KW_ERR_UNAVAILABLE with c->why, or each's return. */
+static int conn_read(struct conn *c, int msgid, const char *what,
+		     int (*each)(LDAPMessage *, void *), void *arg, LDAPMessage **result)
+{
+	LDAPMessage *m = NULL;
+	int rc;
+
+	*result = NULL;
+	for (;;) {
+		if ((rc = conn_wait(c, msgid, what, &m)) < 0)
+			return rc;
+		switch (ldap_msgtype(m)) {
+		case LDAP_RES_SEARCH_ENTRY:
+			rc = each(m, arg);
+			ldap_msgfree(m);
+			if (rc != 0) {
+				ldap_abandon_ext(c->ld, msgid, NULL, NULL);
+				return rc;
+			}
+			break;
+		case LDAP_RES_SEARCH_REFERENCE:
+			ldap_msgfree(m);
+			break;
+		default:
+			*result = m;
+			return 0;
+		}
+	}
 }
 
 /* A simple bind as dn with the password (len bytes). 0; KW_ERR_AUTH when the
@@ -675,32 +730,38 @@ static void attr_copy(LDAP *ld, LDAPMessage *e, const char *attr, char *out, siz
 	ldap_value_free_len(v);
 }
 
-/* Adds the group dn (any form) to p, normalized, once. */
-static void group_add(struct person *p, const char *dn)
+/* The roles whose group is dn (normalized). */
+static unsigned role_bits(const struct ldapb *l, const char *dn)
 {
-	char *n;
+	unsigned roles = 0;
 
-	if (p->ngroups >= GROUPS_MAX || !(n = dn_norm(dn)))
-		return;
-	for (size_t i = 0; i < p->ngroups; i++) {
-		if (!strcasecmp(p->groups[i], n)) {
-			free(n);
-			return;
-		}
-	}
-	p->groups[p->ngroups++] = n;
+	for (size_t r = 0; r < ROLE_COUNT; r++)
+		if (l->role_dn[r] && !strcasecmp(l->role_dn[r], dn))
+			roles |= 1u << r;
+	return roles;
 }
 
-/* Searches base_dn with filter; calls each(entry) on every entry. The
- * search is capped at sizelimit entries (more is the error
- * KW_ERR_TOO_LARGE, or just the first sizelimit when partial_ok).
- * 0 or KW_ERR_UNAVAILABLE / KW_ERR_TOO_LARGE. */
+/* The roles that have a group in [roles]. */
+static unsigned roles_configured(const struct ldapb *l)
+{
+	unsigned roles = 0;
+
+	for (size_t r = 0; r < ROLE_COUNT; r++)
+		if (l->role_dn[r])
+			roles |= 1u << r;
+	return roles;
+}
+
+/* Searches base_dn with filter, at most sizelimit entries (0: no limit),
+ * and calls each(entry) on every entry as it comes (see conn_read: a
+ * non-zero return stops the search; a positive one is not an error).
+ * 0; KW_ERR_TOO_LARGE (more than sizelimit); KW_ERR_UNAVAILABLE; or
+ * each's negative return. */
 static int conn_search(struct conn *c, const char *filter, char **attrs, int sizelimit,
-		       bool partial_ok, void (*each)(struct conn *, LDAPMessage *, void *),
-		       void *arg)
+		       int (*each)(LDAPMessage *, void *), void *arg)
 {
 	struct timeval tv = tv_ms(left_ms(c));
-	LDAPMessage *res = NULL, *e;
+	LDAPMessage *res = NULL;
 	int msgid, code, rc;
 
 	if (tv.tv_sec == 0 && tv.tv_usec == 0)
@@ -711,14 +772,12 @@ static int conn_search(struct conn *c, const char *filter, char **attrs, int siz
 		conn_why(c, "searching", code);
 		return KW_ERR_UNAVAILABLE;
 	}
-	if ((rc = conn_wait(c, msgid, "searching", &res)) < 0)
-		return rc;
-	for (e = ldap_first_entry(c->ld, res); e; e = ldap_next_entry(c->ld, e))
-		each(c, e, arg);
+	if ((rc = conn_read(c, msgid, "searching", each, arg, &res)) != 0)
+		return rc > 0 ? 0 : rc;
 	rc = ldap_parse_result(c->ld, res, &code, NULL, NULL, NULL, NULL, 1);
 	if (rc != LDAP_SUCCESS)
 		code = rc;
-	if (code == LDAP_SUCCESS || (code == LDAP_SIZELIMIT_EXCEEDED && partial_ok))
+	if (code == LDAP_SUCCESS)
 		return 0;
 	if (code == LDAP_SIZELIMIT_EXCEEDED)
 		return KW_ERR_TOO_LARGE;
@@ -727,52 +786,56 @@ static int conn_search(struct conn *c, const char *filter, char **attrs, int siz
 }
 
 struct found {
+	struct conn *c;
 	struct person *p;
 	size_t n;
 };
 
-static void person_entry(struct conn *c, LDAPMessage *e, void *arg)
+static int person_entry(LDAPMessage *e, void *arg)
 {
 	struct found *f = arg;
+	LDAP *ld = f->c->ld;
 	struct berval **v;
+	char *n;
 
+	/* A directory that sends more entries than asked for: the second is
+	 * enough to refuse (person_find). */
 	if (f->n++ > 0)
-		return;
-	f->p->dn = ldap_get_dn(c->ld, e);
-	attr_copy(c->ld, e, "sAMAccountName", f->p->sam, sizeof(f->p->sam));
-	attr_copy(c->ld, e, "userPrincipalName", f->p->upn, sizeof(f->p->upn));
-	attr_copy(c->ld, e, "uid", f->p->uid, sizeof(f->p->uid));
-	v = ldap_get_values_len(c->ld, e, "memberOf");
-	for (size_t i = 0; v && v[i]; i++)
-		if (v[i]->bv_len < FILTER_MAX && !memchr(v[i]->bv_val, '\0', v[i]->bv_len))
-			group_add(f->p, v[i]->bv_val);
+		return 1;
+	f->p->dn = ldap_get_dn(ld, e);
+	attr_copy(ld, e, "sAMAccountName", f->p->sam, sizeof(f->p->sam));
+	attr_copy(ld, e, "userPrincipalName", f->p->upn, sizeof(f->p->upn));
+	attr_copy(ld, e, "uid", f->p->uid, sizeof(f->p->uid));
+	/* Each value is compared with the role groups, none kept: however
+	 * many groups the user is in, none is left out. */
+	v = ldap_get_values_len(ld, e, "memberOf");
+	for (size_t i = 0; v && v[i]; i++) {
+		if (v[i]->bv_len >= FILTER_MAX || memchr(v[i]->bv_val, '\0', v[i]->bv_len) ||
+		    !(n = dn_norm(v[i]->bv_val)))
+			continue;
+		f->p->roles |= role_bits(f->c->l, n);
+		free(n);
+	}
 	ldap_value_free_len(v);
+	return 0;
 }
 
-static void group_entry(struct conn *c, LDAPMessage *e, void *arg)
-{
-	char *dn = ldap_get_dn(c->ld, e);
-
-	if (dn)
-		group_add(arg, dn);
-	ldap_memfree(dn);
-}
-
-/* Finds the one entry name names: 0 with p filled (DN, names, memberOf);
- * KW_ERR_NOT_FOUND (none, or a name this directory cannot hold); KW_ERR_AUTH
- * (several: refused, c->why says so); KW_ERR_UNAVAILABLE. */
+/* Finds the one entry name names: 0 with p filled (DN, names, the roles of
+ * its memberOf); KW_ERR_NOT_FOUND (none, or a name this directory cannot
+ * hold); KW_ERR_AUTH (several: refused, c->why says so);
+ * KW_ERR_UNAVAILABLE. */
 static int person_find(struct conn *c, const char *name, struct person *p)
 {
 	static char *attrs[] = { "sAMAccountName", "userPrincipalName", "uid", "memberOf",
 				 NULL };
 	char filter[FILTER_MAX];
-	struct found f = { p, 0 };
+	struct found f = { c, p, 0 };
 	int rc;
 
 	if ((rc = auth_ldap_user_filter(c->l->filter, c->l->netbios, c->l->netbios_dns, name,
 					 filter)) < 0)
 		return KW_ERR_NOT_FOUND;
-	rc = conn_search(c, filter, attrs, 2, false, person_entry, &f);
+	rc = conn_search(c, filter, attrs, 2, person_entry, &f);
 	if (rc == KW_ERR_TOO_LARGE || (rc == 0 && f.n > 1)) {
 		str_msg(c->why, c->whylen, "%s: more than one entry matches the user filter",
 			c->l->uri);
@@ -796,54 +859,98 @@ static bool filter_put_member(char *out, size_t *len, const char *dn, bool chain
 			   filter_put_value(out, len, dn) && filter_put(out, len, ")", 1)));
 }
 
-/* The groups of p: memberOf (already read), the groups whose member holds
- * p's DN (any depth on Active Directory), then one more level that
- * keywarden follows itself: the groups that hold one of those (at most
- * NEST_MAX of them). 0 or KW_ERR_UNAVAILABLE. */
+struct grouping {
+	struct conn *c;
+	struct person *p;
+	unsigned want;                        /* roles_configured */
+	bool keep;                            /* into p->nest */
+};
+
+/* A group that holds the person (or one of its groups): its roles, and
+ * (keep) the group itself for the next level. 1 (stop) once every
+ * configured role is found. */
+static int group_entry(LDAPMessage *e, void *arg)
+{
+	struct grouping *g = arg;
+	struct person *p = g->p;
+	char *dn = ldap_get_dn(g->c->ld, e), *n;
+
+	n = dn ? dn_norm(dn) : NULL;
+	ldap_memfree(dn);
+	if (!n)
+		return 0;
+	p->roles |= role_bits(g->c->l, n);
+	if (g->keep && p->nnest < NEST_MAX) {
+		if (!p->nest && !(p->nest = calloc(NEST_MAX, sizeof(*p->nest)))) {
+			free(n);
+			return KW_ERR_NOMEM;
+		}
+		p->nest[p->nnest++] = n;
+		n = NULL;
+	} else if (g->keep) {
+		p->nest_cut = true;
+	}
+	free(n);
+	return (p->roles & g->want) == g->want ? 1 : 0;
+}
+
+/* Adds to p->roles the role groups that hold p: every group whose member
+ * holds p's DN (at any depth on Active Directory, through its in-chain
+ * rule), then one more level that keywarden follows itself for directories
+ * that resolve no nesting: the groups that hold one of the first NEST_MAX
+ * of those (past them a warning is logged). The groups are compared with
+ * [roles] as they come and not kept (but for the next level), so a member
+ * of many groups loses no role to a cap; the searches stop once every
+ * configured role is found, and are not made when none is configured.
+ * 0, KW_ERR_UNAVAILABLE or KW_ERR_NOMEM. */
 static int person_groups(struct conn *c, struct person *p)
 {
 	static char *attrs[] = { "1.1", NULL };
+	struct grouping g = { c, p, roles_configured(c->l), true };
 	char filter[FILTER_MAX];
-	size_t len = 0, direct, n = 0;
+	size_t len = 0, i = 0;
 	int rc;
 
+	if ((p->roles & g.want) == g.want)
+		return 0;
 	if (!filter_put(filter, &len, "(|", 2) || !filter_put_member(filter, &len, p->dn, true) ||
 	    !filter_put(filter, &len, ")", 1))
 		return 0;    /* a DN too long to search for holds no group */
-	if ((rc = conn_search(c, filter, attrs, GROUPS_MAX, true, group_entry, p)) < 0)
+	if ((rc = conn_search(c, filter, attrs, 0, group_entry, &g)) < 0)
 		return rc;
-	direct = p->ngroups;
-	if (direct == 0)
-		return 0;
-	len = 0;
-	filter_put(filter, &len, "(|", 2);
-	for (size_t i = 0; i < direct && i < NEST_MAX; i++) {
-		size_t before = len;
+	if (p->nest_cut && str_is_clean_text(p->dn, 512))
+		log_warn("directory sign-in: %s is in more than %d groups; roles through "
+			 "nested groups are looked for in the first %d only", p->dn, NEST_MAX,
+			 NEST_MAX);
+	else if (p->nest_cut)
+		log_warn("directory sign-in: a user is in more than %d groups; roles through "
+			 "nested groups are looked for in the first %d only", NEST_MAX, NEST_MAX);
+	g.keep = false;
+	/* As many groups a search as its filter holds. */
+	while (i < p->nnest && (p->roles & g.want) != g.want) {
+		size_t n = 0;
 
-		if (!filter_put_member(filter, &len, p->groups[i], false)) {
-			len = before;
-			filter[len] = '\0';
-			break;
+		len = 0;
+		filter_put(filter, &len, "(|", 2);
+		for (; i < p->nnest; i++, n++) {
+			size_t before = len;
+
+			if (!filter_put_member(filter, &len, p->nest[i], false) ||
+			    len >= FILTER_MAX - 2) {
+				len = before;
+				filter[len] = '\0';
+				break;
+			}
 		}
-		n++;
-	}
-	if (n == 0 || !filter_put(filter, &len, ")", 1))
-		return 0;
-	return conn_search(c, filter, attrs, GROUPS_MAX, true, group_entry, p);
-}
-
-static unsigned person_roles(const struct ldapb *l, const struct person *p)
-{
-	unsigned roles = 0;
-
-	for (size_t r = 0; r < ROLE_COUNT; r++) {
-		if (!l->role_dn[r])
+		if (n == 0) {
+			i++;         /* a DN too long for a filter of its own */
 			continue;
-		for (size_t i = 0; i < p->ngroups; i++)
-			if (!strcasecmp(p->groups[i], l->role_dn[r]))
-				roles |= 1u << r;
+		}
+		filter_put(filter, &len, ")", 1);
+		if ((rc = conn_search(c, filter, attrs, 0, group_entry, &g)) < 0)
+			return rc;
 	}
-	return roles;
+	return 0;
 }
 
 /* The account's name (NETBIOS\sam, else the UPN, else sam or uid, else what
@@ -903,7 +1010,7 @@ static int ldapb_authenticate(void *ctx, const char *user, const char *password,
 	person_identity(c.l, &p, user, out);
 	if ((rc = conn_bind(&c, p.dn, password, strlen(password), "the user's bind")) < 0)
 		goto out;
-	out->roles = person_roles(c.l, &p);
+	out->roles = p.roles;
 out:
 	if (rc < 0 && rc != KW_ERR_AUTH) {
 		out->roles = 0;
@@ -932,7 +1039,7 @@ static int ldapb_roles(void *ctx, const struct identity *id, int64_t deadline_ms
 		memset(&p, 0, sizeof(p));
 		rc = person_find(&c, id->forms[i], &p);
 		if (rc == 0 && (rc = person_groups(&c, &p)) == 0)
-			*roles = person_roles(c.l, &p);
+			*roles = p.roles;
 		person_free(&p);
 	}
 	/* Several entries for one name: known, and no roles from them. */
@@ -1019,12 +1126,27 @@ LDAP *ldap_dir_handle(struct ldap_dir *d)
 	return d->c.ld;
 }
 
+struct dir_each {
+	struct ldap_dir *d;
+	int (*each)(struct ldap_dir *, LDAPMessage *, void *);
+	void *arg;
+};
+
+static int dir_entry(LDAPMessage *e, void *arg)
+{
+	struct dir_each *x = arg;
+	int rc = x->each(x->d, e, x->arg);
+
+	return rc > 0 ? 0 : rc;
+}
+
 int ldap_dir_search(struct ldap_dir *d, const char *base, const char *filter,
 		    char **attrs, int (*each)(struct ldap_dir *, LDAPMessage *, void *), void *arg)
 {
+	struct dir_each x = { d, each, arg };
 	struct berval *cookie = NULL;
 	LDAPControl *page = NULL, *ctrls[2] = { NULL, NULL }, **got = NULL;
-	LDAPMessage *res = NULL, *e;
+	LDAPMessage *res = NULL;
 	size_t pages = 0;
 	int msgid, code, rc = 0;
 
@@ -1057,11 +1179,10 @@ int ldap_dir_search(struct ldap_dir *d, const char *base, const char *filter,
 			rc = KW_ERR_UNAVAILABLE;
 			goto out;
 		}
-		if ((rc = conn_wait(&d->c, msgid, "searching", &res)) < 0)
+		/* Each entry is handed on as it comes, and freed: a page of any
+		 * size costs one message's memory at most (MESSAGE_MAX). */
+		if ((rc = conn_read(&d->c, msgid, "searching", dir_entry, &x, &res)) < 0)
 			goto out;
-		for (e = ldap_first_entry(d->c.ld, res); e; e = ldap_next_entry(d->c.ld, e))
-			if ((rc = each(d, e, arg)) < 0)
-				goto out;
 		rc = ldap_parse_result(d->c.ld, res, &code, NULL, NULL, NULL, &got, 0);
 		if (rc != LDAP_SUCCESS)
 			code = rc;

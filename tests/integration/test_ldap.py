@@ -57,6 +57,7 @@ class DirectoryTestCase(kw.PortalTestCase):
         # case and spaces.
         roles = {"helpdesk": "CN=helpdesk, OU=Groups, DC=corp, DC=example, DC=com",
                  "reports": cls.reports_dn.upper()}
+        roles.update(cls.extra_roles)
         cls.settings = directory_settings(d, cls.user_filter, cls.backends, roles,
                                           **cls.extra_ldap())
         for section, kv in cls.extra_settings.items():
@@ -66,6 +67,7 @@ class DirectoryTestCase(kw.PortalTestCase):
         cls.kw.secrets.add(slapd.Slapd.SERVICE_PASSWORD)
 
     extra_settings = {}
+    extra_roles = {}
 
     @classmethod
     def extra_ldap(cls):
@@ -206,6 +208,53 @@ class LocalFirstTest(DirectoryTestCase):
         self.assertEqual(hana.get("/helpdesk/recover").status, 200)   # from Helpdesk
         # The local account refuses the directory's password: final.
         self.assertEqual(self.login_status("hana", self.pw["hana"])[0], 401)
+        self.assertEqual(self.login_status("alice", self.pw["alice"])[0], 303)
+
+
+class ManyGroupsTest(DirectoryTestCase):
+    """Users in hundreds of groups: the role groups are found wherever they
+    come among them, and an answer too large is refused."""
+    extra_roles = {"admin": "cn=late,ou=groups," + slapd.BASE}
+    GROUPS = 300
+
+    def test_a_member_of_many_groups_loses_no_role(self):
+        d = self.dir
+        wide = d.add_user("wide", self.pw["alice"])
+        nested = d.add_user("nested", self.pw["bob"])
+        text = "".join(slapd.ldif(d.group_dn("g%03d" % i),
+                                  {"objectClass": "groupOfNames", "cn": "g%03d" % i,
+                                   "member": [wide, nested]})
+                       for i in range(self.GROUPS))
+        d.add(text)
+        # The role group comes after all of them, directly for wide and,
+        # through the last of them, for nested (one level of nesting).
+        d.add_group("late", [wide, d.group_dn("g%03d" % (self.GROUPS - 1))])
+        b = self.browser()
+        b.sign_in("wide", self.pw["alice"])
+        self.assertEqual(b.get("/helpdesk/admin/users").status, 200)
+        b = self.browser()
+        b.sign_in("nested", self.pw["bob"])
+        self.assertEqual(b.get("/helpdesk/admin/users").status, 200)
+        # In all those groups but no role group: nothing.
+        plain = d.add_user("plain", self.pw["dora"])
+        d.modify("".join("dn: %s\nchangetype: modify\nadd: member\nmember: %s\n\n" %
+                         (d.group_dn("g%03d" % i), plain) for i in range(0, self.GROUPS, 7)))
+        b = self.browser()
+        b.sign_in("plain", self.pw["dora"])
+        self.assertEqual(b.get("/helpdesk/recover").status, 403)
+        self.assertEqual(b.get("/helpdesk/admin/users").status, 403)
+
+    def test_an_answer_too_large_is_refused(self):
+        # 1.5 MB of uid values in one entry: one message above the 1 MiB cap.
+        values = ["big"] + ["v%05d-%s" % (i, "x" * 90) for i in range(15000)]
+        self.dir.add_user("big", self.pw["alice"], extra={"uid": values})
+        b = self.browser()
+        r = b.login("big", self.pw["alice"])
+        self.assertEqual(r.status, 503, r)
+        self.assertFalse(b.session)
+        self.assertTrue(kw.wait_for(lambda: "a message larger than 1048576 bytes" in
+                                    self.kw.log()), self.kw.log())
+        # The server and the directory are fine for everyone else.
         self.assertEqual(self.login_status("alice", self.pw["alice"])[0], 303)
 
 

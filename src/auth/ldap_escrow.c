@@ -295,6 +295,7 @@ static int computer_entry(struct ldap_dir *d, LDAPMessage *m, void *arg)
 	struct reading *r = arg;
 	LDAP *ld = ldap_dir_handle(d);
 	char *dn = ldap_get_dn(ld, m), *norm = NULL, *name = NULL;
+	struct berval **guid = NULL;
 	size_t lo = 0, hi = r->x->n, mid, i;
 	int c;
 
@@ -322,10 +323,19 @@ static int computer_entry(struct ldap_dir *d, LDAPMessage *m, void *arg)
 	if (!(name = name_attr(ld, m, "cn", false, false)) &&
 	    !(name = name_attr(ld, m, "sAMAccountName", true, false)))
 		name = name_attr(ld, m, "dNSHostName", false, true);
+	/* The device is the computer object, not its name: a name can be
+	 * reused by a new computer, or held by two in different OUs. */
+	guid = value_of(ld, m, "objectGUID");
 	for (i = lo; i < r->x->n && r->parent[r->order[i]] &&
 	     !strcasecmp(r->parent[r->order[i]], norm); i++) {
 		struct ldap_escrow_entry *e = &r->x->e[r->order[i]];
 
+		if (!guid || guid[1] || guid[0]->bv_len != 16) {
+			invalid(e, "its computer has no objectGUID of 16 bytes, which "
+				"keywarden needs to tell computers apart");
+			continue;
+		}
+		ldap_escrow_guid((const uint8_t *)guid[0]->bv_val, e->device_id);
 		if (!name) {
 			invalid(e, "its computer has no cn, sAMAccountName or dNSHostName "
 				"keywarden can use as a name");
@@ -333,11 +343,13 @@ static int computer_entry(struct ldap_dir *d, LDAPMessage *m, void *arg)
 		}
 		free(e->computer);
 		if (!(e->computer = strdup(name))) {
+			ldap_value_free_len(guid);
 			free(name);
 			free(norm);
 			return KW_ERR_NOMEM;
 		}
 	}
+	ldap_value_free_len(guid);
 out:
 	free(name);
 	free(norm);
@@ -348,7 +360,8 @@ int ldap_escrow_read(const struct config *cfg, struct ldap_escrow *out, char *wh
 		     size_t whylen)
 {
 	static char *rec_attrs[] = { A_PASSWORD, A_GUID, A_VOLUME, A_CREATED, NULL };
-	static char *comp_attrs[] = { "cn", "sAMAccountName", "dNSHostName", NULL };
+	static char *comp_attrs[] = { "cn", "sAMAccountName", "dNSHostName", "objectGUID",
+				      NULL };
 	struct ldap_dir *d = NULL;
 	struct reading r;
 	int rc;

@@ -23,6 +23,7 @@
 struct ldap_escrow_entry {
 	char *dn;
 	char *computer;                  /* the device name, or NULL */
+	char device_id[KEYID_CANON_LEN + 1]; /* the computer's objectGUID, or "" */
 	char key_id[KEYID_CANON_LEN + 1];
 	char volume_id[KEYID_CANON_LEN + 1];
 	char *password;                  /* as stored; wiped by ldap_escrow_free */

@@ -210,6 +210,7 @@ int cmd_import_ldap(struct cli_call *call)
 	for (size_t i = 0; i < x.n; i++) {
 		const struct ldap_escrow_entry *e = &x.e[i];
 
+		items[i].device_id = e->device_id;
 		items[i].device_name = e->computer;
 		items[i].domain = cfg->ldap.netbios_domain;
 		items[i].volume_id = e->volume_id;
@@ -237,6 +238,7 @@ int cmd_import_ldap(struct cli_call *call)
 	req.labels[3] = "msFVE-RecoveryGuid";
 	req.labels[4] = "msFVE-RecoveryPassword";
 	req.labels[5] = "whenCreated";
+	req.labels[6] = "the computer's objectGUID";
 	rc = import_items(call->store, call->key->seal, &req, items, x.n, &rep);
 
 	for (size_t i = 0; i < rep.nerrors; i++) {

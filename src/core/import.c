@@ -447,7 +447,7 @@ static int row_read(struct csv_record *rec, const struct header *h,
 	name = text_field(rec, h, COL_NAME, true, DEVICE_NAME_MAX, why);
 	domain = text_field(rec, h, COL_DOMAIN, false, DEVICE_TEXT_MAX, why);
 	mount = text_field(rec, h, COL_MOUNT, false, CHECKIN_MOUNT_MAX, why);
-	if (req->format == IMPORT_KEYWARDEN) {
+	if (req->format == IMPORT_KEYWARDEN || req->format == IMPORT_LDAP) {
 		v = field(rec, h, COL_DEVICE_ID);
 		if (!parse_uuid(v, r->device_id))
 			why_add(why, h, COL_DEVICE_ID, "is not a device ID (a UUID: 8-4-4-4-12 "
@@ -688,7 +688,10 @@ static int device_of(struct store_tx *tx, struct apply *a, const struct row *r)
 	memcpy(a->last_dev, r->device_id, sizeof(a->last_dev));
 	memcpy(a->last_name, f.name, sizeof(a->last_name));
 compare:
-	if (str_fold_eq(a->last_name, strlen(a->last_name), r->name, strlen(r->name)))
+	/* A directory's computer keeps its objectGUID when it is renamed: the
+	 * key is that computer's, under the name keywarden first saw. */
+	if (a->req->format == IMPORT_LDAP ||
+	    str_fold_eq(a->last_name, strlen(a->last_name), r->name, strlen(r->name)))
 		return 0;
 	if ((rc = error_add(&a->errs, r->line, "device %s is in keywarden as '%s'; this row "
 			    "names it '%s'", r->device_id, quotable(a->last_name),
@@ -1028,9 +1031,11 @@ int import_items(struct store *s, const struct seal *k, const struct import_requ
 		 const struct import_item *items, size_t n, struct import_report *rep)
 {
 	/* Each item goes through row_read as an MBAM row would: the same
-	 * checks, the same device IDs, with the source's names in messages. */
+	 * checks, with the source's names in messages; the device ID is the
+	 * item's own, as a keywarden row's. */
 	static const enum col cols[] = {
 		COL_NAME, COL_DOMAIN, COL_VOLUME, COL_KEY_ID, COL_PASSWORD, COL_CREATED,
+		COL_DEVICE_ID,
 	};
 	struct csv_record *rec = NULL;
 	struct header h;
@@ -1066,7 +1071,7 @@ int import_items(struct store *s, const struct seal *k, const struct import_requ
 	for (size_t i = 0; i < n; i++) {
 		const struct import_item *it = &items[i];
 		const char *v[] = { it->device_name, it->domain, it->volume_id, it->key_id,
-				    it->recovery_password, it->created_at };
+				    it->recovery_password, it->created_at, it->device_id };
 
 		rep->rows++;
 		buf_reset(&why);

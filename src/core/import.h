@@ -69,7 +69,7 @@ struct import_request {
 	/* import_items only: what messages call the device name, domain,
 	 * volume ID, key ID, recovery password and creation time (the
 	 * source's attribute names). */
-	const char *labels[6];
+	const char *labels[7];
 };
 
 /* Imports req->data. Every row is read and checked; then one store write
@@ -91,9 +91,12 @@ int import_csv(struct store *s, const struct seal *k, const struct import_reques
 	       struct import_report *rep);
 
 /* One key read from elsewhere than a file (format IMPORT_LDAP), as text:
- * checked as an MBAM row (the device ID from domain and name,
- * import_mbam_device_id). NULL fields count as empty. */
+ * checked as an MBAM row, but for its device ID, which the source gives
+ * (a directory's computer objectGUID: a computer's name may be reused by
+ * another computer, or held by two in different OUs). NULL fields count
+ * as empty. */
 struct import_item {
+	const char *device_id;   /* UUID text, any case */
 	const char *device_name, *domain, *volume_id, *key_id, *recovery_password;
 	const char *created_at;  /* ISO 8601, or "" (now) */
 	const char *invalid;     /* non-NULL: the reader found it invalid, why */

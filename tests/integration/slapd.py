@@ -78,6 +78,9 @@ attributetype ( 1.2.840.113556.1.4.656 NAME 'userPrincipalName'
 attributetype ( 1.2.840.113556.1.4.619 NAME 'dNSHostName'
 	EQUALITY caseIgnoreMatch
 	SYNTAX 1.3.6.1.4.1.1466.115.121.1.15{2048} SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.4.2 NAME 'objectGUID'
+	EQUALITY octetStringMatch
+	SYNTAX 1.3.6.1.4.1.1466.115.121.1.40{16} SINGLE-VALUE )
 attributetype ( 1.2.840.113556.1.2.2 NAME 'whenCreated'
 	EQUALITY generalizedTimeMatch ORDERING generalizedTimeOrderingMatch
 	SYNTAX 1.3.6.1.4.1.1466.115.121.1.24 SINGLE-VALUE )
@@ -97,7 +100,8 @@ attributetype ( 1.2.840.113556.1.4.1999 NAME 'msFVE-KeyPackage'
 objectclass ( kwOID:1 NAME 'kwADUser' SUP top AUXILIARY
 	MAY ( sAMAccountName $ userPrincipalName ) )
 objectclass ( 1.2.840.113556.1.3.30 NAME 'computer' SUP top STRUCTURAL
-	MUST cn MAY ( sAMAccountName $ dNSHostName $ description $ whenCreated ) )
+	MUST cn MAY ( objectGUID $ sAMAccountName $ dNSHostName $ description $
+	whenCreated ) )
 objectclass ( 1.2.840.113556.1.5.253 NAME 'msFVE-RecoveryInformation'
 	SUP top STRUCTURAL
 	MUST ( cn $ msFVE-RecoveryPassword $ msFVE-RecoveryGuid )
@@ -157,6 +161,7 @@ class Slapd:
             os.path.join(MODULE_DIR, "memberof.so"))
         self.log_path = os.path.join(self.dir, "slapd.log")
         self.users = {}
+        self.computer_guid = {}
         try:
             os.mkdir(os.path.join(self.dir, "db"), 0o700)
             with open(os.path.join(self.dir, "kw-ad.schema"), "w") as f:
@@ -307,16 +312,29 @@ class Slapd:
         self.modify("dn: %s\nchangetype: modify\nadd: member\nmember: %s\n\n" %
                     (group_dn, member_dn))
 
-    def computer_dn(self, name):
-        return "cn=%s,ou=computers,%s" % (name, BASE)
+    def computer_dn(self, name, ou="computers"):
+        return "cn=%s,ou=%s,%s" % (name, ou, BASE)
 
-    def add_computer(self, name, dns_name=None):
-        """A computer object (AD's class computer) under ou=computers;
-        returns its DN."""
-        dn = self.computer_dn(name)
-        self.add(ldif(dn, {"objectClass": "computer", "cn": name,
-                           "sAMAccountName": name + "$",
-                           "dNSHostName": dns_name or "%s.%s" % (name.lower(), DNS_DOMAIN)}))
+    def add_ou(self, ou):
+        """An organizational unit ou=OU under the base; returns its DN."""
+        dn = "ou=%s,%s" % (ou, BASE)
+        self.add(ldif(dn, {"objectClass": "organizationalUnit", "ou": ou}))
+        return dn
+
+    def add_computer(self, name, dns_name=None, ou="computers", guid=None):
+        """A computer object (AD's class computer) under ou=OU with
+        objectGUID guid (default: a new one; False: none) in Windows byte
+        order (uuid.bytes_le); returns its DN.
+        self.computer_guid[DN] is the GUID as text, upper case."""
+        import uuid
+        dn = self.computer_dn(name, ou)
+        attrs = {"objectClass": "computer", "cn": name, "sAMAccountName": name + "$",
+                 "dNSHostName": dns_name or "%s.%s" % (name.lower(), DNS_DOMAIN)}
+        if guid is not False:
+            g = uuid.UUID(str(guid)) if guid else uuid.uuid4()
+            attrs["objectGUID"] = g.bytes_le
+            self.computer_guid[dn] = str(g).upper()
+        self.add(ldif(dn, attrs))
         return dn
 
     def add_recovery(self, computer_dn, key_id, password, volume_id=None,

@@ -96,6 +96,9 @@ class ImportTest(ImportLdapCase):
         by_key = {r["key_id"]: r for r in rows}
         self.assertEqual(sorted(by_key), sorted([KNOWN_ID] + [k for _, k, _ in others]))
         known = by_key[KNOWN_ID]
+        # The device is the computer object: its ID is the objectGUID.
+        self.assertEqual(known["device_id"], d.computer_guid[pc1].lower())
+        self.assertEqual(by_key[others[1][1]]["device_id"], d.computer_guid[pc2].lower())
         self.assertEqual(known["recovery_password"], pw_known)
         self.assertEqual(known["volume_id"], VOLUME_ID)
         self.assertEqual(known["device_name"], "PC-0001")
@@ -171,7 +174,8 @@ class ImportTest(ImportLdapCase):
             name = "WS-%04d" % c
             dn = d.computer_dn(name)
             text += slapd.ldif(dn, {"objectClass": "computer", "cn": name,
-                                    "sAMAccountName": name + "$"})
+                                    "sAMAccountName": name + "$",
+                                    "objectGUID": uuid.uuid4().bytes_le})
             for _ in range(4):
                 kid, pw = str(uuid.uuid4()).upper(), recovery_password()
                 keys[kid] = (name, pw)
@@ -191,6 +195,72 @@ class ImportTest(ImportLdapCase):
         rows = inst.export()[1]
         self.assertEqual({r["key_id"]: (r["device_name"], r["recovery_password"])
                           for r in rows}, keys)
+
+    def test_a_computer_is_its_objectguid_not_its_name(self):
+        """One name in two OUs, a name reused by a new computer, a computer
+        renamed: keys go to the computer object, so the users of one
+        computer never recover another's key."""
+        d = self.directory()
+        d.add_ou("laptops")
+        here = d.add_computer("PC-0009")
+        there = d.add_computer("PC-0009", ou="laptops")
+        old = d.add_computer("PC-0010")
+        moved = d.add_computer("PC-0011")
+        keys, objects = {}, {}
+        for dn in (here, there, old, moved):
+            keys[dn] = (str(uuid.uuid4()).upper(), recovery_password())
+            objects[dn] = d.add_recovery(dn, keys[dn][0], keys[dn][1],
+                                         volume_id=str(uuid.uuid4()))
+        inst = self.instance(d)
+        inst.secrets.update(pw for _, pw in keys.values())
+        out, _ = self.run_import(inst)
+        self.assertIn("4 keys imported", out)
+        self.assertIn("4 devices", out)
+        device = {r["key_id"]: r["device_id"] for r in inst.export()[1]}
+        for dn, (kid, _) in keys.items():
+            self.assertEqual(device[kid], d.computer_guid[dn].lower(), dn)
+
+        # PC-0010 leaves; a new computer gets its name. PC-0011 is renamed.
+        old_guid, old_key = d.computer_guid[old], keys.pop(old)
+        d.modify("".join("dn: %s\nchangetype: delete\n\n" % dn for dn in
+                         (objects[old], old)))
+        new = d.add_computer("PC-0010")
+        keys[new] = (str(uuid.uuid4()).upper(), recovery_password())
+        d.add_recovery(new, keys[new][0], keys[new][1], volume_id=str(uuid.uuid4()))
+        d.modify("dn: %s\nchangetype: modrdn\nnewrdn: cn=PC-0012\ndeleteoldrdn: 1\n\n"
+                 % moved)
+        renamed = d.computer_dn("PC-0012")
+        d.computer_guid[renamed] = d.computer_guid[moved]
+        later = (str(uuid.uuid4()).upper(), recovery_password())
+        d.add_recovery(renamed, later[0], later[1], volume_id=str(uuid.uuid4()))
+        inst.secrets.update([keys[new][1], later[1]])
+        out, err = self.run_import(inst)
+        self.assertIn("2 keys imported", out)
+        self.assertIn("1 devices", out)
+        device = {r["key_id"]: r for r in inst.export()[1]}
+        self.assertEqual(device[keys[new][0]]["device_id"], d.computer_guid[new].lower())
+        self.assertNotEqual(d.computer_guid[new], old_guid)
+        # The renamed computer's new key is on its device, under its first name.
+        self.assertEqual(device[later[0]]["device_id"], d.computer_guid[moved].lower())
+        self.assertEqual(device[later[0]]["device_name"], "PC-0011")
+
+        # A user of the old PC-0010 and of ou=computers' PC-0009 recovers
+        # their keys and neither of the others.
+        user = ("CORP\\alice", "Pw-alice-" + uuid.uuid4().hex[:12])
+        inst.assoc(user[0], old_guid.lower())
+        inst.assoc(user[0], d.computer_guid[here].lower())
+        inst.add_user(*user)
+        inst.secrets.add(user[1])
+        inst.start()
+        b = kw.Browser(inst)
+        b.sign_in(*user)
+        for kid, pw in (old_key, keys[here]):
+            r = b.recover(kid)
+            self.assertEqual(r.status, 200, r.text())
+            self.assertIn(pw, r.text())
+        for dn in (new, there):
+            r = b.recover(keys[dn][0])
+            self.assertNotIn(keys[dn][1], r.text())
 
     def test_empty_directory(self):
         d = self.directory()
@@ -221,6 +291,9 @@ class InvalidTest(ImportLdapCase):
         self.bad["time"] = d.add_recovery(pc, str(uuid.uuid4()).upper(), recovery_password(),
                                           volume_id=str(uuid.uuid4()),
                                           when_created="20260514102345-0800")
+        self.bad["guid"] = d.add_recovery(d.add_computer("PC-0003", guid=False),
+                                          str(uuid.uuid4()).upper(), recovery_password(),
+                                          volume_id=str(uuid.uuid4()))
         self.bad["parent"] = d.add_recovery("ou=people," + slapd.BASE,
                                             str(uuid.uuid4()).upper(), recovery_password(),
                                             volume_id=str(uuid.uuid4()))
@@ -231,6 +304,7 @@ class InvalidTest(ImportLdapCase):
         reasons = {"password": "msFVE-RecoveryPassword", "length": "is 15 bytes, not 16",
                    "volume": "has no msFVE-VolumeGuid", "name": "its name says key",
                    "parent": "not under a computer object",
+                   "guid": "its computer has no objectGUID",
                    "time": "whenCreated '20260514102345-0800' is not a time in UTC"}
         lines = err.splitlines()
         for what, dn in self.bad.items():
@@ -242,17 +316,17 @@ class InvalidTest(ImportLdapCase):
     def test_invalid_objects_store_nothing(self):
         out, err = self.run_import(self.inst, ok=False)
         self.assertReported(err)
-        self.assertIn("nothing imported: 6 of 7 recovery objects are invalid", err)
+        self.assertIn("nothing imported: 7 of 8 recovery objects are invalid", err)
         self.assertNothingStored(self.inst)
 
     def test_skip_invalid_stores_the_rest(self):
         out, err = self.run_import(self.inst, "--skip-invalid")
         self.assertReported(err)
         self.assertIn("1 keys imported", out)
-        self.assertIn("6 invalid recovery objects skipped", err)
+        self.assertIn("7 invalid recovery objects skipped", err)
         rows = self.inst.export()[1]
         self.assertEqual([(r["key_id"], r["recovery_password"]) for r in rows], [self.good])
-        self.assertIn("6 invalid rows skipped", self.import_records(self.inst)[0]["comment"])
+        self.assertIn("7 invalid rows skipped", self.import_records(self.inst)[0]["comment"])
 
 
 class DirectoryDownTest(ImportLdapCase):

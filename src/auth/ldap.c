@@ -105,9 +105,7 @@ static void person_free(struct person *p)
 	memset(p, 0, sizeof(*p));
 }
 
-/* dn in LDAPv3 form, spaces and escapes normalized, for a case-insensitive
- * comparison. A malloc'd string, or NULL (not a DN, or out of memory). */
-static char *dn_norm(const char *dn)
+char *auth_ldap_dn_norm(const char *dn)
 {
 	char *out = NULL, *copy;
 
@@ -372,7 +370,7 @@ static int ldapb_open(const struct config *cfg, struct store *s, void **ctx, cha
 
 		if (!g || !*g)
 			continue;
-		if (!(l->role_dn[i] = dn_norm(g))) {
+		if (!(l->role_dn[i] = auth_ldap_dn_norm(g))) {
 			str_msg(msg, msglen, "[roles] %s: '%.200s' is not a DN", role_list[i], g);
 			ldapb_free(l);
 			return KW_ERR_INVALID;
@@ -811,7 +809,7 @@ static int person_entry(LDAPMessage *e, void *arg)
 	v = ldap_get_values_len(ld, e, "memberOf");
 	for (size_t i = 0; v && v[i]; i++) {
 		if (v[i]->bv_len >= FILTER_MAX || memchr(v[i]->bv_val, '\0', v[i]->bv_len) ||
-		    !(n = dn_norm(v[i]->bv_val)))
+		    !(n = auth_ldap_dn_norm(v[i]->bv_val)))
 			continue;
 		f->p->roles |= role_bits(f->c->l, n);
 		free(n);
@@ -875,7 +873,7 @@ static int group_entry(LDAPMessage *e, void *arg)
 	struct person *p = g->p;
 	char *dn = ldap_get_dn(g->c->ld, e), *n;
 
-	n = dn ? dn_norm(dn) : NULL;
+	n = dn ? auth_ldap_dn_norm(dn) : NULL;
 	ldap_memfree(dn);
 	if (!n)
 		return 0;

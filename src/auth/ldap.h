@@ -27,6 +27,10 @@
 int auth_ldap_user_filter(const char *tmpl, const char *netbios, const char *netbios_dns,
 			  const char *name, char out[AUTH_LDAP_FILTER_MAX]);
 
+/* dn in LDAPv3 form, spaces and escapes normalized, for a case-insensitive
+ * comparison. A malloc'd string, or NULL (not a DN, or out of memory). */
+char *auth_ldap_dn_norm(const char *dn);
+
 /* A connection to [ldap] for a task that reads the directory (import
  * ldap), set up as a sign-in's is (the same checks of [ldap], certificates
  * always checked, StartTLS, the service account's bind, the watchdog);

@@ -104,19 +104,6 @@ static void invalid(struct ldap_escrow_entry *e, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* dn in LDAPv3 form, for comparing (case-insensitively); malloc'd or NULL. */
-static char *dn_norm(const char *dn)
-{
-	char *out = NULL, *copy;
-
-	if (ldap_dn_normalize(dn, LDAP_DN_FORMAT_LDAP, &out, LDAP_DN_FORMAT_LDAPV3) !=
-	    LDAP_SUCCESS || !out)
-		return NULL;
-	copy = strdup(out);
-	ldap_memfree(out);
-	return copy;
-}
-
 /* The one value of a single-valued attribute: NULL when there is none,
  * else v (ldap_value_free_len). */
 static struct berval **value_of(LDAP *ld, LDAPMessage *m, const char *attr)
@@ -171,7 +158,7 @@ static void name_and_parent(const char *dn, struct ldap_escrow_entry *e, char **
 		invalid(e, "its parent's DN cannot be read");
 		goto out;
 	}
-	*parent = dn_norm(p);
+	*parent = auth_ldap_dn_norm(p);
 	ldap_memfree(p);
 out:
 	if (ldn)
@@ -301,7 +288,7 @@ static int computer_entry(struct ldap_dir *d, LDAPMessage *m, void *arg)
 
 	if (!dn)
 		return KW_ERR_NOMEM;
-	norm = dn_norm(dn);
+	norm = auth_ldap_dn_norm(dn);
 	ldap_memfree(dn);
 	if (!norm)
 		return 0;

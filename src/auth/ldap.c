@@ -499,7 +499,9 @@ static int conn_wait(struct conn *c, int msgid, const char *what, LDAPMessage **
 			(long long)left);
 		return KW_ERR_UNAVAILABLE;
 	}
-	/* liblber's refusal of a message above LBER_SB_OPT_SET_MAX_INCOMING. */
+	/* Most likely liblber's refusal of a message above
+	 * LBER_SB_OPT_SET_MAX_INCOMING (errno may be overwritten while libldap
+	 * drops the connection; either way the directory is not answering). */
 	if (errno == ERANGE) {
 		str_msg(c->why, c->whylen, "%s: %s: the directory sent a message larger than "
 			"%d bytes", c->l->uri, what, MESSAGE_MAX);
@@ -537,11 +539,18 @@ static int conn_read(struct conn *c, int msgid, const char *what,
 			}
 			break;
 		case LDAP_RES_SEARCH_REFERENCE:
+		case LDAP_RES_INTERMEDIATE:
 			ldap_msgfree(m);
 			break;
-		default:
+		case LDAP_RES_SEARCH_RESULT:
 			*result = m;
 			return 0;
+		default:
+			ldap_msgfree(m);
+			ldap_abandon_ext(c->ld, msgid, NULL, NULL);
+			str_msg(c->why, c->whylen, "%s: %s: the directory answered with a "
+				"message of another kind", c->l->uri, what);
+			return KW_ERR_UNAVAILABLE;
 		}
 	}
 }
@@ -783,6 +792,108 @@ static int conn_search(struct conn *c, const char *filter, char **attrs, int siz
 	return KW_ERR_UNAVAILABLE;
 }
 
+#define PAGE_SIZE 500              /* entries a page (RFC 2696) asks for */
+#define PAGES_MAX 100000           /* pages of one search, at most */
+
+/* Searches the subtree under base with the paged results control (RFC
+ * 2696), so that no server size limit cuts the answer short where the
+ * server pages (Active Directory, OpenLDAP with size.prtotal), and hands
+ * every entry to each as conn_read does (a positive return stops the
+ * search without an error). step(steparg), when given, runs before each
+ * page (a task renews its deadline there). 0; KW_ERR_NOT_FOUND (base is
+ * not there); KW_ERR_TOO_LARGE (the server's size limit stopped it, or
+ * more than PAGES_MAX pages); KW_ERR_UNAVAILABLE; KW_ERR_NOMEM; or each's
+ * negative return; with c->why. */
+static int conn_paged(struct conn *c, const char *base, const char *filter, char **attrs,
+		      int (*each)(LDAPMessage *, void *), void *arg, void (*step)(void *),
+		      void *steparg)
+{
+	struct berval *cookie = NULL;
+	LDAPControl *page = NULL, *ctrls[2] = { NULL, NULL }, **got = NULL;
+	LDAPMessage *res = NULL;
+	size_t pages = 0;
+	int msgid, code, rc = 0;
+
+	do {
+		struct timeval tv;
+
+		if (++pages > PAGES_MAX) {
+			str_msg(c->why, c->whylen, "%s: searching: more than %d pages",
+				c->l->uri, PAGES_MAX);
+			rc = KW_ERR_TOO_LARGE;
+			goto out;
+		}
+		if (step)
+			step(steparg);
+		tv = tv_ms(left_ms(c));
+		if (tv.tv_sec == 0 && tv.tv_usec == 0)
+			tv.tv_usec = 1000;
+		code = ldap_create_page_control(c->ld, PAGE_SIZE, cookie, 0, &page);
+		if (code != LDAP_SUCCESS) {
+			conn_why(c, "searching", code);
+			rc = KW_ERR_UNAVAILABLE;
+			goto out;
+		}
+		ctrls[0] = page;
+		code = ldap_search_ext(c->ld, base, LDAP_SCOPE_SUBTREE, filter, attrs, 0, ctrls,
+				       NULL, &tv, 0, &msgid);
+		ldap_control_free(page);
+		page = NULL;
+		if (code != LDAP_SUCCESS) {
+			conn_why(c, "searching", code);
+			rc = KW_ERR_UNAVAILABLE;
+			goto out;
+		}
+		/* Each entry is handed on as it comes, and freed: a page of any
+		 * size costs one message's memory at most (MESSAGE_MAX). */
+		if ((rc = conn_read(c, msgid, "searching", each, arg, &res)) != 0) {
+			rc = rc > 0 ? 0 : rc;
+			goto out;
+		}
+		rc = ldap_parse_result(c->ld, res, &code, NULL, NULL, NULL, &got, 0);
+		if (rc != LDAP_SUCCESS)
+			code = rc;
+		rc = 0;
+		if (code != LDAP_SUCCESS) {
+			conn_why(c, "searching", code);
+			rc = code == LDAP_NO_SUCH_OBJECT ? KW_ERR_NOT_FOUND :
+			     code == LDAP_SIZELIMIT_EXCEEDED ? KW_ERR_TOO_LARGE : KW_ERR_UNAVAILABLE;
+			goto out;
+		}
+		if (cookie) {
+			ber_bvfree(cookie);
+			cookie = NULL;
+		}
+		if (got) {
+			LDAPControl *pc = ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, got, NULL);
+			ber_int_t count = 0;
+			struct berval ck = { 0, NULL };
+
+			if (pc && ldap_parse_pageresponse_control(c->ld, pc, &count, &ck) ==
+			    LDAP_SUCCESS) {
+				if (ck.bv_len > 0) {
+					cookie = ber_bvdup(&ck);
+					if (!cookie)
+						rc = KW_ERR_NOMEM;
+				}
+				ber_memfree(ck.bv_val);
+			}
+			ldap_controls_free(got);
+			got = NULL;
+		}
+		ldap_msgfree(res);
+		res = NULL;
+	} while (rc == 0 && cookie);
+out:
+	if (got)
+		ldap_controls_free(got);
+	if (res)
+		ldap_msgfree(res);
+	if (cookie)
+		ber_bvfree(cookie);
+	return rc;
+}
+
 struct found {
 	struct conn *c;
 	struct person *p;
@@ -892,9 +1003,25 @@ static int group_entry(LDAPMessage *e, void *arg)
 	return (p->roles & g->want) == g->want ? 1 : 0;
 }
 
+/* A search for groups, paged; a server that does not page and stops it at
+ * its size limit gives a partial answer, logged. 0, KW_ERR_UNAVAILABLE or
+ * KW_ERR_NOMEM. */
+static int groups_search(struct conn *c, const char *filter, struct grouping *g)
+{
+	static char *attrs[] = { "1.1", NULL };
+	int rc = conn_paged(c, c->l->base_dn, filter, attrs, group_entry, g, NULL, NULL);
+
+	if (rc == KW_ERR_TOO_LARGE || rc == KW_ERR_NOT_FOUND) {
+		log_warn("directory sign-in: %s; the roles are those of the groups read "
+			 "before", c->why);
+		rc = 0;
+	}
+	return rc;
+}
+
 /* Adds to p->roles the role groups that hold p: every group whose member
  * holds p's DN (at any depth on Active Directory, through its in-chain
- * rule), then one more level that keywarden follows itself for directories
+ * rule; paged searches, so no server size limit cuts them short), then one more level that keywarden follows itself for directories
  * that resolve no nesting: the groups that hold one of the first NEST_MAX
  * of those (past them a warning is logged). The groups are compared with
  * [roles] as they come and not kept (but for the next level), so a member
@@ -903,7 +1030,6 @@ static int group_entry(LDAPMessage *e, void *arg)
  * 0, KW_ERR_UNAVAILABLE or KW_ERR_NOMEM. */
 static int person_groups(struct conn *c, struct person *p)
 {
-	static char *attrs[] = { "1.1", NULL };
 	struct grouping g = { c, p, roles_configured(c->l), true };
 	char filter[FILTER_MAX];
 	size_t len = 0, i = 0;
@@ -914,7 +1040,7 @@ static int person_groups(struct conn *c, struct person *p)
 	if (!filter_put(filter, &len, "(|", 2) || !filter_put_member(filter, &len, p->dn, true) ||
 	    !filter_put(filter, &len, ")", 1))
 		return 0;    /* a DN too long to search for holds no group */
-	if ((rc = conn_search(c, filter, attrs, 0, group_entry, &g)) < 0)
+	if ((rc = groups_search(c, filter, &g)) < 0)
 		return rc;
 	if (p->nest_cut && str_is_clean_text(p->dn, 512))
 		log_warn("directory sign-in: %s is in more than %d groups; roles through "
@@ -945,7 +1071,7 @@ static int person_groups(struct conn *c, struct person *p)
 			continue;
 		}
 		filter_put(filter, &len, ")", 1);
-		if ((rc = conn_search(c, filter, attrs, 0, group_entry, &g)) < 0)
+		if ((rc = groups_search(c, filter, &g)) < 0)
 			return rc;
 	}
 	return 0;
@@ -1059,8 +1185,6 @@ const struct auth_backend auth_ldap = {
 
 /* ---- a connection for a task (import ldap) ---- */
 
-#define DIR_PAGE 500               /* entries a page (RFC 2696) asks for */
-#define DIR_PAGES_MAX 100000       /* pages of one search, at most */
 
 struct ldap_dir {
 	struct ldapb *l;
@@ -1138,88 +1262,16 @@ static int dir_entry(LDAPMessage *e, void *arg)
 	return rc > 0 ? 0 : rc;
 }
 
+/* The next step may take [ldap] timeout. */
+static void dir_page(void *arg)
+{
+	dir_step(arg);
+}
+
 int ldap_dir_search(struct ldap_dir *d, const char *base, const char *filter,
 		    char **attrs, int (*each)(struct ldap_dir *, LDAPMessage *, void *), void *arg)
 {
 	struct dir_each x = { d, each, arg };
-	struct berval *cookie = NULL;
-	LDAPControl *page = NULL, *ctrls[2] = { NULL, NULL }, **got = NULL;
-	LDAPMessage *res = NULL;
-	size_t pages = 0;
-	int msgid, code, rc = 0;
-
-	if (!base)
-		base = d->l->base_dn;
-	do {
-		struct timeval tv;
-
-		if (++pages > DIR_PAGES_MAX) {
-			str_msg(d->why, sizeof(d->why), "%s: searching: more than %d pages",
-				d->l->uri, DIR_PAGES_MAX);
-			rc = KW_ERR_TOO_LARGE;
-			goto out;
-		}
-		dir_step(d);
-		tv = tv_ms(left_ms(&d->c));
-		code = ldap_create_page_control(d->c.ld, DIR_PAGE, cookie, 0, &page);
-		if (code != LDAP_SUCCESS) {
-			conn_why(&d->c, "searching", code);
-			rc = KW_ERR_UNAVAILABLE;
-			goto out;
-		}
-		ctrls[0] = page;
-		code = ldap_search_ext(d->c.ld, base, LDAP_SCOPE_SUBTREE, filter, attrs, 0, ctrls,
-				       NULL, &tv, 0, &msgid);
-		ldap_control_free(page);
-		page = NULL;
-		if (code != LDAP_SUCCESS) {
-			conn_why(&d->c, "searching", code);
-			rc = KW_ERR_UNAVAILABLE;
-			goto out;
-		}
-		/* Each entry is handed on as it comes, and freed: a page of any
-		 * size costs one message's memory at most (MESSAGE_MAX). */
-		if ((rc = conn_read(&d->c, msgid, "searching", dir_entry, &x, &res)) < 0)
-			goto out;
-		rc = ldap_parse_result(d->c.ld, res, &code, NULL, NULL, NULL, &got, 0);
-		if (rc != LDAP_SUCCESS)
-			code = rc;
-		rc = 0;
-		if (code != LDAP_SUCCESS) {
-			conn_why(&d->c, "searching", code);
-			rc = code == LDAP_NO_SUCH_OBJECT ? KW_ERR_NOT_FOUND : KW_ERR_UNAVAILABLE;
-			goto out;
-		}
-		if (cookie) {
-			ber_bvfree(cookie);
-			cookie = NULL;
-		}
-		if (got) {
-			LDAPControl *pc = ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, got, NULL);
-			ber_int_t count = 0;
-			struct berval ck = { 0, NULL };
-
-			if (pc && ldap_parse_pageresponse_control(d->c.ld, pc, &count, &ck) ==
-			    LDAP_SUCCESS) {
-				if (ck.bv_len > 0) {
-					cookie = ber_bvdup(&ck);
-					if (!cookie)
-						rc = KW_ERR_NOMEM;
-				}
-				ber_memfree(ck.bv_val);
-			}
-			ldap_controls_free(got);
-			got = NULL;
-		}
-		ldap_msgfree(res);
-		res = NULL;
-	} while (rc == 0 && cookie);
-out:
-	if (got)
-		ldap_controls_free(got);
-	if (res)
-		ldap_msgfree(res);
-	if (cookie)
-		ber_bvfree(cookie);
-	return rc;
+	return conn_paged(&d->c, base ? base : d->l->base_dn, filter, attrs, dir_entry, &x,
+			  dir_page, d);
 }

@@ -130,6 +130,13 @@ static int64_t find_batch(struct store *s, sqlite3_stmt *copy, sqlite3_stmt *hea
 		goto fail;
 	return n;
 fail:
+	/* Another process's thread (a command beside the server) copied the
+	 * same records first: nothing to do. */
+	if ((sqlite3_errcode(db) & 0xff) == SQLITE_BUSY) {
+		if (!sqlite3_get_autocommit(db))
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		return 0;
+	}
 	sq_log_failure("database: the audit report's search file %s: %s (reports read "
 		       "the records it lacks from the audit table)", s->find_path,
 		       sqlite3_errmsg(db));

@@ -295,6 +295,11 @@ void sq_find_wake(struct store *s);
 /* Stops the thread and closes the file (any state sq_find_open left). */
 void sq_find_close(struct store *s);
 
+/* ---- backup.c ---- */
+
+/* store_backup (store.h). */
+int sq_backup(struct store *s, const char *file, char *msg, size_t msglen);
+
 /* ---- readers.c ---- */
 
 int sq_read(struct store *s, store_fn fn, void *arg);

@@ -125,6 +125,7 @@ static void setup(void)
 	table.write = sq_write;
 	table.write_async = sq_write_async;
 	table.state = sq_state;
+	table.backup = sq_backup;
 	sq_meta_ops(&table);
 	sq_device_ops(&table);
 	sq_key_ops(&table);

@@ -2,6 +2,7 @@
  * server runs (store_backup). */
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "cli/cli.h"
@@ -31,6 +32,7 @@ int cmd_backup(struct cli_call *call)
 	struct store *s = NULL;
 	sigset_t stop, was;
 	char msg[1024];
+	bool interrupted = false;
 	int rc;
 
 	/* Blocked before the store's threads start, so that they inherit it:
@@ -45,7 +47,8 @@ int cmd_backup(struct cli_call *call)
 		goto out;
 	}
 	rc = store_backup(s, file, msg, sizeof(msg));
-	if (rc == KW_ERR_UNAVAILABLE)
+	interrupted = rc == KW_ERR_UNAVAILABLE;
+	if (interrupted)
 		rc = cli_error("backup interrupted: nothing was written");
 	else if (rc < 0)
 		rc = cli_error("backup failed: %s", msg);
@@ -54,6 +57,9 @@ int cmd_backup(struct cli_call *call)
 		       "separately\n", file, call->cli->cfg.key_file);
 out:
 	store_close(s);
-	pthread_sigmask(SIG_SETMASK, &was, NULL);
+	/* Interrupted: the signal, still pending, ends the process now (even
+	 * one blocked before keywarden started). */
+	pthread_sigmask(interrupted ? SIG_UNBLOCK : SIG_SETMASK, interrupted ? &stop : &was,
+			NULL);
 	return rc;
 }

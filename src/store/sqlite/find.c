@@ -38,15 +38,7 @@
  * audit table itself. */
 #define FIND_PAUSE_MS 200
 
-/* The thread's page cache: the name indexes take records at places all
- * over them, and a file built afresh (a million records after 0005) reads
- * far less of it from the disk with a few MiB more. */
-#define FIND_CACHE_KIB 8192
-#define STR_(x) #x
-#define STR(x) STR_(x)
-
 static const char find_schema[] =
-	"PRAGMA cache_size = -" STR(FIND_CACHE_KIB) ";"
 	"CREATE TABLE IF NOT EXISTS audit_find ("
 	"  seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, result TEXT NOT NULL,"
 	"  source TEXT NOT NULL, actor_lc TEXT NOT NULL, end_user_lc TEXT NOT NULL,"

@@ -22,7 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "store/sqlite/internal.h"
 #include "util/err.h"
@@ -37,6 +39,8 @@
  * records), while a report reads at most this long's records from the
  * audit table itself. */
 #define FIND_PAUSE_MS 200
+/* The thread's nice value (Linux: per thread). */
+#define FIND_NICE 10
 
 static const char find_schema[] =
 	"CREATE TABLE IF NOT EXISTS audit_find ("
@@ -151,6 +155,9 @@ static void *find_main(void *p)
 	sqlite3_stmt *copy = NULL, *head = NULL;
 
 	pthread_setname_np(pthread_self(), "kw-find");
+	/* Background work: requests first when the CPUs are busy (a report
+	 * reads what it has not copied yet from the audit table). */
+	setpriority(PRIO_PROCESS, (id_t)gettid(), FIND_NICE);
 	if (sqlite3_prepare_v2(s->finder->db, find_copy, -1, &copy, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(s->finder->db, find_set_head, -1, &head, NULL) != SQLITE_OK)
 		sq_log_failure("database: the audit report's search file %s: %s",

@@ -26,10 +26,11 @@ static const struct sq_query q_audit_each = { SQ_AUDIT_EACH,
 	"ORDER BY seq LIMIT ?8" };
 
 /* A page of the report (store_audit_page), newest first by (at, seq). The
- * filters are looked up in audit_find (0005), which the writer fills in
- * batches, and the records it does not hold yet (those after its last seq,
- * a second's worth at most while the writer runs) are read from the audit
- * table itself and merged: a page is never behind. Which statement runs
+ * filters are looked up in find.audit_find, the search file a thread fills
+ * in batches after the commits (0005, find.c), and the records it does not
+ * hold yet (those after its last seq: its pause's worth, about 200 ms,
+ * while it keeps up) are read from the audit table itself and merged: a
+ * page is never behind. Which statement runs
  * depends on the filters given: each leads with the index of one filter
  * (computer, user, result and source together, result, source), so that
  * the page's records are read in order from it and the time range bounds
@@ -55,6 +56,7 @@ static const struct sq_query q_audit_each = { SQ_AUDIT_EACH,
 	"AND (?5 IS NULL OR fold(actor) = ?5 OR fold(end_user) = ?5) " \
 	"AND (?6 IS NULL OR fold(computer) = ?6) "
 #define TAIL "seq > coalesce((SELECT max(seq) FROM find.audit_find), 0) AND "
+/* The cursor's side and the order: the page before it (OLD), after it (NEW). */
 #define OLD_WHERE "AND (at < ?7 OR seq < ?8) ORDER BY at DESC, seq DESC LIMIT ?9"
 #define NEW_WHERE "AND (at > ?7 OR seq > ?8) ORDER BY at, seq LIMIT ?9"
 #define OLD_MERGED "ORDER BY at DESC, seq DESC LIMIT ?9"

@@ -96,6 +96,9 @@ static const struct cli_command cli_commands[] = {
 	{ "export csv", NULL, usage_export, opts_export_csv, "o:", 0, 0, CLI_KEY, NULL,
 	  cmd_export_csv },
 
+	{ "backup", "a consistent copy of the database while the server runs",
+	  usage_backup, NULL, NULL, 1, 1, CLI_CONFIG, NULL, cmd_backup },
+
 	{ "audit", "verify the audit chain; export the audit trail", usage_audit,
 	  NULL, NULL, 0, 0, CLI_NOTHING, NULL, NULL },
 	{ "audit verify", NULL, usage_audit, NULL, NULL, 0, 0, CLI_STORE, NULL,

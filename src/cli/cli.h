@@ -124,7 +124,7 @@ int cli_serve_run(struct cli *c, const char *banner);
 extern const char usage_init[], usage_migrate[], usage_serve[], usage_demo[];
 extern const char usage_user[], usage_enroll[], usage_device[], usage_assoc[];
 extern const char usage_export[], usage_audit[], usage_rekey[], usage_config[];
-extern const char usage_import[];
+extern const char usage_import[], usage_backup[];
 
 extern const struct option opts_init[], opts_demo[], opts_user_add[], opts_user_passwd[];
 extern const struct option opts_enroll_create[], opts_export_csv[], opts_audit_export[];
@@ -163,5 +163,6 @@ int cmd_audit_verify(struct cli_call *call);
 int cmd_audit_export(struct cli_call *call);
 int cmd_rekey(struct cli_call *call);
 int cmd_config_check(struct cli_call *call);
+int cmd_backup(struct cli_call *call);
 
 #endif

@@ -156,6 +156,20 @@ bool store_shared(struct store *s)
 	return store_ops_of(s)->shared;
 }
 
+int store_backup(struct store *s, const char *file, char *msg, size_t msglen)
+{
+	const struct store_ops *ops = store_ops_of(s);
+
+	if (!ops->backup) {
+		/* PostgreSQL: its own tools copy a live database consistently. */
+		snprintf(msg, msglen, "keywarden backup copies SQLite databases only: back up "
+			 "this %s database with pg_dump (e.g. pg_dump --format=custom "
+			 "--file=FILE DBNAME), and the key file separately", ops->name);
+		return KW_ERR_INVALID;
+	}
+	return ops->backup(s, file, msg, msglen);
+}
+
 int store_read_once(struct store *s, store_fn fn, void *arg)
 {
 	int rc;

@@ -288,6 +288,20 @@ int store_write(struct store *s, store_fn fn, void *arg);
 /* Is the store shared by several instances (store_ops.shared)? */
 bool store_shared(struct store *s);
 
+/* Writes a consistent copy of the database to file while the store is in
+ * use (by this process or a server): a database keywarden opens as it is,
+ * with the same schema version. The copy is made beside file under another
+ * name, synced, and only then given file's name; file must not exist (it
+ * is never overwritten: KW_ERR_EXISTS). On any failure, and when SIGINT or
+ * SIGTERM is pending for the calling thread between steps (a caller that
+ * wants to stop cleanly blocks them in every thread, i.e. before
+ * store_open, and checks sigpending afterwards), nothing is left behind:
+ * KW_ERR_IO with msg saying why (or KW_ERR_UNAVAILABLE when interrupted).
+ * The key file is not part of it. A store without this operation (a
+ * network database, whose own tools back it up) returns KW_ERR_INVALID
+ * with msg saying which tool to use. */
+int store_backup(struct store *s, const char *file, char *msg, size_t msglen);
+
 /* store_read for a fn with effects outside the store (rows printed,
  * written to a file or sent as they are read): fn runs once, never again;
  * a transient conflict returns KW_ERR_UNAVAILABLE (try the whole again). */
@@ -620,6 +634,8 @@ struct store_ops {
 	int (*write_async)(struct store *s, store_fn fn, void *arg, store_done_fn done,
 			   void *done_arg);
 	enum store_state (*state)(struct store *s, char *reason, size_t reasonlen);
+	/* store_backup; NULL where the database's own tools do it. */
+	int (*backup)(struct store *s, const char *file, char *msg, size_t msglen);
 
 	int (*meta_get)(struct store_tx *, const char *name, char *out, size_t outlen);
 	int (*meta_set)(struct store_tx *, const char *name, const char *value);

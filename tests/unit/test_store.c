@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -279,12 +280,10 @@ static void test_migrate_from_version_1(void **state)
 	store_close(f->s);
 	f->s = NULL;
 	/* Version 1: without limit_events (0002), the report indexes and
-	 * the folded names of audit records (0003) and the keys' origin
-	 * (0004); a record to fold. */
-	sql_exec(f->path, "DROP TABLE limit_events; DROP INDEX audit_actor; "
-		 "DROP INDEX audit_end_user; DROP INDEX audit_computer; "
-		 "DROP INDEX audit_result; DROP INDEX audit_source; DROP INDEX audit_result_source; "
-		 "DROP INDEX recovery_keys_disclosed_at; ALTER TABLE audit DROP COLUMN actor_lc; "
+	 * the folded names of audit records (0003; 0005 moved the indexes
+	 * out) and the keys' origin (0004); a record to fold. */
+	sql_exec(f->path, "DROP TABLE limit_events; DROP INDEX recovery_keys_disclosed_at; "
+		 "ALTER TABLE audit DROP COLUMN actor_lc; "
 		 "ALTER TABLE audit DROP COLUMN end_user_lc; "
 		 "ALTER TABLE audit DROP COLUMN computer_lc; "
 		 "ALTER TABLE recovery_keys DROP COLUMN origin; "
@@ -294,7 +293,7 @@ static void test_migrate_from_version_1(void **state)
 	rc = store_open(f->db, true, &f->s, msg, sizeof(msg));
 	if (rc)
 		fail_msg("%d %s", rc, msg);
-	assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 4);
+	assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 5);
 	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM sqlite_schema WHERE "
 				 "name = 'limit_events'"), 1);
 	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM pragma_table_info("
@@ -302,8 +301,9 @@ static void test_migrate_from_version_1(void **state)
 	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM users"), 1);
 	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM audit WHERE actor_lc = "
 				 "'helpdesk1' AND end_user_lc = 'alice' AND computer_lc = 'pc-1'"), 1);
+	/* 0003's six indexes, made and then dropped by 0005: audit_at only. */
 	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM sqlite_schema WHERE "
-				 "name LIKE 'audit_%' AND type = 'index'"), 7);
+				 "name LIKE 'audit_%' AND type = 'index'"), 1);
 }
 
 static void test_newer_schema_refused(void **state)
@@ -943,6 +943,201 @@ static void test_many_concurrent_writers(void **state)
 				 "enrollment_tokens"), NWRITERS * NWRITES);
 }
 
+/* ---- the audit report's search file (DATABASE-find, 0005) ---- */
+
+static void fake_hash(const struct audit_rec *a, uint8_t out[32])
+{
+	memset(out, (int)(0x10 + a->seq), 32);
+}
+
+/* Appends record i: computer PC-(i % 3), actor and end user User(i % 2). */
+static int tx_audit_n(struct store_tx *tx, void *arg)
+{
+	int n = *(int *)arg, rc;
+
+	for (int i = 0; i < n; i++) {
+		char computer[16], user[16];
+		struct audit_rec a;
+
+		snprintf(computer, sizeof(computer), "PC-%d", i % 3);
+		snprintf(user, sizeof(user), "User%d", i % 2);
+		memset(&a, 0, sizeof(a));
+		a.at = 1000 + i;
+		a.source = "self_service";
+		a.result = "disclosed";
+		a.actor = user;
+		a.end_user = user;
+		a.computer = computer;
+		a.key_type = "recovery_password";
+		if ((rc = store_audit_append(tx, &a, fake_hash)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
+struct find_page {
+	struct audit_filter f;
+	char got[512];
+	int rc;
+};
+
+static int find_row(const struct audit_rec *a, void *arg)
+{
+	struct find_page *q = arg;
+	size_t len = strlen(q->got);
+
+	snprintf(q->got + len, sizeof(q->got) - len, "%s%lld", len ? " " : "", (long long)a->seq);
+	return 0;
+}
+
+static int tx_find_page(struct store_tx *tx, void *arg)
+{
+	struct find_page *q = arg;
+
+	q->got[0] = '\0';
+	q->rc = store_audit_page(tx, &q->f, 0, false, 100, find_row, q);
+	return 0;
+}
+
+static void find_expect(struct store *s, struct audit_filter f, const char *want)
+{
+	struct find_page q = { .f = f };
+
+	assert_int_equal(store_read(s, tx_find_page, &q), 0);
+	assert_int_equal(q.rc, 0);
+	if (strcmp(q.got, want))
+		fail_msg("page: \"%s\", want \"%s\"", q.got, want);
+}
+
+/* Rows of the search file (its own connection), -1 if it has no table. */
+static int64_t find_count(const struct fx *f, const char *where)
+{
+	char path[192], sql[256];
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int64_t v = -1;
+
+	snprintf(path, sizeof(path), "%s-find", f->path);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM audit_find WHERE %s", where);
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	sqlite3_busy_timeout(db, 10000);
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+/* Waits (without a deadline that could fail a slow run: the thread copies
+ * within its pause) until the search file holds n records. */
+static void find_wait(const struct fx *f, int64_t n)
+{
+	struct timespec ten_ms = { 0, 10000000L };
+
+	for (int i = 0; find_count(f, "1") != n; i++) {
+		if (i > 60000)
+			fail_msg("the search file never held %lld records", (long long)n);
+		nanosleep(&ten_ms, NULL);
+	}
+}
+
+static void find_pages(struct store *s)
+{
+	find_expect(s, (struct audit_filter){ .computer = "pc-1" }, "8 5 2");
+	find_expect(s, (struct audit_filter){ .user = "USER1" }, "8 6 4 2");
+	find_expect(s, (struct audit_filter){ .user = "user0", .computer = "PC-0" }, "7 1");
+	find_expect(s, (struct audit_filter){ .result = "disclosed", .from = 1006 }, "8 7");
+	find_expect(s, (struct audit_filter){ .source = "self_service", .to = 1002 }, "2 1");
+}
+
+/* The writer writes the records only; the search file's thread copies them
+ * after the commit, and a page reads the records the file lacks from the
+ * audit table itself: the same pages whatever the file holds. */
+static void test_audit_search_file(void **state)
+{
+	struct fx *f = *state;
+	int n = 8;
+	char path[192];
+
+	assert_int_equal(store_write(f->s, tx_audit_n, &n), 0);
+	find_wait(f, 8);
+	assert_int_equal(find_count(f, "computer_lc = 'pc-1' AND actor_lc = 'user1'"), 2);
+	/* The audit table itself has no search index any more (0005). */
+	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM sqlite_schema WHERE "
+				 "tbl_name = 'audit' AND type = 'index'"), 1);
+	find_pages(f->s);
+	/* A file behind the audit table (its thread not yet run): same pages. */
+	snprintf(path, sizeof(path), "%s-find", f->path);
+	sql_exec(path, "DELETE FROM audit_find WHERE seq > 3");
+	find_pages(f->s);
+	sql_exec(path, "DELETE FROM audit_find");
+	find_pages(f->s);
+}
+
+/* A search file that does not belong to the database beside it (a backup
+ * restored, a crash that lost the log's last commits) is emptied and
+ * filled again from the audit table at open. */
+static void test_audit_search_file_rebuilt(void **state)
+{
+	struct fx *f = *state;
+	char msg[256] = "", path[192];
+	int n = 8;
+
+	assert_int_equal(store_write(f->s, tx_audit_n, &n), 0);
+	find_wait(f, 8);
+	store_close(f->s);
+	f->s = NULL;
+	snprintf(path, sizeof(path), "%s-find", f->path);
+	sql_exec(path, "INSERT INTO audit_find VALUES (99, 1, 'disclosed', 'api', 'ghost', "
+		 "'ghost', 'ghost'); UPDATE find_head SET seq = 99;");
+	assert_int_equal(store_open(f->db, true, &f->s, msg, sizeof(msg)), 0);
+	find_wait(f, 8);
+	assert_int_equal(find_count(f, "actor_lc = 'ghost'"), 0);
+	find_pages(f->s);
+}
+
+/* ---- store_backup ---- */
+
+static void test_backup(void **state)
+{
+	struct fx *f = *state;
+	char msg[256] = "", copy[192], copydb[200];
+	struct store *c = NULL;
+	struct names names = { .n = 0 };
+	int n = 8;
+
+	assert_int_equal(add_user(f->s, "alice"), 0);
+	assert_int_equal(store_write(f->s, tx_audit_n, &n), 0);
+	snprintf(copy, sizeof(copy), "%s/copy.db", f->dir);
+	assert_int_equal(store_backup(f->s, copy, msg, sizeof(msg)), 0);
+	/* A keywarden database as it is: the same schema, the records. */
+	assert_int_equal(sql_int(copy, "PRAGMA user_version"),
+			 sql_int(f->path, "PRAGMA user_version"));
+	assert_int_equal(sql_int(copy, "SELECT count(*) FROM audit"), 8);
+	snprintf(copydb, sizeof(copydb), "sqlite:%s", copy);
+	assert_int_equal(store_open(copydb, true, &c, msg, sizeof(msg)), 0);
+	assert_int_equal(store_read(c, tx_user_each, &names), 0);
+	assert_true(has_name(&names, "alice"));
+	find_expect(c, (struct audit_filter){ .computer = "pc-1" }, "8 5 2");
+	store_close(c);
+
+	/* An existing file is never replaced. */
+	assert_int_equal(store_backup(f->s, copy, msg, sizeof(msg)), KW_ERR_EXISTS);
+	assert_contains(msg, "exists");
+	assert_int_equal(sql_int(copy, "SELECT count(*) FROM audit"), 8);
+	/* Nowhere to write: a clear error, nothing left. */
+	snprintf(copy, sizeof(copy), "%s/none/copy.db", f->dir);
+	assert_int_equal(store_backup(f->s, copy, msg, sizeof(msg)), KW_ERR_IO);
+	assert_contains(msg, "cannot create a file in");
+	assert_contains(msg, "No such file or directory");
+	/* A directory there is a file there too. */
+	snprintf(copy, sizeof(copy), "%s/taken", f->dir);
+	assert_int_equal(mkdir(copy, 0700), 0);
+	assert_int_equal(store_backup(f->s, copy, msg, sizeof(msg)), KW_ERR_EXISTS);
+	assert_int_equal(rmdir(copy), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -963,6 +1158,9 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_log_write, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_concurrent_writers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_search_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_search_file_rebuilt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_backup, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,10 +12,11 @@
 
 static const struct sq_query q_audit_last = { SQ_AUDIT_LAST,
 	"SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1" };
+/* The folded names (0003's actor_lc, …) are no longer written: the search
+ * file holds them (0005, find.c). */
 static const struct sq_query q_audit_insert = { SQ_AUDIT_INSERT,
-	"INSERT INTO audit (" AUDIT_COLS ", actor_lc, end_user_lc, computer_lc) VALUES "
-	"(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, fold(?5), "
-	"fold(?6), fold(?7))" };
+	"INSERT INTO audit (" AUDIT_COLS ") VALUES "
+	"(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)" };
 static const struct sq_query q_audit_each = { SQ_AUDIT_EACH,
 	"SELECT " AUDIT_COLS " FROM audit WHERE seq > ?1 "
 	"AND (?2 = 0 OR at >= ?2) AND (?3 = 0 OR at < ?3) "
@@ -24,45 +25,73 @@ static const struct sq_query q_audit_each = { SQ_AUDIT_EACH,
 	"AND (?7 IS NULL OR fold(computer) = fold(?7)) "
 	"ORDER BY seq LIMIT ?8" };
 
-/* A page of the report (store_audit_page), newest first by (at, seq). Which
- * statement runs depends on the filters given: each leads with the index of
- * one filter (computer, user, result and source together, result, source,
- * or at alone), so that the
- * page's records are read in order from it and the time range bounds the
- * walk; the other filters are checked on the records read. ?1 and ?2 are
- * the one lower and the one upper bound of at (inclusive), the time range
- * and the cursor's time combined in C: with two bounds on one side the
- * planner keeps only one, and the walk could start at the far end of the
- * index. ?7 and ?8 (the cursor record's at and seq) then only break ties
- * within the cursor's second. ?3 to ?6: result, source, user and computer
+/* A page of the report (store_audit_page), newest first by (at, seq). The
+ * filters are looked up in find.audit_find, the search file a thread fills
+ * in batches after the commits (0005, find.c), and the records it does not
+ * hold yet (those after its last seq: its pause's worth, about 200 ms,
+ * while it keeps up) are read from the audit table itself and merged: a
+ * page is never behind. Which statement runs
+ * depends on the filters given: each leads with the index of one filter
+ * (computer, user, result and source together, result, source), so that
+ * the page's records are read in order from it and the time range bounds
+ * the walk; the other filters are checked in the index. Without a filter
+ * the audit table's own index of at (0001) serves. ?1 and ?2 are the one
+ * lower and the one upper bound of at (inclusive), the time range and the
+ * cursor's time combined in C: with two bounds on one side the planner
+ * keeps only one, and the walk could start at the far end of the index.
+ * ?7 and ?8 (the cursor record's at and seq) then only break ties within
+ * the cursor's second. ?3 to ?6: result, source, user and computer
  * (folded), NULL for any. */
+#define AUDIT_COLS_A "a.seq, a.at, a.source, a.result, a.actor, a.end_user, a.computer, " \
+	"a.device_id, a.key_id, a.key_type, a.reason, a.comment, a.client, a.prev_hash, a.hash"
 #define PAGE_FILTERS "at >= ?1 AND at <= ?2 AND (?3 IS NULL OR result = ?3) " \
 	"AND (?4 IS NULL OR source = ?4) " \
 	"AND (?5 IS NULL OR actor_lc = ?5 OR end_user_lc = ?5) " \
 	"AND (?6 IS NULL OR computer_lc = ?6) "
-#define PAGE_OLDER "AND (at < ?7 OR seq < ?8) ORDER BY at DESC, seq DESC LIMIT ?9"
-#define PAGE_NEWER "AND (at > ?7 OR seq > ?8) ORDER BY at, seq LIMIT ?9"
-#define PAGE(lead, dir) "SELECT " AUDIT_COLS " FROM audit WHERE " lead PAGE_FILTERS dir
+/* The same on the audit table's records after audit_find's last, walked by
+ * seq from there (NOT INDEXED: else the planner walks the index of at for
+ * the order, all of it, 250 ms at a million records). */
+#define TAIL_FILTERS "at >= ?1 AND at <= ?2 AND (?3 IS NULL OR result = ?3) " \
+	"AND (?4 IS NULL OR source = ?4) " \
+	"AND (?5 IS NULL OR fold(actor) = ?5 OR fold(end_user) = ?5) " \
+	"AND (?6 IS NULL OR fold(computer) = ?6) "
+#define TAIL "seq > coalesce((SELECT max(seq) FROM find.audit_find), 0) AND "
+/* The cursor's side and the order: the page before it (OLD), after it (NEW). */
+#define OLD_WHERE "AND (at < ?7 OR seq < ?8) ORDER BY at DESC, seq DESC LIMIT ?9"
+#define NEW_WHERE "AND (at > ?7 OR seq > ?8) ORDER BY at, seq LIMIT ?9"
+#define OLD_MERGED "ORDER BY at DESC, seq DESC LIMIT ?9"
+#define NEW_MERGED "ORDER BY at, seq LIMIT ?9"
+#define OLD_JOINED "ORDER BY p.at DESC, p.seq DESC"
+#define NEW_JOINED "ORDER BY p.at, p.seq"
+/* The seq and at of the page's records from one source. */
+#define FIND(lead, dir) "SELECT * FROM (SELECT seq, at FROM find.audit_find WHERE " lead \
+	PAGE_FILTERS dir ")"
+#define FROM_TAIL(dir) "SELECT * FROM (SELECT seq, at FROM audit NOT INDEXED WHERE " TAIL \
+	TAIL_FILTERS dir ")"
+/* The page: the newest of each source, merged, then the records read. */
+#define PAGE(finds, dir, merged, joined) "SELECT " AUDIT_COLS_A " FROM (" finds \
+	" UNION ALL " FROM_TAIL(dir) " " merged ") p CROSS JOIN audit a " \
+	"ON a.seq = p.seq " joined
+#define PAGE_LEAD(lead, d) PAGE(FIND(lead, d##_WHERE), d##_WHERE, d##_MERGED, d##_JOINED)
 /* The user is the actor or the end user: the newest of each, through its
- * own index, merged (a record of a user's own request is in the first). */
-#define PAGE_USER(dir, order) "SELECT * FROM (" PAGE("actor_lc = ?5 AND ", dir) ") " \
-	"UNION ALL SELECT * FROM (" PAGE("end_user_lc = ?5 AND actor_lc <> ?5 AND ", dir) ") " \
-	"ORDER BY " order " LIMIT ?9"
+ * own index (a record of a user's own request is in the first). */
+#define PAGE_USER(d) PAGE(FIND("actor_lc = ?5 AND ", d##_WHERE) " UNION ALL " \
+	FIND("end_user_lc = ?5 AND actor_lc <> ?5 AND ", d##_WHERE), d##_WHERE, d##_MERGED, \
+	d##_JOINED)
+#define PAGE_ALL(d) "SELECT " AUDIT_COLS " FROM audit WHERE at >= ?1 AND at <= ?2 " d##_WHERE
+/* d: OLD or NEW (the page before or after the cursor). */
+#define PAGES(d, name) \
+	{ { SQ_AUDIT_PAGE_##name, PAGE_ALL(d) }, \
+	  { SQ_AUDIT_PAGE_##name##_COMPUTER, PAGE_LEAD("computer_lc = ?6 AND ", d) }, \
+	  { SQ_AUDIT_PAGE_##name##_USER, PAGE_USER(d) }, \
+	  { SQ_AUDIT_PAGE_##name##_RESULT, PAGE_LEAD("result = ?3 AND ", d) }, \
+	  { SQ_AUDIT_PAGE_##name##_SOURCE, PAGE_LEAD("source = ?4 AND ", d) }, \
+	  { SQ_AUDIT_PAGE_##name##_BOTH, PAGE_LEAD("result = ?3 AND source = ?4 AND ", d) } }
 static const struct sq_query q_audit_cursor = { SQ_AUDIT_CURSOR,
 	"SELECT at FROM audit WHERE seq = ?1" };
 static const struct sq_query q_audit_page[2][6] = {
-	{ { SQ_AUDIT_PAGE_OLDER, PAGE("", PAGE_OLDER) },
-	  { SQ_AUDIT_PAGE_OLDER_COMPUTER, PAGE("computer_lc = ?6 AND ", PAGE_OLDER) },
-	  { SQ_AUDIT_PAGE_OLDER_USER, PAGE_USER(PAGE_OLDER, "at DESC, seq DESC") },
-	  { SQ_AUDIT_PAGE_OLDER_RESULT, PAGE("result = ?3 AND ", PAGE_OLDER) },
-	  { SQ_AUDIT_PAGE_OLDER_SOURCE, PAGE("source = ?4 AND ", PAGE_OLDER) },
-	  { SQ_AUDIT_PAGE_OLDER_BOTH, PAGE("result = ?3 AND source = ?4 AND ", PAGE_OLDER) } },
-	{ { SQ_AUDIT_PAGE_NEWER, PAGE("", PAGE_NEWER) },
-	  { SQ_AUDIT_PAGE_NEWER_COMPUTER, PAGE("computer_lc = ?6 AND ", PAGE_NEWER) },
-	  { SQ_AUDIT_PAGE_NEWER_USER, PAGE_USER(PAGE_NEWER, "at, seq") },
-	  { SQ_AUDIT_PAGE_NEWER_RESULT, PAGE("result = ?3 AND ", PAGE_NEWER) },
-	  { SQ_AUDIT_PAGE_NEWER_SOURCE, PAGE("source = ?4 AND ", PAGE_NEWER) },
-	  { SQ_AUDIT_PAGE_NEWER_BOTH, PAGE("result = ?3 AND source = ?4 AND ", PAGE_NEWER) } },
+	PAGES(OLD, OLDER),
+	PAGES(NEW, NEWER),
 };
 
 struct last {
@@ -103,6 +132,7 @@ static int audit_append(struct store_tx *tx, struct audit_rec *a, store_audit_ha
 				  SQ_TEXT(a->client), SQ_BLOB(a->prev_hash, 32),
 				  SQ_BLOB(a->hash, 32)))) < 0)
 		return rc;
+	tx->s->audit_new = true;
 	return sq_ops->meta_set(tx, STORE_AUDIT_HEAD, head);
 }
 

@@ -164,6 +164,16 @@ struct store {
 	int64_t checkpoint_retry_at;  /* after a failed checkpoint */
 	int64_t truncate_at;       /* the last checkpoint that emptied the log */
 	bool checkpoint_failing;
+
+	/* The audit report's search file (find.c): */
+	char *find_path;
+	struct conn *finder;       /* the thread's connection */
+	pthread_t finder_thread;
+	bool finder_started, find_init;
+	pthread_mutex_t flock;
+	pthread_cond_t fwake;      /* records committed, or stopping */
+	bool find_wake, find_stopping;   /* (flock) */
+	bool audit_new;            /* the writer's group appended a record */
 };
 
 struct store_tx {
@@ -269,6 +279,26 @@ int sq_write(struct store *s, store_fn fn, void *arg);
 int sq_write_async(struct store *s, store_fn fn, void *arg, store_done_fn done,
 		   void *done_arg);
 enum store_state sq_state(struct store *s, char *reason, size_t reasonlen);
+
+/* ---- find.c: the audit report's search file ---- */
+
+/* DATABASE-find for the database at path (malloc'd), NULL without memory. */
+char *sq_find_path(const char *path);
+/* Attaches file to db as name: 0 or KW_ERR_STORE. */
+int sq_find_attach(sqlite3 *db, const char *file, const char *name);
+/* Opens the search file beside s->path (made if missing, emptied if it does
+ * not match the database) and starts its thread; on failure msg says why
+ * and sq_find_close cleans up. */
+int sq_find_open(struct store *s, char *msg, size_t msglen);
+/* Records were committed: the thread copies them after its pause. */
+void sq_find_wake(struct store *s);
+/* Stops the thread and closes the file (any state sq_find_open left). */
+void sq_find_close(struct store *s);
+
+/* ---- backup.c ---- */
+
+/* store_backup (store.h). */
+int sq_backup(struct store *s, const char *file, char *msg, size_t msglen);
 
 /* ---- readers.c ---- */
 

@@ -48,5 +48,8 @@ int sq_migrate(struct store *s, int *from, int *to, char *msg, size_t msglen)
 		return rc;
 	}
 	*to = *from;
-	return store_schema_migrate(s, s->path, migrations_sqlite, apply, to, msg, msglen);
+	if ((rc = store_schema_migrate(s, s->path, migrations_sqlite, apply, to, msg, msglen)) < 0)
+		return rc;
+	/* A new database has its audit table now (sqlite.c). */
+	return s->find_init ? 0 : sq_find_open(s, msg, msglen);
 }

@@ -36,6 +36,14 @@ static int reader_get(struct store *s, struct conn **out)
 	 * (the kernel's page cache holds the rest). */
 	sqlite3_exec(c->db, "PRAGMA query_only = ON; PRAGMA cache_size = -"
 		     STR(READER_CACHE_KIB), NULL, NULL, NULL);
+	/* The audit report's search file (find.c), as "find": without it only
+	 * the audit report's pages fail. */
+	if (s->find_path && sq_find_attach(c->db, s->find_path, "find") < 0)
+		sq_log_failure("database: cannot open %s: %s", s->find_path,
+			       sqlite3_errmsg(c->db));
+	else if (s->find_path)
+		sqlite3_exec(c->db, "PRAGMA find.cache_size = -" STR(READER_CACHE_KIB), NULL,
+			     NULL, NULL);
 	*out = c;
 	return 0;
 }

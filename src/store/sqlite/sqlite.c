@@ -28,6 +28,7 @@ static void sqlite_close(struct store *s)
 		pthread_mutex_unlock(&s->lock);
 		pthread_join(s->thread, NULL);
 	}
+	sq_find_close(s);
 	if (s->syncer_started) {
 		pthread_mutex_lock(&s->slock);
 		s->sync_stopping = true;
@@ -82,6 +83,10 @@ static int sqlite_open(const char *location, struct store **out, char *msg, size
 		goto out;
 	sqlite3_wal_hook(s->writer->db, sq_wal_hook, s);
 	sq_log_open(s);
+	/* The audit report's search file, once there is an audit table (else
+	 * after the migrations: sq_migrate). */
+	if (version > 0 && (rc = sq_find_open(s, msg, msglen)) < 0)
+		goto out;
 	if (pthread_create(&s->syncer, NULL, sq_syncer_main, s) != 0) {
 		snprintf(msg, msglen, "cannot start the database syncer: %s",
 			 strerror(errno));
@@ -120,6 +125,7 @@ static void setup(void)
 	table.write = sq_write;
 	table.write_async = sq_write_async;
 	table.state = sq_state;
+	table.backup = sq_backup;
 	sq_meta_ops(&table);
 	sq_device_ops(&table);
 	sq_key_ops(&table);

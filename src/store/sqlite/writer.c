@@ -406,6 +406,11 @@ void *sq_writer_main(void *p)
 		pthread_mutex_unlock(&s->slock);
 		if (!failed)
 			checkpoint(s, now);
+		if (s->audit_new) {
+			/* Committed (if the group did): the search file copies it. */
+			s->audit_new = false;
+			sq_find_wake(s);
+		}
 		pthread_mutex_lock(&s->lock);
 	}
 	pthread_mutex_unlock(&s->lock);

@@ -224,7 +224,15 @@ static int pgsql_read(struct store *s, store_fn fn, void *arg)
 
 	if ((rc = pg_reader_get(s, &tx.c)) < 0)
 		return rc;
-	if ((rc = pg_run(tx.c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")) == 0) {
+	rc = pg_run(tx.c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+	if (rc == KW_ERR_UNAVAILABLE && !tx.c->pg) {
+		/* Lost while idle, before fn ran: once more on a new connection. */
+		char msg[320];
+
+		if ((rc = pg_conn_ready(s, tx.c, msg, sizeof(msg))) == 0)
+			rc = pg_run(tx.c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+	}
+	if (rc == 0) {
 		rc = fn(&tx, arg);
 		pg_run(tx.c, "ROLLBACK");
 	}

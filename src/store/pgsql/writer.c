@@ -79,7 +79,15 @@ static int run_group(struct store *s, struct pconn *c, struct job *jobs)
 		}
 		/* The previous job's RELEASE and this one's SAVEPOINT in one
 		 * round trip. */
-		if ((rc = pg_run(c, next)) < 0) {
+		rc = pg_run(c, next);
+		if (rc == KW_ERR_UNAVAILABLE && j == jobs && !c->pg &&
+		    pg_conn_ready(s, c, msg, sizeof(msg)) == 0) {
+			/* The connection was lost before anything ran (the server
+			 * ended it while idle): once more on a new one. */
+			c->failed = c->down = false;
+			rc = pg_run(c, next);
+		}
+		if (rc < 0) {
 			j->rc = rc;
 			continue;
 		}

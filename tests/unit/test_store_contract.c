@@ -3632,6 +3632,23 @@ static void test_pg_connection_lost(void **state)
 	assert_string_equal(n.v[2], "before");
 }
 
+/* A URL's password is never in a message: they name user@host:port/db. */
+static void test_pg_password_not_shown(void **state)
+{
+	struct fx *f = *state;
+	struct store *s = NULL;
+	char url[512], msg[512] = "";
+	const char *at = strstr(f->db, "@");
+
+	assert_non_null(at);
+	snprintf(url, sizeof(url), "postgresql://kwtest:Sup3rSecretPw%s_missing", at);
+	assert_true(store_open(url, true, &s, msg, sizeof(msg)) < 0);
+	assert_null(s);
+	assert_null(strstr(msg, "Sup3rSecretPw"));
+	assert_non_null(strstr(msg, "kwtest@127.0.0.1:"));
+	assert_non_null(strstr(msg, "_missing"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -3679,6 +3696,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pg_two_instances_session, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_schema_newer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_connection_lost, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pg_password_not_shown, setup, teardown),
 	};
 	int failed;
 

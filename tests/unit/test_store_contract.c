@@ -3469,6 +3469,83 @@ static void test_group_commit_one_fails(void **state)
 		assert_string_not_equal(n.v[i], "gc37");
 }
 
+/* ---- a read, then a write of what was read, in one store_write ---- */
+
+struct spender {
+	struct store *s;
+	int tries, spent, refused, failed;
+};
+
+/* Uses the token when it has a use left: the check and the use are one
+ * atomic write, so no more uses than it had are spent. */
+static int tx_spend(struct store_tx *tx, void *arg)
+{
+	uint8_t h[STORE_HASH_LEN];
+	struct token_rec t;
+	int rc;
+
+	(void)arg;
+	hash_of(h, 77);
+	if ((rc = store_token_get(tx, h, &t)) < 0)
+		return rc;
+	if (t.uses_left == 0)
+		return 0;
+	if ((rc = store_token_use(tx, t.id)) < 0)
+		return rc;
+	return 1;
+}
+
+static void *spend_thread(void *p)
+{
+	struct spender *sp = p;
+
+	for (int i = 0; i < sp->tries; i++) {
+		int rc = store_write(sp->s, tx_spend, NULL);
+
+		if (rc == 1)
+			sp->spent++;
+		else if (rc == 0)
+			sp->refused++;
+		else
+			sp->failed++;
+	}
+	return NULL;
+}
+
+/* Threads spending a 5-use token at once, on s1 and s2 in turn: exactly 5
+ * succeed. */
+static void spend_concurrently(struct store *s1, struct store *s2)
+{
+	enum { THREADS = 8, TRIES = 4 };
+	struct token_ins ins;
+	struct spender sp[THREADS];
+	pthread_t th[THREADS];
+	int spent = 0;
+
+	memset(&ins, 0, sizeof(ins));
+	hash_of(ins.rec.hash, 77);
+	ins.rec.created_at = 1;
+	ins.rec.uses_left = 5;
+	assert_int_equal(store_write(s1, tx_token_insert, &ins), 0);
+	for (int i = 0; i < THREADS; i++) {
+		sp[i] = (struct spender){ .s = i % 2 ? s2 : s1, .tries = TRIES };
+		assert_int_equal(pthread_create(&th[i], NULL, spend_thread, &sp[i]), 0);
+	}
+	for (int i = 0; i < THREADS; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(sp[i].failed, 0);
+		spent += sp[i].spent;
+	}
+	assert_int_equal(spent, 5);
+}
+
+static void test_read_then_write_is_atomic(void **state)
+{
+	struct fx *f = *state;
+
+	spend_concurrently(f->s, f->s);
+}
+
 /* ---- PostgreSQL: several instances on one database ---- */
 
 /* A second instance: another store on the test's database. */
@@ -3548,6 +3625,17 @@ static void test_pg_two_instances_session(void **state)
 	assert_int_equal(q.rc, 0);
 	assert_string_equal(q.user, "alice");
 	assert_string_equal(q.identities, "alice\nCORP\\alice");
+	store_close(s2);
+}
+
+/* A token spent from two instances at once is spent no more than its
+ * uses. */
+static void test_pg_two_instances_token(void **state)
+{
+	struct fx *f = *state;
+	struct store *s2 = second(f);
+
+	spend_concurrently(f->s, s2);
 	store_close(s2);
 }
 
@@ -3649,6 +3737,40 @@ static void test_pg_password_not_shown(void **state)
 	assert_non_null(strstr(msg, "_missing"));
 }
 
+/* A hung database (here: a table locked by another session) fails the
+ * write after statement_timeout (the URL's own, 300 ms here; keywarden's
+ * default is 30 s) instead of holding it, and store_state says why; once
+ * the table is free, writes work again. */
+static void test_pg_statement_timeout(void **state)
+{
+	struct fx *f = *state;
+	struct store *s = NULL;
+	char url[600], reason[160], msg[256] = "";
+	PGconn *admin;
+	PGresult *r;
+
+	snprintf(url, sizeof(url), "%s?options=-c%%20statement_timeout%%3D300", f->db);
+	if (store_open(url, true, &s, msg, sizeof(msg)) < 0)
+		fail_msg("store_open: %s", msg);
+	admin = PQconnectdb(f->db);
+	assert_int_equal(PQstatus(admin), CONNECTION_OK);
+	r = PQexec(admin, "BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE");
+	assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+
+	assert_int_equal(add_user(s, "waits"), KW_ERR_STORE);
+	assert_int_equal(store_state(s, reason, sizeof(reason)), STORE_WRITES_FAILING);
+	assert_non_null(strstr(reason, "statement_timeout"));
+
+	r = PQexec(admin, "COMMIT");
+	assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	PQfinish(admin);
+	assert_int_equal(add_user(s, "waits"), 0);
+	assert_int_equal(store_state(s, NULL, 0), STORE_OK);
+	store_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -3689,14 +3811,17 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_report_lists, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_import, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit_one_fails, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_then_write_is_atomic, setup, teardown),
 	};
 	const struct CMUnitTest pg_tests[] = {
 		cmocka_unit_test_setup_teardown(test_pg_two_instances_audit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_two_instances_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_two_instances_session, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pg_two_instances_token, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_schema_newer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_connection_lost, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_password_not_shown, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pg_statement_timeout, setup, teardown),
 	};
 	int failed;
 

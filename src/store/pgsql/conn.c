@@ -82,14 +82,16 @@ void pg_conn_close(struct pconn *c)
 	c->nprepared = 0;
 }
 
-/* Settings no URL can change: a commit is acknowledged once it is on the
- * disk (and on synchronous standbys), statements end. Constants only. */
+/* A commit is acknowledged once it is on the disk (and on synchronous
+ * standbys), whatever the server, the role or the URL say. Statements end:
+ * PG_STATEMENT_TIMEOUT_MS unless a statement_timeout is set already (by
+ * the server, the role, the database or the URL's options). */
 static const char settings[] =
 	"SET synchronous_commit = on; "
-	"SET statement_timeout = " STR(PG_STATEMENT_TIMEOUT_MS) "; "
-	"SET idle_in_transaction_session_timeout = " STR(PG_STATEMENT_TIMEOUT_MS) "; "
 	"SET client_encoding = 'UTF8'; "
-	"SET client_min_messages = warning";
+	"SET client_min_messages = warning; "
+	"SELECT set_config('statement_timeout', '" STR(PG_STATEMENT_TIMEOUT_MS) "', false) "
+	"WHERE current_setting('statement_timeout') = '0'";
 
 /* Notices (a table that exists already, …) are not for the log. */
 static void quiet(void *arg, const char *message)
@@ -124,7 +126,7 @@ int pg_conn_open(struct store *s, struct pconn *c, char *msg, size_t msglen)
 	}
 	PQsetNoticeProcessor(c->pg, quiet, NULL);
 	r = PQexec(c->pg, settings);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		one_line(PQerrorMessage(c->pg), why, sizeof(why));
 		snprintf(msg, msglen, "cannot set up the connection to PostgreSQL at %s: %s",
 			 s->where, why);
@@ -222,8 +224,8 @@ static int result_rc(struct pconn *c, PGresult *r, const char *sql)
 	if (down)
 		snprintf(why, sizeof(why), "the database is not answering");
 	else if (state && !strcmp(state, "57014"))
-		snprintf(why, sizeof(why), "a statement took longer than %d seconds",
-			 PG_STATEMENT_TIMEOUT_MS / 1000);
+		snprintf(why, sizeof(why), "a statement was cancelled after statement_timeout "
+			 "(is the database hung, or a table locked?)");
 	else if (state && !strncmp(state, "53", 2))
 		snprintf(why, sizeof(why), "the database server is out of resources (%s)",
 			 state);
@@ -233,6 +235,10 @@ static int result_rc(struct pconn *c, PGresult *r, const char *sql)
 		if (!c->failed) {
 			c->failed = true;
 			c->down = down;
+			/* Not the request's fault: the operator's to see. */
+			c->serious = down || (state && (!strcmp(state, "57014") ||
+							!strncmp(state, "53", 2) ||
+							!strncmp(state, "58", 2)));
 			snprintf(c->errmsg, sizeof(c->errmsg), "%s", why);
 		}
 	} else {

@@ -18,6 +18,18 @@ static const struct pg_query q_device_by_secret = {
 	"SELECT " PG_DEVICE_COLS " FROM devices d WHERE d.secret_hash = $1::bytea" };
 static const struct pg_query q_device_row = {
 	"SELECT id, secret_hash, revoked FROM devices WHERE uid = $1::text" };
+/* In a write, the device's row is locked where it is first looked up:
+ * writes about one device (two check-ins at once, on two instances) take
+ * turns, and at READ COMMITTED the second then reads what the first
+ * committed. NO KEY UPDATE still lets rows that refer to it be added. */
+static const struct pg_query q_device_row_lock = {
+	"SELECT id, secret_hash, revoked FROM devices WHERE uid = $1::text "
+	"FOR NO KEY UPDATE" };
+static const struct pg_query q_device_get_lock = {
+	"SELECT " PG_DEVICE_COLS " FROM devices d WHERE d.uid = $1::text FOR NO KEY UPDATE" };
+static const struct pg_query q_device_by_secret_lock = {
+	"SELECT " PG_DEVICE_COLS " FROM devices d WHERE d.secret_hash = $1::bytea "
+	"FOR NO KEY UPDATE" };
 /* A device checking in again within the second writes nothing. */
 static const struct pg_query q_device_checked_in = {
 	"UPDATE devices SET os = $2::text, last_checkin_at = $3::bigint "
@@ -116,7 +128,8 @@ static int device_get(struct store_tx *tx, const char *id, store_each_device cb,
 {
 	struct device_cb c = { cb, arg };
 
-	return pg_one(tx->c, &q_device_get, PG_ARGS(PG_TEXT(id)), device_row, &c);
+	return pg_one(tx->c, tx->write ? &q_device_get_lock : &q_device_get,
+		      PG_ARGS(PG_TEXT(id)), device_row, &c);
 }
 
 static int device_by_secret(struct store_tx *tx, const uint8_t hash[STORE_HASH_LEN],
@@ -124,8 +137,8 @@ static int device_by_secret(struct store_tx *tx, const uint8_t hash[STORE_HASH_L
 {
 	struct device_cb c = { cb, arg };
 
-	return pg_one(tx->c, &q_device_by_secret, PG_ARGS(PG_BLOB(hash, STORE_HASH_LEN)),
-		      device_row, &c);
+	return pg_one(tx->c, tx->write ? &q_device_by_secret_lock : &q_device_by_secret,
+		      PG_ARGS(PG_BLOB(hash, STORE_HASH_LEN)), device_row, &c);
 }
 
 struct row_check {
@@ -149,7 +162,8 @@ static int row_checked(const PGresult *r, int i, void *arg)
 int pg_device_row(struct store_tx *tx, const char *uid, const uint8_t *hash, int64_t *row)
 {
 	struct row_check c = { hash, 0, false };
-	int rc = pg_one(tx->c, &q_device_row, PG_ARGS(PG_TEXT(uid)), row_checked, &c);
+	int rc = pg_one(tx->c, tx->write ? &q_device_row_lock : &q_device_row,
+			PG_ARGS(PG_TEXT(uid)), row_checked, &c);
 
 	if (rc == KW_ERR_NOT_FOUND && hash)
 		return KW_ERR_AUTH;

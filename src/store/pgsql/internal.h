@@ -30,7 +30,8 @@
 #define PG_MAX_GROUP 256       /* write jobs committed together at most */
 /* Every statement is cancelled after this long (statement_timeout), so a
  * hung database fails a request instead of holding its thread forever;
- * doc/behaviour.md says so. A URL's own options= cannot lift it. */
+ * doc/behaviour.md says so. A statement_timeout set already (the server's,
+ * the role's, the URL's options=-c statement_timeout=…) is kept. */
 #define PG_STATEMENT_TIMEOUT_MS 30000
 /* Connecting gives up after this long (connect_timeout, unless the URL
  * sets its own), and so does a request sent that TCP does not
@@ -81,6 +82,7 @@ struct pconn {
 	/* The first failure in a writer's group: its cause for store_state. */
 	bool failed;
 	bool down;                 /* the failure was the connection's */
+	bool serious;              /* … or the server's (timeout, no space) */
 	char errmsg[200];
 };
 

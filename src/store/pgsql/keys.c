@@ -22,6 +22,17 @@ static const struct pg_query q_key_get_many = {
 	"SELECT " KEY_COLS ", d.uid FROM recovery_keys k JOIN devices d ON "
 	"d.id = k.device WHERE k.key_hex IN (SELECT json_array_elements_text($1::json)) "
 	"ORDER BY k.key_hex" };
+/* In a write, a key ID is locked before it is looked up, whether the key
+ * exists or not (a transaction lock on its hash, in ID order for several):
+ * two check-ins that report one new key at once, on one instance or two,
+ * take turns, and at READ COMMITTED the second then finds the first's key
+ * (a conflict) instead of inserting it too; a disclosure reads the state
+ * it then changes. */
+static const struct pg_query q_key_lock = {
+	"SELECT 1 FROM pg_advisory_xact_lock(hashtext($1::text))" };
+static const struct pg_query q_key_lock_many = {
+	"SELECT count(pg_advisory_xact_lock(hashtext(x))) FROM "
+	"(SELECT DISTINCT json_array_elements_text($1::json) AS x ORDER BY 1) ids" };
 static const struct pg_query q_key_insert = {
 	"INSERT INTO recovery_keys (key_hex, device, volume, state, sealed, created_at, "
 	"changed_at) VALUES ($1::text, $2::bigint, $3::bigint, $4::integer, $5::bytea, "
@@ -150,6 +161,12 @@ static int key_get(struct store_tx *tx, const char *key_id, store_each_key cb, v
 	if (strlen(key_id) != KEYID_CANON_LEN)
 		return KW_ERR_INVALID;
 	keyid_to_hex(key_id, hex);
+	if (tx->write) {
+		int rc = pg_exec(tx->c, &q_key_lock, PG_ARGS(PG_TEXT(hex)));
+
+		if (rc < 0)
+			return rc;
+	}
 	return pg_one(tx->c, &q_key_get, PG_ARGS(PG_TEXT(hex)), key_row, &c);
 }
 
@@ -198,14 +215,17 @@ static int key_get_many(struct store_tx *tx, const char *const *key_ids, size_t 
 {
 	struct key_cb c = { cb, arg };
 	char *list;
-	int rc;
+	int rc = 0;
 
 	for (size_t i = 0; i < n; i++)
 		if (strlen(key_ids[i]) != KEYID_CANON_LEN)
 			return KW_ERR_INVALID;
 	if (!(list = json_list(key_ids, n, to_hex)))
 		return KW_ERR_NOMEM;
-	rc = pg_each(tx->c, &q_key_get_many, PG_ARGS(PG_TEXT(list)), key_row, &c);
+	if (tx->write)
+		rc = pg_exec(tx->c, &q_key_lock_many, PG_ARGS(PG_TEXT(list)));
+	if (rc == 0)
+		rc = pg_each(tx->c, &q_key_get_many, PG_ARGS(PG_TEXT(list)), key_row, &c);
 	json_free_string(list);
 	return rc;
 }

@@ -19,6 +19,11 @@ static const struct pg_query q_token_insert = {
 	"ON CONFLICT DO NOTHING RETURNING id" };
 static const struct pg_query q_token_get = {
 	"SELECT " TOKEN_COLS " FROM enrollment_tokens WHERE token_hash = $1::bytea" };
+/* In a write, the token's row is locked as it is read: of concurrent
+ * registrations each reads the uses the one before it left. */
+static const struct pg_query q_token_get_lock = {
+	"SELECT " TOKEN_COLS " FROM enrollment_tokens WHERE token_hash = $1::bytea "
+	"FOR NO KEY UPDATE" };
 static const struct pg_query q_token_use = {
 	"UPDATE enrollment_tokens SET used = used + 1, uses_left = "
 	"CASE WHEN uses_left > 0 THEN uses_left - 1 ELSE uses_left END WHERE id = $1::bigint" };
@@ -95,8 +100,8 @@ static int token_copy(const PGresult *r, int i, void *arg)
 static int token_get(struct store_tx *tx, const uint8_t hash[STORE_HASH_LEN],
 		     struct token_rec *out)
 {
-	return pg_one(tx->c, &q_token_get, PG_ARGS(PG_BLOB(hash, STORE_HASH_LEN)),
-		      token_copy, out);
+	return pg_one(tx->c, tx->write ? &q_token_get_lock : &q_token_get,
+		      PG_ARGS(PG_BLOB(hash, STORE_HASH_LEN)), token_copy, out);
 }
 
 static int token_use(struct store_tx *tx, int64_t id)

@@ -13,6 +13,12 @@ static const struct pg_query q_user_insert = {
 	"ON CONFLICT DO NOTHING" };
 static const struct pg_query q_user_get = {
 	"SELECT " USER_COLS " FROM users WHERE name_lc = $1::text" };
+/* In a write, rows read are locked (as devices.c says why). */
+static const struct pg_query q_user_get_lock = {
+	"SELECT " USER_COLS " FROM users WHERE name_lc = $1::text FOR NO KEY UPDATE" };
+static const struct pg_query q_session_get_lock = {
+	"SELECT id_hash, \"user\", roles, identities, csrf, notice_accepted, created_at, "
+	"last_seen FROM sessions WHERE id_hash = $1::bytea FOR NO KEY UPDATE" };
 static const struct pg_query q_user_update = {
 	"UPDATE users SET password_hash = $2::text, roles = $3::integer, "
 	"disabled = $4::integer WHERE name_lc = $1::text" };
@@ -79,7 +85,8 @@ static int user_get(struct store_tx *tx, const char *name, store_each_user cb, v
 
 	if (!lc)
 		return KW_ERR_NOMEM;
-	rc = pg_one(tx->c, &q_user_get, PG_ARGS(PG_TEXT(lc)), user_row, &c);
+	rc = pg_one(tx->c, tx->write ? &q_user_get_lock : &q_user_get, PG_ARGS(PG_TEXT(lc)),
+		    user_row, &c);
 	free(lc);
 	return rc;
 }
@@ -150,8 +157,8 @@ static int session_get(struct store_tx *tx, const uint8_t hash[STORE_HASH_LEN],
 {
 	struct session_cb c = { cb, arg };
 
-	return pg_one(tx->c, &q_session_get, PG_ARGS(PG_BLOB(hash, STORE_HASH_LEN)),
-		      session_row, &c);
+	return pg_one(tx->c, tx->write ? &q_session_get_lock : &q_session_get,
+		      PG_ARGS(PG_BLOB(hash, STORE_HASH_LEN)), session_row, &c);
 }
 
 static int session_touch(struct store_tx *tx, const uint8_t hash[STORE_HASH_LEN],

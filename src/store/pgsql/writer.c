@@ -57,12 +57,12 @@ enum store_state pg_state(struct store *s, char *reason, size_t reasonlen)
 static int run_group(struct store *s, struct pconn *c, struct job *jobs)
 {
 	struct store_tx tx = { .base = { .ops = pg_ops }, .c = c, .s = s, .write = true };
-	char msg[320], reason[240];
+	char msg[320], reason[240], trouble[200] = "";
 	const char *next = "BEGIN ISOLATION LEVEL READ COMMITTED; SAVEPOINT job";
 	PGresult *r;
 	int rc;
 
-	c->failed = c->down = false;
+	c->failed = c->down = c->serious = false;
 	if ((rc = pg_conn_ready(s, c, msg, sizeof(msg))) < 0) {
 		pg_log_failure("database: %s", msg);
 		for (struct job *j = jobs; j; j = j->next)
@@ -97,9 +97,12 @@ static int run_group(struct store *s, struct pconn *c, struct job *jobs)
 			if ((rc = pg_run(c, "ROLLBACK TO SAVEPOINT job")) < 0)
 				continue;  /* cannot undo: fail the group */
 			if (c->failed && !c->down) {
-				/* This job's statement failed and the job was undone. */
+				/* This job's statement failed and the job was undone;
+				 * a failure of the server's shows in the health. */
 				pg_log_failure("database: %s", c->errmsg);
-				c->failed = false;
+				if (c->serious && !trouble[0])
+					snprintf(trouble, sizeof(trouble), "%s", c->errmsg);
+				c->failed = c->serious = false;
 			}
 		}
 	}
@@ -117,6 +120,11 @@ static int run_group(struct store *s, struct pconn *c, struct job *jobs)
 			}
 		}
 		PQclear(r);
+	}
+	if (rc == 0 && trouble[0]) {
+		snprintf(reason, sizeof(reason), "writes are failing: %s", trouble);
+		health_set(s, STORE_WRITES_FAILING, reason);
+		return 0;
 	}
 	if (rc == 0) {
 		if (atomic_load(&s->health) != STORE_OK)

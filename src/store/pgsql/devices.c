@@ -162,9 +162,14 @@ static int row_checked(const PGresult *r, int i, void *arg)
 int pg_device_row(struct store_tx *tx, const char *uid, const uint8_t *hash, int64_t *row)
 {
 	struct row_check c = { hash, 0, false };
-	int rc = pg_one(tx->c, tx->write ? &q_device_row_lock : &q_device_row,
-			PG_ARGS(PG_TEXT(uid)), row_checked, &c);
+	int rc;
 
+	if (!hash && tx->dev_uid[0] && !strcmp(tx->dev_uid, uid)) {
+		*row = tx->dev_row;
+		return 0;
+	}
+	rc = pg_one(tx->c, tx->write ? &q_device_row_lock : &q_device_row,
+		    PG_ARGS(PG_TEXT(uid)), row_checked, &c);
 	if (rc == KW_ERR_NOT_FOUND && hash)
 		return KW_ERR_AUTH;
 	if (rc < 0)
@@ -172,6 +177,8 @@ int pg_device_row(struct store_tx *tx, const char *uid, const uint8_t *hash, int
 	if (!c.ok)
 		return KW_ERR_AUTH;
 	*row = c.row;
+	snprintf(tx->dev_uid, sizeof(tx->dev_uid), "%s", uid);
+	tx->dev_row = c.row;
 	return 0;
 }
 

@@ -3771,6 +3771,50 @@ static void test_pg_statement_timeout(void **state)
 	store_close(s);
 }
 
+struct opener {
+	char url[512];
+	int rc;
+	char msg[256];
+};
+
+static void *open_thread(void *p)
+{
+	struct opener *o = p;
+	struct store *s = NULL;
+
+	o->rc = store_open(o->url, true, &s, o->msg, sizeof(o->msg));
+	store_close(s);
+	return NULL;
+}
+
+/* Instances started at once on an empty database: one migrates, the
+ * others find the schema done; none fails. */
+static void test_pg_migrate_at_once(void **state)
+{
+	enum { N = 4 };
+	struct fx *f = *state;
+	struct opener o[N];
+	pthread_t th[N];
+	char name[64], sql[128];
+
+	snprintf(name, sizeof(name), "%s_m", f->id);
+	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
+	pg_admin(sql);
+	for (int i = 0; i < N; i++) {
+		memset(&o[i], 0, sizeof(o[i]));
+		pg_url(name, o[i].url, sizeof(o[i].url));
+		assert_int_equal(pthread_create(&th[i], NULL, open_thread, &o[i]), 0);
+	}
+	for (int i = 0; i < N; i++) {
+		pthread_join(th[i], NULL);
+		if (o[i].rc != 0)
+			print_error("open %d: %s\n", i, o[i].msg);
+		assert_int_equal(o[i].rc, 0);
+	}
+	snprintf(sql, sizeof(sql), "DROP DATABASE %s WITH (FORCE)", name);
+	pg_admin(sql);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -3822,6 +3866,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pg_connection_lost, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_password_not_shown, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_statement_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pg_migrate_at_once, setup, teardown),
 	};
 	int failed;
 

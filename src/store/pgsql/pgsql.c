@@ -147,7 +147,10 @@ static int pgsql_migrate(struct store *s, int *from, int *to, char *msg, size_t 
 		return rc;
 	}
 	s->migrating = c;
-	if ((rc = pg_run(c, "SELECT pg_advisory_lock(" MIGRATE_LOCK ")")) < 0) {
+	/* A migration of a large table, and an instance waiting for another's
+	 * to finish, may take longer than statements otherwise may. */
+	if ((rc = pg_run(c, "SET statement_timeout = 0")) < 0 ||
+	    (rc = pg_run(c, "SELECT pg_advisory_lock(" MIGRATE_LOCK ")")) < 0) {
 		snprintf(msg, msglen, "cannot lock the schema of %s for migrating", s->where);
 		goto out;
 	}
@@ -158,6 +161,7 @@ static int pgsql_migrate(struct store *s, int *from, int *to, char *msg, size_t 
 	pg_run(c, "SELECT pg_advisory_unlock(" MIGRATE_LOCK ")");
 out:
 	s->migrating = NULL;
+	pg_conn_close(c);   /* the pool's next use connects with its settings */
 	pg_reader_put(s, c);
 	return rc;
 }

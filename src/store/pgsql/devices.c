@@ -11,7 +11,7 @@
 static const struct pg_query q_device_insert = {
 	"INSERT INTO devices (uid, name, name_lc, domain, os, secret_hash, created_at) "
 	"VALUES ($1::text, $2::text, $3::text, $4::text, $5::text, $6::bytea, $7::bigint) "
-	"ON CONFLICT DO NOTHING" };
+	"ON CONFLICT DO NOTHING RETURNING id" };
 static const struct pg_query q_device_get = {
 	"SELECT " PG_DEVICE_COLS " FROM devices d WHERE d.uid = $1::text" };
 static const struct pg_query q_device_by_secret = {
@@ -26,7 +26,8 @@ static const struct pg_query q_device_row_lock = {
 	"SELECT id, secret_hash, revoked FROM devices WHERE uid = $1::text "
 	"FOR NO KEY UPDATE" };
 static const struct pg_query q_device_get_lock = {
-	"SELECT " PG_DEVICE_COLS " FROM devices d WHERE d.uid = $1::text FOR NO KEY UPDATE" };
+	"SELECT " PG_DEVICE_COLS ", d.id FROM devices d WHERE d.uid = $1::text "
+	"FOR NO KEY UPDATE" };
 static const struct pg_query q_device_by_secret_lock = {
 	"SELECT " PG_DEVICE_COLS " FROM devices d WHERE d.secret_hash = $1::bytea "
 	"FOR NO KEY UPDATE" };
@@ -97,7 +98,21 @@ void pg_volume_fill(const PGresult *r, int i, int col, struct volume_rec *v)
 struct device_cb {
 	store_each_device cb;
 	void *arg;
+	int64_t id;              /* the row, when the query reads it */
 };
+
+/* A device row this write holds (inserted or locked): looked up no more. */
+static void remember(struct store_tx *tx, const char *uid, int64_t row)
+{
+	snprintf(tx->dev_uid, sizeof(tx->dev_uid), "%s", uid);
+	tx->dev_row = row;
+}
+
+static int device_id_row(const PGresult *r, int i, void *arg)
+{
+	*(int64_t *)arg = pg_i64(r, i, 0);
+	return 0;
+}
 
 static int device_row(const PGresult *r, int i, void *arg)
 {
@@ -114,28 +129,49 @@ static int device_insert(struct store_tx *tx, const struct device_rec *d,
 	char *lc = pg_fold(d->name);
 	int rc;
 
+	int64_t row = 0;
+
 	if (!lc)
 		return KW_ERR_NOMEM;
-	rc = pg_insert(tx->c, &q_device_insert,
-		       PG_ARGS(PG_TEXT(d->id), PG_TEXT(d->name), PG_TEXT(lc),
-			       PG_TEXT(d->domain ? d->domain : ""), PG_TEXT(d->os ? d->os : ""),
-			       PG_BLOB(secret_hash, STORE_HASH_LEN), PG_INT(d->created_at)));
+	rc = pg_one(tx->c, &q_device_insert,
+		    PG_ARGS(PG_TEXT(d->id), PG_TEXT(d->name), PG_TEXT(lc),
+			    PG_TEXT(d->domain ? d->domain : ""), PG_TEXT(d->os ? d->os : ""),
+			    PG_BLOB(secret_hash, STORE_HASH_LEN), PG_INT(d->created_at)),
+		    device_id_row, &row);
 	free(lc);
+	if (rc == KW_ERR_NOT_FOUND)
+		return KW_ERR_EXISTS;   /* nothing inserted: its ID or secret is taken */
+	if (rc == 0)
+		remember(tx, d->id, row);
 	return rc;
+}
+
+/* device_row, noting the row's id (the 8th column). */
+static int device_row_id(const PGresult *r, int i, void *arg)
+{
+	struct device_cb *c = arg;
+
+	c->id = pg_i64(r, i, 7);
+	return device_row(r, i, arg);
 }
 
 static int device_get(struct store_tx *tx, const char *id, store_each_device cb, void *arg)
 {
-	struct device_cb c = { cb, arg };
+	struct device_cb c = { cb, arg, 0 };
+	int rc;
 
-	return pg_one(tx->c, tx->write ? &q_device_get_lock : &q_device_get,
-		      PG_ARGS(PG_TEXT(id)), device_row, &c);
+	if (!tx->write)
+		return pg_one(tx->c, &q_device_get, PG_ARGS(PG_TEXT(id)), device_row, &c);
+	rc = pg_one(tx->c, &q_device_get_lock, PG_ARGS(PG_TEXT(id)), device_row_id, &c);
+	if (c.id)
+		remember(tx, id, c.id);
+	return rc;
 }
 
 static int device_by_secret(struct store_tx *tx, const uint8_t hash[STORE_HASH_LEN],
 			    store_each_device cb, void *arg)
 {
-	struct device_cb c = { cb, arg };
+	struct device_cb c = { cb, arg, 0 };
 
 	return pg_one(tx->c, tx->write ? &q_device_by_secret_lock : &q_device_by_secret,
 		      PG_ARGS(PG_BLOB(hash, STORE_HASH_LEN)), device_row, &c);
@@ -177,8 +213,7 @@ int pg_device_row(struct store_tx *tx, const char *uid, const uint8_t *hash, int
 	if (!c.ok)
 		return KW_ERR_AUTH;
 	*row = c.row;
-	snprintf(tx->dev_uid, sizeof(tx->dev_uid), "%s", uid);
-	tx->dev_row = c.row;
+	remember(tx, uid, c.row);
 	return 0;
 }
 
@@ -209,7 +244,7 @@ static int device_set_revoked(struct store_tx *tx, const char *id, bool revoked)
 static int device_each(struct store_tx *tx, const char *prefix, int64_t limit,
 		       store_each_device cb, void *arg)
 {
-	struct device_cb c = { cb, arg };
+	struct device_cb c = { cb, arg, 0 };
 	char *lc = pg_fold(prefix);
 	int rc;
 
@@ -340,6 +375,8 @@ static int volume_upsert(struct store_tx *tx, const struct volume_rec *v, int64_
 		    volume_found, &m);
 	if (rc == 0) {
 		*row = m.row;
+		tx->vol_row = m.row;
+		tx->vol_dev = dev;
 		if (m.same)
 			return 0;  /* a repeated check-in changes nothing */
 		return pg_exec(tx->c, &q_volume_update,
@@ -353,6 +390,10 @@ static int volume_upsert(struct store_tx *tx, const struct volume_rec *v, int64_
 		    PG_ARGS(PG_INT(dev), PG_TEXT(v->guid), PG_TEXT(v->mount),
 			    PG_TEXT(v->type), PG_TEXT(v->protection), PG_TEXT(v->encryption),
 			    PG_INT(v->percent), PG_INT(v->first_seen)), volume_id, row);
+	if (rc == 0) {
+		tx->vol_row = *row;
+		tx->vol_dev = dev;
+	}
 	/* No row: another instance inserted it meanwhile; run again. */
 	return rc == KW_ERR_NOT_FOUND ? KW_ERR_RETRY : rc;
 }

@@ -133,6 +133,8 @@ struct store_tx {
 	 * at each write job. */
 	char dev_uid[STORE_ID_LEN + 1];
 	int64_t dev_row;
+	/* The last volume written and its device's row (a key names it). */
+	int64_t vol_row, vol_dev;
 };
 
 extern const struct store_ops *pg_ops;

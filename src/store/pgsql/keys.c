@@ -240,9 +240,15 @@ static int key_device(struct store_tx *tx, const struct key_rec *k, int64_t *dev
 
 	if ((rc = pg_device_row(tx, k->device_id, NULL, dev)) < 0)
 		return rc;
-	if ((rc = pg_int(tx->c, &q_key_volume_device, PG_ARGS(PG_INT(k->volume_row)),
-			 &vdev)) < 0)
-		return rc;
+	if (tx->vol_row && k->volume_row == tx->vol_row) {
+		vdev = tx->vol_dev;
+	} else {
+		if ((rc = pg_int(tx->c, &q_key_volume_device,
+				 PG_ARGS(PG_INT(k->volume_row)), &vdev)) < 0)
+			return rc;
+		tx->vol_row = k->volume_row;
+		tx->vol_dev = vdev;
+	}
 	return vdev == *dev ? 0 : KW_ERR_NOT_FOUND;
 }
 

@@ -93,6 +93,7 @@ static int run_group(struct store *s, struct pconn *c, struct job *jobs)
 		}
 		next = "RELEASE SAVEPOINT job; SAVEPOINT job";
 		tx.dev_uid[0] = '\0';
+		tx.vol_row = 0;
 		j->rc = j->fn(&tx, j->arg);
 		if (j->rc < 0) {
 			if ((rc = pg_run(c, "ROLLBACK TO SAVEPOINT job")) < 0)

@@ -167,14 +167,26 @@ int pg_reader_get(struct store *s, struct pconn **out)
 {
 	char msg[320];
 	struct pconn *c;
-	int rc;
+	struct timespec until;
+	int rc = 0;
 
+	/* A read waits for a free connection as long as a statement may run,
+	 * not for ever (every connection held by slow readers). */
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += PG_STATEMENT_TIMEOUT_MS / 1000;
 	pthread_mutex_lock(&s->rlock);
-	while (!s->idle)
-		pthread_cond_wait(&s->rfree, &s->rlock);
+	while (!s->idle && rc == 0)
+		rc = pthread_cond_timedwait(&s->rfree, &s->rlock, &until);
 	c = s->idle;
-	s->idle = c->next;
+	if (c)
+		s->idle = c->next;
 	pthread_mutex_unlock(&s->rlock);
+	if (!c) {
+		store_count_error();
+		pg_log_failure("database: every connection for reads stayed busy for %d s",
+			       PG_STATEMENT_TIMEOUT_MS / 1000);
+		return KW_ERR_UNAVAILABLE;
+	}
 	if ((rc = pg_conn_ready(s, c, msg, sizeof(msg))) < 0) {
 		store_count_error();
 		pg_log_failure("database: %s", msg);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -166,6 +167,17 @@ out:
 	return rc;
 }
 
+/* pg_reader_get waits against the monotonic clock. */
+static void cond_init_monotonic(pthread_cond_t *cond)
+{
+	pthread_condattr_t ca;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(cond, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
 static int pgsql_open(const char *location, struct store **out, char *msg, size_t msglen)
 {
 	struct store *s = calloc(1, sizeof(*s));
@@ -180,7 +192,7 @@ static int pgsql_open(const char *location, struct store **out, char *msg, size_
 	pthread_mutex_init(&s->rlock, NULL);
 	pthread_mutex_init(&s->hlock, NULL);
 	pthread_cond_init(&s->wake, NULL);
-	pthread_cond_init(&s->rfree, NULL);
+	cond_init_monotonic(&s->rfree);
 	if (!(s->url = strdup(location)) || !(s->where = where_of(location))) {
 		snprintf(msg, msglen, "out of memory");
 		goto out;

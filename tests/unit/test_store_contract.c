@@ -3737,6 +3737,19 @@ static void test_pg_password_not_shown(void **state)
 	assert_non_null(strstr(msg, "_missing"));
 }
 
+static int ignore_key(const struct key_rec *k, void *arg)
+{
+	(void)k;
+	(void)arg;
+	return 0;
+}
+
+static int tx_key_lookup(struct store_tx *tx, void *arg)
+{
+	(void)arg;
+	return store_key_get(tx, "AAAA0001-0000-4000-8000-000000000009", ignore_key, NULL);
+}
+
 /* A hung database (here: a table locked by another session) fails the
  * write after statement_timeout (the URL's own, 300 ms here; keywarden's
  * default is 30 s) instead of holding it, and store_state says why; once
@@ -3765,9 +3778,21 @@ static void test_pg_statement_timeout(void **state)
 	r = PQexec(admin, "COMMIT");
 	assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
 	PQclear(r);
-	PQfinish(admin);
 	assert_int_equal(add_user(s, "waits"), 0);
 	assert_int_equal(store_state(s, NULL, 0), STORE_OK);
+
+	/* A key ID locked elsewhere: a write looking it up (its lock and the
+	 * lookup sent together) fails the same way, and its connection goes on. */
+	r = PQexec(admin, "SELECT pg_advisory_lock(hashtext('AAAA0001000040008000000000000009'))");
+	assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+	PQclear(r);
+	assert_int_equal(store_write(s, tx_key_lookup, NULL), KW_ERR_STORE);
+	r = PQexec(admin, "SELECT pg_advisory_unlock_all()");
+	assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+	PQclear(r);
+	PQfinish(admin);
+	assert_int_equal(store_write(s, tx_key_lookup, NULL), KW_ERR_NOT_FOUND);
+	assert_int_equal(add_user(s, "after"), 0);
 	store_close(s);
 }
 

@@ -277,13 +277,66 @@ int pg_run(struct pconn *c, const char *sql)
 
 /* ---- statements ---- */
 
-PGresult *pg_query(struct pconn *c, const struct pg_query *q, const struct pg_arg *a,
-		       size_t n, int *rc)
-{
-	char ints[PG_MAX_ARGS][24], name[16];
+/* A statement's arguments as libpq takes them. */
+struct params {
+	char ints[PG_MAX_ARGS][24];
 	const char *values[PG_MAX_ARGS];
-	int lengths[PG_MAX_ARGS], formats[PG_MAX_ARGS], slot = -1;
+	int lengths[PG_MAX_ARGS], formats[PG_MAX_ARGS];
+};
+
+static void params_fill(struct params *p, const struct pg_arg *a, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		p->lengths[i] = 0;
+		p->formats[i] = 0;
+		switch (a[i].type) {
+		case PG_T_INT:
+			snprintf(p->ints[i], sizeof(p->ints[i]), "%lld", (long long)a[i].i);
+			p->values[i] = p->ints[i];
+			break;
+		case PG_T_TEXT:
+			p->values[i] = a[i].p;
+			break;
+		case PG_T_BLOB:
+			/* An empty bytea still needs a value that is not NULL. */
+			p->values[i] = a[i].p ? a[i].p : "";
+			p->lengths[i] = (int)a[i].n;
+			p->formats[i] = 1;
+			break;
+		}
+	}
+}
+
+/* q's slot among the connection's prepared statements, prepared now if it
+ * is not yet; -1 when there is no room left (run it unprepared). */
+static int prepared(struct pconn *c, const struct pg_query *q, size_t n, int *rc)
+{
+	char name[16];
 	PGresult *r;
+
+	*rc = 0;
+	for (int i = 0; i < c->nprepared; i++)
+		if (c->prepared[i] == q)
+			return i;
+	if (c->nprepared == PG_MAX_PREPARED)
+		return -1;
+	snprintf(name, sizeof(name), "kw%d", c->nprepared);
+	r = PQprepare(c->pg, name, q->sql, (int)n, NULL);
+	*rc = result_rc(c, r, q->sql);
+	PQclear(r);
+	if (*rc < 0)
+		return -1;
+	c->prepared[c->nprepared] = q;
+	return c->nprepared++;
+}
+
+PGresult *pg_query(struct pconn *c, const struct pg_query *q, const struct pg_arg *a,
+		   size_t n, int *rc)
+{
+	struct params p;
+	char name[16];
+	PGresult *r;
+	int slot;
 
 	*rc = 0;
 	if (n > PG_MAX_ARGS) {
@@ -294,50 +347,104 @@ PGresult *pg_query(struct pconn *c, const struct pg_query *q, const struct pg_ar
 		*rc = KW_ERR_UNAVAILABLE;
 		return NULL;
 	}
-	for (size_t i = 0; i < n; i++) {
-		lengths[i] = 0;
-		formats[i] = 0;
-		switch (a[i].type) {
-		case PG_T_INT:
-			snprintf(ints[i], sizeof(ints[i]), "%lld", (long long)a[i].i);
-			values[i] = ints[i];
-			break;
-		case PG_T_TEXT:
-			values[i] = a[i].p;
-			break;
-		case PG_T_BLOB:
-			/* An empty bytea still needs a value that is not NULL. */
-			values[i] = a[i].p ? a[i].p : "";
-			lengths[i] = (int)a[i].n;
-			formats[i] = 1;
-			break;
-		}
-	}
-	for (int i = 0; i < c->nprepared; i++)
-		if (c->prepared[i] == q)
-			slot = i;
-	if (slot < 0 && c->nprepared < PG_MAX_PREPARED) {
-		snprintf(name, sizeof(name), "kw%d", c->nprepared);
-		r = PQprepare(c->pg, name, q->sql, (int)n, NULL);
-		if ((*rc = result_rc(c, r, q->sql)) < 0) {
-			PQclear(r);
-			return NULL;
-		}
-		PQclear(r);
-		slot = c->nprepared;
-		c->prepared[c->nprepared++] = q;
-	}
+	params_fill(&p, a, n);
+	if ((slot = prepared(c, q, n, rc)) < 0 && *rc < 0)
+		return NULL;
 	if (slot >= 0) {
 		snprintf(name, sizeof(name), "kw%d", slot);
-		r = PQexecPrepared(c->pg, name, (int)n, values, lengths, formats, 1);
+		r = PQexecPrepared(c->pg, name, (int)n, p.values, p.lengths, p.formats, 1);
 	} else {
-		r = PQexecParams(c->pg, q->sql, (int)n, NULL, values, lengths, formats, 1);
+		r = PQexecParams(c->pg, q->sql, (int)n, NULL, p.values, p.lengths, p.formats, 1);
 	}
 	if ((*rc = result_rc(c, r, q->sql)) < 0) {
 		PQclear(r);
 		return NULL;
 	}
 	return r;
+}
+
+/* The next result of a pipeline: NULL when the connection failed (noted). */
+static PGresult *next_result(struct pconn *c)
+{
+	PGresult *r = PQgetResult(c->pg);
+
+	if (!r) {
+		result_rc(c, NULL, "pipeline");
+		pg_conn_close(c);
+	}
+	return r;
+}
+
+int pg_each_after(struct pconn *c, const struct pg_query *first, const struct pg_arg *fa,
+		  size_t fn, const struct pg_query *q, const struct pg_arg *a, size_t n,
+		  pg_row_fn row, void *arg)
+{
+	struct params p1, p2;
+	char name1[16], name2[16];
+	PGresult *r;
+	int s1, s2, rc, rc2;
+
+	if (fn > PG_MAX_ARGS || n > PG_MAX_ARGS)
+		return KW_ERR_INTERNAL;
+	if (!c->pg)
+		return KW_ERR_UNAVAILABLE;
+	if ((s1 = prepared(c, first, fn, &rc)) < 0 || (s2 = prepared(c, q, n, &rc)) < 0 ||
+	    PQpipelineStatus(c->pg) != PQ_PIPELINE_OFF) {
+		/* No room to prepare them: one after the other. */
+		if (rc < 0)
+			return rc;
+		if ((rc = pg_exec(c, first, fa, fn)) < 0)
+			return rc;
+		return pg_each(c, q, a, n, row, arg);
+	}
+	params_fill(&p1, fa, fn);
+	params_fill(&p2, a, n);
+	snprintf(name1, sizeof(name1), "kw%d", s1);
+	snprintf(name2, sizeof(name2), "kw%d", s2);
+	if (!PQenterPipelineMode(c->pg) ||
+	    !PQsendQueryPrepared(c->pg, name1, (int)fn, p1.values, p1.lengths, p1.formats, 1) ||
+	    !PQsendQueryPrepared(c->pg, name2, (int)n, p2.values, p2.lengths, p2.formats, 1) ||
+	    !PQpipelineSync(c->pg)) {
+		result_rc(c, NULL, first->sql);
+		pg_conn_close(c);
+		return KW_ERR_UNAVAILABLE;
+	}
+	/* first's result, the end of its results; q's (or that the pipeline
+	 * stopped at first's failure), the end of them; the sync. */
+	if (!(r = next_result(c)))
+		return KW_ERR_UNAVAILABLE;
+	rc = result_rc(c, r, first->sql);
+	PQclear(r);
+	PQclear(PQgetResult(c->pg));
+	if (!(r = next_result(c)))
+		return KW_ERR_UNAVAILABLE;
+	if (PQresultStatus(r) != PGRES_PIPELINE_ABORTED) {
+		rc2 = result_rc(c, r, q->sql);
+		for (int i = 0; rc == 0 && rc2 == 0 && i < PQntuples(r); i++)
+			rc2 = row(r, i, arg);
+		if (rc == 0)
+			rc = rc2;
+		PQclear(r);
+		PQclear(PQgetResult(c->pg));
+		if (!(r = next_result(c)))
+			return KW_ERR_UNAVAILABLE;
+	}
+	/* Up to the sync (an aborted pipeline answers with it too); two ends in
+	 * a row mean there is nothing more. */
+	for (int ends = 0; !r || PQresultStatus(r) != PGRES_PIPELINE_SYNC;) {
+		if (r)
+			ends = 0;
+		else if (++ends == 2)
+			break;
+		PQclear(r);
+		r = PQgetResult(c->pg);
+	}
+	PQclear(r);
+	if (!PQexitPipelineMode(c->pg)) {
+		pg_conn_close(c);
+		return rc < 0 ? rc : KW_ERR_UNAVAILABLE;
+	}
+	return rc;
 }
 
 int pg_exec(struct pconn *c, const struct pg_query *q, const struct pg_arg *a, size_t n)

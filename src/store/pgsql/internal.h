@@ -184,6 +184,12 @@ PGresult *pg_query(struct pconn *c, const struct pg_query *q, const struct pg_ar
  * value row returned, or an error. */
 int pg_each(struct pconn *c, const struct pg_query *q, const struct pg_arg *a, size_t n,
 	    pg_row_fn row, void *arg);
+/* Runs first (no rows wanted: a lock), then q as pg_each, in one round
+ * trip (a pipeline): q's statement starts once first's is done, so at READ
+ * COMMITTED it sees what was committed before first's lock was granted. */
+int pg_each_after(struct pconn *c, const struct pg_query *first, const struct pg_arg *fa,
+		  size_t fn, const struct pg_query *q, const struct pg_arg *a, size_t n,
+		  pg_row_fn row, void *arg);
 /* pg_each for one row: KW_ERR_NOT_FOUND when there is none. */
 int pg_one(struct pconn *c, const struct pg_query *q, const struct pg_arg *a, size_t n,
 	   pg_row_fn row, void *arg);

@@ -116,6 +116,7 @@ static void key_fill(const PGresult *r, int i, struct key_rec *k)
 struct key_cb {
 	store_each_key cb;
 	void *arg;
+	bool seen;               /* a row was read */
 };
 
 /* KEY_COLS and the device's uid. */
@@ -127,6 +128,12 @@ static int key_row(const PGresult *r, int i, void *arg)
 	key_fill(r, i, &k);
 	pg_copy(r, i, 9, k.device_id, sizeof(k.device_id));
 	return c->cb(&k, c->arg);
+}
+
+static int key_row_seen(const PGresult *r, int i, void *arg)
+{
+	((struct key_cb *)arg)->seen = true;
+	return key_row(r, i, arg);
 }
 
 struct key_full_cb {
@@ -155,17 +162,17 @@ static int key_full_row(const PGresult *r, int i, void *arg)
 
 static int key_get(struct store_tx *tx, const char *key_id, store_each_key cb, void *arg)
 {
-	struct key_cb c = { cb, arg };
+	struct key_cb c = { cb, arg, false };
 	char hex[KEYID_HEX_LEN + 1];
 
 	if (strlen(key_id) != KEYID_CANON_LEN)
 		return KW_ERR_INVALID;
 	keyid_to_hex(key_id, hex);
 	if (tx->write) {
-		int rc = pg_exec(tx->c, &q_key_lock, PG_ARGS(PG_TEXT(hex)));
+		int rc = pg_each_after(tx->c, &q_key_lock, PG_ARGS(PG_TEXT(hex)), &q_key_get,
+				       PG_ARGS(PG_TEXT(hex)), key_row_seen, &c);
 
-		if (rc < 0)
-			return rc;
+		return rc == 0 && !c.seen ? KW_ERR_NOT_FOUND : rc;
 	}
 	return pg_one(tx->c, &q_key_get, PG_ARGS(PG_TEXT(hex)), key_row, &c);
 }
@@ -213,7 +220,7 @@ static int to_hex(const char *id, char *out)
 static int key_get_many(struct store_tx *tx, const char *const *key_ids, size_t n,
 			store_each_key cb, void *arg)
 {
-	struct key_cb c = { cb, arg };
+	struct key_cb c = { cb, arg, false };
 	char *list;
 	int rc = 0;
 
@@ -223,8 +230,9 @@ static int key_get_many(struct store_tx *tx, const char *const *key_ids, size_t 
 	if (!(list = json_list(key_ids, n, to_hex)))
 		return KW_ERR_NOMEM;
 	if (tx->write)
-		rc = pg_exec(tx->c, &q_key_lock_many, PG_ARGS(PG_TEXT(list)));
-	if (rc == 0)
+		rc = pg_each_after(tx->c, &q_key_lock_many, PG_ARGS(PG_TEXT(list)),
+				   &q_key_get_many, PG_ARGS(PG_TEXT(list)), key_row, &c);
+	else
 		rc = pg_each(tx->c, &q_key_get_many, PG_ARGS(PG_TEXT(list)), key_row, &c);
 	json_free_string(list);
 	return rc;
@@ -363,7 +371,7 @@ static int key_set_sealed(struct store_tx *tx, int64_t row, const uint8_t *seale
 static int key_each_volume(struct store_tx *tx, int64_t volume_row, unsigned states,
 			   store_each_key cb, void *arg)
 {
-	struct key_cb c = { cb, arg };
+	struct key_cb c = { cb, arg, false };
 
 	return pg_each(tx->c, &q_key_each_volume, PG_ARGS(PG_INT(volume_row), PG_INT(states)),
 		       key_row, &c);
@@ -372,7 +380,7 @@ static int key_each_volume(struct store_tx *tx, int64_t volume_row, unsigned sta
 static int key_each_device(struct store_tx *tx, const char *device_id, unsigned states,
 			   store_each_key cb, void *arg)
 {
-	struct key_cb c = { cb, arg };
+	struct key_cb c = { cb, arg, false };
 
 	return pg_each(tx->c, &q_key_each_device, PG_ARGS(PG_TEXT(device_id), PG_INT(states)),
 		       key_row, &c);
@@ -381,7 +389,7 @@ static int key_each_device(struct store_tx *tx, const char *device_id, unsigned 
 static int key_each_page(struct store_tx *tx, int64_t after_row, int64_t limit,
 			 store_each_key cb, void *arg)
 {
-	struct key_cb c = { cb, arg };
+	struct key_cb c = { cb, arg, false };
 
 	if (limit <= 0)
 		return KW_ERR_INVALID;

@@ -84,7 +84,7 @@ static int run_group(struct store *s, struct pconn *c, struct job *jobs)
 		    pg_conn_ready(s, c, msg, sizeof(msg)) == 0) {
 			/* The connection was lost before anything ran (the server
 			 * ended it while idle): once more on a new one. */
-			c->failed = c->down = false;
+			c->failed = c->down = c->serious = false;
 			rc = pg_run(c, next);
 		}
 		if (rc < 0) {

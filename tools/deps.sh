@@ -21,6 +21,7 @@ KW_BUILD_PACKAGES=(
 	libsodium-dev
 	libinih-dev
 	libldap-dev
+	libpq-dev
 )
 
 # What tools/test needs besides KW_BUILD_PACKAGES (node and npm come from
@@ -40,6 +41,9 @@ KW_TEST_PACKAGES=(
 	# starts its own slapd; the package's service need not run)
 	slapd
 	ldap-utils
+	# a throw-away PostgreSQL server for the store's tests (tests/with-postgres
+	# initialises and starts its own; the package's service need not run)
+	postgresql
 )
 
 # Runs a command with its output in a temporary file: nothing is shown when

@@ -9,6 +9,7 @@
 #include <sodium.h>
 
 #include "store/backend.h"
+#include "store/pgsql.h"
 #include "store/sqlite.h"
 #include "store/store.h"
 #include "util/err.h"
@@ -72,8 +73,8 @@ const struct store_ops *store_backend(const char *database, const char **locatio
 	}
 	if (strncmp(database, "postgresql://", 13) == 0 ||
 	    strncmp(database, "postgres://", 11) == 0) {
-		snprintf(msg, msglen, "this build of keywarden has no PostgreSQL store yet");
-		return NULL;
+		*location = database;   /* the whole URL: libpq reads it */
+		return store_pgsql_ops();
 	}
 	snprintf(msg, msglen, "database = %s: use sqlite:PATH or postgresql://…", database);
 	return NULL;

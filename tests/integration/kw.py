@@ -237,11 +237,15 @@ class Keywarden:
             subprocess.run(cmd, shell=True, check=(var == "KW_TEST_DB_SETUP"),
                            timeout=CLI_TIMEOUT)
 
-    def init(self, admin="admin", password=ADMIN_PASSWORD):
-        """`init --admin ADMIN --password-stdin`; returns its standard output."""
+    def make_database(self):
+        """Runs KW_TEST_DB_SETUP once (before the first `init`)."""
         if not self._db_made:
             self._shell_hook("KW_TEST_DB_SETUP")
             self._db_made = True
+
+    def init(self, admin="admin", password=ADMIN_PASSWORD):
+        """`init --admin ADMIN --password-stdin`; returns its standard output."""
+        self.make_database()
         rc, out, err = self.cli("init", "--admin", admin, "--password-stdin",
                                 input=password + "\n")
         if rc != 0:
@@ -252,6 +256,8 @@ class Keywarden:
 
     def cli(self, *args, input=None, config=True, timeout=CLI_TIMEOUT):
         """Runs `keywarden --config CONF ARGS`; returns (rc, stdout, stderr)."""
+        if args and args[0] == "init":
+            self.make_database()
         cmd = [BINARY] + (["--config", self.conf] if config else []) + list(args)
         p = subprocess.run(cmd, input=input, capture_output=True, text=True,
                            timeout=timeout, cwd=self.dir)

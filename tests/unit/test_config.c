@@ -660,10 +660,11 @@ static void test_validate_checks(void **state)
 		     "database = /var/lib/kw.db: use sqlite:PATH or postgresql://…");
 	expect_error("[storage]\ndatabase = sqlite:\n", 2,
 		     "database = sqlite: needs a file path");
-	/* A scheme the store knows but this build cannot open stops the
-	 * configuration, not the first request. */
-	expect_error("[storage]\ndatabase = postgres://db/kw\n", 2,
-		     "database: this build of keywarden has no PostgreSQL store yet");
+	/* postgresql:// and postgres:// name the PostgreSQL store. */
+	assert_int_equal(validate_text("[storage]\ndatabase = postgres://db/kw\n", msg,
+				       sizeof(msg)), 0);
+	assert_int_equal(validate_text("[storage]\ndatabase = postgresql://u@db:5433/kw\n",
+				       msg, sizeof(msg)), 0);
 
 	assert_int_equal(validate_text("[ldap]\nuri = ldaps://dc\n"
 				       "starttls = true\n", msg, sizeof(msg)),

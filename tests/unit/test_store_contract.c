@@ -5,7 +5,12 @@
  * commands run before and after each test with {id}, {url} and {dir}
  * replaced), by default a new sqlite: file in a temporary directory.
  * Nothing here may depend on the backend: what is particular to SQLite is
- * tested in test_store.c. */
+ * tested in test_store.c.
+ *
+ * With KW_TEST_POSTGRES (a superuser's URL, as tests/with-postgres sets),
+ * every test runs a second time against PostgreSQL, each in a database of
+ * its own created for it; and the tests of what only a shared database
+ * does (two instances on one database, a connection lost) run there. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -21,6 +26,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
+
 #include "core/role.h"
 #include "store/store.h"
 #include "util/err.h"
@@ -33,6 +40,41 @@ struct fx {
 };
 
 /* ---- fixture ---- */
+
+/* The PostgreSQL server to test on (KW_TEST_POSTGRES), and whether the
+ * group running now uses it. */
+static const char *pg_admin_url;
+static bool on_pg;
+
+/* Runs sql on the server as its superuser; fails the test on an error. */
+static void pg_admin(const char *sql)
+{
+	PGconn *c = PQconnectdb(pg_admin_url);
+	PGresult *r;
+
+	if (PQstatus(c) != CONNECTION_OK)
+		fail_msg("cannot connect to %s: %s", pg_admin_url, PQerrorMessage(c));
+	r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
+		char err[256];
+
+		snprintf(err, sizeof(err), "%s", PQerrorMessage(c));
+		PQclear(r);
+		PQfinish(c);
+		fail_msg("%s: %s", sql, err);
+	}
+	PQclear(r);
+	PQfinish(c);
+}
+
+/* The URL of database name on the test server. */
+static void pg_url(const char *name, char *out, size_t outlen)
+{
+	const char *slash = strrchr(pg_admin_url, '/');
+	int n = slash ? (int)(slash - pg_admin_url) : (int)strlen(pg_admin_url);
+
+	snprintf(out, outlen, "%.*s/%s", n, pg_admin_url, name);
+}
 
 static void remove_dir(const char *dir)
 {
@@ -107,11 +149,18 @@ static int setup(void **state)
 	}
 	snprintf(f->id, sizeof(f->id), "kwcontract_%ld_%d", (long)getpid(),
 		 atomic_fetch_add(&serial, 1));
-	if (tmpl && *tmpl)
+	if (on_pg) {
+		char sql[128];
+
+		snprintf(sql, sizeof(sql), "CREATE DATABASE %s", f->id);
+		pg_admin(sql);
+		pg_url(f->id, f->db, sizeof(f->db));
+	} else if (tmpl && *tmpl)
 		expand(f, tmpl, f->db, sizeof(f->db));
 	else
 		snprintf(f->db, sizeof(f->db), "sqlite:%s/kw.db", f->dir);
-	hook(f, "KW_TEST_DB_SETUP");
+	if (!on_pg)
+		hook(f, "KW_TEST_DB_SETUP");
 	if (store_open(f->db, true, &f->s, msg, sizeof(msg)) < 0) {
 		print_error("store_open %s: %s\n", f->db, msg);
 		hook(f, "KW_TEST_DB_TEARDOWN");
@@ -128,7 +177,14 @@ static int teardown(void **state)
 	struct fx *f = *state;
 
 	store_close(f->s);
-	hook(f, "KW_TEST_DB_TEARDOWN");
+	if (on_pg) {
+		char sql[128];
+
+		snprintf(sql, sizeof(sql), "DROP DATABASE %s WITH (FORCE)", f->id);
+		pg_admin(sql);
+	} else {
+		hook(f, "KW_TEST_DB_TEARDOWN");
+	}
 	remove_dir(f->dir);
 	free(f);
 	return 0;
@@ -3357,6 +3413,433 @@ static void test_key_import(void **state)
 	assert_string_equal(q.origin, long_origin);
 }
 
+/* ---- group commit ---- */
+
+struct gc_job {
+	char name[16];
+	bool fail;               /* inserts its user, then fails */
+	int rc;
+	sem_t *done;
+};
+
+static int tx_gc(struct store_tx *tx, void *arg)
+{
+	struct gc_job *j = arg;
+	struct user_rec u = user(j->name, 0);
+	int rc;
+
+	if ((rc = store_user_insert(tx, &u)) < 0)
+		return rc;
+	return j->fail ? KW_ERR_CONFLICT : 0;
+}
+
+static void gc_done(int rc, void *arg)
+{
+	struct gc_job *j = arg;
+
+	j->rc = rc;
+	sem_post(j->done);
+}
+
+/* Many writes queued at once (committed in groups): the one that fails
+ * keeps none of its changes, every other one is kept. */
+static void test_group_commit_one_fails(void **state)
+{
+	enum { JOBS = 64, FAILING = 37 };
+	struct fx *f = *state;
+	struct gc_job j[JOBS];
+	struct names n;
+	sem_t done;
+
+	sem_init(&done, 0, 0);
+	for (int i = 0; i < JOBS; i++) {
+		j[i] = (struct gc_job){ .fail = i == FAILING, .rc = 1, .done = &done };
+		snprintf(j[i].name, sizeof(j[i].name), "gc%02d", i);
+		assert_int_equal(store_write_async(f->s, tx_gc, &j[i], gc_done, &j[i]), 0);
+	}
+	for (int i = 0; i < JOBS; i++)
+		sem_wait(&done);
+	sem_destroy(&done);
+	for (int i = 0; i < JOBS; i++)
+		assert_int_equal(j[i].rc, i == FAILING ? KW_ERR_CONFLICT : 0);
+	memset(&n, 0, sizeof(n));
+	assert_int_equal(store_read(f->s, tx_user_each, &n), 0);
+	assert_int_equal(n.n, JOBS - 1);
+	for (size_t i = 0; i < n.n; i++)
+		assert_string_not_equal(n.v[i], "gc37");
+}
+
+/* ---- a read, then a write of what was read, in one store_write ---- */
+
+struct spender {
+	struct store *s;
+	int tries, spent, refused, failed;
+};
+
+/* Uses the token when it has a use left: the check and the use are one
+ * atomic write, so no more uses than it had are spent. */
+static int tx_spend(struct store_tx *tx, void *arg)
+{
+	uint8_t h[STORE_HASH_LEN];
+	struct token_rec t;
+	int rc;
+
+	(void)arg;
+	hash_of(h, 77);
+	if ((rc = store_token_get(tx, h, &t)) < 0)
+		return rc;
+	if (t.uses_left == 0)
+		return 0;
+	if ((rc = store_token_use(tx, t.id)) < 0)
+		return rc;
+	return 1;
+}
+
+static void *spend_thread(void *p)
+{
+	struct spender *sp = p;
+
+	for (int i = 0; i < sp->tries; i++) {
+		int rc = store_write(sp->s, tx_spend, NULL);
+
+		if (rc == 1)
+			sp->spent++;
+		else if (rc == 0)
+			sp->refused++;
+		else
+			sp->failed++;
+	}
+	return NULL;
+}
+
+/* Threads spending a 5-use token at once, on s1 and s2 in turn: exactly 5
+ * succeed. */
+static void spend_concurrently(struct store *s1, struct store *s2)
+{
+	enum { THREADS = 8, TRIES = 4 };
+	struct token_ins ins;
+	struct spender sp[THREADS];
+	pthread_t th[THREADS];
+	int spent = 0;
+
+	memset(&ins, 0, sizeof(ins));
+	hash_of(ins.rec.hash, 77);
+	ins.rec.created_at = 1;
+	ins.rec.uses_left = 5;
+	assert_int_equal(store_write(s1, tx_token_insert, &ins), 0);
+	for (int i = 0; i < THREADS; i++) {
+		sp[i] = (struct spender){ .s = i % 2 ? s2 : s1, .tries = TRIES };
+		assert_int_equal(pthread_create(&th[i], NULL, spend_thread, &sp[i]), 0);
+	}
+	for (int i = 0; i < THREADS; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(sp[i].failed, 0);
+		spent += sp[i].spent;
+	}
+	assert_int_equal(spent, 5);
+}
+
+static void test_read_then_write_is_atomic(void **state)
+{
+	struct fx *f = *state;
+
+	spend_concurrently(f->s, f->s);
+}
+
+/* ---- PostgreSQL: several instances on one database ---- */
+
+/* A second instance: another store on the test's database. */
+static struct store *second(const struct fx *f)
+{
+	struct store *s = NULL;
+	char msg[256] = "";
+
+	if (store_open(f->db, true, &s, msg, sizeof(msg)) < 0)
+		fail_msg("store_open %s: %s", f->db, msg);
+	assert_true(store_shared(s));
+	return s;
+}
+
+/* Two instances disclosing at once keep one valid chain. */
+static void test_pg_two_instances_audit(void **state)
+{
+	enum { THREADS = 4, EACH = 20 };
+	struct fx *f = *state;
+	struct store *s2 = second(f);
+	struct appender ap[THREADS];
+	pthread_t th[THREADS];
+	struct chain c;
+
+	for (int i = 0; i < THREADS; i++) {
+		ap[i] = (struct appender){ .s = i % 2 ? s2 : f->s, .n = EACH, .at = 3000 + i };
+		assert_int_equal(pthread_create(&th[i], NULL, append_thread, &ap[i]), 0);
+	}
+	for (int i = 0; i < THREADS; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(ap[i].failures, 0);
+	}
+	assert_int_equal(store_read(s2, tx_check_chain, &c), 0);
+	assert_int_equal(c.n, THREADS * EACH);
+	assert_int_equal(c.last_seq, THREADS * EACH);
+	assert_true(c.ok);
+	store_close(s2);
+}
+
+/* A limit taken from two instances at once allows no more than its count. */
+static void test_pg_two_instances_limit(void **state)
+{
+	enum { THREADS = 8, TAKES = 8 };
+	struct fx *f = *state;
+	struct store *s2 = second(f);
+	struct taker t[THREADS];
+	pthread_t th[THREADS];
+	int taken = 0, refused = 0;
+
+	for (int i = 0; i < THREADS; i++) {
+		t[i] = (struct taker){ .s = i % 2 ? s2 : f->s, .takes = TAKES };
+		assert_int_equal(pthread_create(&th[i], NULL, take_thread, &t[i]), 0);
+	}
+	for (int i = 0; i < THREADS; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(t[i].failed, 0);
+		taken += t[i].taken;
+		refused += t[i].refused;
+	}
+	assert_int_equal(taken, 25);
+	assert_int_equal(refused, THREADS * TAKES - 25);
+	store_close(s2);
+}
+
+/* A session started on one instance is found, touched and ended on the
+ * other. */
+static void test_pg_two_instances_session(void **state)
+{
+	struct fx *f = *state;
+	struct store *s2 = second(f);
+	struct sess_q q;
+	int step = 0;
+
+	assert_int_equal(store_write(f->s, tx_session_ops, &step), 0);
+	hash_of(q.hash, 1);
+	assert_int_equal(store_read(s2, tx_session_get, &q), 0);
+	assert_int_equal(q.rc, 0);
+	assert_string_equal(q.user, "alice");
+	assert_string_equal(q.identities, "alice\nCORP\\alice");
+	store_close(s2);
+}
+
+/* A token spent from two instances at once is spent no more than its
+ * uses. */
+static void test_pg_two_instances_token(void **state)
+{
+	struct fx *f = *state;
+	struct store *s2 = second(f);
+
+	spend_concurrently(f->s, s2);
+	store_close(s2);
+}
+
+/* A database whose schema is newer than this program is refused. */
+static void test_pg_schema_newer(void **state)
+{
+	struct fx *f = *state;
+	struct store *s = NULL;
+	char sql[256], msg[256] = "";
+	PGconn *c;
+	PGresult *r;
+
+	pg_url(f->id, sql, sizeof(sql));
+	c = PQconnectdb(sql);
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	r = PQexec(c, "UPDATE kw_schema SET version = 99");
+	assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	PQfinish(c);
+	assert_int_equal(store_open(f->db, true, &s, msg, sizeof(msg)), KW_ERR_SCHEMA);
+	assert_non_null(strstr(msg, "newer"));
+	assert_int_equal(store_open(f->db, false, &s, msg, sizeof(msg)), KW_ERR_SCHEMA);
+	assert_null(s);
+}
+
+/* Ends every connection to the test's database, and (allow false) refuses
+ * new ones: the database "stops answering". */
+static void pg_cut(const struct fx *f, bool allow)
+{
+	char sql[256];
+
+	snprintf(sql, sizeof(sql), "ALTER DATABASE %s ALLOW_CONNECTIONS %s", f->id,
+		 allow ? "true" : "false");
+	pg_admin(sql);
+	/* Waits until each has ended (up to 30 s). */
+	snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(pid, 30000) "
+		 "FROM pg_stat_activity WHERE datname = '%s' AND pid <> pg_backend_pid()", f->id);
+	pg_admin(sql);
+}
+
+/* Connections the server ended are replaced at their next use: the
+ * requests after it work. While the database refuses connections, writes
+ * fail (KW_ERR_UNAVAILABLE), nothing of them is kept, and store_state says
+ * so; once it answers again, writes work and the state is STORE_OK, with
+ * no restart. */
+static void test_pg_connection_lost(void **state)
+{
+	struct fx *f = *state;
+	char reason[128];
+	struct names n;
+
+	assert_int_equal(add_user(f->s, "before"), 0);
+	memset(&n, 0, sizeof(n));
+	assert_int_equal(store_read(f->s, tx_user_each, &n), 0);
+
+	/* The server ends every connection: the next requests reconnect. */
+	pg_cut(f, true);
+	assert_int_equal(add_user(f->s, "after1"), 0);
+	memset(&n, 0, sizeof(n));
+	assert_int_equal(store_read(f->s, tx_user_each, &n), 0);
+	assert_int_equal(n.n, 2);
+	assert_int_equal(store_state(f->s, NULL, 0), STORE_OK);
+
+	/* The database does not answer. */
+	pg_cut(f, false);
+	assert_true(add_user(f->s, "during") < 0);
+	assert_int_equal(store_state(f->s, reason, sizeof(reason)), STORE_WRITES_FAILING);
+	assert_non_null(strstr(reason, "not answering"));
+	assert_null(strstr(reason, "kwtest@"));
+	memset(&n, 0, sizeof(n));
+	assert_true(store_read(f->s, tx_user_each, &n) < 0);
+
+	/* It answers again: no restart needed. */
+	pg_cut(f, true);
+	assert_int_equal(add_user(f->s, "after2"), 0);
+	assert_int_equal(store_state(f->s, reason, sizeof(reason)), STORE_OK);
+	memset(&n, 0, sizeof(n));
+	assert_int_equal(store_read(f->s, tx_user_each, &n), 0);
+	assert_int_equal(n.n, 3);
+	assert_string_equal(n.v[0], "after1");
+	assert_string_equal(n.v[1], "after2");
+	assert_string_equal(n.v[2], "before");
+}
+
+/* A URL's password is never in a message: they name user@host:port/db. */
+static void test_pg_password_not_shown(void **state)
+{
+	struct fx *f = *state;
+	struct store *s = NULL;
+	char url[512], msg[512] = "";
+	const char *at = strstr(f->db, "@");
+
+	assert_non_null(at);
+	snprintf(url, sizeof(url), "postgresql://kwtest:Sup3rSecretPw%s_missing", at);
+	assert_true(store_open(url, true, &s, msg, sizeof(msg)) < 0);
+	assert_null(s);
+	assert_null(strstr(msg, "Sup3rSecretPw"));
+	assert_non_null(strstr(msg, "kwtest@127.0.0.1:"));
+	assert_non_null(strstr(msg, "_missing"));
+}
+
+static int ignore_key(const struct key_rec *k, void *arg)
+{
+	(void)k;
+	(void)arg;
+	return 0;
+}
+
+static int tx_key_lookup(struct store_tx *tx, void *arg)
+{
+	(void)arg;
+	return store_key_get(tx, "AAAA0001-0000-4000-8000-000000000009", ignore_key, NULL);
+}
+
+/* A hung database (here: a table locked by another session) fails the
+ * write after statement_timeout (the URL's own, 300 ms here; keywarden's
+ * default is 30 s) instead of holding it, and store_state says why; once
+ * the table is free, writes work again. */
+static void test_pg_statement_timeout(void **state)
+{
+	struct fx *f = *state;
+	struct store *s = NULL;
+	char url[600], reason[160], msg[256] = "";
+	PGconn *admin;
+	PGresult *r;
+
+	snprintf(url, sizeof(url), "%s?options=-c%%20statement_timeout%%3D300", f->db);
+	if (store_open(url, true, &s, msg, sizeof(msg)) < 0)
+		fail_msg("store_open: %s", msg);
+	admin = PQconnectdb(f->db);
+	assert_int_equal(PQstatus(admin), CONNECTION_OK);
+	r = PQexec(admin, "BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE");
+	assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+
+	assert_int_equal(add_user(s, "waits"), KW_ERR_STORE);
+	assert_int_equal(store_state(s, reason, sizeof(reason)), STORE_WRITES_FAILING);
+	assert_non_null(strstr(reason, "statement_timeout"));
+
+	r = PQexec(admin, "COMMIT");
+	assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	assert_int_equal(add_user(s, "waits"), 0);
+	assert_int_equal(store_state(s, NULL, 0), STORE_OK);
+
+	/* A key ID locked elsewhere: a write looking it up (its lock and the
+	 * lookup sent together) fails the same way, and its connection goes on. */
+	r = PQexec(admin, "SELECT pg_advisory_lock(hashtext('AAAA0001000040008000000000000009'))");
+	assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+	PQclear(r);
+	assert_int_equal(store_write(s, tx_key_lookup, NULL), KW_ERR_STORE);
+	r = PQexec(admin, "SELECT pg_advisory_unlock_all()");
+	assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+	PQclear(r);
+	PQfinish(admin);
+	assert_int_equal(store_write(s, tx_key_lookup, NULL), KW_ERR_NOT_FOUND);
+	assert_int_equal(add_user(s, "after"), 0);
+	store_close(s);
+}
+
+struct opener {
+	char url[512];
+	int rc;
+	char msg[256];
+};
+
+static void *open_thread(void *p)
+{
+	struct opener *o = p;
+	struct store *s = NULL;
+
+	o->rc = store_open(o->url, true, &s, o->msg, sizeof(o->msg));
+	store_close(s);
+	return NULL;
+}
+
+/* Instances started at once on an empty database: one migrates, the
+ * others find the schema done; none fails. */
+static void test_pg_migrate_at_once(void **state)
+{
+	enum { N = 4 };
+	struct fx *f = *state;
+	struct opener o[N];
+	pthread_t th[N];
+	char name[64], sql[128];
+
+	snprintf(name, sizeof(name), "%s_m", f->id);
+	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
+	pg_admin(sql);
+	for (int i = 0; i < N; i++) {
+		memset(&o[i], 0, sizeof(o[i]));
+		pg_url(name, o[i].url, sizeof(o[i].url));
+		assert_int_equal(pthread_create(&th[i], NULL, open_thread, &o[i]), 0);
+	}
+	for (int i = 0; i < N; i++) {
+		pthread_join(th[i], NULL);
+		if (o[i].rc != 0)
+			print_error("open %d: %s\n", i, o[i].msg);
+		assert_int_equal(o[i].rc, 0);
+	}
+	snprintf(sql, sizeof(sql), "DROP DATABASE %s WITH (FORCE)", name);
+	pg_admin(sql);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -3396,7 +3879,29 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_audit_page, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_report_lists, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_import, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_commit_one_fails, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_then_write_is_atomic, setup, teardown),
 	};
+	const struct CMUnitTest pg_tests[] = {
+		cmocka_unit_test_setup_teardown(test_pg_two_instances_audit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pg_two_instances_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pg_two_instances_session, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pg_two_instances_token, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pg_schema_newer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pg_connection_lost, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pg_password_not_shown, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pg_statement_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pg_migrate_at_once, setup, teardown),
+	};
+	int failed;
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	failed = cmocka_run_group_tests_name("store contract", tests, NULL, NULL);
+	pg_admin_url = getenv("KW_TEST_POSTGRES");
+	if (!pg_admin_url || !*pg_admin_url)
+		return failed;
+	on_pg = true;
+	failed += cmocka_run_group_tests_name("store contract on PostgreSQL", tests, NULL, NULL);
+	failed += cmocka_run_group_tests_name("PostgreSQL: several instances", pg_tests, NULL,
+					      NULL);
+	return failed;
 }

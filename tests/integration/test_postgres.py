@@ -1,0 +1,129 @@
+"""keywarden on PostgreSQL: what a shared database adds (issue 12). Starts a
+throw-away server of its own (tests/with-postgres), whatever database the
+other tests use; skipped where PostgreSQL is not installed.
+
+- PostgreSQL restarted under a running keywarden: requests meanwhile get
+  503 and keep nothing, /healthz says 503, and afterwards everything works
+  without restarting keywarden.
+- Two instances on one database: a session started on one goes on on the
+  other, and disclosures through both at once leave one valid audit chain
+  (`keywarden audit verify`).
+"""
+
+import importlib.machinery
+import importlib.util
+import os
+import secrets
+import shutil
+import threading
+import unittest
+
+import kw
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _with_postgres():
+    path = os.path.join(HERE, "..", "with-postgres")
+    loader = importlib.machinery.SourceFileLoader("with_postgres", path)
+    spec = importlib.util.spec_from_loader("with_postgres", loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
+
+
+wp = _with_postgres()
+
+
+@unittest.skipUnless(wp.bindir(), "PostgreSQL is not installed")
+class PostgresTest(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pg = wp.Postgres()
+        cls.addClassCleanup(cls.pg.close)
+
+    def instance(self, name, db, key_from=None):
+        """A keywarden on database db of the test server; with key_from, a
+        second instance of that one's site (its key file, no init)."""
+        k = kw.Keywarden(settings={"storage": {"database": self.pg.url_for(db)}},
+                         name=name, init=False, start=False)
+        self.addCleanup(k.close)
+        if key_from is None:
+            self.pg.create_database(db)
+            k.init()
+        else:
+            shutil.copy(key_from.key_file, k.key_file)
+            os.chmod(k.key_file, 0o600)
+        k.start()
+        return k
+
+    def healthz(self, k):
+        return k.request("GET", "/healthz").status
+
+    def test_restart_under_keywarden(self):
+        k = self.instance("pgrestart", "kwrestart")
+        did, secret = k.register()
+        before = kw.new_keys(1)
+        self.assertEqual(k.checkin(secret, volumes=[kw.volume(before)]).status, 200)
+
+        self.pg.stop()
+        try:
+            during = kw.new_keys(1)
+            r = k.checkin(secret, volumes=[kw.volume(during)])
+            self.assertEqual(r.status, 503, r)
+            self.assertEqual(self.healthz(k), 503)
+        finally:
+            self.pg.start()
+
+        # No restart of keywarden: /healthz recovers by itself.
+        kw.wait_for(lambda: self.healthz(k) == 200, timeout=60)
+        after = kw.new_keys(1)
+        self.assertEqual(k.checkin(secret, volumes=[kw.volume(before + after)]).status, 200)
+        ids = {r["key_id"] for r in k.export_rows(did)}
+        self.assertIn(before[0][0], ids)
+        self.assertIn(after[0][0], ids)
+        self.assertNotIn(during[0][0], ids)     # nothing of the refused write
+        self.assertEqual(k.metrics()["keywarden_store_state"], 0)
+
+    def test_two_instances(self):
+        db = "kwtwo_%s" % secrets.token_hex(3)
+        k1 = self.instance("pgone", db)
+        k2 = self.instance("pgtwo", db, key_from=k1)
+        user, pw = "alice", "Pw-alice-%s" % secrets.token_urlsafe(9)
+        k1.add_user(user, pw)
+        keys = kw.new_keys(1)
+        k1.device_with(keys=keys, logons=[(user, "local")])
+        kid = keys[0][0]
+
+        # A session started on one instance goes on on the other.
+        b = kw.Browser(k1)
+        b.sign_in(user, pw)
+        b.kw = k2
+        r = b.get("/recover")
+        self.assertEqual(r.status, 200, r)
+
+        # Disclosures through both at once: one chain.
+        results = []
+
+        def disclose(inst):
+            br = kw.Browser(inst)
+            br.sign_in(user, pw)
+            for _ in range(3):
+                results.append(br.recover(kid).status)
+        threads = [threading.Thread(target=disclose, args=(inst,))
+                   for inst in (k1, k2, k1, k2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        self.assertEqual(len(results), 12)
+        self.assertTrue(all(s in (200, 429) for s in results), results)
+        self.assertIn(200, results)
+        for inst in (k1, k2):
+            rc, out, err = inst.cli("audit", "verify")
+            self.assertEqual(rc, 0, out + err)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -6,6 +6,7 @@
 #include <sodium.h>
 
 #include "core/escrow.h"
+#include "core/keyfile.h"
 #include "core/seal.h"
 #include "util/err.h"
 #include "util/str.h"
@@ -392,6 +393,7 @@ static int apply_tx(struct store_tx *tx, void *arg)
 	    (rc = list_reported(&ap)) < 0 ||
 	    (rc = read_keys(tx, &ap)) < 0 ||
 	    (rc = work_out(&ap)) < 0 ||
+	    (a->check_key && ap.ninserts && (rc = keyfile_check_tx(tx, a->seal)) < 0) ||
 	    (rc = write_changes(tx, &ap)) < 0 ||
 	    (rc = put_logons(tx, a)) < 0 ||
 	    (rc = list_rotate(&ap)) < 0)
@@ -437,6 +439,7 @@ int checkin_apply(struct store *s, const struct seal *k, const char *device_id,
 	int rc;
 
 	job_init(&a, k, device_id, ci, now, res);
+	a.check_key = store_shared(s);
 	if ((rc = seal_keys(k, device_id, ci)) < 0)
 		return rc;
 	rc = store_write(s, apply_tx, &a);
@@ -454,6 +457,7 @@ int checkin_apply_async(struct store *s, const struct seal *k, const char *devic
 
 	job_init(job, k, device_id, ci, now, res);
 	job->secret_hash = secret_hash;
+	job->check_key = store_shared(s);
 	if ((rc = seal_keys(k, device_id, ci)) < 0)
 		return rc;
 	return store_write_async(s, apply_tx, job, done, done_arg);

@@ -44,6 +44,7 @@ struct checkin_job {
 	const struct checkin *ci;
 	int64_t now;
 	struct checkin_result *res;
+	bool check_key;               /* a shared store: keyfile_check_tx */
 };
 
 /* checkin_apply without waiting: done(rc, done_arg) reports the outcome

@@ -2,6 +2,7 @@
 #include <stdio.h>
 
 #include "core/health.h"
+#include "core/keyfile.h"
 #include "store/store.h"
 #include "util/err.h"
 #include "util/timeutil.h"
@@ -11,6 +12,9 @@ static int ping_tx(struct store_tx *tx, void *arg)
 	char v[64];
 	int rc = store_meta_get(tx, "master_key_id", v, sizeof(v));
 
+	/* Another instance's rekey shows here first (a shared database). */
+	if (rc == 0)
+		keyfile_seen(v);
 	return rc == KW_ERR_NOT_FOUND ? 0 : rc;
 }
 
@@ -41,6 +45,11 @@ int health_check(struct store *s, char *reason, size_t reasonlen)
 		return KW_ERR_UNAVAILABLE;
 	if (store_lookup(s, ping_tx, NULL) < 0) {
 		snprintf(reason, reasonlen, "store unavailable");
+		return KW_ERR_UNAVAILABLE;
+	}
+	if (keyfile_stale()) {
+		snprintf(reason, reasonlen, "the database's master key was replaced (keywarden "
+			 "rekey): restart keywarden with the new key file");
 		return KW_ERR_UNAVAILABLE;
 	}
 	return 0;

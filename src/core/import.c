@@ -9,6 +9,7 @@
 #include "core/checkin.h"
 #include "core/enroll.h"
 #include "core/import.h"
+#include "core/keyfile.h"
 #include "core/inventory.h"
 #include "core/keyid.h"
 #include "core/recpw.h"
@@ -547,6 +548,7 @@ struct apply {
 	bool *bad;                       /* rows found invalid by the parse */
 	const char *origin;
 	const char *format;
+	bool check_key;                  /* a shared store: keyfile_check_tx */
 	size_t parse_invalid;
 	/* Reset at every run of the transaction. */
 	size_t keys_added, keys_present, devices_added, assocs_added, invalid;
@@ -784,6 +786,9 @@ static int apply_tx(struct store_tx *tx, void *arg)
 	a->invalid = 0;
 	a->errs.nerrors = 0;
 	a->last_dev[0] = a->vol_dev[0] = '\0';
+	/* The rows were sealed with this process's key before the write. */
+	if (a->check_key && (rc = keyfile_check_tx(tx, a->seal)) < 0)
+		return rc;
 	for (size_t i = 0; i < a->nrows; i++) {
 		if (a->bad[i])
 			continue;
@@ -849,6 +854,7 @@ static int import_write(struct store *s, const struct seal *k, const struct impo
 	a->origin = origin;
 	a->format = format_name(req->format);
 	a->parse_invalid = rep->invalid;
+	a->check_key = store_shared(s);
 	/* With invalid rows and !skip_invalid the write still runs, to find
 	 * every conflict with what is stored, and is undone (apply_tx). */
 	rc = store_write(s, apply_tx, a);

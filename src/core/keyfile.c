@@ -1,6 +1,9 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -13,6 +16,7 @@
 #include "core/keyfile.h"
 #include "core/recpw.h"
 #include "util/err.h"
+#include "util/log.h"
 #include "util/timeutil.h"
 
 #define FP_NAME "master_key_id"
@@ -365,6 +369,58 @@ static int rekey_keys(struct store_tx *tx, struct rekey_job *j)
 	return 0;
 }
 
+/* This process's key, and whether the database has moved on from it. */
+static char expected[SEAL_FINGERPRINT_LEN + 1];
+static pthread_mutex_t expected_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_bool stale;
+
+static void note_stale(const char *mine, const char *have)
+{
+	if (atomic_exchange(&stale, true))
+		return;
+	log_error("the database's master key is now %s, not this process's %s: keywarden "
+		  "rekey ran elsewhere. Nothing is sealed or opened with the old key any "
+		  "more: restart keywarden with the new key file", have, mine);
+}
+
+void keyfile_expect(const char *fingerprint)
+{
+	pthread_mutex_lock(&expected_lock);
+	snprintf(expected, sizeof(expected), "%s", fingerprint ? fingerprint : "");
+	pthread_mutex_unlock(&expected_lock);
+	atomic_store(&stale, false);
+}
+
+void keyfile_seen(const char *master_key_id)
+{
+	char mine[SEAL_FINGERPRINT_LEN + 1];
+
+	pthread_mutex_lock(&expected_lock);
+	memcpy(mine, expected, sizeof(mine));
+	pthread_mutex_unlock(&expected_lock);
+	if (mine[0] && master_key_id && master_key_id[0] && strcmp(mine, master_key_id))
+		note_stale(mine, master_key_id);
+}
+
+bool keyfile_stale(void)
+{
+	return atomic_load(&stale);
+}
+
+int keyfile_check_tx(struct store_tx *tx, const struct seal *k)
+{
+	char mine[SEAL_FINGERPRINT_LEN + 1], have[SEAL_FINGERPRINT_LEN + 8];
+	int rc;
+
+	seal_fingerprint(k, mine);
+	if ((rc = store_meta_get(tx, FP_NAME, have, sizeof(have))) < 0)
+		return rc == KW_ERR_NOT_FOUND ? KW_ERR_UNAVAILABLE : rc;
+	if (!strcmp(have, mine))
+		return 0;
+	note_stale(mine, have);
+	return KW_ERR_UNAVAILABLE;
+}
+
 static int rekey_tx(struct store_tx *tx, void *arg)
 {
 	struct rekey_job *j = arg;
@@ -380,9 +436,13 @@ static int rekey_tx(struct store_tx *tx, void *arg)
 		return rc;
 	if (rc == 0 && strcmp(have, j->old_fp))
 		return KW_ERR_CONFLICT;
-	if ((rc = rekey_keys(tx, j)) < 0)
-		return rc;
+	/* The new key's ID first: on a shared database a write that seals
+	 * with the old key (keyfile_check_tx) holds the row until it commits,
+	 * so this waits for it and the pages below see its keys; the writes
+	 * after it find the new ID and refuse. */
 	if ((rc = store_meta_set(tx, FP_NAME, j->new_fp)) < 0)
+		return rc;
+	if ((rc = rekey_keys(tx, j)) < 0)
 		return rc;
 	snprintf(comment, sizeof(comment), "%zu keys re-encrypted; master key %s replaced "
 		 "by %s", j->n, j->old_fp, j->new_fp);

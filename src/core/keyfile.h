@@ -60,6 +60,26 @@ int keyfile_open(struct store *s, const char *key_file, bool exclusive, struct k
  * keyfile_open, or be zeroed with lock -1. */
 void keyfile_close(struct keyfile *kf);
 
+/* For a database several instances share (store_shared), where the key
+ * file's lock does not reach the other machines:
+ *
+ * In a write that stores values sealed with k: 0 when the database's
+ * master key (meta master_key_id) is still k's; KW_ERR_UNAVAILABLE when a
+ * `keywarden rekey` elsewhere has replaced it, so that what this process
+ * seals now could not be opened (logged once; keyfile_stale() turns true).
+ * The value is read in the write, so a rekey's change of it waits for this
+ * transaction, and rekey changes it before it re-seals the keys: a value
+ * this write stores is either re-sealed by that rekey or refused here. */
+int keyfile_check_tx(struct store_tx *tx, const struct seal *k);
+
+/* Records the fingerprint of the key this process serves with (NULL: none),
+ * for keyfile_seen; and whether a check has found the database re-keyed. */
+void keyfile_expect(const char *fingerprint);
+/* Compares a master_key_id read from the database with keyfile_expect's: a
+ * difference makes keyfile_stale() true (logged once). */
+void keyfile_seen(const char *master_key_id);
+bool keyfile_stale(void);
+
 struct keyfile_rekey_result {
 	size_t keys;                                  /* keys re-encrypted */
 	char old_fp[SEAL_FINGERPRINT_LEN + 1];

@@ -350,7 +350,10 @@ enum store_state store_last_state(void);
 /* meta: small named values (master key fingerprint, …) */
 
 /* Copies the value of name into out (cut to outlen - 1 bytes);
- * KW_ERR_NOT_FOUND when unset. On any error out is "". */
+ * KW_ERR_NOT_FOUND when unset. On any error out is "". In a write, the
+ * value read stays so until the transaction ends: a store_meta_set of that
+ * name in another write waits for it (a database shared by instances:
+ * core/keyfile.h keyfile_check_tx). */
 int store_meta_get(struct store_tx *tx, const char *name, char *out, size_t outlen);
 /* Sets name to value, whether set before or not. */
 int store_meta_set(struct store_tx *tx, const char *name, const char *value);

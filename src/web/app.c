@@ -351,6 +351,8 @@ static int check_key(struct app *app, char *msg, size_t msglen)
 		log_warn("%s", kf.note);
 	app->seal = kf.seal;        /* owned by app */
 	app->key_lock = kf.lock;
+	/* A rekey on another instance of a shared database shows in /healthz. */
+	keyfile_expect(kf.fingerprint);
 	return 0;
 }
 

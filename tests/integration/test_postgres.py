@@ -124,6 +124,67 @@ class PostgresTest(unittest.TestCase):
             rc, out, err = inst.cli("audit", "verify")
             self.assertEqual(rc, 0, out + err)
 
+    def test_rekey_on_another_instance(self):
+        """`keywarden rekey` run at one instance of a shared database while
+        the other seals keys: every key stored opens with the new key, the
+        other instance refuses to seal with its old one and says so in
+        /healthz, and a restart with the new key file puts it right."""
+        db = "kwrekey_%s" % secrets.token_hex(3)
+        k1 = self.instance("pgkeyone", db)
+        k2 = self.instance("pgkeytwo", db, key_from=k1)
+        before = kw.new_keys(1)
+        did, secret = k1.register()
+        self.assertEqual(k1.checkin(secret, volumes=[kw.volume(before)]).status, 200)
+        devices = [k1.register() for _ in range(4)]
+
+        # Check-ins through k1 go on while k2's site is re-keyed.
+        stored, refused, stop = [], [], threading.Event()
+
+        def escrow(secret):
+            while not stop.is_set():
+                keys = kw.new_keys(1)
+                r = k1.checkin(secret, volumes=[kw.volume(keys)])
+                if r.status == 200:
+                    stored.append(keys[0][0])
+                else:
+                    self.assertEqual(r.status, 503, r)
+                    refused.append(r.json().get("error", ""))
+        threads = [threading.Thread(target=escrow, args=(sec,)) for _, sec in devices]
+        for t in threads:
+            t.start()
+        try:
+            kw.wait_for(lambda: len(stored) >= 8, timeout=60)
+            k2.stop()
+            rc, out, err = k2.cli("rekey")
+            self.assertEqual(rc, 0, out + err)
+            kw.wait_for(lambda: len(refused) >= 4, timeout=60)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(60)
+        self.assertTrue(all("rekey" in why for why in refused), refused)
+        r = k1.request("GET", "/healthz")
+        self.assertEqual(r.status, 503)
+        self.assertIn(b"master key was replaced", r[2])
+        self.assertIn("keywarden rekey ran elsewhere", k1.log())
+
+        # Every key acknowledged, before and during the rekey, opens with the
+        # new key (export decrypts each one).
+        k2.start()
+        exported = {row["key_id"] for row in k2.export()[1]}
+        self.assertIn(before[0][0], exported)
+        self.assertTrue(set(stored) <= exported, set(stored) - exported)
+        rc, out, err = k2.cli("audit", "verify")
+        self.assertEqual(rc, 0, out + err)
+
+        # k1 with the new key file: well again.
+        k1.stop()
+        shutil.copy(k2.key_file, k1.key_file)
+        k1.start()
+        self.assertEqual(self.healthz(k1), 200)
+        keys = kw.new_keys(1)
+        self.assertEqual(k1.checkin(secret, volumes=[kw.volume(keys)]).status, 200)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -7,6 +7,11 @@
 
 static const struct pg_query q_meta_get = {
 	"SELECT value FROM meta WHERE name = $1::text" };
+/* In a write the value read holds until the commit: a write that seals
+ * with the master key it names keeps another instance's rekey, which
+ * changes it first, waiting (core/keyfile.h keyfile_check_tx). */
+static const struct pg_query q_meta_get_share = {
+	"SELECT value FROM meta WHERE name = $1::text FOR SHARE" };
 static const struct pg_query q_meta_set = {
 	"INSERT INTO meta (name, value) VALUES ($1::text, $2::text) "
 	"ON CONFLICT (name) DO UPDATE SET value = excluded.value" };
@@ -49,7 +54,8 @@ static int meta_get(struct store_tx *tx, const char *name, char *out, size_t out
 {
 	struct text_out t = { out, outlen };
 
-	return pg_one(tx->c, &q_meta_get, PG_ARGS(PG_TEXT(name)), text_row, &t);
+	return pg_one(tx->c, tx->write ? &q_meta_get_share : &q_meta_get,
+		      PG_ARGS(PG_TEXT(name)), text_row, &t);
 }
 
 static int meta_set(struct store_tx *tx, const char *name, const char *value)

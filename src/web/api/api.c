@@ -12,6 +12,7 @@
 #include "util/err.h"
 #include "util/log.h"
 #include "util/str.h"
+#include "core/keyfile.h"
 #include "util/timeutil.h"
 #include "web/api/api.h"
 #include "web/app.h"
@@ -22,7 +23,10 @@ static int store_unavailable(struct app *app, struct http_response *resp)
 {
 	char reason[256];
 
-	if (store_state(app->store, reason, sizeof(reason)) == STORE_OK)
+	if (keyfile_stale())
+		snprintf(reason, sizeof(reason), "this server's master key is no longer the "
+			 "database's (keywarden rekey): it must be restarted");
+	else if (store_state(app->store, reason, sizeof(reason)) == STORE_OK)
 		snprintf(reason, sizeof(reason), "the store is unavailable; try again later");
 	return http_json_error(resp, 503, reason);
 }

@@ -8,6 +8,10 @@ other tests use; skipped where PostgreSQL is not installed.
 - Two instances on one database: a session started on one goes on on the
   other, and disclosures through both at once leave one valid audit chain
   (`keywarden audit verify`).
+- `keywarden rekey` at one instance while the other escrows: no key sealed
+  with the replaced key is stored; the other says so and recovers after a
+  restart with the new key file.
+- pg_dump of a serving site, restored into a new database, serves.
 """
 
 import importlib.machinery
@@ -184,6 +188,50 @@ class PostgresTest(unittest.TestCase):
         self.assertEqual(self.healthz(k1), 200)
         keys = kw.new_keys(1)
         self.assertEqual(k1.checkin(secret, volumes=[kw.volume(keys)]).status, 200)
+
+    def test_pg_dump_while_serving_then_restore(self):
+        """README "Backup and restore" for PostgreSQL: pg_dump of a serving
+        site, pg_restore into an empty database, the key file of that time:
+        the chain verifies and a user recovers a key escrowed before."""
+        import subprocess
+        import tempfile
+        db = "kwdump_%s" % secrets.token_hex(3)
+        k = self.instance("pgdump", db)
+        user, pw = "CORP\\bob", "Pw-bob-%s" % secrets.token_urlsafe(9)
+        k.add_user(user, pw)
+        keys = kw.new_keys(1)
+        k.device_with(keys=keys, logons=[(user, "local")])
+        b = kw.Browser(k)
+        b.sign_in(user, pw)
+        self.assertEqual(b.recover(keys[0][0]).status, 200)
+        dump = os.path.join(tempfile.mkdtemp(dir=k.dir), "kw.dump")
+        # While it serves: a check-in goes on during the dump.
+        did, secret = k.register()
+        during = threading.Thread(target=k.checkin, args=(secret,),
+                                  kwargs={"volumes": [kw.volume(kw.new_keys(1))]})
+        during.start()
+        subprocess.run([os.path.join(wp.bindir(), "pg_dump"), "--format=custom",
+                        "--file=" + dump, self.pg.url_for(db)], check=True, timeout=120)
+        during.join(60)
+
+        restored = db + "_restored"
+        self.pg.create_database(restored)
+        subprocess.run([os.path.join(wp.bindir(), "pg_restore"), "--no-owner",
+                        "--dbname=" + self.pg.url_for(restored), dump], check=True,
+                       timeout=120)
+        k2 = kw.Keywarden(settings={"storage": {"database": self.pg.url_for(restored)}},
+                          name="pgrestored", init=False, start=False)
+        self.addCleanup(k2.close)
+        shutil.copy(k.key_file, k2.key_file)
+        os.chmod(k2.key_file, 0o600)
+        k2.start()
+        rc, out, err = k2.cli("audit", "verify")
+        self.assertEqual(rc, 0, out + err)
+        b = kw.Browser(k2)
+        b.sign_in(user, pw)
+        r = b.recover(keys[0][0])
+        self.assertEqual(r.status, 200, r)
+        self.assertIn(keys[0][1], r.text())
 
 
 if __name__ == "__main__":

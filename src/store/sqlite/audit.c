@@ -63,9 +63,13 @@ static const struct sq_query q_audit_each = { SQ_AUDIT_EACH,
 #define NEW_MERGED "ORDER BY at, seq LIMIT ?9"
 #define OLD_JOINED "ORDER BY p.at DESC, p.seq DESC"
 #define NEW_JOINED "ORDER BY p.at, p.seq"
-/* The seq and at of the page's records from one source. */
+/* The seq and at of the page's records from one source. The two files'
+ * snapshots are taken apart: the search file may hold records this
+ * snapshot of the audit table has not got yet, which would take places of
+ * the LIMIT and then drop out at the join (a short page: the report would
+ * end there). */
 #define FIND(lead, dir) "SELECT * FROM (SELECT seq, at FROM find.audit_find WHERE " lead \
-	PAGE_FILTERS dir ")"
+	"seq <= (SELECT max(seq) FROM main.audit) AND " PAGE_FILTERS dir ")"
 #define FROM_TAIL(dir) "SELECT * FROM (SELECT seq, at FROM audit NOT INDEXED WHERE " TAIL \
 	TAIL_FILTERS dir ")"
 /* The page: the newest of each source, merged, then the records read. */

@@ -224,9 +224,9 @@ int sq_find_open(struct store *s, char *msg, size_t msglen)
 	s->find_init = true;
 	/* Records the file lacks (a new file, or one just emptied): at once. */
 	s->find_wake = true;
-	if (pthread_create(&s->finder_thread, NULL, find_main, s) != 0) {
+	if ((rc = pthread_create(&s->finder_thread, NULL, find_main, s)) != 0) {
 		snprintf(msg, msglen, "cannot start the audit report's search thread: %s",
-			 strerror(errno));
+			 strerror(rc));
 		return KW_ERR_NOMEM;
 	}
 	s->finder_started = true;

@@ -193,7 +193,9 @@ static int find_start(struct store *s)
 
 	if ((rc = find_setup(s, msg, sizeof(msg))) == 0)
 		goto ok;
-	if (rc > 0)
+	if (s->find_down)
+		;   /* said when it went down; tried again quietly */
+	else if (rc > 0)
 		log_info("database: the audit report's search file %s does not match the "
 			 "database: made again", s->find_path);
 	else

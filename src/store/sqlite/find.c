@@ -12,11 +12,21 @@
  *
  * The file holds nothing that is not in the audit table: a report reads
  * the records after its last one from the audit table (audit.c), so it is
- * never behind, and at open a file that does not match the database (a
- * restored backup, a crash that lost the log's last commits) is emptied
- * and filled again. (Its commits are synced all the same, one a batch:
- * walvfs writes a connection's log frames out at its sync, and other
- * connections read them from the file.) */
+ * never behind. So it never stops anything: the thread (not store_open)
+ * opens and checks it, and a file that does not match the database (a
+ * restored backup, a crash that lost the log's last commits), is not a
+ * database, cannot be set up, fails while running or is deleted is closed,
+ * deleted and made again (deleting is instant, where emptying a million
+ * rows took seconds); if it cannot be made, keywarden runs without it
+ * (reports read the audit table alone) and tries again later. (Its commits
+ * are synced all the same, one a batch: walvfs writes a connection's log
+ * frames out at its sync, and other connections read them from the file.)
+ *
+ * Every store_open starts the thread, the CLI's too: store_open does not
+ * know which commands page the report, and the thread costs a command
+ * little: it opens the file, checks one row and copies what the server's
+ * thread has not copied yet (nothing while a server runs beside it); the
+ * command's store_close stops it after the batch in hand. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>

@@ -106,6 +106,7 @@ static const char find_set_head[] =
 /* BUSY in a row (another process's thread copies the same records) before
  * it counts as a failure. */
 #define FIND_BUSY_FAILS 10
+#define FIND_BUSY_MS 1000
 
 char *sq_find_path(const char *path)
 {
@@ -176,6 +177,9 @@ static int find_setup(struct store *s, char *msg, size_t msglen)
 
 	if ((rc = sq_conn_open(s->find_path, true, &c, msg, msglen)) < 0)
 		return rc;
+	/* Another process's thread holds the file a batch long: a short wait,
+	 * then the thread's pause (and a stop is not kept waiting). */
+	sqlite3_busy_timeout(c->db, FIND_BUSY_MS);
 	if (sqlite3_exec(c->db, find_schema, NULL, NULL, &err) != SQLITE_OK ||
 	    sq_find_attach(c->db, s->path, "kw") < 0 ||
 	    find_int(c->db, find_check, &stale) < 0 ||

@@ -267,7 +267,8 @@ static void find_note_lag(struct store *s)
 
 /* One batch: the number of records copied, or an error: KW_ERR_RETRY
  * (BUSY: another process's thread copies), KW_ERR_STORE. */
-static int64_t find_batch(struct store *s, sqlite3_stmt *copy, sqlite3_stmt *head)
+static int64_t find_batch(struct store *s, sqlite3_stmt *copy, sqlite3_stmt *head,
+			  int *code, char *why, size_t whylen)
 {
 	sqlite3 *db = s->finder->db;
 	int64_t n = 0, last = 0;
@@ -293,7 +294,9 @@ static int64_t find_batch(struct store *s, sqlite3_stmt *copy, sqlite3_stmt *hea
 	s->find_last = last;
 	return n;
 fail:
-	rc = sqlite3_errcode(db) & 0xff;
+	/* Before the rollback, which sets them again. */
+	rc = *code = sqlite3_errcode(db) & 0xff;
+	snprintf(why, whylen, "%s", sqlite3_errmsg(db));
 	if (!sqlite3_get_autocommit(db))
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 	if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
@@ -308,6 +311,7 @@ static int find_work(struct store *s)
 {
 	sqlite3_stmt *copy = NULL, *head = NULL;
 	const char *what = NULL;
+	char why[256] = "";
 	bool remake = false;
 	int64_t n = 0;
 	int code = 0, rc = 0;
@@ -324,6 +328,7 @@ static int find_work(struct store *s)
 	    sqlite3_prepare_v2(s->finder->db, find_set_head, -1, &head, NULL) != SQLITE_OK) {
 		what = "cannot prepare the copy";
 		code = sqlite3_errcode(s->finder->db) & 0xff;
+		snprintf(why, sizeof(why), "%s", sqlite3_errmsg(s->finder->db));
 		remake = true;
 		rc = KW_ERR_STORE;
 		goto out;
@@ -331,7 +336,7 @@ static int find_work(struct store *s)
 	for (;;) {
 		bool stop;
 
-		n = find_batch(s, copy, head);
+		n = find_batch(s, copy, head, &code, why, sizeof(why));
 		if (n < FIND_BATCH)
 			break;
 		pthread_mutex_lock(&s->flock);
@@ -347,10 +352,12 @@ static int find_work(struct store *s)
 			rc = KW_ERR_RETRY;
 			goto out;
 		}
+		/* Counted and logged, never a reason to delete the file
+		 * another process is writing. */
 		what = "busy";
+		code = SQLITE_BUSY;
 	} else if (n < 0) {
 		what = "the copy failed";
-		code = sqlite3_errcode(s->finder->db) & 0xff;
 	}
 	if (what) {
 		rc = KW_ERR_STORE;
@@ -362,9 +369,10 @@ out:
 		store_count_error();
 		sq_log_failure("database: the audit report's search file %s: %s: %s (reports "
 			       "read the records it lacks from the audit trail)", s->find_path,
-			       what, sqlite3_errmsg(s->finder->db));
-		if (code == SQLITE_NOTADB || code == SQLITE_CORRUPT ||
-		    ++s->find_fails >= FIND_FAILS_REMAKE || find_gone(s))
+			       what, why);
+		if (code == SQLITE_NOTADB || code == SQLITE_CORRUPT || find_gone(s) ||
+		    (code != SQLITE_BUSY && code != SQLITE_LOCKED &&
+		     ++s->find_fails >= FIND_FAILS_REMAKE))
 			remake = true;
 	}
 	sqlite3_finalize(copy);

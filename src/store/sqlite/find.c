@@ -339,6 +339,8 @@ static int find_work(struct store *s)
 		n = find_batch(s, copy, head, &code, why, sizeof(why));
 		if (n < FIND_BATCH)
 			break;
+		/* A long build (a new file) shows its progress. */
+		find_note_lag(s);
 		pthread_mutex_lock(&s->flock);
 		stop = s->find_stopping;
 		pthread_mutex_unlock(&s->flock);

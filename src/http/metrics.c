@@ -155,5 +155,11 @@ int metrics_render(struct buf *out)
 			 "writes work, 1 writes are failing, 2 a restart is needed.\n"
 			 "# TYPE keywarden_store_state gauge\n"
 			 "keywarden_store_state %d\n", (int)store_last_state());
+	rc |= buf_printf(out, "# HELP keywarden_audit_search_lag_records Audit records the "
+			 "audit report's search file has not got yet (reports read them from "
+			 "the audit trail, slower).\n"
+			 "# TYPE keywarden_audit_search_lag_records gauge\n"
+			 "keywarden_audit_search_lag_records %lld\n",
+			 (long long)store_search_lag());
 	return rc ? KW_ERR_NOMEM : 0;
 }

@@ -17,6 +17,7 @@
 
 static atomic_uint_fast64_t error_count;
 static atomic_int last_state;
+static _Atomic int64_t search_lag;
 
 /* Set while an iteration's callback may run on this thread: the store
  * refuses to be called from it (store.h). */
@@ -42,6 +43,16 @@ void store_note_state(enum store_state state)
 enum store_state store_last_state(void)
 {
 	return (enum store_state)atomic_load(&last_state);
+}
+
+void store_note_search_lag(int64_t records)
+{
+	atomic_store(&search_lag, records);
+}
+
+int64_t store_search_lag(void)
+{
+	return atomic_load(&search_lag);
 }
 
 enum store_state store_state(struct store *s, char *reason, size_t reasonlen)

@@ -340,6 +340,12 @@ uint64_t store_errors(void);
 void store_note_state(enum store_state state);
 enum store_state store_last_state(void);
 
+/* For /metrics, process-wide: how many audit records the audit report's
+ * search file lacks (SQLite's DATABASE-find; all of them while it cannot
+ * be made). 0 for a backend without one. */
+void store_note_search_lag(int64_t records);
+int64_t store_search_lag(void);
+
 /* ---- the operations, inside a transaction ----
  *
  * Each follows the general contract at the top of this file; what is

@@ -212,6 +212,38 @@ class BackupTest(unittest.TestCase):
         # and the server goes on
         self.assertEqual(self.kw.request("GET", "/healthz").status, 200)
 
+    def test_signal_at_any_time(self):
+        # SIGTERM at times spread over a whole backup: the copy is
+        # either made, said so and exit 0 (a signal after the copy's last
+        # look is taken, not left to kill the process after its success),
+        # or not made at all (no FILE, no FILE.XXXXXX) and the signal ends
+        # it. Which of the two depends on timing; that one of them holds,
+        # never does.
+        import time
+        path = os.path.join(self.out, "timed.db")
+        t0 = time.monotonic()
+        rc, out, err = self.backup(path)
+        took = time.monotonic() - t0
+        self.assertEqual(rc, 0, err)
+        os.unlink(path)
+        made = 0
+        for i in range(24):
+            path = os.path.join(self.out, "kw%d.db" % i)
+            p = subprocess.Popen([kw.BINARY, "--config", self.kw.conf, "backup", path],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            time.sleep(took * (0.4 + i * 0.05))
+            p.send_signal(signal.SIGTERM)
+            out, err = p.communicate(timeout=kw.CLI_TIMEOUT)
+            if "database copied to" in out:
+                self.assertEqual(p.returncode, 0, (i, out, err))
+                self.assertEqual(listing(self.out), ["kw%d.db" % i])
+                os.unlink(path)
+                made += 1
+            else:
+                self.assertEqual(p.returncode, -signal.SIGTERM, (i, out, err))
+                self.assertEqual(listing(self.out), [], (i, out, err))
+        self.assertEqual(self.kw.request("GET", "/healthz").status, 200)
+
     def test_help(self):
         rc, out, err = self.kw.cli("backup", "--help")
         self.assertEqual(rc, 0, err)

@@ -1019,7 +1019,10 @@ static int64_t find_count(const struct fx *f, const char *where)
 
 	snprintf(path, sizeof(path), "%s-find", f->path);
 	snprintf(sql, sizeof(sql), "SELECT count(*) FROM audit_find WHERE %s", where);
-	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+		sqlite3_close(db);
+		return -1;   /* no file (yet) */
+	}
 	sqlite3_busy_timeout(db, 10000);
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
 	    sqlite3_step(st) == SQLITE_ROW)
@@ -1076,8 +1079,8 @@ static void test_audit_search_file(void **state)
 }
 
 /* A search file that does not belong to the database beside it (a backup
- * restored, a crash that lost the log's last commits) is emptied and
- * filled again from the audit table at open. */
+ * restored, a crash that lost the log's last commits) is deleted and
+ * made again, and filled from the audit table, by its thread. */
 static void test_audit_search_file_rebuilt(void **state)
 {
 	struct fx *f = *state;
@@ -1090,11 +1093,225 @@ static void test_audit_search_file_rebuilt(void **state)
 	f->s = NULL;
 	snprintf(path, sizeof(path), "%s-find", f->path);
 	sql_exec(path, "INSERT INTO audit_find VALUES (99, 1, 'disclosed', 'api', 'ghost', "
-		 "'ghost', 'ghost'); UPDATE find_head SET seq = 99;");
+		 "'ghost', 'ghost'); UPDATE find_head SET seq = 99; CREATE TABLE marker (x);");
 	assert_int_equal(store_open(f->db, true, &f->s, msg, sizeof(msg)), 0);
 	find_wait(f, 8);
 	assert_int_equal(find_count(f, "actor_lc = 'ghost'"), 0);
+	/* Made again, not emptied row by row (one long transaction at a
+	 * million records): what else the old file held is gone too. */
+	assert_int_equal(sql_int(path, "SELECT count(*) FROM sqlite_schema WHERE name = "
+				 "'marker'"), 0);
 	find_pages(f->s);
+}
+
+struct find_walk {
+	struct audit_filter f;
+	int64_t cursor, limit, n;
+	char got[512];
+};
+
+static int walk_row(const struct audit_rec *a, void *arg)
+{
+	struct find_walk *w = arg;
+	size_t len = strlen(w->got);
+
+	snprintf(w->got + len, sizeof(w->got) - len, "%s%lld", len ? " " : "", (long long)a->seq);
+	w->cursor = a->seq;
+	w->n++;
+	return 0;
+}
+
+static int tx_walk_page(struct store_tx *tx, void *arg)
+{
+	struct find_walk *w = arg;
+
+	w->n = 0;
+	return store_audit_page(tx, &w->f, w->cursor, false, w->limit, walk_row, w);
+}
+
+/* Pages of limit records, newest first, each after the last one's cursor,
+ * until a short page (as the report does): the seqs seen, in order. */
+static void find_walk_expect(struct store *s, struct audit_filter f, int64_t limit,
+			     const char *want)
+{
+	struct find_walk w = { .f = f, .limit = limit };
+
+	do
+		assert_int_equal(store_read(s, tx_walk_page, &w), 0);
+	while (w.n == limit);
+	if (strcmp(w.got, want))
+		fail_msg("pages: \"%s\", want \"%s\"", w.got, want);
+}
+
+/* Paging with a cursor across the boundary between the search file's
+ * records and those it has not got yet, and with a file ahead of the
+ * reader's snapshot of the audit table (the two files' snapshots are taken
+ * apart): every record once, in order, and no short page before the end. */
+static void test_audit_search_file_paging(void **state)
+{
+	struct fx *f = *state;
+	struct audit_filter all = { .result = "disclosed" }, user = { .user = "user0" };
+	char path[192];
+	int n = 8;
+
+	assert_int_equal(store_write(f->s, tx_audit_n, &n), 0);
+	find_wait(f, 8);
+	snprintf(path, sizeof(path), "%s-find", f->path);
+	sql_exec(path, "DELETE FROM audit_find WHERE seq > 5");
+	for (int64_t limit = 1; limit <= 4; limit++) {
+		find_walk_expect(f->s, all, limit, "8 7 6 5 4 3 2 1");
+		find_walk_expect(f->s, user, limit, "7 5 3 1");
+	}
+	/* The file filled again, then records 9 to 11 as it has them once the
+	 * thread copied commits this snapshot does not see (the newest, and
+	 * matching every filter). */
+	sql_exec(path, "INSERT INTO audit_find VALUES "
+		 "(6, 1005, 'disclosed', 'self_service', 'user1', 'user1', 'pc-2'), "
+		 "(7, 1006, 'disclosed', 'self_service', 'user0', 'user0', 'pc-0'), "
+		 "(8, 1007, 'disclosed', 'self_service', 'user1', 'user1', 'pc-1'), "
+		 "(9, 2000, 'disclosed', 'self_service', 'user0', 'user0', 'pc-0'), "
+		 "(10, 2001, 'disclosed', 'self_service', 'user0', 'user0', 'pc-1'), "
+		 "(11, 2002, 'disclosed', 'self_service', 'user0', 'user0', 'pc-2')");
+	for (int64_t limit = 1; limit <= 4; limit++) {
+		find_walk_expect(f->s, all, limit, "8 7 6 5 4 3 2 1");
+		find_walk_expect(f->s, user, limit, "7 5 3 1");
+	}
+}
+
+static void pause_10ms(void)
+{
+	struct timespec ten_ms = { 0, 10000000L };
+
+	nanosleep(&ten_ms, NULL);
+}
+
+/* Waits (no deadline that could fail a slow run) for /metrics' lag. */
+static void lag_wait(int64_t want)
+{
+	for (int i = 0; store_search_lag() != want; i++) {
+		if (i > 60000)
+			fail_msg("lag %lld, want %lld", (long long)store_search_lag(),
+				 (long long)want);
+		pause_10ms();
+	}
+}
+
+static void errors_wait(uint64_t above)
+{
+	for (int i = 0; store_errors() <= above; i++) {
+		if (i > 60000)
+			fail_msg("no store error counted");
+		pause_10ms();
+	}
+}
+
+static void find_files_remove(const struct fx *f)
+{
+	static const char *const ext[] = { "-find", "-find-wal", "-find-shm" };
+
+	for (size_t i = 0; i < 3; i++) {
+		char path[192];
+
+		snprintf(path, sizeof(path), "%s%s", f->path, ext[i]);
+		unlink(path);
+	}
+}
+
+/* A search file that is not a database never stops keywarden: it is
+ * deleted and made again at open. */
+static void test_audit_search_file_garbage(void **state)
+{
+	struct fx *f = *state;
+	char msg[256] = "", path[192];
+	int n = 8;
+	FILE *fp;
+
+	store_close(f->s);
+	f->s = NULL;
+	find_files_remove(f);
+	snprintf(path, sizeof(path), "%s-find", f->path);
+	assert_non_null(fp = fopen(path, "w"));
+	for (int i = 0; i < 512; i++)
+		fputs("not a database, not at all; ", fp);
+	fclose(fp);
+	if (store_open(f->db, true, &f->s, msg, sizeof(msg)) < 0)
+		fail_msg("store_open: %s", msg);
+	assert_int_equal(store_write(f->s, tx_audit_n, &n), 0);
+	find_pages(f->s);
+	find_wait(f, 8);
+	lag_wait(0);
+	find_pages(f->s);
+}
+
+/* A search file that cannot be made (here a directory in its place):
+ * keywarden runs without it, counted and with the lag in /metrics, the
+ * pages the same (from the audit table alone); it is made once it can be. */
+static void test_audit_search_file_cannot_be_made(void **state)
+{
+	struct fx *f = *state;
+	char msg[256] = "", path[192];
+	uint64_t errors = store_errors();
+	int n = 8;
+
+	store_close(f->s);
+	f->s = NULL;
+	find_files_remove(f);
+	snprintf(path, sizeof(path), "%s-find", f->path);
+	assert_int_equal(mkdir(path, 0700), 0);
+	if (store_open(f->db, true, &f->s, msg, sizeof(msg)) < 0)
+		fail_msg("store_open: %s", msg);
+	assert_int_equal(store_write(f->s, tx_audit_n, &n), 0);
+	errors_wait(errors);
+	lag_wait(8);
+	find_pages(f->s);
+	find_walk_expect(f->s, (struct audit_filter){ .user = "user0" }, 1, "7 5 3 1");
+	assert_int_equal(rmdir(path), 0);
+	find_wait(f, 8);
+	lag_wait(0);
+	find_pages(f->s);
+}
+
+/* The file deleted while the server runs: the thread makes it again
+ * (not a deleted file's inode) and new readers use the new one. */
+static void test_audit_search_file_deleted(void **state)
+{
+	struct fx *f = *state;
+	int n = 8;
+
+	assert_int_equal(store_write(f->s, tx_audit_n, &n), 0);
+	find_wait(f, 8);
+	find_pages(f->s);
+	find_files_remove(f);
+	n = 2;
+	assert_int_equal(store_write(f->s, tx_audit_n, &n), 0);
+	find_wait(f, 10);
+	lag_wait(0);
+	find_expect(f->s, (struct audit_filter){ .computer = "pc-1" }, "8 5 10 2");
+}
+
+/* The file broken while the server runs (its table gone: the copy cannot
+ * even be prepared): counted, deleted and made again; a page meanwhile
+ * reads the audit table alone. */
+static void test_audit_search_file_broken(void **state)
+{
+	struct fx *f = *state;
+	char path[192];
+	uint64_t errors;
+	int n = 8;
+
+	assert_int_equal(store_write(f->s, tx_audit_n, &n), 0);
+	find_wait(f, 8);
+	find_pages(f->s);
+	errors = store_errors();
+	snprintf(path, sizeof(path), "%s-find", f->path);
+	sql_exec(path, "DROP TABLE audit_find");
+	find_pages(f->s);
+	n = 2;
+	assert_int_equal(store_write(f->s, tx_audit_n, &n), 0);
+	errors_wait(errors);
+	find_wait(f, 10);
+	lag_wait(0);
+	find_expect(f->s, (struct audit_filter){ .computer = "pc-1" }, "8 5 10 2");
 }
 
 /* ---- store_backup ---- */
@@ -1160,6 +1377,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_many_concurrent_writers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_audit_search_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_audit_search_file_rebuilt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_search_file_paging, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_search_file_garbage, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_search_file_cannot_be_made, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_audit_search_file_deleted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_search_file_broken, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backup, setup, teardown),
 	};
 

@@ -63,9 +63,13 @@ static const struct sq_query q_audit_each = { SQ_AUDIT_EACH,
 #define NEW_MERGED "ORDER BY at, seq LIMIT ?9"
 #define OLD_JOINED "ORDER BY p.at DESC, p.seq DESC"
 #define NEW_JOINED "ORDER BY p.at, p.seq"
-/* The seq and at of the page's records from one source. */
+/* The seq and at of the page's records from one source. The two files'
+ * snapshots are taken apart: the search file may hold records this
+ * snapshot of the audit table has not got yet, which would take places of
+ * the LIMIT and then drop out at the join (a short page: the report would
+ * end there). */
 #define FIND(lead, dir) "SELECT * FROM (SELECT seq, at FROM find.audit_find WHERE " lead \
-	PAGE_FILTERS dir ")"
+	"seq <= (SELECT max(seq) FROM main.audit) AND " PAGE_FILTERS dir ")"
 #define FROM_TAIL(dir) "SELECT * FROM (SELECT seq, at FROM audit NOT INDEXED WHERE " TAIL \
 	TAIL_FILTERS dir ")"
 /* The page: the newest of each source, merged, then the records read. */
@@ -87,6 +91,14 @@ static const struct sq_query q_audit_each = { SQ_AUDIT_EACH,
 	  { SQ_AUDIT_PAGE_##name##_RESULT, PAGE_LEAD("result = ?3 AND ", d) }, \
 	  { SQ_AUDIT_PAGE_##name##_SOURCE, PAGE_LEAD("source = ?4 AND ", d) }, \
 	  { SQ_AUDIT_PAGE_##name##_BOTH, PAGE_LEAD("result = ?3 AND source = ?4 AND ", d) } }
+/* Without the search file (not set up yet, or it cannot be made: find.c):
+ * the audit table alone, walked by its index of at, the filters checked
+ * on each record. Slower, the same pages. */
+#define PAGE_PLAIN(d) "SELECT " AUDIT_COLS " FROM audit WHERE " TAIL_FILTERS d##_WHERE
+static const struct sq_query q_audit_plain[2] = {
+	{ SQ_AUDIT_PAGE_OLDER_PLAIN, PAGE_PLAIN(OLD) },
+	{ SQ_AUDIT_PAGE_NEWER_PLAIN, PAGE_PLAIN(NEW) },
+};
 static const struct sq_query q_audit_cursor = { SQ_AUDIT_CURSOR,
 	"SELECT at FROM audit WHERE seq = ?1" };
 static const struct sq_query q_audit_page[2][6] = {
@@ -139,6 +151,8 @@ static int audit_append(struct store_tx *tx, struct audit_rec *a, store_audit_ha
 struct audit_cb {
 	store_each_audit cb;
 	void *arg;
+	int64_t rows;   /* given to cb */
+	int cb_rc;      /* cb's last non-zero answer */
 };
 
 static int audit_row(sqlite3_stmt *st, void *arg)
@@ -162,13 +176,14 @@ static int audit_row(sqlite3_stmt *st, void *arg)
 	a.client = sq_text(st, 12);
 	sq_blob(st, 13, a.prev_hash, 32);
 	sq_blob(st, 14, a.hash, 32);
-	return c->cb(&a, c->arg);
+	c->rows++;
+	return c->cb_rc = c->cb(&a, c->arg);
 }
 
 static int audit_each(struct store_tx *tx, const struct audit_filter *f, store_each_audit cb,
 		      void *arg)
 {
-	struct audit_cb c = { cb, arg };
+	struct audit_cb c = { cb, arg, 0, 0 };
 
 	return sq_each(tx->c, &q_audit_each,
 		       SQ_ARGS(SQ_INT(f ? f->after_seq : 0), SQ_INT(f ? f->from : 0),
@@ -188,7 +203,7 @@ static int cursor_row(sqlite3_stmt *st, void *arg)
 static int audit_page(struct store_tx *tx, const struct audit_filter *f, int64_t cursor,
 		      bool newer, int64_t limit, store_each_audit cb, void *arg)
 {
-	struct audit_cb c = { cb, arg };
+	struct audit_cb c = { cb, arg, 0, 0 };
 	char *user = NULL, *computer = NULL;
 	int64_t at = newer ? INT64_MIN : INT64_MAX, seq = newer ? 0 : INT64_MAX, lo, hi;
 	int lead, rc = 0;
@@ -219,11 +234,22 @@ static int audit_page(struct store_tx *tx, const struct audit_filter *f, int64_t
 	/* The lead index: the filter most likely to be narrow. */
 	lead = computer ? 1 : user ? 2 : f->result && f->source ? 5 : f->result ? 3 :
 		f->source ? 4 : 0;
-	rc = sq_each(tx->c, &q_audit_page[newer][lead],
-		     SQ_ARGS(SQ_INT(lo), SQ_INT(hi), SQ_TEXT(f->result),
-			     SQ_TEXT(f->source), SQ_TEXT(user), SQ_TEXT(computer), SQ_INT(at),
-			     SQ_INT(seq), SQ_INT(limit)),
-		     audit_row, &c);
+	for (bool find = lead && tx->c->find_ok;; find = false) {
+		rc = sq_each(tx->c, find || !lead ? &q_audit_page[newer][lead] :
+			     &q_audit_plain[newer],
+			     SQ_ARGS(SQ_INT(lo), SQ_INT(hi), SQ_TEXT(f->result),
+				     SQ_TEXT(f->source), SQ_TEXT(user), SQ_TEXT(computer),
+				     SQ_INT(at), SQ_INT(seq), SQ_INT(limit)),
+			     audit_row, &c);
+		if (rc >= 0 || !find || c.rows || c.cb_rc)
+			break;
+		/* The search file failed under this reader (broken while the
+		 * server runs): the page from the audit table alone; the reader
+		 * attaches the file again next time, and the thread looks at
+		 * it. */
+		tx->c->find_gen = 0;
+		sq_find_wake(tx->s);
+	}
 out:
 	free(user);
 	free(computer);

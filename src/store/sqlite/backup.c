@@ -19,6 +19,11 @@
  * reader never blocks the writer. */
 #define BACKUP_STEP_PAGES 2048
 #define BACKUP_SUFFIX ".XXXXXX"
+/* A step the server's checkpoint or another connection holds off (BUSY,
+ * LOCKED) is tried again after a pause, at most this many times in a row:
+ * about 10 s without progress, then the copy fails. */
+#define BACKUP_RETRY_MS 50
+#define BACKUP_RETRIES 200
 
 /* SIGINT or SIGTERM pending for this thread (blocked by the caller). */
 static bool stop_pending(void)
@@ -48,7 +53,7 @@ static int sync_path(const char *path, bool dir)
 static int copy(sqlite3 *src, sqlite3 *dst, char *msg, size_t msglen)
 {
 	sqlite3_backup *b = sqlite3_backup_init(dst, "main", src, "main");
-	int rc;
+	int rc, busy = 0;
 
 	if (!b) {
 		snprintf(msg, msglen, "cannot start the copy: %s", sqlite3_errmsg(dst));
@@ -61,7 +66,14 @@ static int copy(sqlite3 *src, sqlite3 *dst, char *msg, size_t msglen)
 			return KW_ERR_UNAVAILABLE;
 		}
 		rc = sqlite3_backup_step(b, BACKUP_STEP_PAGES);
-	} while (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED);
+		if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) {
+			if (++busy > BACKUP_RETRIES)
+				break;
+			sqlite3_sleep(BACKUP_RETRY_MS);
+		} else {
+			busy = 0;
+		}
+	} while (rc == SQLITE_OK || (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED);
 	sqlite3_backup_finish(b);
 	if (rc != SQLITE_DONE) {
 		snprintf(msg, msglen, "the copy failed: %s", sqlite3_errstr(rc));
@@ -151,6 +163,10 @@ int sq_backup(struct store *s, const char *file, char *msg, size_t msglen)
 		}
 		goto out;
 	}
+	/* The temporary name goes before the directory's sync: a power loss
+	 * after it cannot bring back a second full copy of the sealed keys. */
+	unlink(tmp);
+	made = false;
 	if (sync_path(dir, true) != 0) {
 		snprintf(msg, msglen, "cannot sync the directory %s: %s", dir, strerror(errno));
 		unlink(file);

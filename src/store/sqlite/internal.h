@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <sqlite3.h>
 
@@ -65,6 +66,7 @@ enum sq_id {
 	SQ_AUDIT_PAGE_OLDER_RESULT, SQ_AUDIT_PAGE_OLDER_SOURCE, SQ_AUDIT_PAGE_OLDER_BOTH,
 	SQ_AUDIT_PAGE_NEWER, SQ_AUDIT_PAGE_NEWER_COMPUTER, SQ_AUDIT_PAGE_NEWER_USER,
 	SQ_AUDIT_PAGE_NEWER_RESULT, SQ_AUDIT_PAGE_NEWER_SOURCE, SQ_AUDIT_PAGE_NEWER_BOTH,
+	SQ_AUDIT_PAGE_OLDER_PLAIN, SQ_AUDIT_PAGE_NEWER_PLAIN,
 	/* limits.c */
 	SQ_LIMIT_PRUNE, SQ_LIMIT_NTH, SQ_LIMIT_INSERT, SQ_LIMIT_GIVE_BACK, SQ_LIMIT_CLEAR,
 	SQ_LIMIT_PURGE,
@@ -108,6 +110,10 @@ struct conn {
 	int err;                   /* extended result code; 0 = none */
 	int sys_errno;
 	char errmsg[160];
+	/* A reader's view of the search file (find.c): the generation it
+	 * attached, and whether "find" is attached and has its table. */
+	unsigned find_gen;
+	bool find_ok;
 };
 
 struct job {
@@ -167,13 +173,23 @@ struct store {
 
 	/* The audit report's search file (find.c): */
 	char *find_path;
-	struct conn *finder;       /* the thread's connection */
+	struct conn *finder;       /* the thread's connection; NULL: none */
 	pthread_t finder_thread;
 	bool finder_started, find_init;
 	pthread_mutex_t flock;
 	pthread_cond_t fwake;      /* records committed, or stopping */
 	bool find_wake, find_stopping;   /* (flock) */
 	bool audit_new;            /* the writer's group appended a record */
+	/* Bumped each time the thread has set up a file (0: none yet, or
+	 * running without): readers attach the file again when it changed. */
+	_Atomic unsigned find_gen;
+	/* The thread's own (no lock): the file it has open, its last seq,
+	 * failures in a row, whether running without the file was logged. */
+	dev_t find_dev;
+	ino_t find_ino;
+	int64_t find_last;
+	int find_fails, find_busy;
+	bool find_down;
 };
 
 struct store_tx {
@@ -286,10 +302,17 @@ enum store_state sq_state(struct store *s, char *reason, size_t reasonlen);
 char *sq_find_path(const char *path);
 /* Attaches file to db as name: 0 or KW_ERR_STORE. */
 int sq_find_attach(sqlite3 *db, const char *file, const char *name);
-/* Opens the search file beside s->path (made if missing, emptied if it does
- * not match the database) and starts its thread; on failure msg says why
- * and sq_find_close cleans up. */
+/* Starts the search file's thread, which opens the file beside s->path
+ * (made if missing; deleted and made again if it does not match the
+ * database, is not a database or cannot be set up; without it, logged and
+ * counted, it tries again later). A bad file never fails this: only
+ * memory or a thread that cannot start; then msg says why and
+ * sq_find_close cleans up. */
 int sq_find_open(struct store *s, char *msg, size_t msglen);
+/* Attaches the search file to reader c as "find" if the thread has set
+ * one up since c last looked (c->find_ok says whether it is there); the
+ * audit report reads the audit table alone on a reader without it. */
+void sq_find_reader(struct store *s, struct conn *c);
 /* Records were committed: the thread copies them after its pause. */
 void sq_find_wake(struct store *s);
 /* Stops the thread and closes the file (any state sq_find_open left). */

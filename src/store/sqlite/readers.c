@@ -22,10 +22,8 @@ static int reader_get(struct store *s, struct conn **out)
 		s->nreaders--;
 	}
 	pthread_mutex_unlock(&s->rlock);
-	if (c) {
-		*out = c;
-		return 0;
-	}
+	if (c)
+		goto out;
 	if ((rc = sq_conn_open(s->path, false, &c, msg, sizeof(msg))) < 0) {
 		store_count_error();
 		log_error("database: %s", msg);
@@ -36,14 +34,11 @@ static int reader_get(struct store *s, struct conn **out)
 	 * (the kernel's page cache holds the rest). */
 	sqlite3_exec(c->db, "PRAGMA query_only = ON; PRAGMA cache_size = -"
 		     STR(READER_CACHE_KIB), NULL, NULL, NULL);
-	/* The audit report's search file (find.c), as "find": without it only
-	 * the audit report's pages fail. */
-	if (s->find_path && sq_find_attach(c->db, s->find_path, "find") < 0)
-		sq_log_failure("database: cannot open %s: %s", s->find_path,
-			       sqlite3_errmsg(c->db));
-	else if (s->find_path)
-		sqlite3_exec(c->db, "PRAGMA find.cache_size = -" STR(READER_CACHE_KIB), NULL,
-			     NULL, NULL);
+out:
+	/* The audit report's search file, as "find", once the search thread
+	 * has set it up (again): without it the report reads the audit table
+	 * alone (audit.c). */
+	sq_find_reader(s, c);
 	*out = c;
 	return 0;
 }

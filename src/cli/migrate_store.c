@@ -51,37 +51,19 @@ int check_migrate_store(struct cli_call *call)
 	return 0;
 }
 
-struct has_key {
-	char v[128];
-	int rc;
-};
-
-static int read_master_key_id(struct store_tx *tx, void *arg)
-{
-	struct has_key *h = arg;
-
-	h->rc = store_meta_get(tx, "master_key_id", h->v, sizeof(h->v));
-	return h->rc == KW_ERR_NOT_FOUND ? 0 : h->rc;
-}
-
 /* The configured database, which must exist and hold a site. */
 static int open_source(struct cli *c, struct store **out)
 {
 	const char *db = c->cfg.database;
-	struct has_key h = { .rc = 0 };
 	char msg[512];
-	int rc;
 
 	/* Opening a missing SQLite file would create an empty one. */
 	if (!strncmp(db, "sqlite:", 7) && access(db + 7, F_OK) != 0)
 		return cli_error("the source database %s does not exist: nothing to copy", db + 7);
 	if (store_open(db, true, out, msg, sizeof(msg)) < 0)
 		return cli_error("cannot open the source database: %s", msg);
-	if ((rc = store_read(*out, read_master_key_id, &h)) < 0)
-		return cli_error("cannot read the source database: %s", kw_strerror(rc));
-	if (h.rc == KW_ERR_NOT_FOUND)
-		return cli_error("the source database holds no site (no master key ID recorded; "
-				 "was keywarden init run?): nothing to copy");
+	if (store_copy_source(*out, msg, sizeof(msg)) < 0)
+		return cli_error("%s", msg);
 	return 0;
 }
 

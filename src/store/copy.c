@@ -493,6 +493,25 @@ static int copy_read(struct store_tx *from, void *arg)
 	return rc;
 }
 
+static int read_master_key_id(struct store_tx *tx, void *arg)
+{
+	char v[128];
+
+	return store_meta_get(tx, "master_key_id", v, sizeof(v));
+}
+
+int store_copy_source(struct store *s, char *msg, size_t msglen)
+{
+	int rc = store_read(s, read_master_key_id, NULL);
+
+	if (rc == KW_ERR_NOT_FOUND)
+		snprintf(msg, msglen, "the source database holds no site (no master key ID "
+			 "recorded; was keywarden init run?): nothing to copy");
+	else if (rc < 0)
+		snprintf(msg, msglen, "cannot read the source database: %s", kw_strerror(rc));
+	return rc;
+}
+
 int store_copy(struct store *from, struct store *to, struct store_counts *copied,
 	       char *msg, size_t msglen)
 {

@@ -28,6 +28,10 @@
  * 0, or: KW_ERR_EXISTS when to holds records (nothing written);
  * KW_ERR_CONFLICT when the counts differ (nothing written); a store error.
  * msg says why. */
+/* 0 when s holds a site (keywarden init recorded its master key ID);
+ * KW_ERR_NOT_FOUND when it does not, or a store error; msg says which. */
+int store_copy_source(struct store *s, char *msg, size_t msglen);
+
 int store_copy(struct store *from, struct store *to, struct store_counts *copied,
 	       char *msg, size_t msglen);
 

@@ -70,7 +70,6 @@ struct page {
 	size_t n, size;
 	size_t bytes;            /* allocated at recs */
 	int64_t last;            /* the cursor: the last row or seq read */
-	bool nomem;
 };
 
 static void *page_add(struct page *p)
@@ -81,10 +80,8 @@ static void *page_add(struct page *p)
 
 		while (bytes < (p->n + 1) * p->size)
 			bytes *= 2;
-		if (!(nr = realloc(p->recs, bytes))) {
-			p->nomem = true;
+		if (!(nr = realloc(p->recs, bytes)))
 			return NULL;
-		}
 		p->recs = nr;
 		p->bytes = bytes;
 	}
@@ -254,7 +251,6 @@ static void page_start(struct page *p, size_t size, int64_t last)
 	p->n = 0;
 	p->size = size;
 	p->last = last;
-	p->nomem = false;
 }
 
 static int copy_meta(struct copy *c, struct store_tx *to)

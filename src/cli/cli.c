@@ -99,6 +99,10 @@ static const struct cli_command cli_commands[] = {
 	{ "backup", "a consistent copy of the database while the server runs",
 	  usage_backup, NULL, NULL, 1, 1, CLI_CONFIG, NULL, cmd_backup },
 
+	{ "migrate-store", "copy the whole site into another, empty database",
+	  usage_migrate_store, opts_migrate_store, NULL, 0, 0, CLI_CONFIG,
+	  check_migrate_store, cmd_migrate_store },
+
 	{ "audit", "verify the audit chain; export the audit trail", usage_audit,
 	  NULL, NULL, 0, 0, CLI_NOTHING, NULL, NULL },
 	{ "audit verify", NULL, usage_audit, NULL, NULL, 0, 0, CLI_STORE, NULL,

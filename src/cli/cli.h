@@ -124,12 +124,13 @@ int cli_serve_run(struct cli *c, const char *banner);
 extern const char usage_init[], usage_migrate[], usage_serve[], usage_demo[];
 extern const char usage_user[], usage_enroll[], usage_device[], usage_assoc[];
 extern const char usage_export[], usage_audit[], usage_rekey[], usage_config[];
-extern const char usage_import[], usage_backup[];
+extern const char usage_import[], usage_backup[], usage_migrate_store[];
 
 extern const struct option opts_init[], opts_demo[], opts_user_add[], opts_user_passwd[];
 extern const struct option opts_enroll_create[], opts_export_csv[], opts_audit_export[];
 extern const struct option opts_import_csv[];
 extern const struct option opts_import_ldap[];
+extern const struct option opts_migrate_store[];
 
 int check_init(struct cli_call *call);
 int check_user_name(struct cli_call *call);
@@ -139,6 +140,7 @@ int check_enroll_revoke(struct cli_call *call);
 int check_assoc_add(struct cli_call *call);
 int check_audit_export(struct cli_call *call);
 int check_import_csv(struct cli_call *call);
+int check_migrate_store(struct cli_call *call);
 
 int cmd_init(struct cli_call *call);
 int cmd_migrate(struct cli_call *call);
@@ -164,5 +166,6 @@ int cmd_audit_export(struct cli_call *call);
 int cmd_rekey(struct cli_call *call);
 int cmd_config_check(struct cli_call *call);
 int cmd_backup(struct cli_call *call);
+int cmd_migrate_store(struct cli_call *call);
 
 #endif

@@ -843,6 +843,162 @@ int store_limit_purge(struct store_tx *tx, const char *limiter, int64_t now, int
 	return CALL(tx, limit_purge, limiter, now, window);
 }
 
+/* ---- copying a whole store ---- */
+
+int store_count_all(struct store_tx *tx, struct store_counts *out)
+{
+	int rc;
+
+	REFUSE_IN_CALLBACK();
+	memset(out, 0, sizeof(*out));
+	if ((rc = CALL(tx, count_all, out)) < 0)
+		memset(out, 0, sizeof(*out));
+	return rc;
+}
+
+int store_meta_each(struct store_tx *tx, store_each_meta cb, void *arg)
+{
+	int rc;
+
+	REFUSE_IN_CALLBACK();
+	EACH(rc, tx, meta_each, cb, arg);
+	return rc;
+}
+
+int store_device_each_page(struct store_tx *tx, int64_t after_row, int64_t limit,
+			   store_each_device_copy cb, void *arg)
+{
+	int rc;
+
+	REFUSE_IN_CALLBACK();
+	if (limit <= 0)
+		return KW_ERR_INVALID;
+	EACH(rc, tx, device_each_page, after_row, limit, cb, arg);
+	return rc;
+}
+
+int store_device_copy_many(struct store_tx *tx, const struct device_copy_rec *d, size_t n)
+{
+	struct device_copy_rec *c;
+	int rc;
+
+	REFUSE_IN_CALLBACK();
+	if (n == 0)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (d[i].row < 1)
+			return KW_ERR_INVALID;
+	if (!(c = malloc(n * sizeof(*c))))
+		return KW_ERR_NOMEM;
+	for (size_t i = 0; i < n; i++) {
+		c[i] = d[i];
+		c[i].device.domain = c[i].device.domain ? c[i].device.domain : "";
+		c[i].device.os = c[i].device.os ? c[i].device.os : "";
+	}
+	rc = CALL(tx, device_copy_many, c, n);
+	free(c);
+	return rc;
+}
+
+int store_volume_each_page(struct store_tx *tx, int64_t after_row, int64_t limit,
+			   store_each_volume cb, void *arg)
+{
+	int rc;
+
+	REFUSE_IN_CALLBACK();
+	if (limit <= 0)
+		return KW_ERR_INVALID;
+	EACH(rc, tx, volume_each_page, after_row, limit, cb, arg);
+	return rc;
+}
+
+int store_volume_copy_many(struct store_tx *tx, const struct volume_rec *v, size_t n)
+{
+	REFUSE_IN_CALLBACK();
+	if (n == 0)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (v[i].row < 1)
+			return KW_ERR_INVALID;
+	return CALL(tx, volume_copy_many, v, n);
+}
+
+int store_key_copy_many(struct store_tx *tx, const struct key_rec *k, size_t n)
+{
+	struct key_rec *c;
+	int rc;
+
+	REFUSE_IN_CALLBACK();
+	if (n == 0)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (k[i].row < 1 || strlen(k[i].key_id) != STORE_ID_LEN ||
+		    k[i].state < KEY_ACTIVE || k[i].state > KEY_SUPERSEDED)
+			return KW_ERR_INVALID;
+	if (!(c = malloc(n * sizeof(*c))))
+		return KW_ERR_NOMEM;
+	for (size_t i = 0; i < n; i++) {
+		c[i] = k[i];
+		c[i].origin = c[i].origin ? c[i].origin : "";
+	}
+	rc = CALL(tx, key_copy_many, c, n);
+	free(c);
+	return rc;
+}
+
+int store_token_copy(struct store_tx *tx, const struct token_rec *t)
+{
+	REFUSE_IN_CALLBACK();
+	if (t->id < 1)
+		return KW_ERR_INVALID;
+	return CALL(tx, token_copy, t);
+}
+
+int store_user_copy(struct store_tx *tx, const struct user_rec *u)
+{
+	struct user_rec c = *u;
+
+	REFUSE_IN_CALLBACK();
+	if (u->id < 1 || !u->name)
+		return KW_ERR_INVALID;
+	c.password_hash = c.password_hash ? c.password_hash : "";
+	return CALL(tx, user_copy, &c);
+}
+
+/* NULL strings of an audit record as "". */
+static void audit_defaults(struct audit_rec *r)
+{
+	const char **f[] = { &r->source, &r->result, &r->actor, &r->end_user, &r->computer,
+			     &r->device_id, &r->key_id, &r->key_type, &r->reason, &r->comment,
+			     &r->client };
+
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		if (!*f[i])
+			*f[i] = "";
+}
+
+int store_audit_copy_many(struct store_tx *tx, const struct audit_rec *r, size_t n)
+{
+	struct audit_rec *c;
+	int rc;
+
+	REFUSE_IN_CALLBACK();
+	if (n == 0)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (r[i].seq < 1)
+			return KW_ERR_INVALID;
+	if (!(c = malloc(n * sizeof(*c))))
+		return KW_ERR_NOMEM;
+	for (size_t i = 0; i < n; i++) {
+		c[i] = r[i];
+		audit_defaults(&c[i]);
+	}
+	rc = CALL(tx, audit_copy_many, c, n);
+	free(c);
+	return rc;
+}
+
 /* ---- for backends: the audit chain ---- */
 
 int store_audit_chain(int64_t last_seq, const uint8_t last_hash[32], const char *head_now,

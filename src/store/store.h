@@ -623,6 +623,78 @@ int store_limit_clear(struct store_tx *tx, const char *limiter, const char *key)
  * or before now - window), for every key; a set: 0 whatever it matched. */
 int store_limit_purge(struct store_tx *tx, const char *limiter, int64_t now, int64_t window);
 
+/* copying a whole store (store/copy.h: keywarden migrate-store)
+ *
+ * What a copy needs that the operations above do not give: every record
+ * as it is stored, a page at a time, and inserts that keep what the
+ * others assign (rows, IDs, seqs, hashes, counters, states, times), so
+ * that the copy is the same site: a device's secret still checks, a key's
+ * row and volume row are the same numbers, the audit chain verifies. Rows
+ * given are kept; rows assigned later by the other operations are above
+ * every row copied. */
+
+/* The number of records of every kind in the store. */
+struct store_counts {
+	int64_t meta, users, tokens, devices, volumes, keys, logons, assocs, audit;
+	int64_t sessions, limit_events;
+};
+int store_count_all(struct store_tx *tx, struct store_counts *out);
+
+typedef int (*store_each_meta)(const char *name, const char *value, void *arg);
+/* Every meta value, by name (byte order). */
+int store_meta_each(struct store_tx *tx, store_each_meta cb, void *arg);
+
+/* A device as a copy needs it: with its row and its secret's hash. */
+struct device_copy_rec {
+	int64_t row;                         /* the store's own key: devices
+					      * are numbered as they are added */
+	struct device_rec device;
+	uint8_t secret_hash[STORE_HASH_LEN];
+};
+typedef int (*store_each_device_copy)(const struct device_copy_rec *, void *arg);
+/* Devices whose row is above after_row, by row, at most limit (> 0, else
+ * KW_ERR_INVALID), revoked ones too. */
+int store_device_each_page(struct store_tx *tx, int64_t after_row, int64_t limit,
+			   store_each_device_copy cb, void *arg);
+/* Inserts n devices as given: row (>= 1, else KW_ERR_INVALID), every field
+ * of device (domain and os NULL for "") and the secret hash. KW_ERR_EXISTS
+ * when a row, an ID or a secret hash is taken. */
+int store_device_copy_many(struct store_tx *tx, const struct device_copy_rec *d, size_t n);
+
+/* Volumes whose row is above after_row, by row, at most limit (> 0, else
+ * KW_ERR_INVALID), with their device's ID. */
+int store_volume_each_page(struct store_tx *tx, int64_t after_row, int64_t limit,
+			   store_each_volume cb, void *arg);
+/* Inserts n volumes as given, row (>= 1, else KW_ERR_INVALID), first_seen
+ * and last_seen included. KW_ERR_NOT_FOUND when a device does not exist;
+ * KW_ERR_EXISTS when a row or a (device, GUID) is taken. */
+int store_volume_copy_many(struct store_tx *tx, const struct volume_rec *v, size_t n);
+
+/* Inserts n keys as given: row (>= 1), key_id, device_id, volume_row,
+ * state, sealed, created_at, changed_at, disclosed_at and origin (NULL for
+ * ""). KW_ERR_NOT_FOUND when a device does not exist or volume_row is not
+ * one of its volumes; KW_ERR_EXISTS when a row or a key ID is taken;
+ * KW_ERR_INVALID for a key ID that is not canonical, a state that is not
+ * one, a row below 1. */
+int store_key_copy_many(struct store_tx *tx, const struct key_rec *k, size_t n);
+
+/* Inserts a token as given: id (>= 1, else KW_ERR_INVALID), hash, times,
+ * uses_left, used, revoked. KW_ERR_EXISTS when the id or the hash is
+ * taken. */
+int store_token_copy(struct store_tx *tx, const struct token_rec *t);
+
+/* Inserts a user as given: id (>= 1, else KW_ERR_INVALID), name, password
+ * hash, roles, disabled, created_at. KW_ERR_EXISTS when the id or the name
+ * (case-insensitive) is taken. */
+int store_user_copy(struct store_tx *tx, const struct user_rec *u);
+
+/* Inserts n audit records as they are (NULL strings as ""): seq (>= 1,
+ * else KW_ERR_INVALID), prev_hash and hash kept, nothing chained or
+ * hashed, and the chain head (meta audit_head) left as it is: the copy
+ * sets it with store_meta_set like the other meta values. KW_ERR_EXISTS
+ * when a seq is taken. */
+int store_audit_copy_many(struct store_tx *tx, const struct audit_rec *r, size_t n);
+
 /* ---- for backends ---- */
 
 /* A backend's operations. Callers go through the functions above, which
@@ -735,6 +807,20 @@ struct store_ops {
 			       int64_t at);
 	int (*limit_clear)(struct store_tx *, const char *limiter, const char *key);
 	int (*limit_purge)(struct store_tx *, const char *limiter, int64_t now, int64_t window);
+
+	/* copying a whole store (store/sqlite/copy.c, store/pgsql/copy.c) */
+	int (*count_all)(struct store_tx *, struct store_counts *);
+	int (*meta_each)(struct store_tx *, store_each_meta, void *);
+	int (*device_each_page)(struct store_tx *, int64_t after_row, int64_t limit,
+				store_each_device_copy, void *);
+	int (*device_copy_many)(struct store_tx *, const struct device_copy_rec *, size_t n);
+	int (*volume_each_page)(struct store_tx *, int64_t after_row, int64_t limit,
+				store_each_volume, void *);
+	int (*volume_copy_many)(struct store_tx *, const struct volume_rec *, size_t n);
+	int (*key_copy_many)(struct store_tx *, const struct key_rec *, size_t n);
+	int (*token_copy)(struct store_tx *, const struct token_rec *);
+	int (*user_copy)(struct store_tx *, const struct user_rec *);
+	int (*audit_copy_many)(struct store_tx *, const struct audit_rec *, size_t n);
 };
 
 /* The operations of the store a transaction belongs to. */

@@ -29,6 +29,7 @@
 #include <libpq-fe.h>
 
 #include "core/role.h"
+#include "store/copy.h"
 #include "store/store.h"
 #include "util/err.h"
 
@@ -3413,6 +3414,647 @@ static void test_key_import(void **state)
 	assert_string_equal(q.origin, long_origin);
 }
 
+/* ---- copying a whole store ---- */
+
+#define KC1 "CCCC0001-0000-4000-8000-000000000001"
+#define KC2 "CCCC0001-0000-4000-8000-000000000002"
+#define KC3 "CCCC0001-0000-4000-8000-000000000003"
+#define KC4 "CCCC0001-0000-4000-8000-000000000004"
+
+/* A second, empty database beside the fixture's, opened: the target of a
+ * copy. Dropped (PostgreSQL) by other_close. */
+static struct store *other_open(struct fx *f)
+{
+	struct store *s = NULL;
+	char msg[256] = "", db[512];
+
+	if (on_pg) {
+		char sql[128], name[64];
+
+		snprintf(name, sizeof(name), "%s_to", f->id);
+		snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
+		pg_admin(sql);
+		pg_url(name, db, sizeof(db));
+	} else if (!strncmp(f->db, "sqlite:", 7)) {
+		snprintf(db, sizeof(db), "sqlite:%s/other.db", f->dir);
+	} else {
+		skip();
+	}
+	if (store_open(db, true, &s, msg, sizeof(msg)) < 0)
+		fail_msg("store_open %s: %s", db, msg);
+	return s;
+}
+
+static void other_close(struct fx *f, struct store *s)
+{
+	store_close(s);
+	if (on_pg) {
+		char sql[128];
+
+		snprintf(sql, sizeof(sql), "DROP DATABASE %s_to WITH (FORCE)", f->id);
+		pg_admin(sql);
+	}
+}
+
+static int tx_count_all(struct store_tx *tx, void *arg)
+{
+	return store_count_all(tx, arg);
+}
+
+static struct store_counts counts_of(struct store *s)
+{
+	struct store_counts c;
+
+	assert_int_equal(store_read(s, tx_count_all, &c), 0);
+	return c;
+}
+
+struct site {
+	int64_t vol1, vol2, vol3, token;
+	int64_t row1, row2;
+};
+
+static int key_rows(const struct key_rec *k, void *arg)
+{
+	struct site *st = arg;
+
+	if (!strcmp(k->key_id, KC1))
+		st->row1 = k->row;
+	if (!strcmp(k->key_id, KC2))
+		st->row2 = k->row;
+	return 0;
+}
+
+/* A site with a record of every kind: meta, two users (one disabled),
+ * a token used and revoked, three devices (one revoked, one checked in),
+ * volumes, keys in every state (one imported), logons, an association,
+ * audit records, and a session and a rate-limit event (not copied). */
+static int tx_site(struct store_tx *tx, void *arg)
+{
+	static const uint8_t sealed[] = { 9, 8, 7, 0, 6 };
+	struct site *st = arg;
+	struct user_rec u = user("Alice", ROLE_HELPDESK);
+	struct token_rec t;
+	struct assoc_rec a = { "CORP\\Bob", DEV2, "admin", 444 };
+	struct session_rec se;
+	struct key_rec k;
+	int rc;
+
+	memset(&t, 0, sizeof(t));
+	hash_of(t.hash, 900);
+	t.created_at = 10;
+	t.expires_at = 99999;
+	t.uses_left = 5;
+	if ((rc = store_meta_set(tx, "master_key_id", "fp-1")) < 0 ||
+	    (rc = store_meta_set(tx, "zz_other", "value")) < 0 ||
+	    (rc = store_user_insert(tx, &u)) < 0)
+		return rc;
+	u = user("bob", ROLE_ADMIN);
+	u.disabled = true;
+	if ((rc = store_user_insert(tx, &u)) < 0 ||
+	    (rc = store_token_insert(tx, &t, &st->token)) < 0 ||
+	    (rc = store_token_use(tx, st->token)) < 0 ||
+	    (rc = store_token_revoke(tx, st->token)) < 0 ||
+	    (rc = put_device(tx, DEV2, "pc-b", 2)) < 0 ||
+	    (rc = put_device(tx, DEV1, "PC-A", 1)) < 0 ||
+	    (rc = put_device(tx, DEV3, "pc-c", 3)) < 0 ||
+	    (rc = store_device_set_revoked(tx, DEV3, true)) < 0 ||
+	    (rc = store_device_checked_in(tx, DEV1, "Windows 12", 777)) < 0 ||
+	    (rc = put_volume(tx, DEV1, "AAAAAAAA-0000-4000-8000-000000000001", "C:",
+			     &st->vol1)) < 0 ||
+	    (rc = put_volume(tx, DEV1, "AAAAAAAA-0000-4000-8000-000000000002", "D:",
+			     &st->vol2)) < 0 ||
+	    (rc = put_volume(tx, DEV2, "AAAAAAAA-0000-4000-8000-000000000003", "C:",
+			     &st->vol3)) < 0 ||
+	    (rc = put_key(tx, DEV1, st->vol1, KC1, KEY_ACTIVE)) < 0 ||
+	    (rc = put_key(tx, DEV1, st->vol1, KC2, KEY_ACTIVE)) < 0 ||
+	    (rc = put_key(tx, DEV1, st->vol2, KC3, KEY_ACTIVE)) < 0)
+		return rc;
+	memset(&k, 0, sizeof(k));
+	snprintf(k.key_id, sizeof(k.key_id), "%s", KC4);
+	snprintf(k.device_id, sizeof(k.device_id), "%s", DEV2);
+	k.volume_row = st->vol3;
+	k.state = KEY_SUPERSEDED;
+	k.sealed = sealed;
+	k.sealed_len = sizeof(sealed);
+	k.created_at = 50;
+	k.changed_at = 70;
+	k.disclosed_at = 60;
+	k.origin = "import:csv:old.csv";
+	if ((rc = store_key_import(tx, &k)) < 0 ||
+	    (rc = store_key_each_page(tx, 0, 100, key_rows, st)) < 0 ||
+	    (rc = store_key_set_state(tx, st->row1, KEY_DISCLOSED, 333)) < 0 ||
+	    (rc = store_key_set_state(tx, st->row2, KEY_REMOVED, 334)) < 0)
+		return rc;
+	memset(&se, 0, sizeof(se));
+	hash_of(se.hash, 77);
+	se.user = "Alice";
+	se.created_at = 5;
+	if ((rc = put_logon(tx, DEV1, "CORP\\Alice", LOGON_LOCAL, 400)) < 0 ||
+	    (rc = put_logon(tx, DEV1, "carol", LOGON_REMOTE, 410)) < 0 ||
+	    (rc = put_logon(tx, DEV2, "CORP\\Bob", LOGON_LOCAL, 420)) < 0 ||
+	    (rc = store_assoc_add(tx, &a)) < 0 || (rc = store_session_insert(tx, &se)) < 0 ||
+	    (rc = store_limit_take(tx, "login", "alice", 1000, 5, 60, NULL)) < 0)
+		return rc;
+	for (size_t i = 0; i < 4; i++)
+		if ((rc = audit_append(tx, i)) < 0)
+			return rc;
+	return 0;
+}
+
+/* Everything a store holds that a copy keeps, as text. */
+struct dump {
+	char buf[16384];
+	size_t n;
+	struct store_tx *tx;
+	char ids[8][STORE_ID_LEN + 1];
+	size_t nids;
+};
+
+static void put(struct dump *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void put(struct dump *d, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(d->buf + d->n, sizeof(d->buf) - d->n, fmt, ap);
+	va_end(ap);
+	assert_true(n >= 0 && (size_t)n < sizeof(d->buf) - d->n);
+	d->n += (size_t)n;
+}
+
+static void put_hex(struct dump *d, const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		put(d, "%02x", p[i]);
+	put(d, "\n");
+}
+
+static int dump_meta(const char *name, const char *value, void *arg)
+{
+	put(arg, "meta %s=%s\n", name, value);
+	return 0;
+}
+
+static int dump_user(const struct user_rec *u, void *arg)
+{
+	put(arg, "user %lld %s %s %u %d %lld\n", (long long)u->id, u->name, u->password_hash,
+	    u->roles, u->disabled, (long long)u->created_at);
+	return 0;
+}
+
+static int dump_token(const struct token_rec *t, void *arg)
+{
+	put(arg, "token %lld %lld %lld %lld %lld %d ", (long long)t->id,
+	    (long long)t->created_at, (long long)t->expires_at, (long long)t->uses_left,
+	    (long long)t->used, t->revoked);
+	put_hex(arg, t->hash, sizeof(t->hash));
+	return 0;
+}
+
+static int dump_device(const struct device_copy_rec *r, void *arg)
+{
+	struct dump *d = arg;
+	const struct device_rec *v = &r->device;
+
+	put(d, "device %lld %s %s %s %s %lld %lld %d ", (long long)r->row, v->id, v->name,
+	    v->domain, v->os, (long long)v->created_at, (long long)v->last_checkin_at,
+	    v->revoked);
+	put_hex(d, r->secret_hash, sizeof(r->secret_hash));
+	if (d->nids < 8)
+		snprintf(d->ids[d->nids++], sizeof(d->ids[0]), "%s", v->id);
+	return 0;
+}
+
+static int dump_volume(const struct volume_rec *v, void *arg)
+{
+	put(arg, "volume %lld %s %s %s %s %s %s %d %lld %lld\n", (long long)v->row,
+	    v->device_id, v->guid, v->mount, v->type, v->protection, v->encryption, v->percent,
+	    (long long)v->first_seen, (long long)v->last_seen);
+	return 0;
+}
+
+static int dump_key(const struct key_rec *k, void *arg)
+{
+	put(arg, "key %lld %s %s %lld %d %lld %lld %lld %s ", (long long)k->row, k->key_id,
+	    k->device_id, (long long)k->volume_row, (int)k->state, (long long)k->created_at,
+	    (long long)k->changed_at, (long long)k->disclosed_at, k->origin);
+	put_hex(arg, k->sealed, k->sealed_len);
+	return 0;
+}
+
+static int dump_logon(const struct logon_rec *l, void *arg)
+{
+	put(arg, "logon %s %s %d %lld %lld\n", l->device_id, l->user, (int)l->type,
+	    (long long)l->first_seen, (long long)l->last_seen);
+	return 0;
+}
+
+static int dump_assoc(const struct assoc_rec *a, void *arg)
+{
+	put(arg, "assoc %s %s %s %lld\n", a->device_id, a->user, a->added_by,
+	    (long long)a->created_at);
+	return 0;
+}
+
+static int dump_audit(const struct audit_rec *a, void *arg)
+{
+	put(arg, "audit %lld %lld %s %s %s %s %s %s %s %s %s %s %s ", (long long)a->seq,
+	    (long long)a->at, a->source, a->result, a->actor, a->end_user, a->computer,
+	    a->device_id, a->key_id, a->key_type, a->reason, a->comment, a->client);
+	put_hex(arg, a->prev_hash, 32);
+	put_hex(arg, a->hash, 32);
+	return 0;
+}
+
+static int tx_dump(struct store_tx *tx, void *arg)
+{
+	struct dump *d = arg;
+	uint8_t head[32];
+	int64_t seq;
+	int rc;
+
+	d->n = d->nids = 0;
+	d->buf[0] = '\0';
+	if ((rc = store_meta_each(tx, dump_meta, d)) < 0 ||
+	    (rc = store_user_each(tx, dump_user, d)) < 0 ||
+	    (rc = store_token_each(tx, dump_token, d)) < 0 ||
+	    (rc = store_device_each_page(tx, 0, 100, dump_device, d)) < 0 ||
+	    (rc = store_volume_each_page(tx, 0, 100, dump_volume, d)) < 0 ||
+	    (rc = store_key_each_page(tx, 0, 100, dump_key, d)) < 0 ||
+	    (rc = store_audit_each(tx, NULL, dump_audit, d)) < 0)
+		return rc;
+	for (size_t i = 0; i < d->nids; i++)
+		if ((rc = store_logon_each_device(tx, d->ids[i], dump_logon, d)) < 0 ||
+		    (rc = store_assoc_each_device(tx, d->ids[i], dump_assoc, d)) < 0)
+			return rc;
+	if ((rc = store_audit_head(tx, &seq, head)) < 0)
+		return rc;
+	put(d, "head %lld ", (long long)seq);
+	put_hex(d, head, sizeof(head));
+	return 0;
+}
+
+/* What is added after a copy gets rows above the copied ones, and the
+ * chain goes on. */
+struct after_copy {
+	int64_t vol, token;
+	int64_t key_row, user_id, seq;
+};
+
+static int new_key_row(const struct key_rec *k, void *arg)
+{
+	((struct after_copy *)arg)->key_row = k->row;
+	return 0;
+}
+
+static int tx_after_copy(struct store_tx *tx, void *arg)
+{
+	struct after_copy *a = arg;
+	struct token_rec t;
+	struct audit_rec r;
+	struct user_rec u = user("dave", 0);
+	int rc;
+
+	memset(&t, 0, sizeof(t));
+	hash_of(t.hash, 901);
+	memset(&r, 0, sizeof(r));
+	r.at = 9000;
+	if ((rc = put_device(tx, DEV4, "pc-d", 4)) < 0 ||
+	    (rc = put_volume(tx, DEV4, "AAAAAAAA-0000-4000-8000-000000000009", "C:", &a->vol)) < 0 ||
+	    (rc = put_key(tx, DEV4, a->vol, "CCCC0001-0000-4000-8000-000000000009",
+			  KEY_ACTIVE)) < 0 ||
+	    (rc = store_key_get(tx, "CCCC0001-0000-4000-8000-000000000009", new_key_row, a)) < 0 ||
+	    (rc = store_token_insert(tx, &t, &a->token)) < 0 ||
+	    (rc = store_user_insert(tx, &u)) < 0 ||
+	    (rc = store_audit_append(tx, &r, fake_hash)) < 0)
+		return rc;
+	a->seq = r.seq;
+	return 0;
+}
+
+static int tx_check_secret_dev1(struct store_tx *tx, void *arg)
+{
+	return store_device_check_secret(tx, DEV1, arg);
+}
+
+/* store_copy: the target holds what the source holds, record for record
+ * (rows, hashes, states, times, the chain), sessions and rate-limit events
+ * left out; rows assigned afterwards are above the copied ones; a second
+ * copy into it is refused and changes nothing. */
+static void test_copy(void **state)
+{
+	struct fx *f = *state;
+	struct store *to = other_open(f);
+	struct store_counts n, want, have;
+	struct site st;
+	struct after_copy ac;
+	static struct dump a, b;
+	char msg[512];
+	uint8_t h[STORE_HASH_LEN];
+
+	memset(&st, 0, sizeof(st));
+	have = counts_of(to);
+	assert_int_equal(have.meta + have.users + have.devices + have.audit + have.keys, 0);
+	assert_int_equal(store_write(f->s, tx_site, &st), 0);
+	want = counts_of(f->s);
+	assert_int_equal(want.devices, 3);
+	assert_int_equal(want.keys, 4);
+	assert_int_equal(want.sessions, 1);
+	assert_int_equal(want.limit_events, 1);
+
+	assert_int_equal(store_copy(f->s, to, &n, msg, sizeof(msg)), 0);
+	have = counts_of(to);
+	assert_int_equal(n.meta, 3);
+	assert_int_equal(n.users, 2);
+	assert_int_equal(n.tokens, 1);
+	assert_int_equal(n.devices, 3);
+	assert_int_equal(n.volumes, 3);
+	assert_int_equal(n.keys, 4);
+	assert_int_equal(n.logons, 3);
+	assert_int_equal(n.assocs, 1);
+	assert_int_equal(n.audit, 4);
+	assert_int_equal(have.sessions, 0);
+	assert_int_equal(have.limit_events, 0);
+	assert_memory_equal(&have.meta, &want.meta, offsetof(struct store_counts, sessions));
+
+	assert_int_equal(store_read(f->s, tx_dump, &a), 0);
+	assert_int_equal(store_read(to, tx_dump, &b), 0);
+	assert_string_equal(a.buf, b.buf);
+
+	/* The devices' secrets still check. */
+	hash_of(h, 1);
+	assert_int_equal(store_write(to, tx_check_secret_dev1, h), 0);
+
+	/* A second copy is refused and changes nothing. */
+	assert_int_equal(store_copy(f->s, to, &n, msg, sizeof(msg)), KW_ERR_EXISTS);
+	assert_non_null(strstr(msg, "not empty"));
+	assert_int_equal(store_read(to, tx_dump, &b), 0);
+	assert_string_equal(a.buf, b.buf);
+
+	/* Rows assigned afterwards are above the copied ones; the chain goes on. */
+	memset(&ac, 0, sizeof(ac));
+	assert_int_equal(store_write(to, tx_after_copy, &ac), 0);
+	assert_true(ac.vol > st.vol3);
+	assert_true(ac.key_row > st.row2 && ac.key_row > 4);
+	assert_true(ac.token > st.token);
+	assert_int_equal(ac.seq, 5);
+	other_close(f, to);
+}
+
+/* Enough records of each kind to take several pages (STORE_COPY_PAGE). */
+static int tx_many(struct store_tx *tx, void *arg)
+{
+	int64_t vol;
+	int rc;
+
+	(void)arg;
+	for (int i = 0; i < STORE_COPY_PAGE + 7; i++) {
+		char dev[STORE_ID_LEN + 1], name[16], kid[STORE_ID_LEN + 1];
+
+		snprintf(dev, sizeof(dev), "DDDDDDDD-0000-4000-8000-%012d", i);
+		snprintf(kid, sizeof(kid), "EEEEEEEE-0000-4000-8000-%012d", i);
+		snprintf(name, sizeof(name), "pc-%d", i);
+		if ((rc = put_device(tx, dev, name, 1000 + i)) < 0 ||
+		    (rc = put_volume(tx, dev, "AAAAAAAA-0000-4000-8000-000000000001", "C:",
+				     &vol)) < 0 ||
+		    (rc = put_key(tx, dev, vol, kid, KEY_ACTIVE)) < 0 ||
+		    (rc = put_logon(tx, dev, "alice", LOGON_LOCAL, 5)) < 0 ||
+		    (rc = audit_append(tx, (size_t)i % 4)) < 0)
+			return rc;
+	}
+	return store_meta_set(tx, "master_key_id", "fp-2");
+}
+
+static void test_copy_pages(void **state)
+{
+	struct fx *f = *state;
+	struct store *to = other_open(f);
+	struct store_counts n, want, have;
+	char msg[512];
+
+	assert_int_equal(store_write(f->s, tx_many, NULL), 0);
+	assert_int_equal(store_copy(f->s, to, &n, msg, sizeof(msg)), 0);
+	want = counts_of(f->s);
+	have = counts_of(to);
+	assert_int_equal(n.devices, STORE_COPY_PAGE + 7);
+	assert_int_equal(n.keys, STORE_COPY_PAGE + 7);
+	assert_int_equal(n.logons, STORE_COPY_PAGE + 7);
+	assert_int_equal(n.audit, STORE_COPY_PAGE + 7);
+	assert_memory_equal(&have, &want, sizeof(have));
+	other_close(f, to);
+}
+
+/* The chain head of the two records tx_audit_copy inserts (store_audit_copy_many
+ * leaves it to the caller). */
+static int tx_meta_head(struct store_tx *tx, void *arg)
+{
+	char v[2 + 64 + 1] = "2:";
+
+	(void)arg;
+	for (int i = 0; i < 32; i++)
+		memcpy(v + 2 + 2 * i, "12", 2);
+	v[66] = '\0';
+	return store_meta_set(tx, "audit_head", v);
+}
+
+/* The copy operations' own contract: paging, errors, all or nothing. */
+struct copy_q {
+	struct device_copy_rec d[2];
+	struct volume_rec v[2];
+	struct key_rec k[2];
+	struct token_rec t;
+	struct user_rec u;
+	struct audit_rec a[2];
+	int64_t rows[8];
+	size_t nrows;
+};
+
+static int page_row(const struct device_copy_rec *d, void *arg)
+{
+	struct copy_q *q = arg;
+
+	if (q->nrows < 8)
+		q->rows[q->nrows++] = d->row;
+	return 0;
+}
+
+static int tx_dev_page(struct store_tx *tx, void *arg)
+{
+	struct copy_q *q = arg;
+	int64_t after = q->rows[0];
+
+	q->nrows = 0;
+	return store_device_each_page(tx, after, 2, page_row, q);
+}
+
+static int tx_dev_copy(struct store_tx *tx, void *arg)
+{
+	return store_device_copy_many(tx, ((struct copy_q *)arg)->d, 2);
+}
+
+static int tx_vol_copy(struct store_tx *tx, void *arg)
+{
+	return store_volume_copy_many(tx, ((struct copy_q *)arg)->v, 2);
+}
+
+static int tx_key_copy(struct store_tx *tx, void *arg)
+{
+	return store_key_copy_many(tx, ((struct copy_q *)arg)->k, 2);
+}
+
+static int tx_token_copy(struct store_tx *tx, void *arg)
+{
+	return store_token_copy(tx, &((struct copy_q *)arg)->t);
+}
+
+static int tx_user_copy(struct store_tx *tx, void *arg)
+{
+	return store_user_copy(tx, &((struct copy_q *)arg)->u);
+}
+
+static int tx_audit_copy(struct store_tx *tx, void *arg)
+{
+	return store_audit_copy_many(tx, ((struct copy_q *)arg)->a, 2);
+}
+
+static void test_copy_ops(void **state)
+{
+	static const uint8_t sealed[] = { 1, 2, 3 };
+	struct fx *f = *state;
+	struct store_counts c;
+	static struct copy_q q;
+	static struct dump d;
+
+	memset(&q, 0, sizeof(q));
+	for (int i = 0; i < 2; i++) {
+		q.d[i].row = 10 + i * 10;
+		snprintf(q.d[i].device.id, sizeof(q.d[i].device.id), "%s", i ? DEV2 : DEV1);
+		q.d[i].device.name = i ? "PC-B" : "PC-A";
+		q.d[i].device.created_at = 5;
+		q.d[i].device.last_checkin_at = 6 + i;
+		q.d[i].device.revoked = i == 1;
+		hash_of(q.d[i].secret_hash, 70 + i);
+	}
+	/* Rows below 1; then a batch whose second device's ID is the first's:
+	 * nothing of it kept. */
+	q.d[0].row = 0;
+	assert_int_equal(store_write(f->s, tx_dev_copy, &q), KW_ERR_INVALID);
+	q.d[0].row = 10;
+	snprintf(q.d[1].device.id, sizeof(q.d[1].device.id), "%s", DEV1);
+	assert_int_equal(store_write(f->s, tx_dev_copy, &q), KW_ERR_EXISTS);
+	c = counts_of(f->s);
+	assert_int_equal(c.devices, 0);
+	snprintf(q.d[1].device.id, sizeof(q.d[1].device.id), "%s", DEV2);
+	assert_int_equal(store_write(f->s, tx_dev_copy, &q), 0);
+	assert_int_equal(store_write(f->s, tx_dev_copy, &q), KW_ERR_EXISTS);
+	/* Pages by row, after a row. */
+	assert_int_equal(store_read(f->s, tx_dev_page, &q), 0);
+	assert_int_equal(q.nrows, 2);
+	assert_int_equal(q.rows[0], 10);
+	assert_int_equal(q.rows[1], 20);
+	assert_int_equal(store_read(f->s, tx_dev_page, &q), 0);   /* after 10 */
+	assert_int_equal(q.nrows, 1);
+	assert_int_equal(q.rows[0], 20);
+
+	for (int i = 0; i < 2; i++) {
+		q.v[i].row = 30 + i;
+		snprintf(q.v[i].device_id, sizeof(q.v[i].device_id), "%s", DEV1);
+		snprintf(q.v[i].guid, sizeof(q.v[i].guid), "AAAAAAAA-0000-4000-8000-00000000000%d",
+			 i);
+		q.v[i].mount = "C:";
+		q.v[i].type = "os";
+		q.v[i].protection = "on";
+		q.v[i].encryption = "aes";
+		q.v[i].first_seen = 7;
+		q.v[i].last_seen = 8;
+	}
+	snprintf(q.v[1].device_id, sizeof(q.v[1].device_id), "%s", DEV5);
+	assert_int_equal(store_write(f->s, tx_vol_copy, &q), KW_ERR_NOT_FOUND);
+	c = counts_of(f->s);
+	assert_int_equal(c.volumes, 0);
+	snprintf(q.v[1].device_id, sizeof(q.v[1].device_id), "%s", DEV2);
+	assert_int_equal(store_write(f->s, tx_vol_copy, &q), 0);
+	assert_int_equal(store_write(f->s, tx_vol_copy, &q), KW_ERR_EXISTS);
+
+	for (int i = 0; i < 2; i++) {
+		q.k[i].row = 50 + i;
+		snprintf(q.k[i].key_id, sizeof(q.k[i].key_id), "%s", i ? KC2 : KC1);
+		snprintf(q.k[i].device_id, sizeof(q.k[i].device_id), "%s", i ? DEV2 : DEV1);
+		q.k[i].volume_row = 30 + i;
+		q.k[i].state = i ? KEY_SUPERSEDED : KEY_DISCLOSED;
+		q.k[i].sealed = sealed;
+		q.k[i].sealed_len = sizeof(sealed);
+		q.k[i].created_at = 1;
+		q.k[i].changed_at = 2;
+		q.k[i].disclosed_at = 3;
+	}
+	/* A volume of another device; a state that is none; an ID not canonical. */
+	q.k[1].volume_row = 30;
+	assert_int_equal(store_write(f->s, tx_key_copy, &q), KW_ERR_NOT_FOUND);
+	q.k[1].volume_row = 31;
+	q.k[1].state = (enum key_state)9;
+	assert_int_equal(store_write(f->s, tx_key_copy, &q), KW_ERR_INVALID);
+	q.k[1].state = KEY_SUPERSEDED;
+	snprintf(q.k[1].key_id, sizeof(q.k[1].key_id), "CCCC");
+	assert_int_equal(store_write(f->s, tx_key_copy, &q), KW_ERR_INVALID);
+	snprintf(q.k[1].key_id, sizeof(q.k[1].key_id), "%s", KC1);
+	assert_int_equal(store_write(f->s, tx_key_copy, &q), KW_ERR_EXISTS);
+	c = counts_of(f->s);
+	assert_int_equal(c.keys, 0);
+	snprintf(q.k[1].key_id, sizeof(q.k[1].key_id), "%s", KC2);
+	assert_int_equal(store_write(f->s, tx_key_copy, &q), 0);
+
+	q.t.id = 40;
+	hash_of(q.t.hash, 5);
+	q.t.uses_left = -1;
+	q.t.used = 3;
+	q.t.revoked = true;
+	assert_int_equal(store_write(f->s, tx_token_copy, &q), 0);
+	assert_int_equal(store_write(f->s, tx_token_copy, &q), KW_ERR_EXISTS);
+	q.t.id = 0;
+	assert_int_equal(store_write(f->s, tx_token_copy, &q), KW_ERR_INVALID);
+
+	q.u = user("Erin", ROLE_ADMIN);
+	q.u.id = 0;
+	assert_int_equal(store_write(f->s, tx_user_copy, &q), KW_ERR_INVALID);
+	q.u.id = 60;
+	assert_int_equal(store_write(f->s, tx_user_copy, &q), 0);
+	q.u.id = 61;
+	q.u.name = "ERIN";   /* the name, case-insensitively */
+	assert_int_equal(store_write(f->s, tx_user_copy, &q), KW_ERR_EXISTS);
+
+	for (int i = 0; i < 2; i++) {
+		q.a[i].seq = 1 + i;
+		q.a[i].at = 100 + i;
+		q.a[i].source = "cli";
+		q.a[i].result = "disclosed";
+		q.a[i].actor = "Alice";
+		memset(q.a[i].prev_hash, i ? 0x11 : 0, 32);
+		memset(q.a[i].hash, 0x11 + i, 32);
+	}
+	q.a[1].seq = 1;
+	assert_int_equal(store_write(f->s, tx_audit_copy, &q), KW_ERR_EXISTS);
+	c = counts_of(f->s);
+	assert_int_equal(c.audit, 0);
+	q.a[1].seq = 2;
+	assert_int_equal(store_write(f->s, tx_audit_copy, &q), 0);
+
+	assert_int_equal(store_write(f->s, tx_meta_head, NULL), 0);
+	assert_int_equal(store_read(f->s, tx_dump, &d), 0);
+	assert_non_null(strstr(d.buf, "device 10 " DEV1 " PC-A   5 6 0 4600"));
+	assert_non_null(strstr(d.buf, "device 20 " DEV2 " PC-B   5 7 1 4700"));
+	assert_non_null(strstr(d.buf, "volume 31 " DEV2 " AAAAAAAA-0000-4000-8000-000000000001 "
+			       "C: os on aes 0 7 8"));
+	assert_non_null(strstr(d.buf, "key 51 " KC2 " " DEV2 " 31 3 1 2 3  010203"));
+	assert_non_null(strstr(d.buf, "token 40 0 0 -1 3 1 0500"));
+	assert_non_null(strstr(d.buf, "user 60 Erin "));
+	assert_non_null(strstr(d.buf, "audit 2 101 cli disclosed Alice         1111"));
+	assert_non_null(strstr(d.buf, "head 2 1212"));
+}
+
 /* ---- group commit ---- */
 
 struct gc_job {
@@ -3879,6 +4521,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_audit_page, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_report_lists, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_import, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copy_ops, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copy_pages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit_one_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_then_write_is_atomic, setup, teardown),
 	};

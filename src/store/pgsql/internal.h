@@ -225,6 +225,7 @@ void pg_logon_ops(struct store_ops *o);
 void pg_user_ops(struct store_ops *o);
 void pg_audit_ops(struct store_ops *o);
 void pg_limit_ops(struct store_ops *o);
+void pg_copy_ops(struct store_ops *o);
 
 /* devices.c, for the other records' operations: */
 

@@ -288,6 +288,7 @@ static void setup(void)
 	pg_user_ops(&table);
 	pg_audit_ops(&table);
 	pg_limit_ops(&table);
+	pg_copy_ops(&table);
 }
 
 const struct store_ops *store_pgsql_ops(void)

@@ -70,6 +70,10 @@ enum sq_id {
 	/* limits.c */
 	SQ_LIMIT_PRUNE, SQ_LIMIT_NTH, SQ_LIMIT_INSERT, SQ_LIMIT_GIVE_BACK, SQ_LIMIT_CLEAR,
 	SQ_LIMIT_PURGE,
+	/* copy.c */
+	SQ_COPY_COUNT, SQ_COPY_META_EACH, SQ_COPY_DEVICE_PAGE, SQ_COPY_DEVICE_INSERT,
+	SQ_COPY_VOLUME_PAGE, SQ_COPY_VOLUME_INSERT, SQ_COPY_KEY_INSERT, SQ_COPY_TOKEN_INSERT,
+	SQ_COPY_USER_INSERT, SQ_COPY_AUDIT_INSERT,
 	SQ_COUNT
 };
 
@@ -339,6 +343,7 @@ void sq_logon_ops(struct store_ops *o);
 void sq_user_ops(struct store_ops *o);
 void sq_audit_ops(struct store_ops *o);
 void sq_limit_ops(struct store_ops *o);
+void sq_copy_ops(struct store_ops *o);
 
 /* devices.c, for the other records' operations: */
 

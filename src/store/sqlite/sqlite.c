@@ -133,6 +133,7 @@ static void setup(void)
 	sq_user_ops(&table);
 	sq_audit_ops(&table);
 	sq_limit_ops(&table);
+	sq_copy_ops(&table);
 }
 
 const struct store_ops *store_sqlite_ops(void)

@@ -68,8 +68,8 @@ static const struct pg_query q_volume_update = {
 	"encryption = $5::text, percent = $6::integer, last_seen = $7::bigint "
 	"WHERE id = $1::bigint" };
 static const struct pg_query q_volume_each = {
-	"SELECT " PG_VOLUME_COLS " FROM volumes v JOIN devices d ON "
-	"d.id = v.device WHERE d.uid = $1::text ORDER BY v.mount, v.guid" };
+	"SELECT " PG_VOLUME_COLS " FROM volumes v WHERE v.device = " PG_DEVICE_ROW
+	" ORDER BY v.mount, v.guid" };
 
 void pg_device_fill(const PGresult *r, int i, int col, struct device_rec *d)
 {

@@ -231,6 +231,12 @@ void pg_copy_ops(struct store_ops *o);
 
 #define PG_DEVICE_COLS "d.uid, d.name, d.domain, d.os, d.created_at, d.last_checkin_at, " \
 	"d.revoked"
+/* The row of the device whose ID is $1, as a value: a query on one
+ * device's records starts from it, so the plan is an index lookup of the
+ * device and then of its records whatever the statistics say (a table the
+ * planner believes empty, after a vacuum of rolled-back rows, had a join
+ * scan a whole index for every call). */
+#define PG_DEVICE_ROW "(SELECT id FROM devices WHERE uid = $1::text)"
 #define PG_VOLUME_COLS "v.id, v.guid, v.mount, v.type, v.protection, v.encryption, " \
 	"v.percent, v.first_seen, v.last_seen"
 

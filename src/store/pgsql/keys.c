@@ -54,9 +54,9 @@ static const struct pg_query q_key_each_volume = {
 	"SELECT " KEY_COLS ", d.uid FROM recovery_keys k JOIN devices d ON d.id = k.device "
 	"WHERE k.volume = $1::bigint AND ((1 << k.state) & $2::integer) <> 0 ORDER BY k.id" };
 static const struct pg_query q_key_each_device = {
-	"SELECT " KEY_COLS ", d.uid FROM devices d JOIN volumes v ON v.device = d.id "
-	"JOIN recovery_keys k ON k.volume = v.id WHERE d.uid = $1::text "
-	"AND ((1 << k.state) & $2::integer) <> 0 ORDER BY k.id" };
+	"SELECT " KEY_COLS ", $1::text FROM volumes v JOIN recovery_keys k ON k.volume = v.id "
+	"WHERE v.device = " PG_DEVICE_ROW " AND ((1 << k.state) & $2::integer) <> 0 "
+	"ORDER BY k.id" };
 static const struct pg_query q_key_each_page = {
 	"SELECT " KEY_COLS ", d.uid FROM recovery_keys k JOIN devices d ON d.id = k.device "
 	"WHERE k.id > $1::bigint ORDER BY k.id LIMIT $2::bigint" };

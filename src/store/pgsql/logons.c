@@ -15,13 +15,13 @@ static const struct pg_query q_logon_upsert = {
 	"WHERE excluded.first_seen < logons.first_seen OR excluded.last_seen > logons.last_seen" };
 static const struct pg_query q_logon_each_device = {
 	"SELECT l.\"user\", l.type, l.first_seen, l.last_seen FROM logons l "
-	"JOIN devices d ON d.id = l.device WHERE d.uid = $1::text ORDER BY l.user_lc, l.type" };
+	"WHERE l.device = " PG_DEVICE_ROW " ORDER BY l.user_lc, l.type" };
 static const struct pg_query q_assoc_add = {
 	"INSERT INTO associations (user_lc, \"user\", device, added_by, created_at) "
 	"VALUES ($1::text, $2::text, $3::bigint, $4::text, $5::bigint) ON CONFLICT DO NOTHING" };
 static const struct pg_query q_assoc_each_device = {
 	"SELECT a.\"user\", a.added_by, a.created_at FROM associations a "
-	"JOIN devices d ON d.id = a.device WHERE d.uid = $1::text ORDER BY a.user_lc" };
+	"WHERE a.device = " PG_DEVICE_ROW " ORDER BY a.user_lc" };
 
 static int logon_put(struct store_tx *tx, const struct logon_rec *l, int64_t dev)
 {

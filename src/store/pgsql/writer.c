@@ -24,11 +24,15 @@
 static void health_set(struct store *s, enum store_state state, const char *reason)
 {
 	enum store_state was;
+	size_t n;
 
 	pthread_mutex_lock(&s->hlock);
 	was = (enum store_state)atomic_load(&s->health);
 	atomic_store(&s->health, (int)state);
-	snprintf(s->reason, sizeof(s->reason), "%s", reason);
+	/* Cut to fit (a reason may quote the server's message). */
+	n = strnlen(reason, sizeof(s->reason) - 1);
+	memcpy(s->reason, reason, n);
+	s->reason[n] = '\0';
 	pthread_mutex_unlock(&s->hlock);
 	if (was == state)
 		return;

@@ -26,7 +26,7 @@
  * waits for a free connection rather than opening more. */
 #define PG_READERS 8
 /* Writer threads, each with its connection, committing groups in turn. */
-#define PG_WRITERS 2
+#define PG_WRITERS 1
 #define PG_MAX_GROUP 256       /* write jobs committed together at most */
 /* Every statement is cancelled after this long (statement_timeout), so a
  * hung database fails a request instead of holding its thread forever;

@@ -17,10 +17,13 @@
 static const struct pg_query q_key_get = {
 	"SELECT " KEY_COLS ", d.uid FROM recovery_keys k JOIN devices d ON "
 	"d.id = k.device WHERE k.key_hex = $1::text" };
-/* Several keys in one round trip, by key ID. */
+/* Several keys in one round trip, by key ID. = ANY(ARRAY(…)) rather than
+ * IN (SELECT …): the planner guesses a set-returning function's rows (100)
+ * and hashed the whole table against them; an array is looked up in the
+ * index, one probe a key. */
 static const struct pg_query q_key_get_many = {
 	"SELECT " KEY_COLS ", d.uid FROM recovery_keys k JOIN devices d ON "
-	"d.id = k.device WHERE k.key_hex IN (SELECT json_array_elements_text($1::json)) "
+	"d.id = k.device WHERE k.key_hex = ANY(ARRAY(SELECT json_array_elements_text($1::json))) "
 	"ORDER BY k.key_hex" };
 /* In a write, a key ID is locked before it is looked up, whether the key
  * exists or not (a transaction lock on its hash, in ID order for several):
@@ -52,11 +55,12 @@ static const struct pg_query q_key_set_sealed = {
 	"UPDATE recovery_keys SET sealed = $2::bytea WHERE id = $1::bigint" };
 static const struct pg_query q_key_each_volume = {
 	"SELECT " KEY_COLS ", d.uid FROM recovery_keys k JOIN devices d ON d.id = k.device "
-	"WHERE k.volume = $1::bigint AND ((1 << k.state) & $2::integer) <> 0 ORDER BY k.id" };
+	"WHERE k.volume = $1::bigint AND k.state IN ($2::integer, $3::integer, $4::integer, "
+	"$5::integer) ORDER BY k.id" };
 static const struct pg_query q_key_each_device = {
 	"SELECT " KEY_COLS ", $1::text FROM volumes v JOIN recovery_keys k ON k.volume = v.id "
-	"WHERE v.device = " PG_DEVICE_ROW " AND ((1 << k.state) & $2::integer) <> 0 "
-	"ORDER BY k.id" };
+	"WHERE v.device = " PG_DEVICE_ROW " AND k.state IN ($2::integer, $3::integer, "
+	"$4::integer, $5::integer) ORDER BY k.id" };
 static const struct pg_query q_key_each_page = {
 	"SELECT " KEY_COLS ", d.uid FROM recovery_keys k JOIN devices d ON d.id = k.device "
 	"WHERE k.id > $1::bigint ORDER BY k.id LIMIT $2::bigint" };
@@ -70,10 +74,10 @@ static const struct pg_query q_key_each_full = {
  * off the key ID index (which would walk every device's keys). */
 static const struct pg_query q_key_each_entitled = {
 	"WITH ent AS MATERIALIZED ("
-	"SELECT l.device FROM logons l WHERE l.type = 0 AND l.user_lc IN "
-	"(SELECT json_array_elements_text($2::json)) UNION "
-	"SELECT a.device FROM associations a WHERE a.user_lc IN "
-	"(SELECT json_array_elements_text($2::json))) "
+	"SELECT l.device FROM logons l WHERE l.type = 0 AND l.user_lc = "
+	"ANY(ARRAY(SELECT json_array_elements_text($2::json))) UNION "
+	"SELECT a.device FROM associations a WHERE a.user_lc = "
+	"ANY(ARRAY(SELECT json_array_elements_text($2::json)))) "
 	"SELECT " KEY_FULL_COLS " FROM ent JOIN volumes v ON v.device = ent.device "
 	"JOIN recovery_keys k ON k.volume = v.id JOIN devices d ON d.id = v.device "
 	"WHERE ((1 << k.state) & $3::integer) <> 0 "
@@ -368,12 +372,19 @@ static int key_set_sealed(struct store_tx *tx, int64_t row, const uint8_t *seale
 	return pg_change(tx->c, &q_key_set_sealed, PG_ARGS(PG_INT(row), PG_BLOB(sealed, len)));
 }
 
+/* The states of a mask as four values (-1 for the ones left out), so that
+ * the (volume, state) index skips the other keys: a volume whose key was
+ * rotated a thousand times still reads its one live key. */
+#define STATE_ARG(states, s) PG_INT(((states) & KEY_STATE_BIT(s)) ? (s) : -1)
+
 static int key_each_volume(struct store_tx *tx, int64_t volume_row, unsigned states,
 			   store_each_key cb, void *arg)
 {
 	struct key_cb c = { cb, arg, false };
 
-	return pg_each(tx->c, &q_key_each_volume, PG_ARGS(PG_INT(volume_row), PG_INT(states)),
+	return pg_each(tx->c, &q_key_each_volume,
+		       PG_ARGS(PG_INT(volume_row), STATE_ARG(states, 0), STATE_ARG(states, 1),
+			       STATE_ARG(states, 2), STATE_ARG(states, 3)),
 		       key_row, &c);
 }
 
@@ -382,7 +393,9 @@ static int key_each_device(struct store_tx *tx, const char *device_id, unsigned 
 {
 	struct key_cb c = { cb, arg, false };
 
-	return pg_each(tx->c, &q_key_each_device, PG_ARGS(PG_TEXT(device_id), PG_INT(states)),
+	return pg_each(tx->c, &q_key_each_device,
+		       PG_ARGS(PG_TEXT(device_id), STATE_ARG(states, 0), STATE_ARG(states, 1),
+			       STATE_ARG(states, 2), STATE_ARG(states, 3)),
 		       key_row, &c);
 }
 

@@ -374,10 +374,6 @@ class InterruptedTest(ImportCase):
                                created="2025-06-%02dT10:00:00Z" % (1 + i % 28)))
         return write(inst, "big.csv", keywarden_csv(rows))
 
-    @unittest.skipUnless(kw.IS_SQLITE, "PostgreSQL: while a killed 20 000-row import's "
-                         "transaction is still being undone, and during the rerun, the "
-                         "planner takes the tables for empty and scans them whole per "
-                         "row (issue 12, open: BENCHMARKS.md 'Not settled')")
     def test_killed_mid_import_then_rerun(self):
         n = 20000
         clean = self.instance("clean")

@@ -169,8 +169,8 @@ static int audit_each(struct store_tx *tx, const struct audit_filter *f, store_e
 		rc = KW_ERR_NOMEM;
 		goto out;
 	}
-	/* LIMIT NULL is no limit. */
-	rc = pg_each(tx->c, &q_audit_each,
+	/* LIMIT NULL is no limit: the whole trail, a row at a time. */
+	rc = (f->limit > 0 ? pg_each : pg_stream)(tx->c, &q_audit_each,
 		     PG_ARGS(PG_INT(f->after_seq), PG_INT(f->from), PG_INT(f->to),
 			     PG_TEXT(f->result), PG_TEXT(f->source), PG_TEXT(user),
 			     PG_TEXT(computer),

@@ -495,6 +495,59 @@ int pg_each(struct pconn *c, const struct pg_query *q, const struct pg_arg *a, s
 	return rc;
 }
 
+int pg_stream(struct pconn *c, const struct pg_query *q, const struct pg_arg *a, size_t n,
+	      pg_row_fn row, void *arg)
+{
+	struct params p;
+	char name[16];
+	PGresult *r;
+	int slot, rc = 0, sent;
+
+	if (n > PG_MAX_ARGS)
+		return KW_ERR_INTERNAL;
+	if (!c->pg)
+		return KW_ERR_UNAVAILABLE;
+	if (PQpipelineStatus(c->pg) != PQ_PIPELINE_OFF)
+		return pg_each(c, q, a, n, row, arg);
+	params_fill(&p, a, n);
+	if ((slot = prepared(c, q, n, &rc)) < 0 && rc < 0)
+		return rc;
+	if (slot >= 0) {
+		snprintf(name, sizeof(name), "kw%d", slot);
+		sent = PQsendQueryPrepared(c->pg, name, (int)n, p.values, p.lengths, p.formats, 1);
+	} else {
+		sent = PQsendQueryParams(c->pg, q->sql, (int)n, NULL, p.values, p.lengths,
+					 p.formats, 1);
+	}
+	if (!sent) {
+		rc = result_rc(c, NULL, q->sql);
+		return rc < 0 ? rc : KW_ERR_UNAVAILABLE;
+	}
+	PQsetSingleRowMode(c->pg);
+	/* A row a result; after a callback stopped, or a failure, the rest is
+	 * read and dropped (cancelling would fail the transaction), up to the
+	 * end of the statement's results. */
+	while ((r = PQgetResult(c->pg))) {
+		ExecStatusType st = PQresultStatus(r);
+
+		if (st == PGRES_SINGLE_TUPLE) {
+			if (rc == 0)
+				rc = row(r, 0, arg);
+		} else if (st != PGRES_TUPLES_OK) {
+			int err = result_rc(c, r, q->sql);
+
+			if (rc >= 0 && err < 0)
+				rc = err;
+			if (!c->pg) {
+				PQclear(r);
+				break;
+			}
+		}
+		PQclear(r);
+	}
+	return rc;
+}
+
 int pg_one(struct pconn *c, const struct pg_query *q, const struct pg_arg *a, size_t n,
 	   pg_row_fn row, void *arg)
 {

@@ -254,7 +254,7 @@ static int device_each(struct store_tx *tx, const char *prefix, int64_t limit,
 		rc = pg_each(tx->c, &q_device_each_limit, PG_ARGS(PG_TEXT(lc), PG_INT(limit)),
 			     device_row, &c);
 	else
-		rc = pg_each(tx->c, &q_device_each, PG_ARGS(PG_TEXT(lc)), device_row, &c);
+		rc = pg_stream(tx->c, &q_device_each, PG_ARGS(PG_TEXT(lc)), device_row, &c);
 	free(lc);
 	return rc;
 }

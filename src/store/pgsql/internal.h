@@ -190,6 +190,11 @@ int pg_each(struct pconn *c, const struct pg_query *q, const struct pg_arg *a, s
 int pg_each_after(struct pconn *c, const struct pg_query *first, const struct pg_arg *fa,
 		  size_t fn, const struct pg_query *q, const struct pg_arg *a, size_t n,
 		  pg_row_fn row, void *arg);
+/* pg_each for results of any size: the rows come one at a time (libpq's
+ * single-row mode), so memory holds one row, not the result: exports of a
+ * site with millions of keys or audit records. A little slower a row. */
+int pg_stream(struct pconn *c, const struct pg_query *q, const struct pg_arg *a, size_t n,
+	      pg_row_fn row, void *arg);
 /* pg_each for one row: KW_ERR_NOT_FOUND when there is none. */
 int pg_one(struct pconn *c, const struct pg_query *q, const struct pg_arg *a, size_t n,
 	   pg_row_fn row, void *arg);

@@ -414,7 +414,7 @@ static int key_each_full(struct store_tx *tx, store_each_key_full cb, void *arg)
 {
 	struct key_full_cb c = { cb, arg };
 
-	return pg_each(tx->c, &q_key_each_full, PG_NOARGS, key_full_row, &c);
+	return pg_stream(tx->c, &q_key_each_full, PG_NOARGS, key_full_row, &c);
 }
 
 static int key_each_entitled(struct store_tx *tx, const char *prefix_hex,

@@ -25,7 +25,12 @@
  * readers and the writers let a dozen instances share one server. A read
  * waits for a free connection rather than opening more. */
 #define PG_READERS 8
-/* Writer threads, each with its connection, committing groups in turn. */
+/* Writer threads, each with its connection, committing groups in turn.
+ * One: two deadlocked when one device's check-ins fell into both writers'
+ * groups (each group holds the row locks of all its jobs until its commit),
+ * and PostgreSQL's deadlock_timeout (1 s) stalled both; measured no faster
+ * than one (bench/postgres, BENCHMARKS.md). More writers need jobs routed
+ * by device, or a group's locks taken in one order. */
 #define PG_WRITERS 1
 #define PG_MAX_GROUP 256       /* write jobs committed together at most */
 /* Every statement is cancelled after this long (statement_timeout), so a

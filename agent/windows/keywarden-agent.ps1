@@ -48,11 +48,13 @@ $FirstLogonDays = 7
 # SPEC section 5: at most 256 logons a check-in.
 $MaxLogons = 256
 
-# Get-BitLockerVolume's VolumeType -> the check-in's volume type.
+# Win32_EncryptableVolume's VolumeType (0 operating system, 1 fixed data,
+# 2 portable data) -> the check-in's volume type. Get-BitLockerVolume's own
+# VolumeType does not tell fixed from removable drives.
 $VolumeTypes = @{
-    OperatingSystem = 'os'
-    FixedData       = 'fixed'
-    Removable       = 'removable'
+    '0' = 'os'
+    '1' = 'fixed'
+    '2' = 'removable'
 }
 
 # Event 4624's LogonType -> the check-in's logon type: interactive (2),
@@ -174,7 +176,7 @@ function Send-KwCheckin {
 # A protector ID as Windows shows it ({GUID}) -> keywarden's canonical form.
 function ConvertTo-KwKeyId {
     param([string] $Id)
-    $Id.Trim('{', '}', ' ').ToUpperInvariant()
+    ($Id -replace '[{}\s]', '').ToUpperInvariant()
 }
 
 function ConvertTo-KwProtection {
@@ -193,22 +195,28 @@ function ConvertTo-KwProtection {
 # aes_128_diffuser, none.
 function ConvertTo-KwEncryption {
     param($Method)
+    if (-not "$Method") {
+        return 'none'
+    }
     $s = "$Method" -creplace '([a-z])([A-Z0-9])', '$1_$2'
     $s = $s -creplace '([0-9])([A-Z])', '$1_$2'
     $s.ToLowerInvariant()
 }
 
-# The BitLocker volume GUID (Win32_EncryptableVolume.PersistentVolumeID),
-# or for a volume never encrypted the volume's own GUID.
-function Get-KwVolumeId {
+# The Win32_EncryptableVolume of a Get-BitLockerVolume mount point (a drive
+# letter, or \\?\Volume{GUID}\ for a volume without one).
+function Find-KwEncryptableVolume {
     param($EncryptableVolumes, [string] $MountPoint)
-    $ev = $EncryptableVolumes | Where-Object {
+    $EncryptableVolumes | Where-Object {
         $_.DriveLetter -eq $MountPoint -or $_.DeviceID -eq $MountPoint
     } | Select-Object -First 1
-    if (-not $ev) {
-        return $null
-    }
-    foreach ($s in @($ev.PersistentVolumeID, $ev.DeviceID)) {
+}
+
+# The BitLocker volume GUID (PersistentVolumeID), or for a volume never
+# encrypted the volume's own GUID.
+function Get-KwVolumeId {
+    param($EncryptableVolume)
+    foreach ($s in @($EncryptableVolume.PersistentVolumeID, $EncryptableVolume.DeviceID)) {
         if ("$s" -match '[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}') {
             return $Matches[0].ToUpperInvariant()
         }
@@ -221,8 +229,13 @@ function Get-KwVolumes {
     $evs = @(Get-CimInstance -Namespace 'root/cimv2/Security/MicrosoftVolumeEncryption' `
             -ClassName Win32_EncryptableVolume)
     foreach ($v in @(Get-BitLockerVolume)) {
-        $id = Get-KwVolumeId -EncryptableVolumes $evs -MountPoint $v.MountPoint
-        if (-not $id) {
+        $ev = Find-KwEncryptableVolume -EncryptableVolumes $evs -MountPoint $v.MountPoint
+        if (-not $ev) {
+            continue
+        }
+        $id = Get-KwVolumeId -EncryptableVolume $ev
+        $type = $VolumeTypes["$($ev.VolumeType)"]
+        if (-not $id -or -not $type) {
             continue
         }
         $keys = @(foreach ($p in @($v.KeyProtector)) {
@@ -236,7 +249,7 @@ function Get-KwVolumes {
         [pscustomobject]@{
             Id         = $id
             Mount      = $v.MountPoint
-            Type       = $VolumeTypes["$($v.VolumeType)"]
+            Type       = $type
             Protection = ConvertTo-KwProtection $v
             Encryption = ConvertTo-KwEncryption $v.EncryptionMethod
             Percent    = [int][math]::Floor($v.EncryptionPercentage)
@@ -362,7 +375,10 @@ function Invoke-KwCheckin {
     $json = New-KwCheckinBody -Os $os -Volumes @(Get-KwVolumes) -Logons @(Get-KwLogons -Since $since.ToLocalTime())
     $answer = Send-KwCheckin -State $state -Json $json
     Set-ItemProperty -Path $KeyPath -Name LastCheckin -Value $now.ToString('o')
-    $rotate = @($answer.rotate)
+    $rotate = @()
+    if ($answer.PSObject.Properties['rotate']) {
+        $rotate = @($answer.rotate)
+    }
     if ($rotate.Count -gt 0) {
         Invoke-KwRotation -State $state -Rotate $rotate -Os $os
     }

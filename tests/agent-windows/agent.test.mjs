@@ -56,6 +56,17 @@ test('the check-in body has exactly the fixture\'s fields and nesting', async ()
   }
 });
 
+test('fields that are numbers in the fixture are [int] in the builder', async () => {
+  const t = await tree();
+  for (const [key, value] of Object.entries(FIXTURE.volumes[0])) {
+    if (typeof value === 'number')
+      assert.match(check.checkinFieldValue(t, key), /^\[int\]/i, key);
+  }
+  const bad = await tree(broken(SCRIPT, 'percent_encrypted = [int]$v.Percent',
+    'percent_encrypted = "$($v.Percent)"'));
+  assert.doesNotMatch(check.checkinFieldValue(bad, 'percent_encrypted'), /^\[int\]/i);
+});
+
 test('the register body has SPEC §5\'s fields', async () => {
   assert.deepEqual(check.registerBodyShape(await tree()),
     ['enrollment_token', 'name', 'domain', 'os'].map((k) => [k, 'scalar']));

@@ -191,6 +191,15 @@ export function checkinBodyShape(tree) {
   return hashShape(body);
 }
 
+/** The PowerShell text of the value New-KwCheckinBody gives field key
+ * (e.g. '[int]$v.Percent' for percent_encrypted). */
+export function checkinFieldValue(tree, key) {
+  const found = find(bodyHash(tree, 'New-KwCheckinBody'), 'hash_entry').filter(
+    (e) => entryKey(e) === key);
+  if (found.length !== 1) fail(`${key} is in the check-in body ${found.length} times`);
+  return entryValue(found[0]).text;
+}
+
 /** The register body's shape (SPEC §5: enrollment_token, name, domain, os). */
 export function registerBodyShape(tree) {
   return hashShape(bodyHash(tree, 'Register-KwDevice'));

@@ -9,15 +9,16 @@
     keywarden-agent.ps1 -Install -Server https://keys.example.com -EnrollmentToken TOKEN
         Copies this script to %ProgramFiles%\keywarden, registers the device
         (its ID and secret go to HKLM\SOFTWARE\keywarden, readable by SYSTEM
-        only), checks in once, and adds the scheduled task "keywarden agent"
-        (SYSTEM, at logon and every 90 minutes).
+        only), adds the scheduled task "keywarden agent" (SYSTEM, at logon
+        and every 90 minutes) and checks in once.
     keywarden-agent.ps1
         Checks in once (what the scheduled task runs).
     keywarden-agent.ps1 -Uninstall
         Removes the scheduled task, the registry key and the copied script.
         BitLocker protectors are left as they are.
 
-    Written for Windows PowerShell 5.1 as SYSTEM. It was not run where it was
+    Runs as SYSTEM only (it refuses otherwise). Written for Windows
+    PowerShell 5.1. It was not run where it was
     written (no Windows there): it is parse-checked only, see README.md.
 #>
 [CmdletBinding(DefaultParameterSetName = 'CheckIn')]
@@ -268,13 +269,26 @@ function Get-KwEventField {
     return ''
 }
 
+# A UTC time as the check-in (and the event log's XPath) writes it,
+# whatever the machine's culture.
+function Format-KwTime {
+    param([datetime] $Time)
+    $Time.ToUniversalTime().ToString("yyyy'-'MM'-'dd'T'HH':'mm':'ss'Z'",
+        [Globalization.CultureInfo]::InvariantCulture)
+}
+
 # Local and remote logons (Security log, event 4624) since $Since, newest
-# first, one per user and type (the latest), at most $MaxLogons.
+# first, one per user and type (the latest), at most $MaxLogons. The query
+# asks for the logon types of $LogonTypes only: a server's log holds many
+# network logons.
 function Get-KwLogons {
     param([datetime] $Since)
+    $types = @(foreach ($t in $LogonTypes.Keys) { "Data[@Name='LogonType']='$t'" }) -join ' or '
+    $xpath = "*[System[EventID=4624 and TimeCreated[@SystemTime>='$(Format-KwTime $Since)']]]" +
+        " and *[EventData[$types]]"
     $events = @()
     try {
-        $events = @(Get-WinEvent -FilterHashtable @{ LogName = 'Security'; Id = 4624; StartTime = $Since })
+        $events = @(Get-WinEvent -LogName 'Security' -FilterXPath $xpath)
     } catch [Exception] {
         # "No events were found" is an error to Get-WinEvent.
         if ($_.FullyQualifiedErrorId -notlike 'NoMatchingEventsFound*') {
@@ -300,7 +314,7 @@ function Get-KwLogons {
         $out += [pscustomobject]@{
             User = $name
             Type = $type
-            At   = $e.TimeCreated.ToUniversalTime().ToString('yyyy-MM-ddTHH:mm:ssZ')
+            At   = Format-KwTime $e.TimeCreated
         }
         if ($out.Count -ge $MaxLogons) {
             break
@@ -372,7 +386,7 @@ function Invoke-KwCheckin {
             [Globalization.DateTimeStyles]::AdjustToUniversal)
     }
     $os = Get-KwOsName
-    $json = New-KwCheckinBody -Os $os -Volumes @(Get-KwVolumes) -Logons @(Get-KwLogons -Since $since.ToLocalTime())
+    $json = New-KwCheckinBody -Os $os -Volumes @(Get-KwVolumes) -Logons @(Get-KwLogons -Since $since)
     $answer = Send-KwCheckin -State $state -Json $json
     Set-ItemProperty -Path $KeyPath -Name LastCheckin -Value $now.ToString('o')
     $rotate = @()
@@ -397,7 +411,6 @@ function Install-KwAgent {
         }
         Register-KwDevice -Server $Server -Token $Token
     }
-    Invoke-KwCheckin
     $action = New-ScheduledTaskAction -Execute 'powershell.exe' `
         -Argument "-NoProfile -NonInteractive -ExecutionPolicy Bypass -File `"$target`""
     $triggers = @(
@@ -409,6 +422,8 @@ function Install-KwAgent {
         -ExecutionTimeLimit (New-TimeSpan -Minutes 15)
     $null = Register-ScheduledTask -TaskName $TaskName -Action $action -Trigger $triggers `
         -Principal $principal -Settings $settings -Force
+    # Last: when the server cannot be reached now, the task tries again.
+    Invoke-KwCheckin
 }
 
 function Uninstall-KwAgent {
@@ -421,6 +436,12 @@ function Uninstall-KwAgent {
     if (Test-Path $InstallDir) {
         Remove-Item -Path $InstallDir -Recurse -Force
     }
+}
+
+# The registry key is SYSTEM's alone: an administrator could not read it
+# back, nor delete it.
+if ([Security.Principal.WindowsIdentity]::GetCurrent().User.Value -ne $SystemSid) {
+    throw 'run as SYSTEM (a Group Policy startup script, Intune, the scheduled task, or psexec -s)'
 }
 
 switch ($PSCmdlet.ParameterSetName) {

@@ -9,7 +9,12 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import * as check from './check.mjs';
+let check;
+try {
+  check = await import('./check.mjs');
+} catch (e) {
+  throw new Error(`run npm ci in tests/agent-windows first (tools/test does): ${e.message}`);
+}
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..', '..');

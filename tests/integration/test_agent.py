@@ -1,0 +1,294 @@
+"""keywarden-agent for Linux on real LUKS2 headers (image files made by
+cryptsetup in a temporary directory) against a real keywarden on
+loopback: registration, first escrow, the self-service flow by the key
+ID's first 8 characters, rotation after a disclosure, the server down
+during a rotation, a full keyslot table, a volume the agent was not given
+a passphrase for, and the check-in body's shape (the shared fixture)."""
+
+import json
+import os
+import re
+import shutil
+import stat
+import tempfile
+import unittest
+
+import kw
+from agent import Agent, Image, why_unusable
+
+SKIP = why_unusable()
+KEY_ID_RE = r"^[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}$"
+PASSWORD_RE = r"^\d{6}(-\d{6}){7}$"
+
+
+def valid_password(pw):
+    groups = pw.split("-")
+    return len(groups) == 8 and all(len(g) == 6 and int(g) % 11 == 0 and int(g) < 720896
+                                    for g in groups)
+
+
+@unittest.skipIf(SKIP, SKIP or "")
+class AgentTest(kw.PortalTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.tmp = tempfile.mkdtemp(prefix="kwagent-")
+        if not os.environ.get("KW_KEEP"):
+            self.addCleanup(shutil.rmtree, self.tmp, True)
+
+    def agent(self, *images, **kw_args):
+        return Agent(self.kw, self.tmp, [i.path for i in images], **kw_args)
+
+    def enrolled(self, passphrase="admin passphrase 1"):
+        """A registered agent with one enrolled, escrowed volume:
+        (agent, image, device_id, key_id)."""
+        img = Image(self.tmp, passphrase)
+        a = self.agent(img)
+        did, _ = a.register()
+        out = a.ok("enroll-volume", img.path, input=passphrase + "\n")
+        (kid, slots, escrowed), = img.tokens()
+        self.assertIn(kid, out)
+        self.assertFalse(escrowed)
+        a.ok("checkin")
+        self.assertEqual(img.tokens(), [(kid, slots, True)])
+        return a, img, did, kid
+
+    def server_keys(self, did):
+        return {r["key_id"]: r for r in self.kw.export_rows(did)}
+
+    # -- register --
+
+    def test_register(self):
+        img = Image(self.tmp)
+        a = self.agent(img)
+        did, out = a.register()
+        self.assertIn(did, out)
+        st = os.stat(a.state)
+        self.assertEqual(stat.S_IMODE(st.st_mode), 0o700)
+        reg = os.path.join(a.state, "registration")
+        self.assertEqual(stat.S_IMODE(os.stat(reg).st_mode), 0o600)
+        with open(reg) as f:
+            secret = re.search(r"^secret=(.+)$", f.read(), re.M).group(1)
+        self.kw.secrets.add(secret)
+        self.assertNotIn(secret, out)
+        # no overwrite without --force; the registration is unchanged
+        before = open(reg).read()
+        rc, out, err = a.run("register", input=self.kw.enroll_token() + "\n")
+        self.assertEqual(rc, 1)
+        self.assertIn("already registered as %s" % did, err)
+        self.assertEqual(open(reg).read(), before)
+        # a bad token: a clear line, nothing changed
+        rc, out, err = a.run("register", "--force", input="not-a-token\n")
+        self.assertEqual(rc, 1)
+        self.assertIn("refused the enrollment token", err)
+        self.assertEqual(len(err.strip().splitlines()), 1)
+        self.assertEqual(open(reg).read(), before)
+        did2, _ = a.ok("register", "--force", input=self.kw.enroll_token() + "\n"), None
+        self.assertNotEqual(open(reg).read(), before)
+
+    # -- first escrow --
+
+    def test_first_escrow_and_self_service(self):
+        a, img, did, kid = self.enrolled()
+        self.assertRegex(kid, KEY_ID_RE)
+        pw = a.password(kid)
+        self.kw.secrets.add(pw)
+        self.assertRegex(pw, PASSWORD_RE)
+        self.assertTrue(valid_password(pw))
+        # the slot opens the volume with the recovery password; the
+        # administrator's passphrase still works
+        (_, [slot], _), = img.tokens()
+        self.assertTrue(img.opens(pw, slot))
+        self.assertTrue(img.opens(img.passphrase))
+        # the same check-in again changes nothing
+        a.ok("checkin")
+        self.assertEqual(img.tokens(), [(kid, [slot], True)])
+        keys = self.server_keys(did)
+        self.assertEqual(list(keys), [kid])
+        self.assertEqual(keys[kid]["recovery_password"], pw)
+        self.assertEqual(keys[kid]["volume_id"], img.uuid)
+        self.assertEqual(keys[kid]["state"], "active")
+        # a user of this machine finds it by the key ID's first 8 characters
+        b = self.signed_in()
+        self.kw.assoc(b.user, did)
+        r = b.recover(kid[:8])
+        self.assertKeyShown(r, pw, "LNX-TEST", kid)
+        # the password file is 0600; status tells the state
+        self.assertEqual(stat.S_IMODE(os.stat(os.path.join(a.state, "keys", kid)).st_mode),
+                         0o600)
+        out = a.ok("status")
+        self.assertIn("recovery key %s in keyslot %d: escrowed" % (kid, slot), out)
+        self.assertIn("last check-in:", out)
+        self.assertNotIn(pw, out)
+
+    # -- rotation --
+
+    def test_rotation_after_disclosure(self):
+        a, img, did, kid = self.enrolled()
+        old_pw = a.password(kid)
+        self.kw.secrets.add(old_pw)
+        (_, [old_slot], _), = img.tokens()
+        b = self.signed_in()
+        self.kw.assoc(b.user, did)
+        self.assertKeyShown(b.recover(kid[:8]), old_pw, "LNX-TEST", kid)
+        out = a.ok("checkin")
+        self.assertIn("disclosed recovery key %s removed" % kid, out)
+        (new, [new_slot], escrowed), = img.tokens()
+        new_pw = a.password(new)
+        self.kw.secrets.add(new_pw)
+        self.assertNotEqual(new, kid)
+        self.assertTrue(escrowed)
+        self.assertTrue(img.opens(new_pw, new_slot))
+        self.assertFalse(img.opens(old_pw))
+        self.assertNotIn(old_slot, img.slots()) if old_slot != new_slot else None
+        self.assertTrue(img.opens(img.passphrase))
+        self.assertFalse(os.path.exists(os.path.join(a.state, "keys", kid)))
+        keys = self.server_keys(did)
+        self.assertEqual(keys[new]["state"], "active")
+        self.assertEqual(keys[new]["recovery_password"], new_pw)
+        self.assertEqual(keys[kid]["state"], "superseded")
+        # the server asks for nothing more
+        r = self.kw.checkin(self.secret_of(a), volumes=[])
+        self.assertEqual(r.json()["rotate"], [])
+        self.assertKeyShown(b.recover(new[:8]), new_pw, "LNX-TEST", new)
+
+    def secret_of(self, a):
+        with open(os.path.join(a.state, "registration")) as f:
+            secret = re.search(r"^secret=(.+)$", f.read(), re.M).group(1)
+        self.kw.secrets.add(secret)
+        return secret
+
+    def test_server_down_during_rotation(self):
+        a, img, did, kid = self.enrolled()
+        old_pw = a.password(kid)
+        self.kw.secrets.add(old_pw)
+        b = self.signed_in()
+        self.kw.assoc(b.user, did)
+        self.assertKeyShown(b.recover(kid[:8]), old_pw, "LNX-TEST", kid)
+        # the first check-in of the rotation reaches the server; the next
+        # (the escrow of the new key) reaches a port where no one listens
+        port = kw.free_port()
+        proxy = OneShotProxy(self.kw.port, port)
+        a.settings["agent"]["server"] = "http://127.0.0.1:%d" % port
+        a.write()
+        try:
+            rc, out, err = a.run("checkin")
+        finally:
+            proxy.close()
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("cannot reach", err)
+        toks = {t[0]: t for t in img.tokens()}
+        self.assertEqual(set(toks), {kid, next(k for k in toks if k != kid)})
+        new = next(k for k in toks if k != kid)
+        self.assertTrue(toks[kid][2])          # the old one: escrowed, still there
+        self.assertFalse(toks[new][2])         # the new one: not escrowed yet
+        self.assertTrue(img.opens(old_pw, toks[kid][1][0]))
+        self.kw.secrets.add(a.password(new))
+        self.assertNotIn(new, self.server_keys(did))
+        # the next run completes it
+        a.settings["agent"]["server"] = "http://127.0.0.1:%d" % self.kw.port
+        a.write()
+        a.ok("checkin")
+        (only, [slot], escrowed), = img.tokens()
+        self.assertEqual((only, escrowed), (new, True))
+        self.assertTrue(img.opens(a.password(new), slot))
+        self.assertFalse(img.opens(old_pw))
+        keys = self.server_keys(did)
+        self.assertEqual(keys[new]["state"], "active")
+        self.assertEqual(keys[kid]["state"], "superseded")
+
+    def test_full_keyslot_table(self):
+        a, img, did, kid = self.enrolled()
+        pw = a.password(kid)
+        self.kw.secrets.add(pw)
+        for i in range(len(img.slots()), 32):
+            img.add_passphrase("filler %d" % i)
+        self.assertEqual(len(img.slots()), 32)
+        before = img.dump()
+        b = self.signed_in()
+        self.kw.assoc(b.user, did)
+        self.assertKeyShown(b.recover(kid[:8]), pw, "LNX-TEST", kid)
+        rc, out, err = a.run("checkin")
+        self.assertEqual(rc, 1)
+        self.assertIn("the keyslot table is full", err)
+        self.assertIn("could not be rotated; it stays", err)
+        self.assertEqual(img.dump(), before)
+        self.assertTrue(img.opens(pw))
+        self.assertEqual(sorted(os.listdir(os.path.join(a.state, "keys"))), [kid])
+        self.assertEqual(self.server_keys(did)[kid]["state"], "disclosed")
+
+    def test_volume_without_passphrase(self):
+        img = Image(self.tmp, "someone else's passphrase")
+        before = img.dump()
+        a = self.agent(img)
+        did, _ = a.register()
+        rc, out, err = a.run("checkin")
+        self.assertEqual(rc, 1)
+        self.assertIn("without a keywarden recovery key", err)
+        self.assertIn(img.uuid, err)
+        self.assertEqual(img.dump(), before)
+        # reported all the same: the volume, protected, with no key
+        show = self.kw.device_show(did)
+        self.assertIn(img.uuid, show)
+        # a wrong passphrase: a clear error, nothing changed
+        rc, out, err = a.run("enroll-volume", img.path, input="wrong\n")
+        self.assertEqual(rc, 1)
+        self.assertIn("opens no keyslot; nothing changed", err)
+        self.assertEqual(img.dump(), before)
+        self.assertEqual(os.listdir(os.path.join(a.state, "keys")), [])
+
+
+class OneShotProxy:
+    """Forwards the first HTTP connection on listen_port to the server, then
+    closes the port: the server is gone for the agent's next request."""
+
+    def __init__(self, server_port, listen_port):
+        import socket
+        import threading
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", listen_port))
+        self.sock.listen(1)
+        self.server_port = server_port
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        import socket
+        try:
+            c, _ = self.sock.accept()
+        except OSError:
+            return
+        self.sock.close()
+        s = socket.create_connection(("127.0.0.1", self.server_port))
+        c.settimeout(30)
+        s.settimeout(30)
+        try:
+            req = b""
+            while b"\r\n\r\n" not in req:
+                req += c.recv(65536)
+            head, body = req.split(b"\r\n\r\n", 1)
+            n = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
+            while len(body) < n:
+                body += c.recv(65536)
+            head = re.sub(rb"(?i)\r\nconnection:[^\r]*", b"", head) + b"\r\nConnection: close"
+            s.sendall(head + b"\r\n\r\n" + body)
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                c.sendall(d)
+        finally:
+            s.close()
+            c.close()
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        self.thread.join(5)
+
+
+if __name__ == "__main__":
+    unittest.main()

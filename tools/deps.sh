@@ -22,6 +22,9 @@ KW_BUILD_PACKAGES=(
 	libinih-dev
 	libldap-dev
 	libpq-dev
+	# keywarden-agent: LUKS2 keyslots and tokens, its HTTPS client
+	libcryptsetup-dev
+	libcurl4-openssl-dev
 )
 
 # What tools/test needs besides KW_BUILD_PACKAGES (node and npm come from
@@ -44,6 +47,8 @@ KW_TEST_PACKAGES=(
 	# a throw-away PostgreSQL server for the store's tests (tests/with-postgres
 	# initialises and starts its own; the package's service need not run)
 	postgresql
+	# LUKS2 image files for the agent's tests (tests/integration/agent.py)
+	cryptsetup-bin
 )
 
 # Runs a command with its output in a temporary file: nothing is shown when

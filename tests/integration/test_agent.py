@@ -11,10 +11,11 @@ import re
 import shutil
 import stat
 import tempfile
+import struct
 import unittest
 
 import kw
-from agent import Agent, Image, why_unusable
+from agent import FAST, Agent, Image, cryptsetup, why_unusable
 
 SKIP = why_unusable()
 KEY_ID_RE = r"^[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}$"
@@ -236,6 +237,96 @@ class AgentTest(kw.PortalTestCase):
         self.assertIn("opens no keyslot; nothing changed", err)
         self.assertEqual(img.dump(), before)
         self.assertEqual(os.listdir(os.path.join(a.state, "keys")), [])
+
+
+@unittest.skipIf(SKIP, SKIP or "")
+class AgentRepairTest(AgentTest):
+    """What a run killed between two steps leaves behind (made here with
+    cryptsetup), and the next run converging."""
+
+    def test_interrupted_runs_converge(self):
+        a, img, did, kid = self.enrolled()
+        kept_pw = a.password(kid)
+        self.kw.secrets.add(kept_pw)
+        # killed after the new slot was added, before its token: the
+        # password file names the slot, which opens with it
+        new, new_pw, new_slot = "0D4E5F60-7A8B-4C9D-8E0F-112233445566", \
+            "111111-222222-333333-444444-555555-666666-000011-000022", 5
+        self.assertTrue(all(int(g) % 11 == 0 for g in new_pw.split("-")))
+        self.kw.secrets.add(new_pw)
+        with open(os.path.join(a.state, "keys", new), "w") as f:
+            f.write("password=%s\nslot=%d\nvolume=%s\n" % (new_pw, new_slot, img.uuid))
+        os.chmod(os.path.join(a.state, "keys", new), 0o600)
+        cryptsetup("luksAddKey", "--batch-mode", *FAST, "--key-slot", str(new_slot),
+                   img.path, input="%s\n%s\n" % (img.passphrase, new_pw))
+        # killed after a slot and its token were added, before the
+        # password file was kept (it cannot be: this is the lost case), and
+        # a token whose slot was killed before the token was removed
+        cryptsetup("luksAddKey", "--batch-mode", *FAST, "--key-slot", "7", img.path,
+                   input="%s\nlost password\n" % img.passphrase)
+        lost = "7A7A7A7A-0000-4000-8000-000000000007"
+        token_import(img, {"type": "keywarden-recovery", "keyslots": ["7"], "key_id": lost,
+                           "escrowed": False})
+        cryptsetup("luksAddKey", "--batch-mode", *FAST, "--key-slot", "9", img.path,
+                   input="%s\nkilled slot\n" % img.passphrase)
+        gone = "9B9B9B9B-0000-4000-8000-000000000009"
+        token_import(img, {"type": "keywarden-recovery", "keyslots": ["9"], "key_id": gone,
+                           "escrowed": True})
+        cryptsetup("luksKillSlot", "--batch-mode", img.path, "9", input=img.passphrase)
+        # killed after the password file was written, before the slot
+        stale = "5C5C5C5C-0000-4000-8000-00000000000C"
+        with open(os.path.join(a.state, "keys", stale), "w") as f:
+            f.write("password=%s\nslot=12\nvolume=%s\n" % (new_pw, img.uuid))
+        os.chmod(os.path.join(a.state, "keys", stale), 0o600)
+        a.ok("checkin")
+        toks = {t[0]: t for t in img.tokens()}
+        self.assertEqual(set(toks), {kid, new})
+        self.assertEqual(toks[new][1:], ([new_slot], True))
+        self.assertTrue(toks[kid][2])
+        self.assertNotIn(7, img.slots())          # not escrowed, not recoverable
+        self.assertNotIn(9, img.slots())
+        self.assertTrue(img.opens(img.passphrase))
+        self.assertTrue(img.opens(kept_pw))
+        self.assertTrue(img.opens(new_pw, new_slot))
+        self.assertEqual(sorted(os.listdir(os.path.join(a.state, "keys"))), sorted([kid, new]))
+        keys = self.server_keys(did)
+        self.assertEqual(keys[new]["state"], "active")
+        self.assertEqual(keys[new]["recovery_password"], new_pw)
+        self.assertEqual(keys[kid]["state"], "active")
+        self.assertNotIn(lost, keys)
+        # and a run with nothing to do changes nothing
+        before = img.dump()
+        a.ok("checkin")
+        self.assertEqual(img.dump(), before)
+
+    def test_logons_from_wtmp(self):
+        img = Image(self.tmp)
+        a = self.agent(img)
+        did, _ = a.register()
+        a.ok("enroll-volume", img.path, input=img.passphrase + "\n")
+        with open(a.settings["agent"]["logons_file"], "wb") as f:
+            f.write(utmp_record(7, "tty1", "alice", "", 1763625600))          # console
+            f.write(utmp_record(7, "pts/0", "bob", "192.0.2.7", 1763631000))  # SSH
+            f.write(utmp_record(7, "tty7", "carol", ":0", 1763632000))        # X seat
+            f.write(utmp_record(8, "pts/1", "mallory", "192.0.2.9", 1763633000))  # ended
+            f.write(utmp_record(7, "tty1", "alice", "", 1763640000))          # again: the latest
+        a.ok("checkin")
+        show = self.kw.device_show(did)
+        self.assertRegex(show, r"logon alice +local +first 2025-11-20T12:00:00Z")
+        self.assertRegex(show, r"logon bob +remote +first 2025-11-20T09:30:00Z")
+        self.assertRegex(show, r"logon carol +local ")
+        self.assertNotIn("mallory", show)
+        self.assertIn("volume %s" % img.uuid, show)
+
+
+def token_import(img, token):
+    cryptsetup("token", "import", "--json-file", "-", img.path, input=json.dumps(token))
+
+
+def utmp_record(kind, line, user, host, at):
+    """One glibc struct utmp (x86-64, 384 bytes)."""
+    return struct.pack("=hxxi32s4s32s256shhiii16s20s", kind, 1000, line.encode(), b"",
+                       user.encode(), host.encode(), 0, 0, 0, at, 0, b"", b"")
 
 
 class OneShotProxy:

@@ -28,8 +28,8 @@ def valid_password(pw):
                                     for g in groups)
 
 
-@unittest.skipIf(SKIP, SKIP or "")
-class AgentTest(kw.PortalTestCase):
+class AgentCase(kw.PortalTestCase):
+    """Helpers: a temporary folder per test, agents, enrolled volumes."""
 
     def setUp(self):
         super().setUp()
@@ -56,6 +56,11 @@ class AgentTest(kw.PortalTestCase):
 
     def server_keys(self, did):
         return {r["key_id"]: r for r in self.kw.export_rows(did)}
+
+
+
+@unittest.skipIf(SKIP, SKIP or "")
+class AgentTest(AgentCase):
 
     # -- register --
 
@@ -240,7 +245,7 @@ class AgentTest(kw.PortalTestCase):
 
 
 @unittest.skipIf(SKIP, SKIP or "")
-class AgentRepairTest(AgentTest):
+class AgentRepairTest(AgentCase):
     """What a run killed between two steps leaves behind (made here with
     cryptsetup), and the next run converging."""
 

@@ -148,8 +148,11 @@ static int load_keys(struct crypt_device *cd, const char *state_dir, bool verify
 		k->known = state_key_read(state_dir, k->key_id, k->password, &fslot, NULL) == 0;
 		if (!k->known)
 			sodium_memzero(k->password, sizeof(k->password));
+		/* An escrowed key was proven before it was escrowed, and a slot
+		 * killed since would have left its token: no PBKDF run again. */
 		if (verify && k->known && k->active)
-			k->opens = crypt_activate_by_passphrase(cd, NULL, k->slot, k->password,
+			k->opens = k->escrowed ||
+				   crypt_activate_by_passphrase(cd, NULL, k->slot, k->password,
 								strlen(k->password), 0) == k->slot;
 	}
 	return 0;

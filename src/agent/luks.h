@@ -38,7 +38,8 @@ struct luks_key {
 	bool escrowed;             /* the server acknowledged a check-in with it */
 	bool active;               /* its slot is active */
 	bool known;                /* its password is in the state directory */
-	bool opens;                /* verified: the password opens the slot */
+	bool opens;                /* the password opens the slot: proven now
+				    * (verify) or before it was escrowed */
 	char password[RECPW_CANON_LEN + 1];
 };
 
@@ -58,8 +59,10 @@ struct luks_volume {
 void luks_global_init(void);
 
 /* Reads the header of path: type, UUID, cipher, the agent's tokens and,
- * from state_dir, their passwords. verify: also test every known password
- * against its slot (one PBKDF run each). Changes nothing. KW_ERR_IO with
+ * from state_dir, their passwords. verify: also test the known password of
+ * every key not yet escrowed against its slot (one PBKDF run each); an
+ * escrowed key with its password and its slot counts as opening. Changes
+ * nothing. KW_ERR_IO with
  * the reason in msg when path cannot be read; a device that is not LUKS2 is
  * returned with v->type telling what it is. */
 int luks_inspect(const char *path, const char *state_dir, bool verify,

@@ -330,7 +330,8 @@ static size_t collect(struct run *run, bool quiet)
 			}
 			continue;
 		}
-		if (!strcmp(v->type, "LUKS2") &&
+		/* Later rounds follow this run's own steps: nothing to repair. */
+		if (!quiet && !strcmp(v->type, "LUKS2") &&
 		    luks_repair(run->paths[i], run->conf->state_dir, &changed, msg,
 				sizeof(msg)) < 0 && !quiet)
 			problem(run, msg);
@@ -629,6 +630,8 @@ static int cmd_status(const struct agent_conf *conf)
 	state_registration_wipe(&reg);
 	printf("server: %s\n", *conf->server ? conf->server : "(none configured)");
 	n = volume_paths(conf, paths, MAX_VOLUMES);
+	if (n <= 0)
+		printf("volumes: none found (%s)\n", conf->volumes);
 	for (int i = 0; i < n; i++) {
 		char mount[CHECKIN_MOUNT_MAX + 1];
 

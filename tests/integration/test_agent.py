@@ -89,8 +89,14 @@ class AgentTest(AgentCase):
         self.assertIn("refused the enrollment token", err)
         self.assertEqual(len(err.strip().splitlines()), 1)
         self.assertEqual(open(reg).read(), before)
-        did2, _ = a.ok("register", "--force", input=self.kw.enroll_token() + "\n"), None
+        a.ok("register", "--force", input=self.kw.enroll_token() + "\n")
         self.assertNotEqual(open(reg).read(), before)
+        # plain http to anything but loopback is refused before sending
+        a.settings["agent"]["server"] = "http://192.0.2.1:1"
+        a.write()
+        rc, out, err = a.run("checkin")
+        self.assertEqual(rc, 1)
+        self.assertIn("plain http:// is allowed only to a loopback address", err)
 
     # -- first escrow --
 
@@ -137,10 +143,14 @@ class AgentTest(AgentCase):
         b = self.signed_in()
         self.kw.assoc(b.user, did)
         self.assertKeyShown(b.recover(kid[:8]), old_pw, "LNX-TEST", kid)
-        out = a.ok("checkin")
+        rc, out, err = a.run("checkin")
+        self.assertEqual(rc, 0, err)
         self.assertIn("disclosed recovery key %s removed" % kid, out)
         (new, [new_slot], escrowed), = img.tokens()
         new_pw = a.password(new)
+        for text in (out, err):
+            self.assertNotIn(new_pw, text)
+            self.assertNotIn(old_pw, text)
         self.kw.secrets.add(new_pw)
         self.assertNotEqual(new, kid)
         self.assertTrue(escrowed)
@@ -332,6 +342,36 @@ def utmp_record(kind, line, user, host, at):
     """One glibc struct utmp (x86-64, 384 bytes)."""
     return struct.pack("=hxxi32s4s32s256shhiii16s20s", kind, 1000, line.encode(), b"",
                        user.encode(), host.encode(), 0, 0, 0, at, 0, b"", b"")
+
+
+@unittest.skipIf(SKIP, SKIP or "")
+@kw.needs_openssl
+class AgentTlsTest(unittest.TestCase):
+    """The agent verifies the server's certificate: refused without its CA,
+    accepted with ca_file."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.kw = kw.tls_instance("agenttls")
+        cls.addClassCleanup(cls.kw.close)
+
+    def test_certificate_verified(self):
+        tmp = tempfile.mkdtemp(prefix="kwagent-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        img = Image(tmp)
+        a = Agent(self.kw, tmp, [img.path],
+                  server_url="https://localhost:%d" % self.kw.port)
+        token = self.kw.enroll_token()
+        rc, out, err = a.run("register", input=token + "\n")
+        self.assertEqual(rc, 1)
+        self.assertIn("cannot reach", err)
+        self.assertFalse(os.path.exists(os.path.join(a.state, "registration")))
+        a.settings["agent"]["ca_file"] = os.path.join(self.kw.dir, "cert.pem")
+        a.write()
+        a.ok("register", input=token + "\n")
+        a.ok("enroll-volume", img.path, input=img.passphrase + "\n")
+        a.ok("checkin")
+        self.assertTrue(img.tokens()[0][2])
 
 
 class OneShotProxy:

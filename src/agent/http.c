@@ -181,6 +181,8 @@ out:
 		free(sink.p);
 	}
 	sodium_memzero(auth, sizeof(auth));
+	for (h = hdrs; h; h = h->next)    /* the copy of the bearer token */
+		sodium_memzero(h->data, strlen(h->data));
 	curl_slist_free_all(hdrs);
 	curl_easy_cleanup(c);
 	if (r == KW_ERR_NOMEM)

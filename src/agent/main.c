@@ -203,6 +203,19 @@ out:
 	return rc;
 }
 
+/* The state directory's lock, or an error with msg. */
+static int take_lock(const struct agent_conf *conf, char *msg, size_t msglen)
+{
+	int fd = state_lock(conf->state_dir);
+
+	if (fd == KW_ERR_EXISTS)
+		str_msg(msg, msglen, "another keywarden-agent run holds %s/lock; try again later",
+			conf->state_dir);
+	else if (fd < 0)
+		str_msg(msg, msglen, "cannot lock %s: %s", conf->state_dir, kw_strerror(fd));
+	return fd;
+}
+
 static void pbkdf_of(const struct agent_conf *conf, struct luks_pbkdf *p)
 {
 	p->type = conf->pbkdf;
@@ -219,11 +232,12 @@ static int cmd_enroll_volume(const struct agent_conf *conf, const char *path)
 	char pass[1024], msg[MSG_MAX], kid[KEYID_CANON_LEN + 1];
 	size_t plen;
 	bool changed;
-	int rc = 1, r;
+	int rc = 1, r, lock = -1;
 
 	if (!v)
 		return fail(kw_strerror(KW_ERR_NOMEM));
-	if (state_prepare(conf->state_dir, msg, sizeof(msg)) < 0) {
+	if (state_prepare(conf->state_dir, msg, sizeof(msg)) < 0 ||
+	    (lock = take_lock(conf, msg, sizeof(msg))) < 0) {
 		rc = fail(msg);
 		goto out;
 	}
@@ -267,6 +281,8 @@ out:
 	sodium_memzero(pass, sizeof(pass));
 	luks_volume_wipe(v);
 	free(v);
+	if (lock >= 0)
+		close(lock);
 	return rc;
 }
 
@@ -527,13 +543,14 @@ static int checkin_once(const struct agent_conf *conf, int64_t *interval)
 	struct run *run = calloc(1, sizeof(*run));
 	char msg[MSG_MAX], outcome[MSG_MAX];
 	size_t nlogons, nout = 0;
-	int paths, r = KW_ERR_NOMEM, rounds;
+	int paths, r = KW_ERR_NOMEM, rounds, lock = -1;
 
 	*interval = DEFAULT_INTERVAL;
 	if (!run)
 		return fail(kw_strerror(r));
 	run->conf = conf;
-	if ((r = state_prepare(conf->state_dir, msg, sizeof(msg))) < 0)
+	if ((r = state_prepare(conf->state_dir, msg, sizeof(msg))) < 0 ||
+	    (r = lock = take_lock(conf, msg, sizeof(msg))) < 0)
 		goto out;
 	r = state_registration_read(conf->state_dir, &run->reg);
 	if (r < 0) {
@@ -572,9 +589,11 @@ out:
 		str_msg(outcome, sizeof(outcome), "failed: %s", msg);
 		fail(msg);
 	}
-	if (r != KW_ERR_PERM && r != KW_ERR_NOT_FOUND)
+	if (lock >= 0)
 		state_last_write(conf->state_dir, time_now(), outcome, *interval);
 	r = r < 0 || run->problems ? 1 : 0;
+	if (lock >= 0)
+		close(lock);
 	run_wipe(run);
 	free(run);
 	return r;

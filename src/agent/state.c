@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -295,6 +296,25 @@ int state_key_each(const char *dir, int (*fn)(const char *key_id, void *arg), vo
 			r = fn(e->d_name, arg);
 	closedir(d);
 	return r;
+}
+
+int state_lock(const char *dir)
+{
+	char path[4096];
+	int fd;
+
+	if (str_join_path(path, sizeof(path), dir, "lock") < 0)
+		return KW_ERR_TOO_LARGE;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return KW_ERR_IO;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int busy = errno == EWOULDBLOCK;
+
+		close(fd);
+		return busy ? KW_ERR_EXISTS : KW_ERR_IO;
+	}
+	return fd;
 }
 
 int state_last_write(const char *dir, int64_t at, const char *outcome, int64_t interval)

@@ -49,6 +49,11 @@ int state_key_remove(const char *dir, const char *key_id);
 /* Calls fn for every key file's ID (valid canonical ones only). */
 int state_key_each(const char *dir, int (*fn)(const char *key_id, void *arg), void *arg);
 
+/* Takes dir/lock (flock, exclusive) so that two runs (the timer and a
+ * person) never change the same headers at once. Returns the descriptor to
+ * close when done, or KW_ERR_EXISTS when another run holds it, KW_ERR_IO. */
+int state_lock(const char *dir);
+
 /* The last check-in: when, and its outcome in one line. */
 int state_last_write(const char *dir, int64_t at, const char *outcome, int64_t interval);
 int state_last_read(const char *dir, int64_t *at, char *outcome, size_t outlen,

@@ -5,17 +5,20 @@ ID's first 8 characters, rotation after a disclosure, the server down
 during a rotation, a full keyslot table, a volume the agent was not given
 a passphrase for, and the check-in body's shape (the shared fixture)."""
 
+import fcntl
 import json
 import os
 import re
 import shutil
 import stat
 import tempfile
+import signal
 import struct
+import subprocess
 import unittest
 
 import kw
-from agent import FAST, Agent, Image, cryptsetup, why_unusable
+from agent import AGENT, FAST, Agent, Image, cryptsetup, why_unusable
 
 SKIP = why_unusable()
 KEY_ID_RE = r"^[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}$"
@@ -313,6 +316,38 @@ class AgentRepairTest(AgentCase):
         before = img.dump()
         a.ok("checkin")
         self.assertEqual(img.dump(), before)
+
+    def test_daemon_and_lock(self):
+        img = Image(self.tmp)
+        a = self.agent(img)
+        a.register()
+        a.ok("enroll-volume", img.path, input=img.passphrase + "\n")
+        # another run holds the lock: a clear error, nothing changed
+        before = img.dump()
+        with open(os.path.join(a.state, "lock"), "w") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            rc, out, err = a.run("checkin")
+        self.assertEqual(rc, 1)
+        self.assertIn("another keywarden-agent run holds", err)
+        self.assertEqual(img.dump(), before)
+        # --daemon checks in at once, then sleeps until SIGTERM ends it
+        p = subprocess.Popen([AGENT, "--config", a.conf, "checkin", "--daemon"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            last = os.path.join(a.state, "last-checkin")
+            self.assertTrue(kw.wait_for(
+                lambda: os.path.exists(last) and "outcome=ok:" in open(last).read(),
+                timeout=120))
+            self.assertTrue(img.tokens()[0][2])
+            p.send_signal(signal.SIGTERM)
+            out, err = p.communicate(timeout=60)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.assertEqual(p.returncode, 0, err)
+        self.assertIn("escrowed", out)
+        self.assertIn("next in 5400s", out)
 
     def test_logons_from_wtmp(self):
         img = Image(self.tmp)

@@ -31,7 +31,7 @@
 #define MAX_VOLUMES CHECKIN_MAX_VOLUMES
 #define MAX_LOGONS CHECKIN_MAX_LOGONS
 #define DEFAULT_INTERVAL 5400
-#define ROUNDS_MAX 4
+#define ROUNDS_MAX 6      /* check-ins a run makes at most: a rotation takes three */
 #define MSG_MAX 512
 
 static const char usage_text[] =

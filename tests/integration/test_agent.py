@@ -349,6 +349,28 @@ class AgentRepairTest(AgentCase):
         self.assertIn("escrowed", out)
         self.assertIn("next in 5400s", out)
 
+    def test_auto_finds_a_block_device(self):
+        """volumes = auto: LUKS devices in /proc/partitions (here an image
+        file on a loop device; skipped where none can be attached)."""
+        img = Image(self.tmp)
+        p = subprocess.run(["losetup", "-f", "--show", img.path], capture_output=True,
+                           text=True, timeout=60)
+        if p.returncode != 0:
+            self.skipTest("no loop device: %s" % p.stderr.strip())
+        dev = p.stdout.strip()
+        self.addCleanup(subprocess.run, ["losetup", "-d", dev], timeout=60)
+        a = Agent(self.kw, self.tmp, ["auto"])
+        self.assertIn("volume %s: LUKS2 %s" % (dev, img.uuid), a.ok("status"))
+        did, _ = a.register()
+        a.ok("enroll-volume", dev, input=img.passphrase + "\n")
+        a.run("checkin")     # other LUKS devices of the host may be reported too
+        (kid, [slot], escrowed), = img.tokens()
+        self.assertTrue(escrowed)
+        keys = self.server_keys(did)
+        self.assertEqual(keys[kid]["volume_id"], img.uuid)
+        self.assertIn("volume %s - type=fixed protection=on encryption=aes_xts_plain64 100%%"
+                      % img.uuid, self.kw.device_show(did))
+
     def test_logons_from_wtmp(self):
         img = Image(self.tmp)
         a = self.agent(img)

@@ -254,12 +254,6 @@ int luks_add_key(const char *path, const char *state_dir, const struct luks_pbkd
 		r = KW_ERR_LIMIT;
 		goto out;
 	}
-	if (crypt_activate_by_passphrase(cd, NULL, CRYPT_ANY_SLOT, existing, existing_len, 0) < 0) {
-		str_msg(msg, msglen, "%s: the passphrase given opens no keyslot; nothing changed",
-			path);
-		r = KW_ERR_AUTH;
-		goto out;
-	}
 	uuid = crypt_get_uuid(cd);
 	if (!uuid || keyid_parse(uuid, strlen(uuid), vol, m, sizeof(m)) < 0) {
 		str_msg(msg, msglen, "%s: the LUKS2 header has no valid UUID", path);
@@ -281,6 +275,14 @@ int luks_add_key(const char *path, const char *state_dir, const struct luks_pbkd
 		goto out;
 	}
 	added = crypt_keyslot_add_by_passphrase(cd, slot, existing, existing_len, pw, strlen(pw));
+	if (added == -EPERM) {
+		/* libcryptsetup unlocks with existing first: one key derivation
+		 * fewer than checking it beforehand. */
+		str_msg(msg, msglen, "%s: the passphrase given opens no keyslot; nothing changed",
+			path);
+		r = KW_ERR_AUTH;
+		goto out;
+	}
 	if (added < 0) {
 		str_msg(msg, msglen, "%s: cannot add a keyslot: %s%s", path, strerror(-added),
 			added == -ENOSPC ? " (the keyslot area is full); nothing changed" : "");

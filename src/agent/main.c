@@ -412,6 +412,7 @@ static int send_checkin(struct run *run, size_t nout, size_t nlogons, char *msg,
 	struct agent_facts f;
 	char *body = NULL, *resp = NULL;
 	json_t *ans = NULL, *rot, *iv;
+	const char *field;
 	size_t len;
 	long status;
 	int r;
@@ -435,13 +436,18 @@ static int send_checkin(struct run *run, size_t nout, size_t nlogons, char *msg,
 	if (status < 200 || status > 299) {
 		r = status == 401 ? KW_ERR_AUTH : status == 409 ? KW_ERR_CONFLICT :
 		    status == 422 ? KW_ERR_INVALID : KW_ERR_UNAVAILABLE;
+		/* A 422 names the first field it refused (names only: no value). */
 		ans = json_loads(resp, 0, NULL);
-		rot = json_array_get(json_object_get(ans, "errors"), 0);
-		str_msg(msg, msglen, "the server refused the check-in (%ld)%s%s%s%s", status,
-			status == 401 ? ": the device secret is unknown or revoked" : "",
-			rot ? ": " : "", rot ? json_string_value(json_object_get(rot, "field")) ?
-			json_string_value(json_object_get(rot, "field")) : "" : "",
-			rot ? " is invalid" : "");
+		field = json_string_value(json_object_get(
+			json_array_get(json_object_get(ans, "errors"), 0), "field"));
+		if (status == 401)
+			str_msg(msg, msglen, "the server refused the check-in (401): the device "
+				"secret is unknown or revoked");
+		else if (field)
+			str_msg(msg, msglen, "the server refused the check-in (%ld): %s is invalid",
+				status, field);
+		else
+			str_msg(msg, msglen, "the server refused the check-in (%ld)", status);
 		goto out;
 	}
 	run->nrotate = 0;

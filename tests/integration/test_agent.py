@@ -94,6 +94,16 @@ class AgentTest(AgentCase):
         self.assertEqual(open(reg).read(), before)
         a.ok("register", "--force", input=self.kw.enroll_token() + "\n")
         self.assertNotEqual(open(reg).read(), before)
+        # a revoked device: one clear line
+        did = re.search(r"^device_id=(.+)$", open(reg).read(), re.M).group(1)
+        rc, out, err = self.kw.cli("device", "revoke", did)
+        self.assertEqual(rc, 0, err)
+        rc, out, err = a.run("checkin")
+        self.assertEqual(rc, 1)
+        self.assertEqual(err.strip().splitlines()[-1], "keywarden-agent: error: the server "
+                         "refused the check-in (401): the device secret is unknown or revoked")
+        self.assertIn("outcome=failed: the server refused the check-in (401)",
+                      open(os.path.join(a.state, "last-checkin")).read())
         # plain http to anything but loopback is refused before sending
         a.settings["agent"]["server"] = "http://192.0.2.1:1"
         a.write()

@@ -241,6 +241,7 @@ static int cmd_enroll_volume(const struct agent_conf *conf, const char *path)
 		rc = fail(msg);
 		goto out;
 	}
+	state_clean(conf->state_dir);
 	if ((r = luks_inspect(path, conf->state_dir, true, v, msg, sizeof(msg))) < 0) {
 		rc = fail(msg);
 		goto out;
@@ -558,6 +559,7 @@ static int checkin_once(const struct agent_conf *conf, int64_t *interval)
 	if ((r = state_prepare(conf->state_dir, msg, sizeof(msg))) < 0 ||
 	    (r = lock = take_lock(conf, msg, sizeof(msg))) < 0)
 		goto out;
+	state_clean(conf->state_dir);
 	r = state_registration_read(conf->state_dir, &run->reg);
 	if (r < 0) {
 		str_msg(msg, sizeof(msg), r == KW_ERR_NOT_FOUND ?

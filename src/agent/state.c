@@ -298,6 +298,33 @@ int state_key_each(const char *dir, int (*fn)(const char *key_id, void *arg), vo
 	return r;
 }
 
+static void clean_dir(const char *dir)
+{
+	char path[4096];
+	struct dirent *e;
+	DIR *d = opendir(dir);
+	size_t n;
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		n = strlen(e->d_name);
+		if (n > 4 && !strcmp(e->d_name + n - 4, ".tmp") &&
+		    str_join_path(path, sizeof(path), dir, e->d_name) == 0)
+			unlink(path);
+	}
+	closedir(d);
+}
+
+void state_clean(const char *dir)
+{
+	char keys[4096];
+
+	clean_dir(dir);
+	if (str_join_path(keys, sizeof(keys), dir, "keys") == 0)
+		clean_dir(keys);
+}
+
 int state_lock(const char *dir)
 {
 	char path[4096];

@@ -54,6 +54,12 @@ int state_key_each(const char *dir, int (*fn)(const char *key_id, void *arg), vo
  * close when done, or KW_ERR_EXISTS when another run holds it, KW_ERR_IO. */
 int state_lock(const char *dir);
 
+/* Removes the ".tmp" files a run killed while writing left in dir and
+ * dir/keys: a file becomes valid only by its rename, and a key's slot is
+ * added only after that, so none holds anything needed. Call under the
+ * lock. */
+void state_clean(const char *dir);
+
 /* The last check-in: when, and its outcome in one line. */
 int state_last_write(const char *dir, int64_t at, const char *outcome, int64_t interval);
 int state_last_read(const char *dir, int64_t *at, char *outcome, size_t outlen,

@@ -401,6 +401,81 @@ class AgentRepairTest(AgentCase):
         self.assertIn("volume %s" % img.uuid, show)
 
 
+STRACE = shutil.which("strace")
+KILLED = (-9, 128 + 9)   # strace dies of the same signal as the program
+
+
+@unittest.skipIf(SKIP, SKIP or "")
+@unittest.skipUnless(STRACE, "needs strace")
+class AgentKillTest(AgentCase):
+    """A rotation killed (SIGKILL, by strace) at every call of each system
+    call that writes a header or a file, makes it durable, or talks to the
+    server: the volume always opens with a key the server holds, and the
+    next run finishes the rotation."""
+
+    def killed_at(self, a, syscall, n):
+        cmd = [STRACE, "-f", "-qq", "-o", "/dev/null", "-e", "trace=" + syscall,
+               "-e", "inject=%s:signal=KILL:when=%d" % (syscall, n),
+               AGENT, "--config", a.conf, "checkin"]
+        env = dict(os.environ)
+        env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"),
+                                                     "detect_leaks=0"]))
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+        return p.returncode, p.stdout, p.stderr
+
+    def disclosed(self, b):
+        """A fresh enrolled volume whose key b has just disclosed."""
+        self.tmp = tempfile.mkdtemp(prefix="kwagent-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        a, img, did, kid = self.enrolled()
+        self.kw.assoc(b.user, did)
+        r = b.recover(kid[:8])
+        self.assertEqual(r.status, 200)
+        self.kw.secrets.add(a.password(kid))
+        return a, img, did, kid
+
+    def test_kill_at_every_step(self):
+        b = self.signed_in()
+        for syscall in ("write", "fsync", "rename", "unlink", "sendto"):
+            n = 1
+            while True:
+                a, img, did, kid = self.disclosed(b)
+                rc, out, err = self.killed_at(a, syscall, n)
+                what = "rotation killed at %s #%d" % (syscall, n)
+                if rc not in KILLED:
+                    self.assertEqual(rc, 0, what + ": " + err)
+                    self.assertGreater(n, 1, "strace never killed at %s" % syscall)
+                    break
+                server = {r["key_id"]: r["recovery_password"]
+                          for r in self.kw.export_rows(did)}
+                self.kw.secrets.update(server.values())
+                self.assertTrue(any(img.opens(pw) for pw in server.values()),
+                                what + ": no key the server holds opens the volume")
+                for key_id, _, escrowed in img.tokens():
+                    if escrowed:
+                        self.assertIn(key_id, server, what)
+                # the next run finishes the job
+                rc, out, err = a.run("checkin")
+                self.assertEqual(rc, 0, what + ", then a run: " + out + err)
+                (new, [slot], escrowed), = img.tokens()
+                self.assertTrue(escrowed, what)
+                self.assertNotEqual(new, kid, what)
+                pw = a.password(new)
+                self.kw.secrets.add(pw)
+                self.assertTrue(img.opens(pw, slot), what)
+                self.assertTrue(img.opens(img.passphrase), what)
+                self.assertEqual(os.listdir(os.path.join(a.state, "keys")), [new], what)
+                rows = {r["key_id"]: r for r in self.kw.export_rows(did)}
+                self.assertEqual(rows[new]["state"], "active", what)
+                self.assertEqual(rows[new]["recovery_password"], pw, what)
+                self.assertEqual(rows[kid]["state"], "superseded", what)
+                before = img.dump()
+                a.ok("checkin")
+                self.assertEqual(img.dump(), before, what + ": a third run changed the header")
+                n += 1
+                self.assertLess(n, 100, "strace never let %s run to the end" % syscall)
+
+
 def token_import(img, token):
     cryptsetup("token", "import", "--json-file", "-", img.path, input=json.dumps(token))
 

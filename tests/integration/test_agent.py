@@ -413,15 +413,49 @@ class AgentKillTest(AgentCase):
     server: the volume always opens with a key the server holds, and the
     next run finishes the rotation."""
 
-    def killed_at(self, a, syscall, n):
+    def killed_at(self, a, syscall, n, *args, input=None):
         cmd = [STRACE, "-f", "-qq", "-o", "/dev/null", "-e", "trace=" + syscall,
                "-e", "inject=%s:signal=KILL:when=%d" % (syscall, n),
-               AGENT, "--config", a.conf, "checkin"]
+               AGENT, "--config", a.conf] + list(args or ["checkin"])
         env = dict(os.environ)
         env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"),
                                                      "detect_leaks=0"]))
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env,
+                           input=input)
         return p.returncode, p.stdout, p.stderr
+
+    def test_kill_enroll_volume_at_every_step(self):
+        for syscall in ("write", "fsync", "rename"):
+            n = 1
+            while True:
+                tmp = tempfile.mkdtemp(prefix="kwagent-")
+                self.addCleanup(shutil.rmtree, tmp, True)
+                img = Image(tmp)
+                a = Agent(self.kw, tmp, [img.path])
+                did, _ = a.register()
+                rc, out, err = self.killed_at(a, syscall, n, "enroll-volume", img.path,
+                                              input=img.passphrase + "\n")
+                what = "enroll-volume killed at %s #%d" % (syscall, n)
+                if rc not in KILLED:
+                    self.assertEqual(rc, 0, what + ": " + err)
+                    self.assertGreater(n, 1, "strace never killed at %s" % syscall)
+                    break
+                self.assertTrue(img.opens(img.passphrase), what)
+                # the administrator runs it again if no key was left, then
+                # the check-in escrows it
+                rc, out, err = a.run("enroll-volume", img.path, input=img.passphrase + "\n")
+                self.assertTrue(rc == 0 or "already enrolled" in err, what + ": " + err)
+                a.ok("checkin")
+                (kid, [slot], escrowed), = img.tokens()
+                self.assertTrue(escrowed, what)
+                pw = a.password(kid)
+                self.kw.secrets.add(pw)
+                self.assertTrue(img.opens(pw, slot), what)
+                self.assertEqual(os.listdir(os.path.join(a.state, "keys")), [kid], what)
+                self.assertEqual(sorted(img.slots()), sorted([0, slot]), what)
+                self.assertEqual(self.server_keys(did)[kid]["recovery_password"], pw, what)
+                n += 1
+                self.assertLess(n, 100, "strace never let %s run to the end" % syscall)
 
     def disclosed(self, b):
         """A fresh enrolled volume whose key b has just disclosed."""

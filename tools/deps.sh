@@ -22,6 +22,9 @@ KW_BUILD_PACKAGES=(
 	libinih-dev
 	libldap-dev
 	libpq-dev
+	# keywarden-agent: LUKS2 keyslots and tokens, its HTTPS client
+	libcryptsetup-dev
+	libcurl4-openssl-dev
 )
 
 # What tools/test needs besides KW_BUILD_PACKAGES (node and npm come from
@@ -44,9 +47,10 @@ KW_TEST_PACKAGES=(
 	# a throw-away PostgreSQL server for the store's tests (tests/with-postgres
 	# initialises and starts its own; the package's service need not run)
 	postgresql
-	# cryptsetup bitlkOpen/bitlkDump for the real BitLocker test vectors
+	# cryptsetup: bitlkOpen/bitlkDump for the real BitLocker test vectors
 	# (tests/integration/test_bitlk_vectors.py fetches cryptsetup's source
-	# package with apt-get source --download-only; no deb-src line needed)
+	# package with apt-get source --download-only; no deb-src line needed),
+	# and LUKS2 image files for the agent's tests (tests/integration/agent.py)
 	cryptsetup-bin
 )
 

@@ -1,0 +1,606 @@
+"""keywarden-agent for Linux on real LUKS2 headers (image files made by
+cryptsetup in a temporary directory) against a real keywarden on
+loopback: registration, first escrow, the self-service flow by the key
+ID's first 8 characters, rotation after a disclosure, the server down
+during a rotation, a full keyslot table, a volume the agent was not given
+a passphrase for, and the check-in body's shape (the shared fixture)."""
+
+import fcntl
+import json
+import os
+import re
+import shutil
+import stat
+import tempfile
+import signal
+import struct
+import subprocess
+import unittest
+
+import kw
+from agent import AGENT, FAST, Agent, Image, cryptsetup, why_unusable
+
+SKIP = why_unusable()
+KEY_ID_RE = r"^[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}$"
+PASSWORD_RE = r"^\d{6}(-\d{6}){7}$"
+
+
+def valid_password(pw):
+    groups = pw.split("-")
+    return len(groups) == 8 and all(len(g) == 6 and int(g) % 11 == 0 and int(g) < 720896
+                                    for g in groups)
+
+
+class AgentCase(kw.PortalTestCase):
+    """Helpers: a temporary folder per test, agents, enrolled volumes."""
+
+    def setUp(self):
+        super().setUp()
+        self.tmp = tempfile.mkdtemp(prefix="kwagent-")
+        if not os.environ.get("KW_KEEP"):
+            self.addCleanup(shutil.rmtree, self.tmp, True)
+
+    def agent(self, *images, **kw_args):
+        return Agent(self.kw, self.tmp, [i.path for i in images], **kw_args)
+
+    def enrolled(self, passphrase="admin passphrase 1"):
+        """A registered agent with one enrolled, escrowed volume:
+        (agent, image, device_id, key_id)."""
+        img = Image(self.tmp, passphrase)
+        a = self.agent(img)
+        did, _ = a.register()
+        out = a.ok("enroll-volume", img.path, input=passphrase + "\n")
+        (kid, slots, escrowed), = img.tokens()
+        self.assertIn(kid, out)
+        self.assertFalse(escrowed)
+        a.ok("checkin")
+        self.assertEqual(img.tokens(), [(kid, slots, True)])
+        return a, img, did, kid
+
+    def server_keys(self, did):
+        return {r["key_id"]: r for r in self.kw.export_rows(did)}
+
+
+
+@unittest.skipIf(SKIP, SKIP or "")
+class AgentTest(AgentCase):
+
+    # -- register --
+
+    def test_register(self):
+        img = Image(self.tmp)
+        a = self.agent(img)
+        did, out = a.register()
+        self.assertIn(did, out)
+        st = os.stat(a.state)
+        self.assertEqual(stat.S_IMODE(st.st_mode), 0o700)
+        reg = os.path.join(a.state, "registration")
+        self.assertEqual(stat.S_IMODE(os.stat(reg).st_mode), 0o600)
+        with open(reg) as f:
+            secret = re.search(r"^secret=(.+)$", f.read(), re.M).group(1)
+        self.kw.secrets.add(secret)
+        self.assertNotIn(secret, out)
+        # no overwrite without --force; the registration is unchanged
+        before = open(reg).read()
+        rc, out, err = a.run("register", input=self.kw.enroll_token() + "\n")
+        self.assertEqual(rc, 1)
+        self.assertIn("already registered as %s" % did, err)
+        self.assertEqual(open(reg).read(), before)
+        # a bad token: a clear line, nothing changed
+        rc, out, err = a.run("register", "--force", input="not-a-token\n")
+        self.assertEqual(rc, 1)
+        self.assertIn("refused the enrollment token", err)
+        self.assertEqual(len(err.strip().splitlines()), 1)
+        self.assertEqual(open(reg).read(), before)
+        a.ok("register", "--force", input=self.kw.enroll_token() + "\n")
+        self.assertNotEqual(open(reg).read(), before)
+        # a revoked device: one clear line
+        did = re.search(r"^device_id=(.+)$", open(reg).read(), re.M).group(1)
+        rc, out, err = self.kw.cli("device", "revoke", did)
+        self.assertEqual(rc, 0, err)
+        rc, out, err = a.run("checkin")
+        self.assertEqual(rc, 1)
+        self.assertEqual(err.strip().splitlines()[-1], "keywarden-agent: error: the server "
+                         "refused the check-in (401): the device secret is unknown or revoked")
+        self.assertIn("outcome=failed: the server refused the check-in (401)",
+                      open(os.path.join(a.state, "last-checkin")).read())
+        # plain http to anything but loopback is refused before sending
+        a.settings["agent"]["server"] = "http://192.0.2.1:1"
+        a.write()
+        rc, out, err = a.run("checkin")
+        self.assertEqual(rc, 1)
+        self.assertIn("plain http:// is allowed only to a loopback address", err)
+
+    # -- first escrow --
+
+    def test_first_escrow_and_self_service(self):
+        a, img, did, kid = self.enrolled()
+        self.assertRegex(kid, KEY_ID_RE)
+        pw = a.password(kid)
+        self.kw.secrets.add(pw)
+        self.assertRegex(pw, PASSWORD_RE)
+        self.assertTrue(valid_password(pw))
+        # the slot opens the volume with the recovery password; the
+        # administrator's passphrase still works
+        (_, [slot], _), = img.tokens()
+        self.assertTrue(img.opens(pw, slot))
+        self.assertTrue(img.opens(img.passphrase))
+        # the same check-in again changes nothing
+        a.ok("checkin")
+        self.assertEqual(img.tokens(), [(kid, [slot], True)])
+        keys = self.server_keys(did)
+        self.assertEqual(list(keys), [kid])
+        self.assertEqual(keys[kid]["recovery_password"], pw)
+        self.assertEqual(keys[kid]["volume_id"], img.uuid)
+        self.assertEqual(keys[kid]["state"], "active")
+        # a user of this machine finds it by the key ID's first 8 characters
+        b = self.signed_in()
+        self.kw.assoc(b.user, did)
+        r = b.recover(kid[:8])
+        self.assertKeyShown(r, pw, "LNX-TEST", kid)
+        # the password file is 0600; status tells the state
+        self.assertEqual(stat.S_IMODE(os.stat(os.path.join(a.state, "keys", kid)).st_mode),
+                         0o600)
+        out = a.ok("status")
+        self.assertIn("recovery key %s in keyslot %d: escrowed" % (kid, slot), out)
+        self.assertIn("last check-in:", out)
+        self.assertNotIn(pw, out)
+
+    # -- rotation --
+
+    def test_rotation_after_disclosure(self):
+        a, img, did, kid = self.enrolled()
+        old_pw = a.password(kid)
+        self.kw.secrets.add(old_pw)
+        (_, [old_slot], _), = img.tokens()
+        b = self.signed_in()
+        self.kw.assoc(b.user, did)
+        self.assertKeyShown(b.recover(kid[:8]), old_pw, "LNX-TEST", kid)
+        rc, out, err = a.run("checkin")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("disclosed recovery key %s removed" % kid, out)
+        (new, [new_slot], escrowed), = img.tokens()
+        new_pw = a.password(new)
+        for text in (out, err):
+            self.assertNotIn(new_pw, text)
+            self.assertNotIn(old_pw, text)
+        self.kw.secrets.add(new_pw)
+        self.assertNotEqual(new, kid)
+        self.assertTrue(escrowed)
+        self.assertTrue(img.opens(new_pw, new_slot))
+        self.assertFalse(img.opens(old_pw))
+        self.assertNotIn(old_slot, img.slots()) if old_slot != new_slot else None
+        self.assertTrue(img.opens(img.passphrase))
+        self.assertFalse(os.path.exists(os.path.join(a.state, "keys", kid)))
+        keys = self.server_keys(did)
+        self.assertEqual(keys[new]["state"], "active")
+        self.assertEqual(keys[new]["recovery_password"], new_pw)
+        self.assertEqual(keys[kid]["state"], "superseded")
+        # the server asks for nothing more
+        r = self.kw.checkin(self.secret_of(a), volumes=[])
+        self.assertEqual(r.json()["rotate"], [])
+        self.assertKeyShown(b.recover(new[:8]), new_pw, "LNX-TEST", new)
+
+    def secret_of(self, a):
+        with open(os.path.join(a.state, "registration")) as f:
+            secret = re.search(r"^secret=(.+)$", f.read(), re.M).group(1)
+        self.kw.secrets.add(secret)
+        return secret
+
+    def test_server_down_during_rotation(self):
+        a, img, did, kid = self.enrolled()
+        old_pw = a.password(kid)
+        self.kw.secrets.add(old_pw)
+        b = self.signed_in()
+        self.kw.assoc(b.user, did)
+        self.assertKeyShown(b.recover(kid[:8]), old_pw, "LNX-TEST", kid)
+        # the first check-in of the rotation reaches the server; the next
+        # (the escrow of the new key) reaches a port where no one listens
+        port = kw.free_port()
+        proxy = OneShotProxy(self.kw.port, port)
+        a.settings["agent"]["server"] = "http://127.0.0.1:%d" % port
+        a.write()
+        try:
+            rc, out, err = a.run("checkin")
+        finally:
+            proxy.close()
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("cannot reach", err)
+        toks = {t[0]: t for t in img.tokens()}
+        self.assertEqual(set(toks), {kid, next(k for k in toks if k != kid)})
+        new = next(k for k in toks if k != kid)
+        self.assertTrue(toks[kid][2])          # the old one: escrowed, still there
+        self.assertFalse(toks[new][2])         # the new one: not escrowed yet
+        self.assertTrue(img.opens(old_pw, toks[kid][1][0]))
+        self.kw.secrets.add(a.password(new))
+        self.assertNotIn(new, self.server_keys(did))
+        # the next run completes it
+        a.settings["agent"]["server"] = "http://127.0.0.1:%d" % self.kw.port
+        a.write()
+        a.ok("checkin")
+        (only, [slot], escrowed), = img.tokens()
+        self.assertEqual((only, escrowed), (new, True))
+        self.assertTrue(img.opens(a.password(new), slot))
+        self.assertFalse(img.opens(old_pw))
+        keys = self.server_keys(did)
+        self.assertEqual(keys[new]["state"], "active")
+        self.assertEqual(keys[kid]["state"], "superseded")
+
+    def test_full_keyslot_table(self):
+        a, img, did, kid = self.enrolled()
+        pw = a.password(kid)
+        self.kw.secrets.add(pw)
+        for i in range(len(img.slots()), 32):
+            img.add_passphrase("filler %d" % i)
+        self.assertEqual(len(img.slots()), 32)
+        before = img.dump()
+        b = self.signed_in()
+        self.kw.assoc(b.user, did)
+        self.assertKeyShown(b.recover(kid[:8]), pw, "LNX-TEST", kid)
+        rc, out, err = a.run("checkin")
+        self.assertEqual(rc, 1)
+        self.assertIn("the keyslot table is full", err)
+        self.assertIn("could not be rotated; it stays", err)
+        self.assertEqual(img.dump(), before)
+        self.assertTrue(img.opens(pw))
+        self.assertEqual(sorted(os.listdir(os.path.join(a.state, "keys"))), [kid])
+        self.assertEqual(self.server_keys(did)[kid]["state"], "disclosed")
+
+    def test_volume_without_passphrase(self):
+        img = Image(self.tmp, "someone else's passphrase")
+        before = img.dump()
+        a = self.agent(img)
+        did, _ = a.register()
+        rc, out, err = a.run("checkin")
+        self.assertEqual(rc, 1)
+        self.assertIn("without a keywarden recovery key", err)
+        self.assertIn(img.uuid, err)
+        self.assertEqual(img.dump(), before)
+        # reported all the same: the volume, protected, with no key
+        show = self.kw.device_show(did)
+        self.assertIn(img.uuid, show)
+        # a wrong passphrase: a clear error, nothing changed
+        rc, out, err = a.run("enroll-volume", img.path, input="wrong\n")
+        self.assertEqual(rc, 1)
+        self.assertIn("opens no keyslot; nothing changed", err)
+        self.assertEqual(img.dump(), before)
+        self.assertEqual(os.listdir(os.path.join(a.state, "keys")), [])
+
+
+@unittest.skipIf(SKIP, SKIP or "")
+class AgentRepairTest(AgentCase):
+    """What a run killed between two steps leaves behind (made here with
+    cryptsetup), and the next run converging."""
+
+    def test_interrupted_runs_converge(self):
+        a, img, did, kid = self.enrolled()
+        kept_pw = a.password(kid)
+        self.kw.secrets.add(kept_pw)
+        # killed after the new slot was added, before its token: the
+        # password file names the slot, which opens with it
+        new, new_pw, new_slot = "0D4E5F60-7A8B-4C9D-8E0F-112233445566", \
+            "111111-222222-333333-444444-555555-666666-000011-000022", 5
+        self.assertTrue(all(int(g) % 11 == 0 for g in new_pw.split("-")))
+        self.kw.secrets.add(new_pw)
+        with open(os.path.join(a.state, "keys", new), "w") as f:
+            f.write("password=%s\nslot=%d\nvolume=%s\n" % (new_pw, new_slot, img.uuid))
+        os.chmod(os.path.join(a.state, "keys", new), 0o600)
+        cryptsetup("luksAddKey", "--batch-mode", *FAST, "--key-slot", str(new_slot),
+                   img.path, input="%s\n%s\n" % (img.passphrase, new_pw))
+        # killed after a slot and its token were added, before the
+        # password file was kept (it cannot be: this is the lost case), and
+        # a token whose slot was killed before the token was removed
+        cryptsetup("luksAddKey", "--batch-mode", *FAST, "--key-slot", "7", img.path,
+                   input="%s\nlost password\n" % img.passphrase)
+        lost = "7A7A7A7A-0000-4000-8000-000000000007"
+        token_import(img, {"type": "keywarden-recovery", "keyslots": ["7"], "key_id": lost,
+                           "escrowed": False})
+        cryptsetup("luksAddKey", "--batch-mode", *FAST, "--key-slot", "9", img.path,
+                   input="%s\nkilled slot\n" % img.passphrase)
+        gone = "9B9B9B9B-0000-4000-8000-000000000009"
+        token_import(img, {"type": "keywarden-recovery", "keyslots": ["9"], "key_id": gone,
+                           "escrowed": True})
+        cryptsetup("luksKillSlot", "--batch-mode", img.path, "9", input=img.passphrase)
+        # killed after the password file was written, before the slot
+        stale = "5C5C5C5C-0000-4000-8000-00000000000C"
+        with open(os.path.join(a.state, "keys", stale), "w") as f:
+            f.write("password=%s\nslot=12\nvolume=%s\n" % (new_pw, img.uuid))
+        os.chmod(os.path.join(a.state, "keys", stale), 0o600)
+        a.ok("checkin")
+        toks = {t[0]: t for t in img.tokens()}
+        self.assertEqual(set(toks), {kid, new})
+        self.assertEqual(toks[new][1:], ([new_slot], True))
+        self.assertTrue(toks[kid][2])
+        self.assertNotIn(7, img.slots())          # not escrowed, not recoverable
+        self.assertNotIn(9, img.slots())
+        self.assertTrue(img.opens(img.passphrase))
+        self.assertTrue(img.opens(kept_pw))
+        self.assertTrue(img.opens(new_pw, new_slot))
+        self.assertEqual(sorted(os.listdir(os.path.join(a.state, "keys"))), sorted([kid, new]))
+        keys = self.server_keys(did)
+        self.assertEqual(keys[new]["state"], "active")
+        self.assertEqual(keys[new]["recovery_password"], new_pw)
+        self.assertEqual(keys[kid]["state"], "active")
+        self.assertNotIn(lost, keys)
+        # and a run with nothing to do changes nothing
+        before = img.dump()
+        a.ok("checkin")
+        self.assertEqual(img.dump(), before)
+
+    def test_daemon_and_lock(self):
+        img = Image(self.tmp)
+        a = self.agent(img)
+        a.register()
+        a.ok("enroll-volume", img.path, input=img.passphrase + "\n")
+        # another run holds the lock: a clear error, nothing changed
+        before = img.dump()
+        with open(os.path.join(a.state, "lock"), "w") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            rc, out, err = a.run("checkin")
+        self.assertEqual(rc, 1)
+        self.assertIn("another keywarden-agent run holds", err)
+        self.assertEqual(img.dump(), before)
+        # --daemon checks in at once, then sleeps until SIGTERM ends it
+        p = subprocess.Popen([AGENT, "--config", a.conf, "checkin", "--daemon"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            last = os.path.join(a.state, "last-checkin")
+            self.assertTrue(kw.wait_for(
+                lambda: os.path.exists(last) and "outcome=ok:" in open(last).read(),
+                timeout=120))
+            self.assertTrue(img.tokens()[0][2])
+            p.send_signal(signal.SIGTERM)
+            out, err = p.communicate(timeout=60)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.assertEqual(p.returncode, 0, err)
+        self.assertIn("escrowed", out)
+        self.assertIn("next in 5400s", out)
+
+    def test_auto_finds_a_block_device(self):
+        """volumes = auto: LUKS devices in /proc/partitions (here an image
+        file on a loop device; skipped where none can be attached)."""
+        img = Image(self.tmp)
+        p = subprocess.run(["losetup", "-f", "--show", img.path], capture_output=True,
+                           text=True, timeout=60)
+        if p.returncode != 0:
+            self.skipTest("no loop device: %s" % p.stderr.strip())
+        dev = p.stdout.strip()
+        self.addCleanup(subprocess.run, ["losetup", "-d", dev], timeout=60)
+        a = Agent(self.kw, self.tmp, ["auto"])
+        self.assertIn("volume %s: LUKS2 %s" % (dev, img.uuid), a.ok("status"))
+        did, _ = a.register()
+        a.ok("enroll-volume", dev, input=img.passphrase + "\n")
+        a.run("checkin")     # other LUKS devices of the host may be reported too
+        (kid, [slot], escrowed), = img.tokens()
+        self.assertTrue(escrowed)
+        keys = self.server_keys(did)
+        self.assertEqual(keys[kid]["volume_id"], img.uuid)
+        self.assertIn("volume %s - type=fixed protection=on encryption=aes_xts_plain64 100%%"
+                      % img.uuid, self.kw.device_show(did))
+
+    def test_logons_from_wtmp(self):
+        img = Image(self.tmp)
+        a = self.agent(img)
+        did, _ = a.register()
+        a.ok("enroll-volume", img.path, input=img.passphrase + "\n")
+        with open(a.settings["agent"]["logons_file"], "wb") as f:
+            f.write(utmp_record(7, "tty1", "alice", "", 1763625600))          # console
+            f.write(utmp_record(7, "pts/0", "bob", "192.0.2.7", 1763631000))  # SSH
+            f.write(utmp_record(7, "tty7", "carol", ":0", 1763632000))        # X seat
+            f.write(utmp_record(8, "pts/1", "mallory", "192.0.2.9", 1763633000))  # ended
+            f.write(utmp_record(7, "tty1", "alice", "", 1763640000))          # again: the latest
+        a.ok("checkin")
+        show = self.kw.device_show(did)
+        self.assertRegex(show, r"logon alice +local +first 2025-11-20T12:00:00Z")
+        self.assertRegex(show, r"logon bob +remote +first 2025-11-20T09:30:00Z")
+        self.assertRegex(show, r"logon carol +local ")
+        self.assertNotIn("mallory", show)
+        self.assertIn("volume %s" % img.uuid, show)
+
+
+STRACE = shutil.which("strace")
+KILLED = (-9, 128 + 9)   # strace dies of the same signal as the program
+
+
+@unittest.skipIf(SKIP, SKIP or "")
+@unittest.skipUnless(STRACE, "needs strace")
+class AgentKillTest(AgentCase):
+    """A rotation killed (SIGKILL, by strace) at every call of each system
+    call that writes a header or a file, makes it durable, or talks to the
+    server: the volume always opens with a key the server holds, and the
+    next run finishes the rotation."""
+
+    def killed_at(self, a, syscall, n, *args, input=None):
+        cmd = [STRACE, "-f", "-qq", "-o", "/dev/null", "-e", "trace=" + syscall,
+               "-e", "inject=%s:signal=KILL:when=%d" % (syscall, n),
+               AGENT, "--config", a.conf] + list(args or ["checkin"])
+        env = dict(os.environ)
+        env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"),
+                                                     "detect_leaks=0"]))
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env,
+                           input=input)
+        return p.returncode, p.stdout, p.stderr
+
+    def test_kill_enroll_volume_at_every_step(self):
+        for syscall in ("write", "fsync", "rename"):
+            n = 1
+            while True:
+                tmp = tempfile.mkdtemp(prefix="kwagent-")
+                self.addCleanup(shutil.rmtree, tmp, True)
+                img = Image(tmp)
+                a = Agent(self.kw, tmp, [img.path])
+                did, _ = a.register()
+                rc, out, err = self.killed_at(a, syscall, n, "enroll-volume", img.path,
+                                              input=img.passphrase + "\n")
+                what = "enroll-volume killed at %s #%d" % (syscall, n)
+                if rc not in KILLED:
+                    self.assertEqual(rc, 0, what + ": " + err)
+                    self.assertGreater(n, 1, "strace never killed at %s" % syscall)
+                    break
+                self.assertTrue(img.opens(img.passphrase), what)
+                # the administrator runs it again if no key was left, then
+                # the check-in escrows it
+                rc, out, err = a.run("enroll-volume", img.path, input=img.passphrase + "\n")
+                self.assertTrue(rc == 0 or "already enrolled" in err, what + ": " + err)
+                a.ok("checkin")
+                (kid, [slot], escrowed), = img.tokens()
+                self.assertTrue(escrowed, what)
+                pw = a.password(kid)
+                self.kw.secrets.add(pw)
+                self.assertTrue(img.opens(pw, slot), what)
+                self.assertEqual(os.listdir(os.path.join(a.state, "keys")), [kid], what)
+                self.assertEqual(sorted(img.slots()), sorted([0, slot]), what)
+                self.assertEqual(self.server_keys(did)[kid]["recovery_password"], pw, what)
+                n += 1
+                self.assertLess(n, 100, "strace never let %s run to the end" % syscall)
+
+    def disclosed(self, b):
+        """A fresh enrolled volume whose key b has just disclosed."""
+        self.tmp = tempfile.mkdtemp(prefix="kwagent-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        a, img, did, kid = self.enrolled()
+        self.kw.assoc(b.user, did)
+        r = b.recover(kid[:8])
+        self.assertEqual(r.status, 200)
+        self.kw.secrets.add(a.password(kid))
+        return a, img, did, kid
+
+    def test_kill_at_every_step(self):
+        b = self.signed_in()
+        for syscall in ("write", "fsync", "rename", "unlink", "sendto"):
+            n = 1
+            while True:
+                a, img, did, kid = self.disclosed(b)
+                rc, out, err = self.killed_at(a, syscall, n)
+                what = "rotation killed at %s #%d" % (syscall, n)
+                if rc not in KILLED:
+                    self.assertEqual(rc, 0, what + ": " + err)
+                    self.assertGreater(n, 1, "strace never killed at %s" % syscall)
+                    break
+                server = {r["key_id"]: r["recovery_password"]
+                          for r in self.kw.export_rows(did)}
+                self.kw.secrets.update(server.values())
+                self.assertTrue(any(img.opens(pw) for pw in server.values()),
+                                what + ": no key the server holds opens the volume")
+                for key_id, _, escrowed in img.tokens():
+                    if escrowed:
+                        self.assertIn(key_id, server, what)
+                # the next run finishes the job
+                rc, out, err = a.run("checkin")
+                self.assertEqual(rc, 0, what + ", then a run: " + out + err)
+                (new, [slot], escrowed), = img.tokens()
+                self.assertTrue(escrowed, what)
+                self.assertNotEqual(new, kid, what)
+                pw = a.password(new)
+                self.kw.secrets.add(pw)
+                self.assertTrue(img.opens(pw, slot), what)
+                self.assertTrue(img.opens(img.passphrase), what)
+                self.assertEqual(os.listdir(os.path.join(a.state, "keys")), [new], what)
+                rows = {r["key_id"]: r for r in self.kw.export_rows(did)}
+                self.assertEqual(rows[new]["state"], "active", what)
+                self.assertEqual(rows[new]["recovery_password"], pw, what)
+                self.assertEqual(rows[kid]["state"], "superseded", what)
+                before = img.dump()
+                a.ok("checkin")
+                self.assertEqual(img.dump(), before, what + ": a third run changed the header")
+                n += 1
+                self.assertLess(n, 100, "strace never let %s run to the end" % syscall)
+
+
+def token_import(img, token):
+    cryptsetup("token", "import", "--json-file", "-", img.path, input=json.dumps(token))
+
+
+def utmp_record(kind, line, user, host, at):
+    """One glibc struct utmp (x86-64, 384 bytes)."""
+    return struct.pack("=hxxi32s4s32s256shhiii16s20s", kind, 1000, line.encode(), b"",
+                       user.encode(), host.encode(), 0, 0, 0, at, 0, b"", b"")
+
+
+@unittest.skipIf(SKIP, SKIP or "")
+@kw.needs_openssl
+class AgentTlsTest(unittest.TestCase):
+    """The agent verifies the server's certificate: refused without its CA,
+    accepted with ca_file."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.kw = kw.tls_instance("agenttls")
+        cls.addClassCleanup(cls.kw.close)
+
+    def test_certificate_verified(self):
+        tmp = tempfile.mkdtemp(prefix="kwagent-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        img = Image(tmp)
+        a = Agent(self.kw, tmp, [img.path],
+                  server_url="https://localhost:%d" % self.kw.port)
+        token = self.kw.enroll_token()
+        rc, out, err = a.run("register", input=token + "\n")
+        self.assertEqual(rc, 1)
+        self.assertIn("cannot reach", err)
+        self.assertFalse(os.path.exists(os.path.join(a.state, "registration")))
+        a.settings["agent"]["ca_file"] = os.path.join(self.kw.dir, "cert.pem")
+        a.write()
+        a.ok("register", input=token + "\n")
+        a.ok("enroll-volume", img.path, input=img.passphrase + "\n")
+        a.ok("checkin")
+        self.assertTrue(img.tokens()[0][2])
+
+
+class OneShotProxy:
+    """Forwards the first HTTP connection on listen_port to the server, then
+    closes the port: the server is gone for the agent's next request."""
+
+    def __init__(self, server_port, listen_port):
+        import socket
+        import threading
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", listen_port))
+        self.sock.listen(1)
+        self.server_port = server_port
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        import socket
+        try:
+            c, _ = self.sock.accept()
+        except OSError:
+            return
+        self.sock.close()
+        s = socket.create_connection(("127.0.0.1", self.server_port))
+        c.settimeout(30)
+        s.settimeout(30)
+        try:
+            req = b""
+            while b"\r\n\r\n" not in req:
+                req += c.recv(65536)
+            head, body = req.split(b"\r\n\r\n", 1)
+            n = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
+            while len(body) < n:
+                body += c.recv(65536)
+            head = re.sub(rb"(?i)\r\nconnection:[^\r]*", b"", head) + b"\r\nConnection: close"
+            s.sendall(head + b"\r\n\r\n" + body)
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                c.sendall(d)
+        finally:
+            s.close()
+            c.close()
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        self.thread.join(5)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -2390,6 +2390,72 @@ static void test_volume_upsert_many(void **state)
 	assert_string_equal(b.seen.v[1], DEV2 " D:");
 }
 
+/* Check-ins of several devices at once: the right secret, a wrong one, a
+ * revoked device, an unknown one with a secret and one without. */
+static int tx_checkin_many(struct store_tx *tx, void *arg)
+{
+	struct batch *b = arg;
+	uint8_t h1[STORE_HASH_LEN], h2[STORE_HASH_LEN], h3[STORE_HASH_LEN];
+	struct device_checkin c[5];
+	int rc;
+
+	if ((rc = put_device(tx, DEV1, "PC-1", 1)) < 0 || (rc = put_device(tx, DEV2, "PC-2", 2)) < 0 ||
+	    (rc = put_device(tx, DEV3, "PC-3", 3)) < 0 ||
+	    (rc = store_device_set_revoked(tx, DEV3, true)) < 0)
+		return rc;
+	hash_of(h1, 1);
+	hash_of(h2, 1);     /* DEV2's is 2 */
+	hash_of(h3, 3);
+	c[0] = (struct device_checkin){ DEV2, h2, "Windows 12", 700 };
+	c[1] = (struct device_checkin){ DEV1, h1, "Windows 12", 700 };
+	c[2] = (struct device_checkin){ DEV3, h3, "Windows 12", 700 };
+	c[3] = (struct device_checkin){ DEV9, h1, "Windows 12", 700 };
+	c[4] = (struct device_checkin){ DEV5, NULL, NULL, 700 };
+	b->rc[5] = store_device_checkin_many(tx, c, 5, b->rc);
+	b->rc[6] = store_device_checkin_many(tx, c, 0, b->rc + 6);
+	return 0;
+}
+
+static int seen_device(const struct device_rec *d, void *arg)
+{
+	seen_add(arg, "%s %s %lld", d->name, d->os, (long long)d->last_checkin_at);
+	return 0;
+}
+
+static int tx_devices_seen(struct store_tx *tx, void *arg)
+{
+	struct batch *b = arg;
+	int rc;
+
+	b->seen.n = 0;
+	if ((rc = store_device_get(tx, DEV1, seen_device, &b->seen)) < 0 ||
+	    (rc = store_device_get(tx, DEV2, seen_device, &b->seen)) < 0)
+		return rc;
+	return store_device_get(tx, DEV3, seen_device, &b->seen);
+}
+
+static void test_device_checkin_many(void **state)
+{
+	struct fx *f = *state;
+	struct batch b;
+
+	memset(&b, 0, sizeof(b));
+	assert_int_equal(store_write(f->s, tx_checkin_many, &b), 0);
+	assert_int_equal(b.rc[0], KW_ERR_AUTH);
+	assert_int_equal(b.rc[1], 0);
+	assert_int_equal(b.rc[2], KW_ERR_AUTH);
+	assert_int_equal(b.rc[3], KW_ERR_AUTH);
+	assert_int_equal(b.rc[4], KW_ERR_NOT_FOUND);
+	assert_int_equal(b.rc[5], 0);
+	assert_int_equal(b.rc[6], 0);
+	/* Only the device that checked is recorded. */
+	assert_int_equal(store_read(f->s, tx_devices_seen, &b), 0);
+	assert_int_equal(b.seen.n, 3);
+	assert_string_equal(b.seen.v[0], "PC-1 Windows 12 700");
+	assert_string_equal(b.seen.v[1], "PC-2 Windows 11 Pro 0");
+	assert_string_equal(b.seen.v[2], "PC-3 Windows 11 Pro 0");
+}
+
 struct batch_fx {
 	int64_t v1, v2, v3;     /* DEV1: C:, D:; DEV2: C: */
 };
@@ -2421,6 +2487,41 @@ static int tx_get_many(struct store_tx *tx, void *arg)
 	b->rc[1] = store_key_get_many(tx, bad, 2, seen_key, &b->seen);
 	b->rc[2] = store_key_get_many(tx, ids, 0, seen_key, &b->seen);
 	return store_key_get_many(tx, ids, 5, seen_key, &b->seen);
+}
+
+/* Keys of several devices: device by device in the order given (an
+ * unknown one has none), each one's by row, in the states asked for. */
+static int tx_each_devices(struct store_tx *tx, void *arg)
+{
+	static const char *const ids[] = { DEV2, DEV9, DEV1 };
+	struct batch *b = arg;
+
+	b->seen.n = 0;
+	b->rc[1] = store_key_each_devices(tx, ids, 3, KEY_STATE_BIT(KEY_ACTIVE), seen_key,
+					  &b->seen);
+	b->rc[2] = store_key_each_devices(tx, ids, 0, KEY_STATE_BIT(KEY_ACTIVE), seen_key,
+					  &b->seen);
+	return store_key_each_devices(tx, ids, 3, KEY_STATE_BIT(KEY_ACTIVE) |
+				      KEY_STATE_BIT(KEY_DISCLOSED) | KEY_STATE_BIT(KEY_REMOVED),
+				      seen_key, &b->seen);
+}
+
+static void test_key_each_devices(void **state)
+{
+	struct fx *f = *state;
+	struct batch_fx k;
+	struct batch b;
+
+	memset(&b, 0, sizeof(b));
+	assert_int_equal(store_write(f->s, tx_batch_setup, &k), 0);
+	assert_int_equal(store_read(f->s, tx_each_devices, &b), 0);
+	assert_int_equal(b.rc[1], 0);
+	assert_int_equal(b.rc[2], 0);
+	assert_int_equal(b.seen.n, 4);
+	assert_string_equal(b.seen.v[0], KEY(3) " active");
+	assert_string_equal(b.seen.v[1], KEY(2) " removed");
+	assert_string_equal(b.seen.v[2], KEY(3) " active");
+	assert_string_equal(b.seen.v[3], KEY(1) " disclosed");
 }
 
 static void test_key_get_many(void **state)
@@ -4508,6 +4609,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_session_touch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_meta_cut, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_volume_upsert_many, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_device_checkin_many, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_key_each_devices, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_get_many, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_batches, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_logon_upsert_many, setup, teardown),

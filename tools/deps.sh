@@ -44,6 +44,10 @@ KW_TEST_PACKAGES=(
 	# a throw-away PostgreSQL server for the store's tests (tests/with-postgres
 	# initialises and starts its own; the package's service need not run)
 	postgresql
+	# cryptsetup bitlkOpen/bitlkDump for the real BitLocker test vectors
+	# (tests/integration/test_bitlk_vectors.py fetches cryptsetup's source
+	# package with apt-get source --download-only; no deb-src line needed)
+	cryptsetup-bin
 )
 
 # Runs a command with its output in a temporary file: nothing is shown when

@@ -870,6 +870,8 @@ static int import_write(struct store *s, const struct seal *k, const struct impo
 		rep->invalid += a->invalid;
 	}
 	if (rc == 0) {
+		if (a->keys_added || a->devices_added)
+			store_analyze(s);
 		rep->stored = true;
 		rep->keys_added = a->keys_added;
 		rep->keys_present = a->keys_present;

@@ -519,6 +519,8 @@ int store_copy(struct store *from, struct store *to, struct store_counts *copied
 	rc = store_read_once(from, copy_read, &c);
 	if (rc < 0 && !msg[0])
 		snprintf(msg, msglen, "cannot read the source database: %s", kw_strerror(rc));
+	if (rc == 0)
+		store_analyze(to);
 	owned_done(&c.o);
 	free(c.pg.recs);
 	free(c.sub.recs);

@@ -183,6 +183,14 @@ int store_backup(struct store *s, const char *file, char *msg, size_t msglen)
 	return ops->backup(s, file, msg, msglen);
 }
 
+void store_analyze(struct store *s)
+{
+	const struct store_ops *ops = store_ops_of(s);
+
+	if (ops->analyze)
+		ops->analyze(s);
+}
+
 int store_read_once(struct store *s, store_fn fn, void *arg)
 {
 	int rc;

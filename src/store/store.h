@@ -302,6 +302,14 @@ bool store_shared(struct store *s);
  * with msg saying which tool to use. */
 int store_backup(struct store *s, const char *file, char *msg, size_t msglen);
 
+/* Brings the database's statistics up to date after a bulk write (an
+ * import, a copy): PostgreSQL plans statements by them, and until its
+ * autovacuum comes round it takes freshly filled tables for empty (after a
+ * killed import was undone, whole-table scans per row: an export ran into
+ * statement_timeout). Stores that need none do nothing. A failure is
+ * logged, not returned: the data is written either way. */
+void store_analyze(struct store *s);
+
 /* store_read for a fn with effects outside the store (rows printed,
  * written to a file or sent as they are read): fn runs once, never again;
  * a transient conflict returns KW_ERR_UNAVAILABLE (try the whole again). */
@@ -755,6 +763,8 @@ struct store_ops {
 	int (*write_async_batch)(struct store *s, store_fn fn, store_batch_fn batch, void *arg,
 				 store_done_fn done, void *done_arg);
 	enum store_state (*state)(struct store *s, char *reason, size_t reasonlen);
+	/* store_analyze; NULL where there is nothing to do. */
+	void (*analyze)(struct store *s);
 	/* store_backup; NULL where the database's own tools do it. */
 	int (*backup)(struct store *s, const char *file, char *msg, size_t msglen);
 

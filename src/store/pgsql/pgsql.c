@@ -16,6 +16,7 @@
 #include "store/pgsql.h"
 #include "store/pgsql/internal.h"
 #include "util/err.h"
+#include "util/log.h"
 
 /* migrations/pgsql/, embedded by tools/embed.py. */
 extern const struct embedded_file migrations_pgsql[];
@@ -269,6 +270,22 @@ static int pgsql_lookup(struct store *s, store_fn fn, void *arg)
 	return rc;
 }
 
+/* On a connection of its own: readers are read-only, the writers busy. */
+static void pgsql_analyze(struct store *s)
+{
+	struct pconn c = { .owner = s };
+	char msg[320];
+	int rc;
+
+	if ((rc = pg_conn_open(s, &c, msg, sizeof(msg))) < 0) {
+		log_error("database: statistics not updated: %s", msg);
+		return;
+	}
+	/* A failure is logged by pg_run. */
+	pg_run(&c, "ANALYZE devices, volumes, recovery_keys, logons, associations, audit");
+	pg_conn_close(&c);
+}
+
 static void setup(void)
 {
 	table.name = "postgresql";
@@ -282,6 +299,7 @@ static void setup(void)
 	table.write_async = pg_write_async;
 	table.write_async_batch = pg_write_async_batch;
 	table.state = pg_state;
+	table.analyze = pgsql_analyze;
 	pg_meta_ops(&table);
 	pg_device_ops(&table);
 	pg_key_ops(&table);

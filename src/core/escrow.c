@@ -594,7 +594,8 @@ out:
 
 /* store_batch_fn of check-ins: what apply_tx does for each, with one
  * store operation for all of them at each step. A device that checks in
- * twice in the batch is left out (run alone after: it must see the first);
+ * twice in the batch is left out with every check-in after it (run alone
+ * after, in order: it must see the first, and the ones after it it);
  * one whose secret does not check gets KW_ERR_AUTH and nothing written; a
  * conflict or an unreadable key anywhere fails the batch (each is then run
  * alone, and its own check-in gets the error). */
@@ -617,8 +618,12 @@ static int apply_batch(struct store_tx *tx, void *const *args, int *rcs, size_t 
 		for (size_t k = 0; k < i && !again; k++)
 			again = !strcmp(((struct checkin_job *)args[k])->device_id, a->device_id);
 		if (again) {
-			rcs[i] = STORE_BATCH_ALONE;
-			continue;
+			/* It must see the first; and a check-in after it may
+			 * depend on it (a key ID both report): it and all after
+			 * it run alone, in order. */
+			for (; i < n; i++)
+				rcs[i] = STORE_BATCH_ALONE;
+			break;
 		}
 		checkin_result_free(a->res);
 		a->res->conflict_key[0] = '\0';

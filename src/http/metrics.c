@@ -148,8 +148,8 @@ int metrics_render(struct buf *out)
 				 "result=\"%s\"} %llu\n", source, result,
 				 (unsigned long long)count);
 	rc |= buf_printf(out, "# HELP keywarden_store_batched_jobs_total Writes (check-ins) "
-			 "committed in a batch with others of their kind: one statement a table "
-			 "for all of them.\n# TYPE keywarden_store_batched_jobs_total counter\n"
+			 "written in a batch with others of their kind (one statement a table for "
+			 "all of them), before their commit.\n# TYPE keywarden_store_batched_jobs_total counter\n"
 			 "keywarden_store_batched_jobs_total %llu\n",
 			 (unsigned long long)store_batched());
 	rc |= buf_printf(out, "# HELP keywarden_store_errors_total Database operations "

@@ -26,9 +26,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <libpq-fe.h>
+#include <sodium.h>
 
+#include "core/escrow.h"
 #include "core/role.h"
+#include "core/seal.h"
 #include "store/copy.h"
 #include "store/store.h"
 #include "util/err.h"
@@ -2456,6 +2460,142 @@ static void test_device_checkin_many(void **state)
 	assert_string_equal(b.seen.v[2], "PC-3 Windows 11 Pro 0");
 }
 
+/* ---- check-ins written while the writer is busy (batched where the
+ * store batches): the outcome of one at a time, in the order queued ---- */
+
+#define BK1 "4290B6C0-B17A-497A-8552-272CC30E80D1"
+#define BK3 "4290B6C0-B17A-497A-8552-272CC30E80D3"
+#define BPW1 "496298-461032-321464-595518-463221-173943-033616-139579"
+#define BPW3 "000000-000011-000022-000033-000044-000055-000066-000077"
+
+struct queued {
+	struct checkin ci;
+	struct checkin_result res;
+	struct checkin_job job;
+	sem_t done;
+	int rc;
+};
+
+static void queued_done(int rc, void *arg)
+{
+	struct queued *q = arg;
+
+	q->rc = rc;
+	sem_post(&q->done);
+}
+
+/* Holds the writer until released: what is queued meanwhile is written
+ * together after it. */
+static int tx_hold(struct store_tx *tx, void *arg)
+{
+	(void)tx;
+	sem_wait(arg);
+	return 0;
+}
+
+static void hold_done(int rc, void *arg)
+{
+	(void)rc;
+	sem_post(arg);
+}
+
+static void queue_checkin(struct fx *f, const struct seal *k, struct queued *q,
+			  const char *dev, const char *vol, const char *const *keys,
+			  const char *const *pws, size_t n)
+{
+	json_t *rk = json_array(), *body;
+	struct field_errors errs;
+
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(rk, json_pack("{ssss}", "key_id", keys[i],
+						    "recovery_password", pws[i]));
+	body = json_pack("{ss s[{ss ss ss ss ss si so}]}", "os", "Windows 11",
+			 "volumes", "id", vol, "mount", "C:", "type", "os", "protection", "on",
+			 "encryption", "xts_aes_256", "percent_encrypted", 100,
+			 "recovery_keys", rk);
+	assert_non_null(body);
+	assert_int_equal(checkin_parse(body, 1000, &q->ci, &errs), 0);
+	json_decref(body);
+	sem_init(&q->done, 0, 0);
+	assert_int_equal(checkin_apply_async(f->s, k, dev, NULL, &q->ci, 1000, &q->res, &q->job,
+					     queued_done, q), 0);
+}
+
+/* Two devices, and the site's master key (a shared store's writes check
+ * it: core/keyfile.h). */
+static int tx_two_devices(struct store_tx *tx, void *arg)
+{
+	char fp[SEAL_FINGERPRINT_LEN + 1];
+	int rc;
+
+	seal_fingerprint(arg, fp);
+	if ((rc = store_meta_set(tx, "master_key_id", fp)) < 0 ||
+	    (rc = put_device(tx, DEV1, "PC-1", 1)) < 0)
+		return rc;
+	return put_device(tx, DEV2, "PC-2", 2);
+}
+
+static int seen_key_device(const struct key_rec *k, void *arg)
+{
+	seen_add(arg, "%s %s", k->key_id + 34, k->device_id + 34);
+	return 0;
+}
+
+static int tx_keys_13(struct store_tx *tx, void *arg)
+{
+	static const char *const ids[] = { BK1, BK3 };
+
+	((struct seen *)arg)->n = 0;
+	return store_key_get_many(tx, ids, 2, seen_key_device, arg);
+}
+
+/* DEV1 reports K1; DEV1 again, K1 and K3; DEV2, K3: one at a time, DEV1
+ * gets K3 and DEV2 a conflict, whatever the store writes together. */
+static void test_checkins_queued_together(void **state)
+{
+	static const char *const k1[] = { BK1 }, *const p1[] = { BPW1 };
+	static const char *const k13[] = { BK1, BK3 }, *const p13[] = { BPW1, BPW3 };
+	static const char *const k3[] = { BK3 }, *const p3[] = { BPW3 };
+	struct fx *f = *state;
+	struct queued q[3];
+	struct seen seen;
+	struct seal *k;
+	sem_t hold, held;
+
+	memset(q, 0, sizeof(q));
+	assert_true(sodium_init() >= 0);
+	assert_int_equal(seal_generate(&k), 0);
+	assert_int_equal(store_write(f->s, tx_two_devices, k), 0);
+	sem_init(&hold, 0, 0);
+	sem_init(&held, 0, 0);
+	assert_int_equal(store_write_async(f->s, tx_hold, &hold, hold_done, &held), 0);
+	queue_checkin(f, k, &q[0], DEV1, DEV1, k1, p1, 1);
+	queue_checkin(f, k, &q[1], DEV1, DEV1, k13, p13, 2);
+	queue_checkin(f, k, &q[2], DEV2, DEV2, k3, p3, 1);
+	sem_post(&hold);
+	sem_wait(&held);
+	for (int i = 0; i < 3; i++)
+		sem_wait(&q[i].done);
+	assert_int_equal(q[0].rc, 0);
+	assert_int_equal(q[0].res.keys_added, 1);
+	assert_int_equal(q[1].rc, 0);
+	assert_int_equal(q[1].res.keys_added, 1);
+	assert_int_equal(q[2].rc, KW_ERR_CONFLICT);
+	assert_string_equal(q[2].res.conflict_key, BK3);
+	assert_int_equal(store_read(f->s, tx_keys_13, &seen), 0);
+	assert_int_equal(seen.n, 2);
+	assert_string_equal(seen.v[0], "D1 11");
+	assert_string_equal(seen.v[1], "D3 11");
+	for (int i = 0; i < 3; i++) {
+		checkin_result_free(&q[i].res);
+		checkin_free(&q[i].ci);
+		sem_destroy(&q[i].done);
+	}
+	sem_destroy(&hold);
+	sem_destroy(&held);
+	seal_free(k);
+}
+
 struct batch_fx {
 	int64_t v1, v2, v3;     /* DEV1: C:, D:; DEV2: C: */
 };
@@ -4611,6 +4751,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_volume_upsert_many, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_device_checkin_many, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_each_devices, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_checkins_queued_together, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_get_many, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_batches, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_logon_upsert_many, setup, teardown),

@@ -56,8 +56,13 @@ static const struct pg_query q_key_insert_many = {
 	"ins AS (INSERT INTO recovery_keys (key_hex, device, volume, state, sealed, "
 	"created_at, changed_at) SELECT key_hex, dev, vol, state, decode(sealed, 'hex'), "
 	"created_at, created_at FROM x WHERE (SELECT refs + taken FROM bad) = 0 ORDER BY ord "
-	"ON CONFLICT DO NOTHING RETURNING 1) "
-	"SELECT (SELECT refs FROM bad), (SELECT taken FROM bad), (SELECT count(*) FROM ins)" };
+	"ON CONFLICT DO NOTHING RETURNING id) "
+	"SELECT (SELECT refs FROM bad), (SELECT taken FROM bad), (SELECT count(*) FROM ins), "
+	"(SELECT coalesce(json_agg(id), '[]') FROM ins)::text" };
+/* The rows key_insert_many inserted, when not all of them went in. */
+static const struct pg_query q_key_uninsert = {
+	"DELETE FROM recovery_keys WHERE id = "
+	"ANY(ARRAY(SELECT json_array_elements_text($1::json)::bigint))" };
 /* Many state changes at one time, in one statement. */
 static const struct pg_query q_key_set_state_many = {
 	"UPDATE recovery_keys k SET state = x.state, changed_at = $2::bigint, "
@@ -355,6 +360,7 @@ static int cmp_str(const void *a, const void *b)
 
 struct insert_counts {
 	int64_t refs, taken, inserted;
+	char *rows;    /* the inserted rows' IDs, a JSON array */
 };
 
 static int insert_counted(const PGresult *r, int i, void *arg)
@@ -364,13 +370,14 @@ static int insert_counted(const PGresult *r, int i, void *arg)
 	n->refs = pg_i64(r, i, 0);
 	n->taken = pg_i64(r, i, 1);
 	n->inserted = pg_i64(r, i, 2);
-	return 0;
+	free(n->rows);
+	return (n->rows = strdup(pg_text(r, i, 3))) ? 0 : KW_ERR_NOMEM;
 }
 
 /* key_insert_many's n keys in one statement. */
 static int key_insert_set(struct store_tx *tx, const struct key_rec *k, size_t n)
 {
-	struct insert_counts got = { 0, 0, 0 };
+	struct insert_counts got = { 0, 0, 0, NULL };
 	json_t *recs = json_array();
 	const char **ids = calloc(n, sizeof(*ids));
 	char hex[KEYID_HEX_LEN + 1], *list = NULL, *sealed = NULL;
@@ -403,18 +410,20 @@ static int key_insert_set(struct store_tx *tx, const struct key_rec *k, size_t n
 	}
 	if (!(list = json_dumps(recs, JSON_COMPACT)))
 		goto out;
-	if ((rc = pg_one(tx->c, &q_key_insert_many, PG_ARGS(PG_TEXT(list)), insert_counted,
-			 &got)) < 0)
-		goto out;
-	if (got.refs)
-		rc = KW_ERR_NOT_FOUND;
-	else if (got.taken)
-		rc = KW_ERR_EXISTS;
-	else if (got.inserted != (int64_t)n)
-		rc = KW_ERR_RETRY;   /* taken by another transaction meanwhile */
-	else
-		rc = 0;
+	rc = pg_one(tx->c, &q_key_insert_many, PG_ARGS(PG_TEXT(list)), insert_counted, &got);
+	if (rc == 0 && got.refs)
+		rc = KW_ERR_NOT_FOUND;   /* nothing inserted */
+	else if (rc == 0 && got.taken)
+		rc = KW_ERR_EXISTS;      /* nothing inserted */
+	else if (rc == 0 && got.inserted != (int64_t)n) {
+		/* A key ID taken by another transaction meanwhile: the others
+		 * went in; a savepoint now would cost every batch a round
+		 * trip, so they are deleted again. */
+		rc = pg_exec(tx->c, &q_key_uninsert, PG_ARGS(PG_TEXT(got.rows)));
+		rc = rc < 0 ? rc : KW_ERR_RETRY;
+	}
 out:
+	free(got.rows);
 	free(sealed);
 	if (list)
 		json_free_string(list);

@@ -81,9 +81,9 @@ static int logon_upsert_set(struct store_tx *tx, const struct logon_rec *l, size
 		if (!(lc = pg_fold(l[i].user)))
 			goto out;
 		if (json_array_append_new(recs, json_pack(
-			"{sIsssssssIsIsI}", "ord", (json_int_t)i, "device", l[i].device_id,
+			"{sIssssss?sIsIsI}", "ord", (json_int_t)i, "device", l[i].device_id,
 			"user_lc", lc,
-			"user", l[i].user ? l[i].user : "", "type", (json_int_t)l[i].type,
+			"user", l[i].user, "type", (json_int_t)l[i].type,
 			"first_seen", (json_int_t)l[i].first_seen,
 			"last_seen", (json_int_t)l[i].last_seen)) < 0)
 			goto out;

@@ -156,7 +156,7 @@ static int run_batch(struct group_run *g, struct job **jobs, size_t n)
 	for (size_t i = 0; i < n; i++)
 		if (rcs[i] != STORE_BATCH_ALONE) {
 			jobs[i]->rc = rcs[i];
-			together++;
+			together += rcs[i] == 0;
 		}
 	store_count_batched(together);
 	for (size_t i = 0; i < n; i++) {

@@ -404,6 +404,278 @@ out:
 	return rc;
 }
 
+/* ---- several check-ins at once ---- */
+
+/* The check-ins of a batch that take part in it (distinct devices whose
+ * secret checked), and what the store hands back routed to them. */
+struct batch {
+	struct apply *ap;
+	size_t n;
+};
+
+static struct apply *batch_find(struct batch *b, const char *device_id)
+{
+	for (size_t i = 0; i < b->n; i++)
+		if (!strcmp(b->ap[i].job->device_id, device_id))
+			return &b->ap[i];
+	return NULL;
+}
+
+static int batch_live_key(const struct key_rec *k, void *arg)
+{
+	struct apply *ap = batch_find(arg, k->device_id);
+
+	return ap ? live_key(k, ap) : 0;
+}
+
+/* A reported key goes to every check-in that reported it. */
+static int batch_reported_key(const struct key_rec *k, void *arg)
+{
+	struct batch *b = arg;
+	int rc;
+
+	for (size_t i = 0; i < b->n; i++)
+		if (bsearch(k->key_id, b->ap[i].by_id, b->ap[i].nrep, sizeof(*b->ap[i].by_id),
+			    find_id) && (rc = reported_key(k, &b->ap[i])) != 0)
+			return rc;
+	return 0;
+}
+
+/* Volumes, keys and their changes, and logons of the batch's check-ins:
+ * one store operation each. */
+static int batch_volumes(struct store_tx *tx, struct batch *b)
+{
+	struct volume_rec *v;
+	int64_t *rows;
+	size_t total = 0, at = 0;
+	int rc = KW_ERR_NOMEM;
+
+	for (size_t i = 0; i < b->n; i++)
+		total += b->ap[i].job->ci->nvolumes;
+	if (!total)
+		return 0;
+	v = calloc(total, sizeof(*v));
+	rows = calloc(total, sizeof(*rows));
+	if (!v || !rows)
+		goto out;
+	for (size_t i = 0; i < b->n; i++) {
+		const struct checkin_job *a = b->ap[i].job;
+
+		for (size_t k = 0; k < a->ci->nvolumes; k++, at++) {
+			const struct checkin_volume *cv = &a->ci->volumes[k];
+
+			snprintf(v[at].device_id, sizeof(v[at].device_id), "%s", a->device_id);
+			snprintf(v[at].guid, sizeof(v[at].guid), "%s", cv->guid);
+			v[at].mount = cv->mount;
+			v[at].type = cv->type;
+			v[at].protection = cv->protection;
+			v[at].encryption = cv->encryption;
+			v[at].percent = cv->percent;
+			v[at].first_seen = v[at].last_seen = a->now;
+		}
+	}
+	if ((rc = store_volume_upsert_many(tx, v, total, rows)) < 0)
+		goto out;
+	at = 0;
+	for (size_t i = 0; i < b->n; i++)
+		for (size_t k = 0; k < b->ap[i].job->ci->nvolumes; k++)
+			b->ap[i].vol_row[k] = rows[at++];
+out:
+	free(v);
+	free(rows);
+	return rc;
+}
+
+static int batch_keys(struct store_tx *tx, struct batch *b)
+{
+	const char **ids = calloc(b->n, sizeof(*ids)), **rep = NULL;
+	size_t nrep = 0, at = 0;
+	int rc = KW_ERR_NOMEM;
+
+	if (!ids)
+		return rc;
+	for (size_t i = 0; i < b->n; i++) {
+		ids[i] = b->ap[i].job->device_id;
+		nrep += b->ap[i].nrep;
+	}
+	if (nrep && !(rep = calloc(nrep, sizeof(*rep))))
+		goto out;
+	for (size_t i = 0; i < b->n; i++)
+		for (size_t k = 0; k < b->ap[i].nrep; k++)
+			rep[at++] = b->ap[i].ids[k];
+	if ((rc = store_key_each_devices(tx, ids, b->n,
+					 KEY_STATE_BIT(KEY_ACTIVE) | KEY_STATE_BIT(KEY_DISCLOSED),
+					 batch_live_key, b)) < 0 ||
+	    (rc = store_key_get_many(tx, rep, nrep, batch_reported_key, b)) < 0)
+		goto out;
+	/* As read_keys: reported keys that are not live may change too. */
+	for (size_t i = 0; i < b->n && rc == 0; i++) {
+		struct apply *ap = &b->ap[i];
+
+		for (size_t k = 0; k < ap->nrep && rc == 0; k++) {
+			struct reported *r = &ap->rep[k];
+
+			if (r->seen == SEEN_SAME && !known_find(ap, r->row))
+				rc = known_add(ap, r->row, r->volume_row, r->key->key_id, r->state);
+		}
+	}
+out:
+	free(ids);
+	free(rep);
+	return rc;
+}
+
+static int batch_writes(struct store_tx *tx, struct batch *b)
+{
+	struct key_rec *ins = NULL;
+	struct key_change *chg = NULL;
+	struct logon_rec *l = NULL;
+	size_t nins = 0, nchg = 0, nlog = 0, at;
+	int rc = KW_ERR_NOMEM;
+
+	for (size_t i = 0; i < b->n; i++) {
+		nins += b->ap[i].ninserts;
+		nchg += b->ap[i].nknown;
+		nlog += b->ap[i].job->ci->nlogons;
+	}
+	if ((nins && !(ins = calloc(nins, sizeof(*ins)))) ||
+	    (nchg && !(chg = calloc(nchg, sizeof(*chg)))) ||
+	    (nlog && !(l = calloc(nlog, sizeof(*l)))))
+		goto out;
+	at = 0;
+	for (size_t i = 0; i < b->n; i++)
+		for (size_t k = 0; k < b->ap[i].ninserts; k++)
+			ins[at++] = b->ap[i].inserts[k];
+	if ((rc = store_key_insert_many(tx, ins, nins)) < 0)
+		goto out;
+	/* State changes at one time each (check-ins of one second: one). */
+	for (size_t first = 0; first < b->n && rc == 0; first++) {
+		int64_t now = b->ap[first].job->now;
+		bool seen = false;
+
+		for (size_t k = 0; k < first && !seen; k++)
+			seen = b->ap[k].job->now == now;
+		if (seen)
+			continue;
+		nchg = 0;
+		for (size_t i = first; i < b->n; i++) {
+			struct apply *ap = &b->ap[i];
+
+			if (ap->job->now != now)
+				continue;
+			for (size_t k = 0; k < ap->nknown; k++)
+				if (ap->known[k].changed) {
+					chg[nchg].row = ap->known[k].row;
+					chg[nchg++].state = ap->known[k].state;
+				}
+		}
+		rc = store_key_set_state_many(tx, chg, nchg, now);
+	}
+	if (rc < 0)
+		goto out;
+	at = 0;
+	for (size_t i = 0; i < b->n; i++) {
+		const struct checkin_job *a = b->ap[i].job;
+
+		for (size_t k = 0; k < a->ci->nlogons; k++, at++) {
+			snprintf(l[at].device_id, sizeof(l[at].device_id), "%s", a->device_id);
+			l[at].user = a->ci->logons[k].user;
+			l[at].type = a->ci->logons[k].type;
+			l[at].first_seen = l[at].last_seen = a->ci->logons[k].at;
+		}
+	}
+	rc = store_logon_upsert_many(tx, l, nlog);
+out:
+	free(ins);
+	free(chg);
+	free(l);
+	return rc;
+}
+
+/* store_batch_fn of check-ins: what apply_tx does for each, with one
+ * store operation for all of them at each step. A device that checks in
+ * twice in the batch is left out with every check-in after it (run alone
+ * after, in order: it must see the first, and the ones after it it);
+ * one whose secret does not check gets KW_ERR_AUTH and nothing written; a
+ * conflict or an unreadable key anywhere fails the batch (each is then run
+ * alone, and its own check-in gets the error). */
+static int apply_batch(struct store_tx *tx, void *const *args, int *rcs, size_t n)
+{
+	struct batch b = { calloc(n, sizeof(struct apply)), 0 };
+	struct device_checkin *dc = calloc(n, sizeof(*dc));
+	size_t *from = calloc(n, sizeof(*from));
+	int *drc = calloc(n, sizeof(*drc));
+	const struct seal *check_key = NULL;
+	size_t m = 0;
+	int rc = KW_ERR_NOMEM;
+
+	if (!b.ap || !dc || !from || !drc)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		struct checkin_job *a = args[i];
+		bool again = false;
+
+		for (size_t k = 0; k < i && !again; k++)
+			again = !strcmp(((struct checkin_job *)args[k])->device_id, a->device_id);
+		if (again) {
+			/* It must see the first; and a check-in after it may
+			 * depend on it (a key ID both report): it and all after
+			 * it run alone, in order. */
+			for (; i < n; i++)
+				rcs[i] = STORE_BATCH_ALONE;
+			break;
+		}
+		checkin_result_free(a->res);
+		a->res->conflict_key[0] = '\0';
+		a->res->conflict_why = NULL;
+		dc[m] = (struct device_checkin){ a->device_id, a->secret_hash, a->ci->os, a->now };
+		from[m++] = i;
+	}
+	if ((rc = store_device_checkin_many(tx, dc, m, drc)) < 0)
+		goto out;
+	for (size_t k = 0; k < m; k++) {
+		struct checkin_job *a = args[from[k]];
+
+		if (drc[k] < 0) {
+			rcs[from[k]] = drc[k];
+			continue;
+		}
+		b.ap[b.n].job = a;
+		from[b.n++] = from[k];
+		if ((rc = list_reported(&b.ap[b.n - 1])) < 0)
+			goto out;
+	}
+	if ((rc = batch_volumes(tx, &b)) < 0 || (rc = batch_keys(tx, &b)) < 0)
+		goto out;
+	for (size_t i = 0; i < b.n; i++) {
+		if ((rc = work_out(&b.ap[i])) < 0)
+			goto out;
+		if (b.ap[i].job->check_key && b.ap[i].ninserts)
+			check_key = b.ap[i].job->seal;
+	}
+	if ((check_key && (rc = keyfile_check_tx(tx, check_key)) < 0) ||
+	    (rc = batch_writes(tx, &b)) < 0)
+		goto out;
+	for (size_t i = 0; i < b.n; i++) {
+		b.ap[i].job->res->keys_added = b.ap[i].ninserts;
+		if ((rc = list_rotate(&b.ap[i])) < 0)
+			goto out;
+		rcs[from[i]] = 0;
+	}
+	rc = 0;
+out:
+	if (rc < 0)
+		for (size_t i = 0; i < n; i++)
+			checkin_result_free(((struct checkin_job *)args[i])->res);
+	for (size_t i = 0; b.ap && i < b.n; i++)
+		apply_free(&b.ap[i]);
+	free(b.ap);
+	free(dc);
+	free(from);
+	free(drc);
+	return rc;
+}
+
 /* Seals every reported key here, not on the store's writer thread, which
  * all check-ins share: most keys are new when fleets rotate en masse. */
 static int seal_keys(const struct seal *k, const char *device_id, struct checkin *ci)
@@ -460,7 +732,7 @@ int checkin_apply_async(struct store *s, const struct seal *k, const char *devic
 	job->check_key = store_shared(s);
 	if ((rc = seal_keys(k, device_id, ci)) < 0)
 		return rc;
-	return store_write_async(s, apply_tx, job, done, done_arg);
+	return store_write_async_batch(s, apply_tx, apply_batch, job, done, done_arg);
 }
 
 void checkin_result_free(struct checkin_result *res)

@@ -147,6 +147,11 @@ int metrics_render(struct buf *out)
 		rc |= buf_printf(out, "keywarden_disclosures_total{source=\"%s\","
 				 "result=\"%s\"} %llu\n", source, result,
 				 (unsigned long long)count);
+	rc |= buf_printf(out, "# HELP keywarden_store_batched_jobs_total Writes (check-ins) "
+			 "written in a batch with others of their kind (one statement a table for "
+			 "all of them), before their commit.\n# TYPE keywarden_store_batched_jobs_total counter\n"
+			 "keywarden_store_batched_jobs_total %llu\n",
+			 (unsigned long long)store_batched());
 	rc |= buf_printf(out, "# HELP keywarden_store_errors_total Database operations "
 			 "that failed.\n# TYPE keywarden_store_errors_total counter\n"
 			 "keywarden_store_errors_total %llu\n",

@@ -18,6 +18,7 @@
 static atomic_uint_fast64_t error_count;
 static atomic_int last_state;
 static _Atomic int64_t search_lag;
+static _Atomic uint64_t batched_count;
 
 /* Set while an iteration's callback may run on this thread: the store
  * refuses to be called from it (store.h). */
@@ -217,11 +218,23 @@ int store_write(struct store *s, store_fn fn, void *arg)
 struct async {
 	struct store *s;
 	store_fn fn;
+	store_batch_fn batch;
 	void *arg;
 	store_done_fn done;
 	void *done_arg;
 	int tries;
 };
+
+static void async_done(int rc, void *p);
+
+static int enqueue(struct async *a)
+{
+	const struct store_ops *ops = store_ops_of(a->s);
+
+	if (a->batch && ops->write_async_batch)
+		return ops->write_async_batch(a->s, a->fn, a->batch, a->arg, async_done, a);
+	return ops->write_async(a->s, a->fn, a->arg, async_done, a);
+}
 
 static void async_done(int rc, void *p)
 {
@@ -229,8 +242,7 @@ static void async_done(int rc, void *p)
 	store_done_fn done = a->done;
 	void *done_arg = a->done_arg;
 
-	if (rc == KW_ERR_RETRY && ++a->tries <= STORE_TRIES &&
-	    (rc = store_ops_of(a->s)->write_async(a->s, a->fn, a->arg, async_done, a)) == 0)
+	if (rc == KW_ERR_RETRY && ++a->tries <= STORE_TRIES && (rc = enqueue(a)) == 0)
 		return;
 	if (rc == KW_ERR_RETRY) {
 		store_count_error();
@@ -240,8 +252,8 @@ static void async_done(int rc, void *p)
 	done(rc, done_arg);
 }
 
-int store_write_async(struct store *s, store_fn fn, void *arg, store_done_fn done,
-		      void *done_arg)
+int store_write_async_batch(struct store *s, store_fn fn, store_batch_fn batch, void *arg,
+			    store_done_fn done, void *done_arg)
 {
 	struct async *a;
 	int rc;
@@ -250,10 +262,26 @@ int store_write_async(struct store *s, store_fn fn, void *arg, store_done_fn don
 		return KW_ERR_INTERNAL;
 	if (!(a = malloc(sizeof(*a))))
 		return KW_ERR_NOMEM;
-	*a = (struct async){ s, fn, arg, done, done_arg, 1 };
-	if ((rc = store_ops_of(s)->write_async(s, fn, arg, async_done, a)) < 0)
+	*a = (struct async){ s, fn, batch, arg, done, done_arg, 1 };
+	if ((rc = enqueue(a)) < 0)
 		free(a);
 	return rc;
+}
+
+int store_write_async(struct store *s, store_fn fn, void *arg, store_done_fn done,
+		      void *done_arg)
+{
+	return store_write_async_batch(s, fn, NULL, arg, done, done_arg);
+}
+
+void store_count_batched(size_t n)
+{
+	atomic_fetch_add(&batched_count, (uint64_t)n);
+}
+
+uint64_t store_batched(void)
+{
+	return atomic_load(&batched_count);
 }
 
 /* ---- the operations ---- */
@@ -382,6 +410,15 @@ int store_device_checked_in(struct store_tx *tx, const char *id, const char *os,
 {
 	REFUSE_IN_CALLBACK();
 	return CALL(tx, device_checked_in, id, os ? os : "", at);
+}
+
+int store_device_checkin_many(struct store_tx *tx, const struct device_checkin *c, size_t n,
+			      int *rcs)
+{
+	REFUSE_IN_CALLBACK();
+	if (!n)
+		return 0;
+	return CALL(tx, device_checkin_many, c, n, rcs);
 }
 
 int store_device_set_revoked(struct store_tx *tx, const char *id, bool revoked)
@@ -546,6 +583,18 @@ int store_key_each_volume(struct store_tx *tx, int64_t volume_row, unsigned stat
 
 	REFUSE_IN_CALLBACK();
 	EACH(rc, tx, key_each_volume, volume_row, states, cb, arg);
+	return rc;
+}
+
+int store_key_each_devices(struct store_tx *tx, const char *const *ids, size_t n,
+			   unsigned states, store_each_key cb, void *arg)
+{
+	int rc;
+
+	REFUSE_IN_CALLBACK();
+	if (!n)
+		return 0;
+	EACH(rc, tx, key_each_devices, ids, n, states, cb, arg);
 	return rc;
 }
 

@@ -327,6 +327,24 @@ int store_lookup(struct store *s, store_fn fn, void *arg);
 int store_write_async(struct store *s, store_fn fn, void *arg, store_done_fn done,
 		      void *done_arg);
 
+/* Write jobs of one kind run together (a network database then answers a
+ * statement for all of them, not one a job): batch(tx, args, rcs, n) does
+ * in one go what fn(tx, args[i]) would do for each job in turn, and sets
+ * rcs[i], each job's result: fn's result, or STORE_BATCH_ALONE for a job
+ * it leaves out (it wrote nothing of it), which is then run alone with fn,
+ * after the batch. A job left out must not depend on one run after it. A
+ * negative return undoes the whole batch, and each job is run alone with
+ * fn instead (a conflict, a statement of the batch that failed). */
+typedef int (*store_batch_fn)(struct store_tx *tx, void *const *args, int *rcs, size_t n);
+#define STORE_BATCH_ALONE 1
+/* store_write_async for a job that may be batched with consecutive jobs
+ * of the same batch function; stores that do not batch run fn. */
+int store_write_async_batch(struct store *s, store_fn fn, store_batch_fn batch, void *arg,
+			    store_done_fn done, void *done_arg);
+/* For /metrics, process-wide: write jobs that ran in a batch. */
+void store_count_batched(size_t n);
+uint64_t store_batched(void);
+
 /* The store's write health now; reason (may be NULL) gets a short English
  * sentence for operators and the /healthz body, e.g. "writes are failing:
  * the disk is full" or "a disk sync failed: restart keywarden". Costs no
@@ -407,6 +425,20 @@ int store_device_check_secret(struct store_tx *tx, const char *id,
 			      const uint8_t hash[STORE_HASH_LEN]);
 /* Records a check-in: os (NULL for "") and last_checkin_at = at. */
 int store_device_checked_in(struct store_tx *tx, const char *id, const char *os, int64_t at);
+/* A check-in of one device, for store_device_checkin_many. */
+struct device_checkin {
+	const char *id;
+	const uint8_t *secret_hash;   /* checked unless NULL */
+	const char *os;               /* NULL for "" */
+	int64_t at;
+};
+/* For each of n distinct devices: store_device_check_secret (unless its
+ * secret_hash is NULL), then store_device_checked_in, in one operation;
+ * rcs[i] gets each device's result (0, KW_ERR_AUTH, KW_ERR_NOT_FOUND), and
+ * a device that fails is not recorded. Returns 0, or a failure of the
+ * store (nothing of the batch kept). */
+int store_device_checkin_many(struct store_tx *tx, const struct device_checkin *c, size_t n,
+			      int *rcs);
 int store_device_set_revoked(struct store_tx *tx, const char *id, bool revoked);
 /* Devices whose name starts with prefix (case-insensitive; "" and NULL
  * = all), ordered by name (case-insensitive), then by when they were
@@ -474,6 +506,11 @@ int store_key_set_sealed(struct store_tx *tx, int64_t row, const uint8_t *sealed
  * KEY_STATES_ALL for every key), oldest first (by row). */
 int store_key_each_volume(struct store_tx *tx, int64_t volume_row, unsigned states,
 			  store_each_key cb, void *arg);
+/* store_key_each_device for n distinct devices in one operation: device
+ * by device in the order given, each one's keys in those states by row
+ * (each key_rec names its device). */
+int store_key_each_devices(struct store_tx *tx, const char *const *ids, size_t n,
+			   unsigned states, store_each_key cb, void *arg);
 int store_key_each_device(struct store_tx *tx, const char *device_id, unsigned states,
 			  store_each_key cb, void *arg);
 /* Keys whose row is above after_row, by row, at most limit (> 0, else
@@ -722,6 +759,9 @@ struct store_ops {
 	int (*write)(struct store *s, store_fn fn, void *arg);
 	int (*write_async)(struct store *s, store_fn fn, void *arg, store_done_fn done,
 			   void *done_arg);
+	/* NULL where jobs are not batched (write_async runs them). */
+	int (*write_async_batch)(struct store *s, store_fn fn, store_batch_fn batch, void *arg,
+				 store_done_fn done, void *done_arg);
 	enum store_state (*state)(struct store *s, char *reason, size_t reasonlen);
 	/* store_analyze; NULL where there is nothing to do. */
 	void (*analyze)(struct store *s);
@@ -746,6 +786,8 @@ struct store_ops {
 	int (*device_check_secret)(struct store_tx *, const char *id,
 				   const uint8_t hash[STORE_HASH_LEN]);
 	int (*device_checked_in)(struct store_tx *, const char *id, const char *os, int64_t at);
+	int (*device_checkin_many)(struct store_tx *, const struct device_checkin *, size_t n,
+				   int *rcs);
 	int (*device_set_revoked)(struct store_tx *, const char *id, bool revoked);
 	int (*device_each)(struct store_tx *, const char *prefix, int64_t limit,
 			   store_each_device, void *);
@@ -769,6 +811,8 @@ struct store_ops {
 	int (*key_set_sealed)(struct store_tx *, int64_t row, const uint8_t *sealed, size_t len);
 	int (*key_each_volume)(struct store_tx *, int64_t volume_row, unsigned states,
 			       store_each_key, void *);
+	int (*key_each_devices)(struct store_tx *, const char *const *ids, size_t n,
+				unsigned states, store_each_key cb, void *arg);
 	int (*key_each_device)(struct store_tx *, const char *device_id, unsigned states,
 			       store_each_key, void *);
 	int (*key_each_page)(struct store_tx *, int64_t after_row, int64_t limit,

@@ -124,6 +124,64 @@ class PostgresTest(unittest.TestCase):
         if not sanitized:
             self.assertLess(usage.ru_maxrss, 40 * 1024, "peak %d KiB" % usage.ru_maxrss)
 
+    def test_concurrent_checkins_batched(self):
+        """Check-ins that arrive together are written as one batch (one
+        statement a table for all of them) with the outcome of one at a
+        time: a device twice in the batch, a wrong secret, one new key ID
+        reported by two devices."""
+        k = self.instance("pgbatch", "kwbatch")
+        n = 24
+        devs = [k.register() for _ in range(n)]
+        vols = [kw.key_id() for _ in range(n)]
+        latest = {}
+        for burst in range(8):
+            keys = kw.new_keys(n)
+            shared = keys[2]
+            keys[3] = shared                  # devices 2 and 3: one key ID
+            jobs = [(i, devs[i][1], keys[i]) for i in range(n)]
+            jobs[1] = (1, "not-the-secret-" + secrets.token_hex(8), keys[1])
+            jobs.append((0, devs[0][1], keys[0]))   # device 0 twice
+            status = {}
+            go = threading.Barrier(len(jobs))
+
+            def send(slot, i, secret, key):
+                go.wait()
+                status[slot] = (i, k.checkin(secret, volumes=[
+                    kw.volume([key], vid=vols[i])]).status)
+
+            threads = [threading.Thread(target=send, args=(slot,) + job)
+                       for slot, job in enumerate(jobs)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            got = sorted(status.values())
+            self.assertEqual([s for i, s in got if i == 0], [200, 200])
+            self.assertEqual([s for i, s in got if i == 1], [401])
+            self.assertEqual(sorted(s for i, s in got if i in (2, 3)), [200, 409])
+            self.assertEqual({s for i, s in got if i > 3}, {200})
+            winner = [i for i, s in got if i in (2, 3) and s == 200][0]
+            for i in range(n):
+                if i == 1 or i == (5 - winner):
+                    continue
+                latest[i] = keys[i][0]
+            if k.metrics()["keywarden_store_batched_jobs_total"] > 0 and burst >= 1:
+                break
+        self.assertGreater(k.metrics()["keywarden_store_batched_jobs_total"], 0)
+        rows = k.export_rows()
+        active = {}
+        for r in rows:
+            if r["state"] == "active":
+                active.setdefault(r["device_id"], []).append(r["key_id"])
+        for i in range(n):
+            if i in latest and i not in (2, 3):
+                self.assertEqual(active.get(devs[i][0]), [latest[i]], i)
+        # The shared key ID is escrowed once, for one device.
+        ids = [r["key_id"] for r in rows]
+        self.assertEqual(len(ids), len(set(ids)))
+        rc, out, err = k.cli("audit", "verify")
+        self.assertEqual(rc, 0, out + err)
+
     def test_two_instances(self):
         db = "kwtwo_%s" % secrets.token_hex(3)
         k1 = self.instance("pgone", db)

@@ -26,9 +26,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <libpq-fe.h>
+#include <sodium.h>
 
+#include "core/escrow.h"
 #include "core/role.h"
+#include "core/seal.h"
 #include "store/copy.h"
 #include "store/store.h"
 #include "util/err.h"
@@ -2390,6 +2394,208 @@ static void test_volume_upsert_many(void **state)
 	assert_string_equal(b.seen.v[1], DEV2 " D:");
 }
 
+/* Check-ins of several devices at once: the right secret, a wrong one, a
+ * revoked device, an unknown one with a secret and one without. */
+static int tx_checkin_many(struct store_tx *tx, void *arg)
+{
+	struct batch *b = arg;
+	uint8_t h1[STORE_HASH_LEN], h2[STORE_HASH_LEN], h3[STORE_HASH_LEN];
+	struct device_checkin c[5];
+	int rc;
+
+	if ((rc = put_device(tx, DEV1, "PC-1", 1)) < 0 || (rc = put_device(tx, DEV2, "PC-2", 2)) < 0 ||
+	    (rc = put_device(tx, DEV3, "PC-3", 3)) < 0 ||
+	    (rc = store_device_set_revoked(tx, DEV3, true)) < 0)
+		return rc;
+	hash_of(h1, 1);
+	hash_of(h2, 1);     /* DEV2's is 2 */
+	hash_of(h3, 3);
+	c[0] = (struct device_checkin){ DEV2, h2, "Windows 12", 700 };
+	c[1] = (struct device_checkin){ DEV1, h1, "Windows 12", 700 };
+	c[2] = (struct device_checkin){ DEV3, h3, "Windows 12", 700 };
+	c[3] = (struct device_checkin){ DEV9, h1, "Windows 12", 700 };
+	c[4] = (struct device_checkin){ DEV5, NULL, NULL, 700 };
+	b->rc[5] = store_device_checkin_many(tx, c, 5, b->rc);
+	b->rc[6] = store_device_checkin_many(tx, c, 0, b->rc + 6);
+	return 0;
+}
+
+static int seen_device(const struct device_rec *d, void *arg)
+{
+	seen_add(arg, "%s %s %lld", d->name, d->os, (long long)d->last_checkin_at);
+	return 0;
+}
+
+static int tx_devices_seen(struct store_tx *tx, void *arg)
+{
+	struct batch *b = arg;
+	int rc;
+
+	b->seen.n = 0;
+	if ((rc = store_device_get(tx, DEV1, seen_device, &b->seen)) < 0 ||
+	    (rc = store_device_get(tx, DEV2, seen_device, &b->seen)) < 0)
+		return rc;
+	return store_device_get(tx, DEV3, seen_device, &b->seen);
+}
+
+static void test_device_checkin_many(void **state)
+{
+	struct fx *f = *state;
+	struct batch b;
+
+	memset(&b, 0, sizeof(b));
+	assert_int_equal(store_write(f->s, tx_checkin_many, &b), 0);
+	assert_int_equal(b.rc[0], KW_ERR_AUTH);
+	assert_int_equal(b.rc[1], 0);
+	assert_int_equal(b.rc[2], KW_ERR_AUTH);
+	assert_int_equal(b.rc[3], KW_ERR_AUTH);
+	assert_int_equal(b.rc[4], KW_ERR_NOT_FOUND);
+	assert_int_equal(b.rc[5], 0);
+	assert_int_equal(b.rc[6], 0);
+	/* Only the device that checked is recorded. */
+	assert_int_equal(store_read(f->s, tx_devices_seen, &b), 0);
+	assert_int_equal(b.seen.n, 3);
+	assert_string_equal(b.seen.v[0], "PC-1 Windows 12 700");
+	assert_string_equal(b.seen.v[1], "PC-2 Windows 11 Pro 0");
+	assert_string_equal(b.seen.v[2], "PC-3 Windows 11 Pro 0");
+}
+
+/* ---- check-ins written while the writer is busy (batched where the
+ * store batches): the outcome of one at a time, in the order queued ---- */
+
+#define BK1 "4290B6C0-B17A-497A-8552-272CC30E80D1"
+#define BK3 "4290B6C0-B17A-497A-8552-272CC30E80D3"
+#define BPW1 "496298-461032-321464-595518-463221-173943-033616-139579"
+#define BPW3 "000000-000011-000022-000033-000044-000055-000066-000077"
+
+struct queued {
+	struct checkin ci;
+	struct checkin_result res;
+	struct checkin_job job;
+	sem_t done;
+	int rc;
+};
+
+static void queued_done(int rc, void *arg)
+{
+	struct queued *q = arg;
+
+	q->rc = rc;
+	sem_post(&q->done);
+}
+
+/* Holds the writer until released: what is queued meanwhile is written
+ * together after it. */
+static int tx_hold(struct store_tx *tx, void *arg)
+{
+	(void)tx;
+	sem_wait(arg);
+	return 0;
+}
+
+static void hold_done(int rc, void *arg)
+{
+	(void)rc;
+	sem_post(arg);
+}
+
+static void queue_checkin(struct fx *f, const struct seal *k, struct queued *q,
+			  const char *dev, const char *vol, const char *const *keys,
+			  const char *const *pws, size_t n)
+{
+	json_t *rk = json_array(), *body;
+	struct field_errors errs;
+
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(rk, json_pack("{ssss}", "key_id", keys[i],
+						    "recovery_password", pws[i]));
+	body = json_pack("{ss s[{ss ss ss ss ss si so}]}", "os", "Windows 11",
+			 "volumes", "id", vol, "mount", "C:", "type", "os", "protection", "on",
+			 "encryption", "xts_aes_256", "percent_encrypted", 100,
+			 "recovery_keys", rk);
+	assert_non_null(body);
+	assert_int_equal(checkin_parse(body, 1000, &q->ci, &errs), 0);
+	json_decref(body);
+	sem_init(&q->done, 0, 0);
+	assert_int_equal(checkin_apply_async(f->s, k, dev, NULL, &q->ci, 1000, &q->res, &q->job,
+					     queued_done, q), 0);
+}
+
+/* Two devices, and the site's master key (a shared store's writes check
+ * it: core/keyfile.h). */
+static int tx_two_devices(struct store_tx *tx, void *arg)
+{
+	char fp[SEAL_FINGERPRINT_LEN + 1];
+	int rc;
+
+	seal_fingerprint(arg, fp);
+	if ((rc = store_meta_set(tx, "master_key_id", fp)) < 0 ||
+	    (rc = put_device(tx, DEV1, "PC-1", 1)) < 0)
+		return rc;
+	return put_device(tx, DEV2, "PC-2", 2);
+}
+
+static int seen_key_device(const struct key_rec *k, void *arg)
+{
+	seen_add(arg, "%s %s", k->key_id + 34, k->device_id + 34);
+	return 0;
+}
+
+static int tx_keys_13(struct store_tx *tx, void *arg)
+{
+	static const char *const ids[] = { BK1, BK3 };
+
+	((struct seen *)arg)->n = 0;
+	return store_key_get_many(tx, ids, 2, seen_key_device, arg);
+}
+
+/* DEV1 reports K1; DEV1 again, K1 and K3; DEV2, K3: one at a time, DEV1
+ * gets K3 and DEV2 a conflict, whatever the store writes together. */
+static void test_checkins_queued_together(void **state)
+{
+	static const char *const k1[] = { BK1 }, *const p1[] = { BPW1 };
+	static const char *const k13[] = { BK1, BK3 }, *const p13[] = { BPW1, BPW3 };
+	static const char *const k3[] = { BK3 }, *const p3[] = { BPW3 };
+	struct fx *f = *state;
+	struct queued q[3];
+	struct seen seen;
+	struct seal *k;
+	sem_t hold, held;
+
+	memset(q, 0, sizeof(q));
+	assert_true(sodium_init() >= 0);
+	assert_int_equal(seal_generate(&k), 0);
+	assert_int_equal(store_write(f->s, tx_two_devices, k), 0);
+	sem_init(&hold, 0, 0);
+	sem_init(&held, 0, 0);
+	assert_int_equal(store_write_async(f->s, tx_hold, &hold, hold_done, &held), 0);
+	queue_checkin(f, k, &q[0], DEV1, DEV1, k1, p1, 1);
+	queue_checkin(f, k, &q[1], DEV1, DEV1, k13, p13, 2);
+	queue_checkin(f, k, &q[2], DEV2, DEV2, k3, p3, 1);
+	sem_post(&hold);
+	sem_wait(&held);
+	for (int i = 0; i < 3; i++)
+		sem_wait(&q[i].done);
+	assert_int_equal(q[0].rc, 0);
+	assert_int_equal(q[0].res.keys_added, 1);
+	assert_int_equal(q[1].rc, 0);
+	assert_int_equal(q[1].res.keys_added, 1);
+	assert_int_equal(q[2].rc, KW_ERR_CONFLICT);
+	assert_string_equal(q[2].res.conflict_key, BK3);
+	assert_int_equal(store_read(f->s, tx_keys_13, &seen), 0);
+	assert_int_equal(seen.n, 2);
+	assert_string_equal(seen.v[0], "D1 11");
+	assert_string_equal(seen.v[1], "D3 11");
+	for (int i = 0; i < 3; i++) {
+		checkin_result_free(&q[i].res);
+		checkin_free(&q[i].ci);
+		sem_destroy(&q[i].done);
+	}
+	sem_destroy(&hold);
+	sem_destroy(&held);
+	seal_free(k);
+}
+
 struct batch_fx {
 	int64_t v1, v2, v3;     /* DEV1: C:, D:; DEV2: C: */
 };
@@ -2421,6 +2627,41 @@ static int tx_get_many(struct store_tx *tx, void *arg)
 	b->rc[1] = store_key_get_many(tx, bad, 2, seen_key, &b->seen);
 	b->rc[2] = store_key_get_many(tx, ids, 0, seen_key, &b->seen);
 	return store_key_get_many(tx, ids, 5, seen_key, &b->seen);
+}
+
+/* Keys of several devices: device by device in the order given (an
+ * unknown one has none), each one's by row, in the states asked for. */
+static int tx_each_devices(struct store_tx *tx, void *arg)
+{
+	static const char *const ids[] = { DEV2, DEV9, DEV1 };
+	struct batch *b = arg;
+
+	b->seen.n = 0;
+	b->rc[1] = store_key_each_devices(tx, ids, 3, KEY_STATE_BIT(KEY_ACTIVE), seen_key,
+					  &b->seen);
+	b->rc[2] = store_key_each_devices(tx, ids, 0, KEY_STATE_BIT(KEY_ACTIVE), seen_key,
+					  &b->seen);
+	return store_key_each_devices(tx, ids, 3, KEY_STATE_BIT(KEY_ACTIVE) |
+				      KEY_STATE_BIT(KEY_DISCLOSED) | KEY_STATE_BIT(KEY_REMOVED),
+				      seen_key, &b->seen);
+}
+
+static void test_key_each_devices(void **state)
+{
+	struct fx *f = *state;
+	struct batch_fx k;
+	struct batch b;
+
+	memset(&b, 0, sizeof(b));
+	assert_int_equal(store_write(f->s, tx_batch_setup, &k), 0);
+	assert_int_equal(store_read(f->s, tx_each_devices, &b), 0);
+	assert_int_equal(b.rc[1], 0);
+	assert_int_equal(b.rc[2], 0);
+	assert_int_equal(b.seen.n, 4);
+	assert_string_equal(b.seen.v[0], KEY(3) " active");
+	assert_string_equal(b.seen.v[1], KEY(2) " removed");
+	assert_string_equal(b.seen.v[2], KEY(3) " active");
+	assert_string_equal(b.seen.v[3], KEY(1) " disclosed");
 }
 
 static void test_key_get_many(void **state)
@@ -4508,6 +4749,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_session_touch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_meta_cut, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_volume_upsert_many, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_device_checkin_many, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_key_each_devices, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_checkins_queued_together, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_get_many, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_batches, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_logon_upsert_many, setup, teardown),

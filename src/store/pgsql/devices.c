@@ -3,10 +3,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
 #include <sodium.h>
 
 #include "store/pgsql/internal.h"
 #include "util/err.h"
+#include "util/jsonwipe.h"
 
 static const struct pg_query q_device_insert = {
 	"INSERT INTO devices (uid, name, name_lc, domain, os, secret_hash, created_at) "
@@ -35,6 +37,15 @@ static const struct pg_query q_device_by_secret_lock = {
 static const struct pg_query q_device_checked_in = {
 	"UPDATE devices SET os = $2::text, last_checkin_at = $3::bigint "
 	"WHERE id = $1::bigint AND (os <> $2::text OR last_checkin_at <> $3::bigint)" };
+/* Several devices' rows locked (in row order: two groups meet in the same
+ * order) and read in one round trip; their check-ins recorded in another. */
+static const struct pg_query q_device_rows_lock = {
+	"SELECT uid, id, secret_hash, revoked FROM devices WHERE uid = "
+	"ANY(ARRAY(SELECT json_array_elements_text($1::json))) ORDER BY id FOR NO KEY UPDATE" };
+static const struct pg_query q_device_checked_in_many = {
+	"UPDATE devices d SET os = x.os, last_checkin_at = x.at "
+	"FROM json_to_recordset($1::json) AS x(id bigint, os text, at bigint) "
+	"WHERE d.id = x.id AND (d.os <> x.os OR d.last_checkin_at <> x.at)" };
 static const struct pg_query q_device_revoke = {
 	"UPDATE devices SET revoked = $2::integer WHERE uid = $1::text" };
 /* name_lc >= prefix AND < prefix || U+10FFFF keeps the index usable. */
@@ -67,6 +78,31 @@ static const struct pg_query q_volume_update = {
 	"UPDATE volumes SET mount = $2::text, type = $3::text, protection = $4::text, "
 	"encryption = $5::text, percent = $6::integer, last_seen = $7::bigint "
 	"WHERE id = $1::bigint" };
+/* Many volumes in one statement: the ones that changed are updated, the
+ * new ones inserted (nothing unless every device exists), and each one's
+ * row comes back in the order given (ord), with whether its device was
+ * missing; a row missing after all was inserted by another transaction
+ * meanwhile. */
+static const struct pg_query q_volume_upsert_many = {
+	"WITH x AS (SELECT x.*, d.id AS dev FROM json_to_recordset($1::json) AS "
+	"x(device text, guid text, mount text, type text, protection text, encryption text, "
+	"percent integer, first_seen bigint, last_seen bigint, ord bigint) "
+	"LEFT JOIN devices d ON d.uid = x.device), "
+	"ok AS (SELECT NOT EXISTS (SELECT 1 FROM x WHERE dev IS NULL) AS ok), "
+	"upd AS (UPDATE volumes v SET mount = x.mount, type = x.type, "
+	"protection = x.protection, encryption = x.encryption, percent = x.percent, "
+	"last_seen = x.last_seen FROM x WHERE (SELECT ok FROM ok) AND v.device = x.dev "
+	"AND v.guid = x.guid AND (v.mount, v.type, v.protection, v.encryption, v.percent) "
+	"IS DISTINCT FROM (x.mount, x.type, x.protection, x.encryption, x.percent) "
+	"RETURNING v.id), "
+	"ins AS (INSERT INTO volumes (device, guid, mount, type, protection, encryption, "
+	"percent, first_seen, last_seen) SELECT x.dev, x.guid, x.mount, x.type, x.protection, "
+	"x.encryption, x.percent, x.first_seen, x.first_seen FROM x WHERE (SELECT ok FROM ok) "
+	"AND NOT EXISTS (SELECT 1 FROM volumes v WHERE v.device = x.dev AND v.guid = x.guid) "
+	"ORDER BY x.ord ON CONFLICT DO NOTHING RETURNING id, device, guid) "
+	"SELECT coalesce(ins.id, v.id, 0), x.dev IS NULL, (SELECT count(*) FROM upd) "
+	"FROM x LEFT JOIN ins ON ins.device = x.dev AND ins.guid = x.guid "
+	"LEFT JOIN volumes v ON v.device = x.dev AND v.guid = x.guid ORDER BY x.ord" };
 static const struct pg_query q_volume_each = {
 	"SELECT " PG_VOLUME_COLS " FROM volumes v WHERE v.device = " PG_DEVICE_ROW
 	" ORDER BY v.mount, v.guid" };
@@ -236,6 +272,84 @@ static int device_checked_in(struct store_tx *tx, const char *id, const char *os
 		       PG_ARGS(PG_INT(row), PG_TEXT(os ? os : ""), PG_INT(at)));
 }
 
+struct rows_check {
+	const struct device_checkin *c;
+	size_t n;
+	int *rcs;
+	int64_t *rows;
+};
+
+static int rows_checked(const PGresult *r, int i, void *arg)
+{
+	struct rows_check *m = arg;
+	uint8_t h[STORE_HASH_LEN];
+	const char *uid = pg_text(r, i, 0);
+
+	pg_blob(r, i, 2, h, sizeof(h));
+	for (size_t j = 0; j < m->n; j++) {
+		const struct device_checkin *c = &m->c[j];
+
+		if (strcmp(c->id, uid))
+			continue;
+		m->rows[j] = pg_i64(r, i, 1);
+		m->rcs[j] = !c->secret_hash ||
+			(sodium_memcmp(h, c->secret_hash, STORE_HASH_LEN) == 0 &&
+			 !pg_i64(r, i, 3)) ? 0 : KW_ERR_AUTH;
+	}
+	return 0;
+}
+
+static int device_checkin_many(struct store_tx *tx, const struct device_checkin *c, size_t n,
+			       int *rcs)
+{
+	struct rows_check m = { c, n, rcs, calloc(n, sizeof(int64_t)) };
+	json_t *ids = json_array(), *recs = json_array();
+	char *list = NULL;
+	size_t ok = 0;
+	int rc = KW_ERR_NOMEM;
+
+	if (!m.rows || !ids || !recs)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		/* Not found unless its row comes back. */
+		rcs[i] = c[i].secret_hash ? KW_ERR_AUTH : KW_ERR_NOT_FOUND;
+		if (json_array_append_new(ids, json_string(c[i].id)) < 0)
+			goto out;
+	}
+	if (!(list = json_dumps(ids, JSON_COMPACT)))
+		goto out;
+	if ((rc = pg_each(tx->c, &q_device_rows_lock, PG_ARGS(PG_TEXT(list)), rows_checked,
+			  &m)) < 0)
+		goto out;
+	json_free_string(list);
+	list = NULL;
+	rc = KW_ERR_NOMEM;
+	for (size_t i = 0; i < n; i++) {
+		if (rcs[i] < 0)
+			continue;
+		if (json_array_append_new(recs, json_pack("{sIsssI}", "id", (json_int_t)m.rows[i],
+							  "os", c[i].os ? c[i].os : "",
+							  "at", (json_int_t)c[i].at)) < 0)
+			goto out;
+		ok++;
+	}
+	rc = 0;
+	if (ok) {
+		if (!(list = json_dumps(recs, JSON_COMPACT))) {
+			rc = KW_ERR_NOMEM;
+			goto out;
+		}
+		rc = pg_exec(tx->c, &q_device_checked_in_many, PG_ARGS(PG_TEXT(list)));
+	}
+out:
+	if (list)
+		json_free_string(list);
+	json_decref(ids);
+	json_decref(recs);
+	free(m.rows);
+	return rc;
+}
+
 static int device_set_revoked(struct store_tx *tx, const char *id, bool revoked)
 {
 	return pg_change(tx->c, &q_device_revoke, PG_ARGS(PG_TEXT(id), PG_INT(revoked)));
@@ -398,11 +512,93 @@ static int volume_upsert(struct store_tx *tx, const struct volume_rec *v, int64_
 	return rc == KW_ERR_NOT_FOUND ? KW_ERR_RETRY : rc;
 }
 
+static int cmp_volume(const void *a, const void *b)
+{
+	const struct volume_rec *x = *(const struct volume_rec *const *)a;
+	const struct volume_rec *y = *(const struct volume_rec *const *)b;
+	int c = strcmp(x->device_id, y->device_id);
+
+	return c ? c : strcmp(x->guid, y->guid);
+}
+
+struct volume_rows {
+	int64_t *rows;
+	size_t n, got;
+	bool missing_device, missing_row;
+};
+
+static int volume_upserted(const PGresult *r, int i, void *arg)
+{
+	struct volume_rows *m = arg;
+
+	if (m->got >= m->n)
+		return KW_ERR_STORE;
+	m->rows[m->got] = pg_i64(r, i, 0);
+	if (pg_i64(r, i, 1))
+		m->missing_device = true;
+	else if (!m->rows[m->got])
+		m->missing_row = true;
+	m->got++;
+	return 0;
+}
+
+/* volume_upsert_many's n volumes in one statement; 1 when one volume
+ * comes twice (then one at a time, each seeing the one before). */
+static int volume_upsert_set(struct store_tx *tx, const struct volume_rec *v, size_t n,
+			     int64_t *rows)
+{
+	struct volume_rows m = { rows, n, 0, false, false };
+	const struct volume_rec **by = calloc(n, sizeof(*by));
+	json_t *recs = json_array();
+	char *list = NULL;
+	int rc = KW_ERR_NOMEM;
+
+	if (!by || !recs)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		by[i] = &v[i];
+	qsort(by, n, sizeof(*by), cmp_volume);
+	for (size_t i = 1; i < n; i++)
+		if (!cmp_volume(&by[i], &by[i - 1])) {
+			rc = 1;
+			goto out;
+		}
+	for (size_t i = 0; i < n; i++)
+		if (json_array_append_new(recs, json_pack(
+			"{sIsssssssssssssIsIsI}", "ord", (json_int_t)i,
+			"device", v[i].device_id, "guid", v[i].guid,
+			"mount", v[i].mount, "type", v[i].type, "protection", v[i].protection,
+			"encryption", v[i].encryption, "percent", (json_int_t)v[i].percent,
+			"first_seen", (json_int_t)v[i].first_seen,
+			"last_seen", (json_int_t)v[i].last_seen)) < 0)
+			goto out;
+	if (!(list = json_dumps(recs, JSON_COMPACT)))
+		goto out;
+	if ((rc = pg_each(tx->c, &q_volume_upsert_many, PG_ARGS(PG_TEXT(list)),
+			  volume_upserted, &m)) < 0)
+		goto out;
+	if (m.got != n)
+		rc = KW_ERR_STORE;
+	else if (m.missing_device)
+		rc = KW_ERR_NOT_FOUND;
+	else if (m.missing_row)
+		rc = KW_ERR_RETRY;   /* inserted by another instance meanwhile */
+out:
+	if (list)
+		json_free_string(list);
+	json_decref(recs);
+	free(by);
+	return rc;
+}
+
 static int volume_upsert_many(struct store_tx *tx, const struct volume_rec *v, size_t n,
 			      int64_t *rows)
 {
 	int64_t dev;
 	int rc;
+
+	if (n > 1 && (rc = volume_upsert_set(tx, v, n, rows)) <= 0)
+		return rc;
 
 	/* Every device first: past them only a failure of the database can
 	 * stop the batch, and that fails the transaction. */
@@ -447,6 +643,7 @@ void pg_device_ops(struct store_ops *o)
 	o->device_by_secret = device_by_secret;
 	o->device_check_secret = device_check_secret;
 	o->device_checked_in = device_checked_in;
+	o->device_checkin_many = device_checkin_many;
 	o->device_set_revoked = device_set_revoked;
 	o->device_each = device_each;
 	o->device_each_volumes = device_each_volumes;

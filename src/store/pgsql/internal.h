@@ -93,6 +93,7 @@ struct pconn {
 
 struct job {
 	store_fn fn;
+	store_batch_fn batch;      /* may run with the next jobs of its kind */
 	void *arg;
 	int rc;
 	store_done_fn done;
@@ -222,6 +223,8 @@ const uint8_t *pg_bytes(const PGresult *r, int i, int col, size_t *len);
 
 void *pg_writer_main(void *s);
 int pg_write(struct store *s, store_fn fn, void *arg);
+int pg_write_async_batch(struct store *s, store_fn fn, store_batch_fn batch, void *arg,
+			 store_done_fn done, void *done_arg);
 int pg_write_async(struct store *s, store_fn fn, void *arg, store_done_fn done,
 		   void *done_arg);
 enum store_state pg_state(struct store *s, char *reason, size_t reasonlen);

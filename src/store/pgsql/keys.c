@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <sodium.h>
 
 #include "core/keyid.h"
 #include "store/pgsql/internal.h"
@@ -40,6 +41,33 @@ static const struct pg_query q_key_insert = {
 	"INSERT INTO recovery_keys (key_hex, device, volume, state, sealed, created_at, "
 	"changed_at) VALUES ($1::text, $2::bigint, $3::bigint, $4::integer, $5::bytea, "
 	"$6::bigint, $6::bigint) ON CONFLICT DO NOTHING" };
+/* Many keys in one statement: nothing is inserted unless every device and
+ * volume is right (refs) and no key ID is taken (taken); a key ID taken
+ * meanwhile (another instance) shows as fewer rows inserted. */
+static const struct pg_query q_key_insert_many = {
+	"WITH x AS (SELECT x.ord, x.key_hex, x.state, x.sealed, x.created_at, "
+	"v.device AS dev, v.id AS vol FROM json_to_recordset($1::json) AS "
+	"x(key_hex text, device text, volume bigint, state integer, sealed text, "
+	"created_at bigint, ord bigint) LEFT JOIN devices d ON d.uid = x.device "
+	"LEFT JOIN volumes v ON v.id = x.volume AND v.device = d.id), "
+	"bad AS (SELECT count(*) FILTER (WHERE vol IS NULL) AS refs, count(*) FILTER "
+	"(WHERE EXISTS (SELECT 1 FROM recovery_keys k WHERE k.key_hex = x.key_hex)) AS taken "
+	"FROM x), "
+	"ins AS (INSERT INTO recovery_keys (key_hex, device, volume, state, sealed, "
+	"created_at, changed_at) SELECT key_hex, dev, vol, state, decode(sealed, 'hex'), "
+	"created_at, created_at FROM x WHERE (SELECT refs + taken FROM bad) = 0 ORDER BY ord "
+	"ON CONFLICT DO NOTHING RETURNING id) "
+	"SELECT (SELECT refs FROM bad), (SELECT taken FROM bad), (SELECT count(*) FROM ins), "
+	"(SELECT coalesce(json_agg(id), '[]') FROM ins)::text" };
+/* The rows key_insert_many inserted, when not all of them went in. */
+static const struct pg_query q_key_uninsert = {
+	"DELETE FROM recovery_keys WHERE id = "
+	"ANY(ARRAY(SELECT json_array_elements_text($1::json)::bigint))" };
+/* Many state changes at one time, in one statement. */
+static const struct pg_query q_key_set_state_many = {
+	"UPDATE recovery_keys k SET state = x.state, changed_at = $2::bigint, "
+	"disclosed_at = CASE WHEN x.state = 2 THEN $2::bigint ELSE k.disclosed_at END "
+	"FROM json_to_recordset($1::json) AS x(id bigint, state integer) WHERE k.id = x.id" };
 static const struct pg_query q_key_import = {
 	"INSERT INTO recovery_keys (key_hex, device, volume, state, sealed, created_at, "
 	"changed_at, disclosed_at, origin) VALUES ($1::text, $2::bigint, $3::bigint, "
@@ -61,6 +89,11 @@ static const struct pg_query q_key_each_device = {
 	"SELECT " KEY_COLS ", $1::text FROM volumes v JOIN recovery_keys k ON k.volume = v.id "
 	"WHERE v.device = " PG_DEVICE_ROW " AND k.state IN ($2::integer, $3::integer, "
 	"$4::integer, $5::integer) ORDER BY k.id" };
+static const struct pg_query q_key_each_devices = {
+	"SELECT " KEY_COLS ", t.uid FROM json_array_elements_text($1::json) WITH ORDINALITY "
+	"AS t(uid, ord) JOIN devices d ON d.uid = t.uid JOIN volumes v ON v.device = d.id "
+	"JOIN recovery_keys k ON k.volume = v.id WHERE k.state IN ($2::integer, $3::integer, "
+	"$4::integer, $5::integer) ORDER BY t.ord, k.id" };
 static const struct pg_query q_key_each_page = {
 	"SELECT " KEY_COLS ", d.uid FROM recovery_keys k JOIN devices d ON d.id = k.device "
 	"WHERE k.id > $1::bigint ORDER BY k.id LIMIT $2::bigint" };
@@ -320,12 +353,96 @@ static int key_insert(struct store_tx *tx, const struct key_rec *k)
 	return key_put(tx, k, dev);
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+struct insert_counts {
+	int64_t refs, taken, inserted;
+	char *rows;    /* the inserted rows' IDs, a JSON array */
+};
+
+static int insert_counted(const PGresult *r, int i, void *arg)
+{
+	struct insert_counts *n = arg;
+
+	n->refs = pg_i64(r, i, 0);
+	n->taken = pg_i64(r, i, 1);
+	n->inserted = pg_i64(r, i, 2);
+	free(n->rows);
+	return (n->rows = strdup(pg_text(r, i, 3))) ? 0 : KW_ERR_NOMEM;
+}
+
+/* key_insert_many's n keys in one statement. */
+static int key_insert_set(struct store_tx *tx, const struct key_rec *k, size_t n)
+{
+	struct insert_counts got = { 0, 0, 0, NULL };
+	json_t *recs = json_array();
+	const char **ids = calloc(n, sizeof(*ids));
+	char hex[KEYID_HEX_LEN + 1], *list = NULL, *sealed = NULL;
+	int rc = KW_ERR_NOMEM;
+
+	if (!recs || !ids)
+		goto out;
+	/* The same key twice is taken by the first. */
+	for (size_t i = 0; i < n; i++)
+		ids[i] = k[i].key_id;
+	qsort(ids, n, sizeof(*ids), cmp_str);
+	for (size_t i = 1; i < n; i++)
+		if (!strcmp(ids[i], ids[i - 1])) {
+			rc = KW_ERR_EXISTS;
+			goto out;
+		}
+	for (size_t i = 0; i < n; i++) {
+		if (!(sealed = malloc(k[i].sealed_len * 2 + 1)))
+			goto out;
+		sodium_bin2hex(sealed, k[i].sealed_len * 2 + 1, k[i].sealed, k[i].sealed_len);
+		keyid_to_hex(k[i].key_id, hex);
+		if (json_array_append_new(recs, json_pack(
+			"{sIsssssIsIsssI}", "ord", (json_int_t)i, "key_hex", hex,
+			"device", k[i].device_id,
+			"volume", (json_int_t)k[i].volume_row, "state", (json_int_t)k[i].state,
+			"sealed", sealed, "created_at", (json_int_t)k[i].created_at)) < 0)
+			goto out;
+		free(sealed);
+		sealed = NULL;
+	}
+	if (!(list = json_dumps(recs, JSON_COMPACT)))
+		goto out;
+	rc = pg_one(tx->c, &q_key_insert_many, PG_ARGS(PG_TEXT(list)), insert_counted, &got);
+	if (rc == 0 && got.refs)
+		rc = KW_ERR_NOT_FOUND;   /* nothing inserted */
+	else if (rc == 0 && got.taken)
+		rc = KW_ERR_EXISTS;      /* nothing inserted */
+	else if (rc == 0 && got.inserted != (int64_t)n) {
+		/* A key ID taken by another transaction meanwhile: the others
+		 * went in; a savepoint now would cost every batch a round
+		 * trip, so they are deleted again. */
+		rc = pg_exec(tx->c, &q_key_uninsert, PG_ARGS(PG_TEXT(got.rows)));
+		rc = rc < 0 ? rc : KW_ERR_RETRY;
+	}
+out:
+	free(got.rows);
+	free(sealed);
+	if (list)
+		json_free_string(list);
+	json_decref(recs);
+	free(ids);
+	return rc;
+}
+
 static int key_insert_many(struct store_tx *tx, const struct key_rec *k, size_t n)
 {
-	int64_t *dev = malloc(n * sizeof(*dev));
+	int64_t *dev;
 	int rc = 0;
 
-	if (!dev)
+	for (size_t i = 0; i < n; i++)
+		if (strlen(k[i].key_id) != KEYID_CANON_LEN)
+			return KW_ERR_INVALID;
+	if (n > 1)
+		return key_insert_set(tx, k, n);
+	if (!(dev = malloc(n * sizeof(*dev))))
 		return KW_ERR_NOMEM;
 	/* Devices and volumes first (a check-in's keys share one or a few). */
 	for (size_t i = 0; i < n && rc == 0; i++) {
@@ -355,10 +472,69 @@ static int key_set_state(struct store_tx *tx, int64_t row, enum key_state state,
 			 PG_ARGS(PG_INT(row), PG_INT(state), PG_INT(at)));
 }
 
+static int cmp_change(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* key_set_state_many's n distinct rows in one statement: 1 when rows
+ * repeat (then one at a time). */
+static int key_set_state_set(struct store_tx *tx, const struct key_change *c, size_t n,
+			     int64_t at)
+{
+	int64_t *rows = malloc(n * sizeof(*rows));
+	json_t *recs = json_array();
+	char *list = NULL;
+	PGresult *r = NULL;
+	int rc = KW_ERR_NOMEM;
+
+	if (!rows || !recs)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		rows[i] = c[i].row;
+	qsort(rows, n, sizeof(*rows), cmp_change);
+	for (size_t i = 1; i < n; i++)
+		if (rows[i] == rows[i - 1]) {
+			rc = 1;
+			goto out;
+		}
+	for (size_t i = 0; i < n; i++)
+		if (json_array_append_new(recs, json_pack("{sIsI}", "id", (json_int_t)c[i].row,
+							  "state", (json_int_t)c[i].state)) < 0)
+			goto out;
+	if (!(list = json_dumps(recs, JSON_COMPACT)))
+		goto out;
+	if (!(r = pg_query(tx->c, &q_key_set_state_many, PG_ARGS(PG_TEXT(list), PG_INT(at)),
+			   &rc)))
+		goto out;
+	/* A row that does not exist: nothing changed. */
+	rc = strtoll(PQcmdTuples(r), NULL, 10) == (long long)n ? 0 : KW_ERR_NOT_FOUND;
+out:
+	PQclear(r);
+	if (list)
+		json_free_string(list);
+	json_decref(recs);
+	free(rows);
+	return rc;
+}
+
 static int key_set_state_many(struct store_tx *tx, const struct key_change *c, size_t n,
 			      int64_t at)
 {
 	int rc = 0;
+
+	if (n > 1) {
+		if ((rc = batch_begin(tx)) < 0)
+			return rc;
+		if ((rc = key_set_state_set(tx, c, n, at)) <= 0)
+			return batch_end(tx, rc);
+		rc = 0;
+		for (size_t i = 0; i < n && rc == 0; i++)
+			rc = key_set_state(tx, c[i].row, c[i].state, at);
+		return batch_end(tx, rc);
+	}
 
 	if (n > 1 && (rc = batch_begin(tx)) < 0)
 		return rc;
@@ -397,6 +573,32 @@ static int key_each_device(struct store_tx *tx, const char *device_id, unsigned 
 		       PG_ARGS(PG_TEXT(device_id), STATE_ARG(states, 0), STATE_ARG(states, 1),
 			       STATE_ARG(states, 2), STATE_ARG(states, 3)),
 		       key_row, &c);
+}
+
+static int key_each_devices(struct store_tx *tx, const char *const *ids, size_t n,
+			    unsigned states, store_each_key cb, void *arg)
+{
+	struct key_cb c = { cb, arg, false };
+	json_t *arr = json_array();
+	char *list = NULL;
+	int rc = KW_ERR_NOMEM;
+
+	if (!arr)
+		return rc;
+	for (size_t i = 0; i < n; i++)
+		if (json_array_append_new(arr, json_string(ids[i])) < 0)
+			goto out;
+	if (!(list = json_dumps(arr, JSON_COMPACT)))
+		goto out;
+	rc = pg_each(tx->c, &q_key_each_devices,
+		     PG_ARGS(PG_TEXT(list), STATE_ARG(states, 0), STATE_ARG(states, 1),
+			     STATE_ARG(states, 2), STATE_ARG(states, 3)),
+		     key_row, &c);
+out:
+	if (list)
+		json_free_string(list);
+	json_decref(arr);
+	return rc;
 }
 
 static int key_each_page(struct store_tx *tx, int64_t after_row, int64_t limit,
@@ -479,6 +681,7 @@ void pg_key_ops(struct store_ops *o)
 	o->key_set_sealed = key_set_sealed;
 	o->key_each_volume = key_each_volume;
 	o->key_each_device = key_each_device;
+	o->key_each_devices = key_each_devices;
 	o->key_each_page = key_each_page;
 	o->key_each_full = key_each_full;
 	o->key_each_entitled = key_each_entitled;

@@ -3,8 +3,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "store/pgsql/internal.h"
 #include "util/err.h"
+#include "util/jsonwipe.h"
 
 static const struct pg_query q_logon_upsert = {
 	"INSERT INTO logons (device, user_lc, \"user\", type, first_seen, last_seen) "
@@ -13,6 +16,23 @@ static const struct pg_query q_logon_upsert = {
 	"first_seen = LEAST(logons.first_seen, excluded.first_seen), "
 	"last_seen = GREATEST(logons.last_seen, excluded.last_seen) "
 	"WHERE excluded.first_seen < logons.first_seen OR excluded.last_seen > logons.last_seen" };
+/* Many logons in one statement (nothing unless every device exists); one
+ * logon reported twice counts as one, its first user spelling kept, as
+ * one at a time would. The number of logons whose device is missing. */
+static const struct pg_query q_logon_upsert_many = {
+	"WITH x AS (SELECT x.*, d.id AS dev FROM json_to_recordset($1::json) AS "
+	"x(device text, user_lc text, \"user\" text, type integer, first_seen bigint, "
+	"last_seen bigint, ord bigint) LEFT JOIN devices d ON d.uid = x.device), "
+	"ins AS (INSERT INTO logons (device, user_lc, \"user\", type, first_seen, last_seen) "
+	"SELECT dev, user_lc, (array_agg(\"user\" ORDER BY ord))[1], type, min(first_seen), "
+	"max(last_seen) FROM x WHERE NOT EXISTS (SELECT 1 FROM x WHERE dev IS NULL) "
+	"GROUP BY dev, user_lc, type "
+	"ON CONFLICT (device, user_lc, type) DO UPDATE SET "
+	"first_seen = LEAST(logons.first_seen, excluded.first_seen), "
+	"last_seen = GREATEST(logons.last_seen, excluded.last_seen) "
+	"WHERE excluded.first_seen < logons.first_seen OR excluded.last_seen > logons.last_seen "
+	"RETURNING 1) "
+	"SELECT count(*) FILTER (WHERE dev IS NULL), (SELECT count(*) FROM ins) FROM x" };
 static const struct pg_query q_logon_each_device = {
 	"SELECT l.\"user\", l.type, l.first_seen, l.last_seen FROM logons l "
 	"WHERE l.device = " PG_DEVICE_ROW " ORDER BY l.user_lc, l.type" };
@@ -47,12 +67,50 @@ static int logon_upsert(struct store_tx *tx, const struct logon_rec *l)
 	return logon_put(tx, l, dev);
 }
 
+/* logon_upsert_many's n logons in one statement. */
+static int logon_upsert_set(struct store_tx *tx, const struct logon_rec *l, size_t n)
+{
+	json_t *recs = json_array();
+	char *list = NULL, *lc = NULL;
+	int64_t missing = 0;
+	int rc = KW_ERR_NOMEM;
+
+	if (!recs)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		if (!(lc = pg_fold(l[i].user)))
+			goto out;
+		if (json_array_append_new(recs, json_pack(
+			"{sIssssss?sIsIsI}", "ord", (json_int_t)i, "device", l[i].device_id,
+			"user_lc", lc,
+			"user", l[i].user, "type", (json_int_t)l[i].type,
+			"first_seen", (json_int_t)l[i].first_seen,
+			"last_seen", (json_int_t)l[i].last_seen)) < 0)
+			goto out;
+		free(lc);
+		lc = NULL;
+	}
+	if (!(list = json_dumps(recs, JSON_COMPACT)))
+		goto out;
+	if ((rc = pg_int(tx->c, &q_logon_upsert_many, PG_ARGS(PG_TEXT(list)), &missing)) < 0)
+		goto out;
+	rc = missing ? KW_ERR_NOT_FOUND : 0;
+out:
+	free(lc);
+	if (list)
+		json_free_string(list);
+	json_decref(recs);
+	return rc;
+}
+
 static int logon_upsert_many(struct store_tx *tx, const struct logon_rec *l, size_t n)
 {
-	int64_t *dev = malloc(n * sizeof(*dev));
+	int64_t *dev;
 	int rc = 0;
 
-	if (!dev)
+	if (n > 1)
+		return logon_upsert_set(tx, l, n);
+	if (!(dev = malloc(n * sizeof(*dev))))
 		return KW_ERR_NOMEM;
 	/* Every device first: past them only a failure of the database can
 	 * stop the batch, and that fails the transaction. */

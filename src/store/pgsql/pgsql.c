@@ -297,6 +297,7 @@ static void setup(void)
 	table.lookup = pgsql_lookup;
 	table.write = pg_write;
 	table.write_async = pg_write_async;
+	table.write_async_batch = pg_write_async_batch;
 	table.state = pg_state;
 	table.analyze = pgsql_analyze;
 	pg_meta_ops(&table);

@@ -56,19 +56,139 @@ enum store_state pg_state(struct store *s, char *reason, size_t reasonlen)
 	return state;
 }
 
+/* A group being run: its transaction, the statement that opens the next
+ * job's savepoint, and the first failure of the server's seen in a job
+ * that was undone (for store_state). */
+struct group_run {
+	struct store *s;
+	struct pconn *c;
+	struct store_tx tx;
+	const char *next;
+	bool started;
+	char trouble[200];
+	char msg[320];
+};
+
+/* The next job's savepoint (with the previous one's release, and first
+ * the transaction's BEGIN): 0 or the group's failure. */
+static int open_job(struct group_run *g)
+{
+	struct pconn *c = g->c;
+	int rc = pg_run(c, g->next);
+
+	if (rc == KW_ERR_UNAVAILABLE && !g->started && !c->pg &&
+	    pg_conn_ready(g->s, c, g->msg, sizeof(g->msg)) == 0) {
+		/* The connection was lost before anything ran (the server
+		 * ended it while idle): once more on a new one. */
+		c->failed = c->down = c->serious = false;
+		rc = pg_run(c, g->next);
+	}
+	if (rc == 0) {
+		g->started = true;
+		g->next = "RELEASE SAVEPOINT job; SAVEPOINT job";
+	}
+	g->tx.dev_uid[0] = '\0';
+	g->tx.vol_row = 0;
+	return rc;
+}
+
+/* After a job failed: what it did undone; 0 or the group's failure. */
+static int undo_job(struct group_run *g)
+{
+	struct pconn *c = g->c;
+	int rc;
+
+	if ((rc = pg_run(c, "ROLLBACK TO SAVEPOINT job")) < 0)
+		return rc;  /* cannot undo: fail the group */
+	if (c->failed && !c->down) {
+		/* This job's statement failed and the job was undone; a
+		 * failure of the server's shows in the health. */
+		pg_log_failure("database: %s", c->errmsg);
+		if (c->serious && !g->trouble[0])
+			snprintf(g->trouble, sizeof(g->trouble), "%s", c->errmsg);
+		c->failed = c->serious = false;
+	}
+	return 0;
+}
+
+/* Runs j alone: 0, or the group's failure (j->rc has the job's). */
+static int run_alone(struct group_run *g, struct job *j)
+{
+	int rc;
+
+	if ((rc = open_job(g)) < 0) {
+		j->rc = rc;
+		return rc;
+	}
+	if ((j->rc = j->fn(&g->tx, j->arg)) < 0)
+		return undo_job(g);
+	return 0;
+}
+
+/* Runs n consecutive jobs of one batch function together (store.h:
+ * store_batch_fn), the ones it leaves out alone afterwards, and all of
+ * them alone if the batch fails: 0, or the group's failure. */
+static int run_batch(struct group_run *g, struct job **jobs, size_t n)
+{
+	void *args[PG_MAX_GROUP];
+	int rcs[PG_MAX_GROUP];
+	size_t together = 0;
+	int rc;
+
+	if ((rc = open_job(g)) < 0) {
+		for (size_t i = 0; i < n; i++)
+			jobs[i]->rc = rc;
+		return rc;
+	}
+	for (size_t i = 0; i < n; i++) {
+		args[i] = jobs[i]->arg;
+		rcs[i] = 0;
+	}
+	if (jobs[0]->batch(&g->tx, args, rcs, n) < 0) {
+		if ((rc = undo_job(g)) < 0) {
+			for (size_t i = 0; i < n; i++)
+				jobs[i]->rc = rc;
+			return rc;
+		}
+		for (size_t i = 0; i < n; i++)
+			rcs[i] = STORE_BATCH_ALONE;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (rcs[i] != STORE_BATCH_ALONE) {
+			jobs[i]->rc = rcs[i];
+			together += rcs[i] == 0;
+		}
+	store_count_batched(together);
+	for (size_t i = 0; i < n; i++) {
+		if (rcs[i] != STORE_BATCH_ALONE)
+			continue;
+		if ((rc = run_alone(g, jobs[i])) < 0) {
+			for (size_t k = i + 1; k < n; k++)
+				if (rcs[k] == STORE_BATCH_ALONE)
+					jobs[k]->rc = rc;
+			return rc;
+		}
+	}
+	return 0;
+}
+
 /* Runs a group of jobs in one transaction on c: 0 once it committed, or
  * the failure that undid the whole group (each job's rc < 0). */
 static int run_group(struct store *s, struct pconn *c, struct job *jobs)
 {
-	struct store_tx tx = { .base = { .ops = pg_ops }, .c = c, .s = s, .write = true };
-	char msg[320], reason[240], trouble[200] = "";
-	const char *next = "BEGIN ISOLATION LEVEL READ COMMITTED; SAVEPOINT job";
+	struct group_run g = {
+		.s = s, .c = c,
+		.tx = { .base = { .ops = pg_ops }, .c = c, .s = s, .write = true },
+		.next = "BEGIN ISOLATION LEVEL READ COMMITTED; SAVEPOINT job",
+	};
+	struct job *batch[PG_MAX_GROUP];
+	char reason[240];
 	PGresult *r;
 	int rc;
 
 	c->failed = c->down = c->serious = false;
-	if ((rc = pg_conn_ready(s, c, msg, sizeof(msg))) < 0) {
-		pg_log_failure("database: %s", msg);
+	if ((rc = pg_conn_ready(s, c, g.msg, sizeof(g.msg))) < 0) {
+		pg_log_failure("database: %s", g.msg);
 		for (struct job *j = jobs; j; j = j->next)
 			j->rc = rc;
 		store_count_error();
@@ -76,41 +196,24 @@ static int run_group(struct store *s, struct pconn *c, struct job *jobs)
 			   "writes are failing: the database is not answering");
 		return rc;
 	}
-	for (struct job *j = jobs; j; j = j->next) {
+	for (struct job *j = jobs; j;) {
+		size_t n = 0;
+
 		if (rc < 0) {
 			j->rc = rc;
+			j = j->next;
 			continue;
 		}
-		/* The previous job's RELEASE and this one's SAVEPOINT in one
-		 * round trip. */
-		rc = pg_run(c, next);
-		if (rc == KW_ERR_UNAVAILABLE && j == jobs && !c->pg &&
-		    pg_conn_ready(s, c, msg, sizeof(msg)) == 0) {
-			/* The connection was lost before anything ran (the server
-			 * ended it while idle): once more on a new one. */
-			c->failed = c->down = c->serious = false;
-			rc = pg_run(c, next);
-		}
-		if (rc < 0) {
-			j->rc = rc;
+		for (struct job *k = j; j->batch && k && k->batch == j->batch &&
+		     n < PG_MAX_GROUP; k = k->next)
+			batch[n++] = k;
+		if (n > 1) {
+			rc = run_batch(&g, batch, n);
+			j = batch[n - 1]->next;
 			continue;
 		}
-		next = "RELEASE SAVEPOINT job; SAVEPOINT job";
-		tx.dev_uid[0] = '\0';
-		tx.vol_row = 0;
-		j->rc = j->fn(&tx, j->arg);
-		if (j->rc < 0) {
-			if ((rc = pg_run(c, "ROLLBACK TO SAVEPOINT job")) < 0)
-				continue;  /* cannot undo: fail the group */
-			if (c->failed && !c->down) {
-				/* This job's statement failed and the job was undone;
-				 * a failure of the server's shows in the health. */
-				pg_log_failure("database: %s", c->errmsg);
-				if (c->serious && !trouble[0])
-					snprintf(trouble, sizeof(trouble), "%s", c->errmsg);
-				c->failed = c->serious = false;
-			}
-		}
+		rc = run_alone(&g, j);
+		j = j->next;
 	}
 	if (rc == 0) {
 		/* PostgreSQL answers COMMIT of a failed transaction with ROLLBACK. */
@@ -127,8 +230,8 @@ static int run_group(struct store *s, struct pconn *c, struct job *jobs)
 		}
 		PQclear(r);
 	}
-	if (rc == 0 && trouble[0]) {
-		snprintf(reason, sizeof(reason), "writes are failing: %s", trouble);
+	if (rc == 0 && g.trouble[0]) {
+		snprintf(reason, sizeof(reason), "writes are failing: %s", g.trouble);
 		health_set(s, STORE_WRITES_FAILING, reason);
 		return 0;
 	}
@@ -215,8 +318,8 @@ static int enqueue(struct store *s, struct job *j)
 	return 0;
 }
 
-int pg_write_async(struct store *s, store_fn fn, void *arg, store_done_fn done,
-		   void *done_arg)
+int pg_write_async_batch(struct store *s, store_fn fn, store_batch_fn batch, void *arg,
+			 store_done_fn done, void *done_arg)
 {
 	struct job *j = calloc(1, sizeof(*j));
 	int rc;
@@ -224,6 +327,7 @@ int pg_write_async(struct store *s, store_fn fn, void *arg, store_done_fn done,
 	if (!j)
 		return KW_ERR_NOMEM;
 	j->fn = fn;
+	j->batch = batch;
 	j->arg = arg;
 	j->done = done;
 	j->done_arg = done_arg;
@@ -231,6 +335,12 @@ int pg_write_async(struct store *s, store_fn fn, void *arg, store_done_fn done,
 	if ((rc = enqueue(s, j)) < 0)
 		free(j);
 	return rc;
+}
+
+int pg_write_async(struct store *s, store_fn fn, void *arg, store_done_fn done,
+		   void *done_arg)
+{
+	return pg_write_async_batch(s, fn, NULL, arg, done, done_arg);
 }
 
 static void post_done(int rc, void *arg)

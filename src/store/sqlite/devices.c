@@ -189,6 +189,24 @@ static int device_checked_in(struct store_tx *tx, const char *id, const char *os
 		       SQ_ARGS(SQ_INT(row), SQ_TEXT(os ? os : ""), SQ_INT(at)));
 }
 
+static int device_checkin_many(struct store_tx *tx, const struct device_checkin *c, size_t n,
+			       int *rcs)
+{
+	int rc;
+
+	for (size_t i = 0; i < n; i++) {
+		rcs[i] = c[i].secret_hash ? device_check_secret(tx, c[i].id, c[i].secret_hash) : 0;
+		if (rcs[i] == 0)
+			rcs[i] = device_checked_in(tx, c[i].id, c[i].os, c[i].at);
+		/* A failure of the store is the batch's, not the device's. */
+		if (rcs[i] < 0 && rcs[i] != KW_ERR_AUTH && rcs[i] != KW_ERR_NOT_FOUND) {
+			rc = rcs[i];
+			return rc;
+		}
+	}
+	return 0;
+}
+
 static int device_set_revoked(struct store_tx *tx, const char *id, bool revoked)
 {
 	return sq_change(tx->c, &q_device_revoke, SQ_ARGS(SQ_TEXT(id), SQ_INT(revoked)));
@@ -460,6 +478,7 @@ void sq_device_ops(struct store_ops *o)
 	o->device_by_secret = device_by_secret;
 	o->device_check_secret = device_check_secret;
 	o->device_checked_in = device_checked_in;
+	o->device_checkin_many = device_checkin_many;
 	o->device_set_revoked = device_set_revoked;
 	o->device_each = device_each;
 	o->device_each_volumes = device_each_volumes;

@@ -322,6 +322,16 @@ static int key_each_device(struct store_tx *tx, const char *device_id, unsigned 
 	return sq_each(tx->c, &q_key_each_device_disclosed, SQ_ARGS(SQ_INT(dev)), key_row, &c);
 }
 
+static int key_each_devices(struct store_tx *tx, const char *const *ids, size_t n,
+			    unsigned states, store_each_key cb, void *arg)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = key_each_device(tx, ids[i], states, cb, arg);
+	return rc;
+}
+
 static int key_each_page(struct store_tx *tx, int64_t after_row, int64_t limit,
 			 store_each_key cb, void *arg)
 {
@@ -425,6 +435,7 @@ void sq_key_ops(struct store_ops *o)
 	o->key_set_sealed = key_set_sealed;
 	o->key_each_volume = key_each_volume;
 	o->key_each_device = key_each_device;
+	o->key_each_devices = key_each_devices;
 	o->key_each_page = key_each_page;
 	o->key_each_full = key_each_full;
 	o->key_each_entitled = key_each_entitled;

@@ -195,6 +195,65 @@ class PostgresTest(unittest.TestCase):
         rc, out, err = k.cli("audit", "verify")
         self.assertEqual(rc, 0, out + err)
 
+    def test_synchronous_standby(self):
+        """A primary with a synchronous standby (doc/scale-out.md): while
+        the standby is down a check-in is not acknowledged (its commit's
+        wait is cancelled by statement_timeout: 503, /healthz 503) and the
+        agent's retry is answered once it is back; an escrow answered 200
+        is on the standby (the primary killed, the standby promoted)."""
+        primary = wp.Postgres()
+        self.addCleanup(primary.close)
+        primary.create_database("kwsync")
+        standby = wp.Postgres(standby_of=primary)
+        self.addCleanup(standby.close)
+        primary.psql("ALTER SYSTEM SET synchronous_standby_names = '*'")
+        primary.psql("SELECT pg_reload_conf()")
+
+        def synchronous():
+            out = primary.psql("SELECT 'n=' || count(*) FROM pg_stat_replication "
+                               "WHERE sync_state = 'sync'")
+            return "n=1" in out
+
+        self.assertTrue(kw.wait_for(synchronous, timeout=60))
+        url = primary.url_for("kwsync") + "?options=-c%20statement_timeout%3D3000"
+        k = kw.Keywarden(settings={"storage": {"database": url}}, name="pgsync",
+                         init=False, start=False)
+        self.addCleanup(k.close)
+        k.init()
+        k.start()
+        did, secret = k.register()
+        vol = kw.key_id()
+        acked = kw.new_keys(1)
+        self.assertEqual(k.checkin(secret, volumes=[kw.volume(acked, vid=vol)]).status, 200)
+
+        standby.stop()
+        pending = kw.new_keys(1)
+        r = k.checkin(secret, volumes=[kw.volume(acked + pending, vid=vol)])
+        self.assertEqual(r.status, 503, r)
+        self.assertEqual(self.healthz(k), 503)
+        standby.start()
+        self.assertTrue(kw.wait_for(synchronous, timeout=60))
+        # The agent's retry: answered, and the key stored once.
+        r = k.checkin(secret, volumes=[kw.volume(acked + pending, vid=vol)])
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(kw.wait_for(lambda: self.healthz(k) == 200, timeout=30))
+
+        last = kw.new_keys(1)
+        r = k.checkin(secret, volumes=[kw.volume(acked + pending + last, vid=vol)])
+        self.assertEqual(r.status, 200, r)
+        k.stop()
+        primary.kill()
+        standby.promote()
+        k2 = kw.Keywarden(settings={"storage": {"database": standby.url_for("kwsync")}},
+                          name="pgsync2", init=False, start=False)
+        self.addCleanup(k2.close)
+        shutil.copy(k.key_file, k2.key_file)
+        os.chmod(k2.key_file, 0o600)
+        k2.start()
+        ids = [r["key_id"] for r in k2.export_rows(did)]
+        for key in (acked, pending, last):
+            self.assertEqual(ids.count(key[0][0]), 1, key)
+
     def test_two_instances(self):
         db = "kwtwo_%s" % secrets.token_hex(3)
         k1 = self.instance("pgone", db)

@@ -96,13 +96,19 @@ static const char settings[] =
 	"SET client_encoding = 'UTF8'; "
 	"SET client_min_messages = warning; "
 	"SELECT set_config('statement_timeout', '" STR(PG_STATEMENT_TIMEOUT_MS) "', false) "
-	"WHERE current_setting('statement_timeout') = '0'";
+	"WHERE current_setting('statement_timeout') = '0'; "
+	"SELECT setting FROM pg_settings WHERE name = 'statement_timeout'";
 
-/* Notices (a table that exists already, …) are not for the log. */
-static void quiet(void *arg, const char *message)
+/* Notices (a table that exists already, …) are not for the log; a
+ * WARNING is noted on the connection: one during a COMMIT means the commit
+ * is not what it seems (writer.c). */
+static void notice_of(void *arg, const PGresult *r)
 {
-	(void)arg;
-	(void)message;
+	struct pconn *c = arg;
+	const char *severity = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+
+	if (severity && !strcmp(severity, "WARNING"))
+		c->warned = true;
 }
 
 int pg_conn_open(struct store *s, struct pconn *c, char *msg, size_t msglen)
@@ -129,7 +135,7 @@ int pg_conn_open(struct store *s, struct pconn *c, char *msg, size_t msglen)
 		pg_conn_close(c);
 		return KW_ERR_UNAVAILABLE;
 	}
-	PQsetNoticeProcessor(c->pg, quiet, NULL);
+	PQsetNoticeReceiver(c->pg, notice_of, c);
 	r = PQexec(c->pg, settings);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		one_line(PQerrorMessage(c->pg), why, sizeof(why));
@@ -139,6 +145,10 @@ int pg_conn_open(struct store *s, struct pconn *c, char *msg, size_t msglen)
 		pg_conn_close(c);
 		return KW_ERR_STORE;
 	}
+	/* In milliseconds: how long a COMMIT may wait (writer.c). */
+	c->timeout_ms = PQntuples(r) == 1 ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+	if (c->timeout_ms <= 0)
+		c->timeout_ms = PG_STATEMENT_TIMEOUT_MS;
 	PQclear(r);
 	return 0;
 }
@@ -265,6 +275,50 @@ static int result_rc(struct pconn *c, PGresult *r, const char *sql)
 	if (down && c->pg && PQstatus(c->pg) != CONNECTION_OK)
 		pg_conn_close(c);   /* connected again at its next use */
 	return down ? KW_ERR_UNAVAILABLE : KW_ERR_STORE;
+}
+
+PGresult *pg_commit(struct pconn *c, const char *sql, bool *cancelled)
+{
+	PGresult *r, *last = NULL;
+	int64_t deadline;
+	struct timespec ts;
+
+	*cancelled = false;
+	if (!c->pg || !PQsendQuery(c->pg, sql))
+		return NULL;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	deadline = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + c->timeout_ms;
+	for (;;) {
+		struct pollfd p = { .fd = PQsocket(c->pg), .events = POLLIN };
+		int64_t now;
+
+		if (!PQconsumeInput(c->pg))
+			break;
+		if (!PQisBusy(c->pg)) {
+			if (!(r = PQgetResult(c->pg)))
+				break;
+			PQclear(last);
+			last = r;
+			continue;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+		if (!*cancelled && now >= deadline) {
+			/* A COMMIT waiting for a synchronous standby: statement_timeout
+			 * does not end that wait, a cancel does. */
+			PGcancel *cn = PQgetCancel(c->pg);
+			char err[128];
+
+			if (cn) {
+				PQcancel(cn, err, sizeof(err));
+				PQfreeCancel(cn);
+			}
+			*cancelled = true;
+		}
+		if (poll(&p, 1, *cancelled ? 1000 : (int)(deadline - now)) < 0 && errno != EINTR)
+			break;
+	}
+	return last;
 }
 
 int pg_run(struct pconn *c, const char *sql)

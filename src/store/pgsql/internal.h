@@ -88,6 +88,8 @@ struct pconn {
 	bool failed;
 	bool down;                 /* the failure was the connection's */
 	bool serious;              /* … or the server's (timeout, no space) */
+	bool warned;               /* the server sent a WARNING (notice_of) */
+	int64_t timeout_ms;        /* its statement_timeout */
 	char errmsg[200];
 };
 
@@ -166,6 +168,12 @@ void pg_reader_put(struct store *s, struct pconn *c);
 int64_t pg_now(void);
 
 void pg_log_failure(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Runs sql (a COMMIT) and returns its last result (NULL when the
+ * connection failed); waits at most the connection's statement_timeout,
+ * then cancels it (*cancelled): statement_timeout itself does not end a
+ * COMMIT's wait for a synchronous standby. */
+PGresult *pg_commit(struct pconn *c, const char *sql, bool *cancelled);
 
 /* Runs a statement without arguments or rows (BEGIN, SAVEPOINT, …): 0, or
  * the mapped error (the failure noted). */

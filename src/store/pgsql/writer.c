@@ -183,6 +183,7 @@ static int run_group(struct store *s, struct pconn *c, struct job *jobs)
 	};
 	struct job *batch[PG_MAX_GROUP];
 	char reason[240];
+	bool cancelled;
 	PGresult *r;
 	int rc;
 
@@ -217,8 +218,21 @@ static int run_group(struct store *s, struct pconn *c, struct job *jobs)
 	}
 	if (rc == 0) {
 		/* PostgreSQL answers COMMIT of a failed transaction with ROLLBACK. */
-		r = PQexec(c->pg, "RELEASE SAVEPOINT job; COMMIT");
-		if (PQresultStatus(r) != PGRES_COMMAND_OK || strcmp(PQcmdStatus(r), "COMMIT")) {
+		c->warned = false;
+		r = pg_commit(c, "RELEASE SAVEPOINT job; COMMIT", &cancelled);
+		if (PQresultStatus(r) == PGRES_COMMAND_OK && !strcmp(PQcmdStatus(r), "COMMIT") &&
+		    (c->warned || cancelled)) {
+			/* A COMMIT whose wait for a synchronous standby was cancelled
+			 * (pg_commit, after statement_timeout) returns success with a
+			 * WARNING: it is on the primary only. Not acknowledged (503);
+			 * an agent's retry finds it stored (doc/scale-out.md). */
+			rc = KW_ERR_UNAVAILABLE;
+			c->failed = c->serious = true;
+			c->down = false;
+			snprintf(c->errmsg, sizeof(c->errmsg), "%s",
+				 "a commit was not confirmed by a synchronous standby (its wait "
+				 "was cancelled): is the standby down?");
+		} else if (PQresultStatus(r) != PGRES_COMMAND_OK || strcmp(PQcmdStatus(r), "COMMIT")) {
 			rc = PQstatus(c->pg) == CONNECTION_OK ? KW_ERR_STORE : KW_ERR_UNAVAILABLE;
 			if (!c->failed) {
 				c->failed = true;

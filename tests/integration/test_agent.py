@@ -111,6 +111,36 @@ class AgentTest(AgentCase):
         self.assertEqual(rc, 1)
         self.assertIn("plain http:// is allowed only to a loopback address", err)
 
+    def test_url_with_user_part_refused(self):
+        """The loopback check reads the host the way libcurl does: a user
+        part ("localhost:80@", "[::1]@") does not make a host loopback."""
+        img = Image(self.tmp)
+        a = self.agent(img)
+        for url in ("http://localhost:80@example.invalid/", "http://[::1]@evil/",
+                    "http://127.0.0.1@192.0.2.1:%d" % self.kw.port,
+                    "https://user:pw@example.invalid/", "http://localhost.example.invalid/",
+                    "http://127.0.0.1:%d#@example.invalid" % self.kw.port):
+            a.settings["agent"]["server"] = url
+            a.write()
+            rc, out, err = a.run("register", input=self.kw.enroll_token() + "\n")
+            self.assertEqual(rc, 1, url)
+            self.assertRegex(err, r"must not hold a user name or password|plain http:// is "
+                             r"allowed only to a loopback address|must not hold a query", url)
+            self.assertFalse(os.path.exists(os.path.join(a.state, "registration")), url)
+        # loopback spelled in each accepted way still works
+        for url in ("http://localhost:%d" % self.kw.port, "http://127.0.0.1:%d/" % self.kw.port):
+            a.settings["agent"]["server"] = url
+            a.write()
+            a.ok("register", "--force", input=self.kw.enroll_token() + "\n")
+        # a proxy from the environment is not used: a dead one changes nothing
+        dead = kw.free_port()
+        env = dict(os.environ, http_proxy="http://127.0.0.1:%d" % dead,
+                   HTTP_PROXY="http://127.0.0.1:%d" % dead, no_proxy="", NO_PROXY="")
+        p = subprocess.run([AGENT, "--config", a.conf, "register", "--force"],
+                           input=self.kw.enroll_token() + "\n", capture_output=True, text=True,
+                           timeout=120, env=env)
+        self.assertEqual(p.returncode, 0, p.stderr)
+
     # -- first escrow --
 
     def test_first_escrow_and_self_service(self):

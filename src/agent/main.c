@@ -405,8 +405,8 @@ static bool in_rotate(const struct run *run, const char *key_id)
 	return false;
 }
 
-/* One check-in: KW_OK after a 2xx (the rotate list and interval read),
- * else an error with msg. */
+/* One check-in: 0 after the server's acknowledgement (200 with the rotate
+ * array and the interval, both read), else an error with msg. */
 static int send_checkin(struct run *run, size_t nout, size_t nlogons, char *msg,
 			size_t msglen)
 {
@@ -451,13 +451,25 @@ static int send_checkin(struct run *run, size_t nout, size_t nlogons, char *msg,
 			str_msg(msg, msglen, "the server refused the check-in (%ld)", status);
 		goto out;
 	}
+	/* Only the server's own answer acknowledges the keys sent: a 200 with
+	 * a JSON object holding the rotate array and the interval. A 204, or a
+	 * proxy's or captive portal's 200 page, proves nothing was stored. */
+	ans = json_loads(resp, 0, NULL);
+	rot = json_object_get(ans, "rotate");
+	iv = json_object_get(ans, "checkin_interval");
+	if (status != 200 || !json_is_object(ans) || !json_is_array(rot) ||
+	    !json_is_integer(iv)) {
+		str_msg(msg, msglen, "the answer to the check-in (%ld) is not the server's "
+			"acknowledgement; nothing marked escrowed, nothing removed", status);
+		r = KW_ERR_UNAVAILABLE;
+		goto out;
+	}
 	run->nrotate = 0;
 	run->interval = DEFAULT_INTERVAL;
-	if ((ans = json_loads(resp, 0, NULL))) {
+	{
 		size_t i;
 		json_t *k;
 
-		rot = json_object_get(ans, "rotate");
 		json_array_foreach(rot, i, k) {
 			const char *s = json_string_value(k);
 			char m[8];
@@ -466,9 +478,7 @@ static int send_checkin(struct run *run, size_t nout, size_t nlogons, char *msg,
 			    keyid_parse(s, strlen(s), run->rotate[run->nrotate], m, sizeof(m)) == 0)
 				run->nrotate++;
 		}
-		iv = json_object_get(ans, "checkin_interval");
-		if (json_is_integer(iv) && json_integer_value(iv) >= 60 &&
-		    json_integer_value(iv) <= 7 * 86400)
+		if (json_integer_value(iv) >= 60 && json_integer_value(iv) <= 7 * 86400)
 			run->interval = json_integer_value(iv);
 	}
 	r = 0;

@@ -256,6 +256,50 @@ class AgentTest(AgentCase):
         self.assertEqual(keys[new]["state"], "active")
         self.assertEqual(keys[kid]["state"], "superseded")
 
+    def test_foreign_answer_during_rotation(self):
+        """A 200 that is not the server's answer (a proxy's "ok"), or a 204,
+        acknowledges nothing: the new key stays unescrowed, the old slot
+        stays."""
+        for answer in (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                       b"Content-Length: 2\r\nConnection: close\r\n\r\nok",
+                       b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n",
+                       b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                       b"Content-Length: 13\r\nConnection: close\r\n\r\n{\"rotate\": []}"):
+            with self.subTest(answer=answer[:40]):
+                self.tmp = tempfile.mkdtemp(prefix="kwagent-", dir=self.tmp)
+                a, img, did, kid = self.enrolled()
+                old_pw = a.password(kid)
+                self.kw.secrets.add(old_pw)
+                b = self.signed_in()
+                self.kw.assoc(b.user, did)
+                self.assertKeyShown(b.recover(kid[:8]), old_pw, "LNX-TEST", kid)
+                port = kw.free_port()
+                proxy = ForeignAnswerProxy(self.kw.port, port, answer)
+                a.settings["agent"]["server"] = "http://127.0.0.1:%d" % port
+                a.write()
+                try:
+                    rc, out, err = a.run("checkin")
+                finally:
+                    proxy.close()
+                self.assertEqual(rc, 1, out + err)
+                self.assertGreaterEqual(proxy.requests, 1)
+                self.assertIn("is not the server's acknowledgement", err)
+                toks = {t[0]: t for t in img.tokens()}
+                self.assertEqual(len(toks), 2)
+                new = next(k for k in toks if k != kid)
+                self.kw.secrets.add(a.password(new))
+                self.assertTrue(toks[kid][2])
+                self.assertFalse(toks[new][2])     # not escrowed: the server never saw it
+                self.assertTrue(img.opens(old_pw, toks[kid][1][0]))
+                self.assertNotIn(new, self.server_keys(did))
+                # the real server completes it
+                a.settings["agent"]["server"] = "http://127.0.0.1:%d" % self.kw.port
+                a.write()
+                a.ok("checkin")
+                (only, _, escrowed), = img.tokens()
+                self.assertEqual((only, escrowed), (new, True))
+                self.assertEqual(self.server_keys(did)[new]["state"], "active")
+
     def test_full_keyslot_table(self):
         a, img, did, kid = self.enrolled()
         pw = a.password(kid)
@@ -596,23 +640,34 @@ class OneShotProxy:
         self.thread.start()
 
     def serve(self):
-        import socket
         try:
             c, _ = self.sock.accept()
         except OSError:
             return
         self.sock.close()
+        self.forward(c)
+
+    @staticmethod
+    def read_request(c):
+        req = b""
+        while b"\r\n\r\n" not in req:
+            d = c.recv(65536)
+            if not d:
+                raise OSError("connection closed")
+            req += d
+        head, body = req.split(b"\r\n\r\n", 1)
+        n = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
+        while len(body) < n:
+            body += c.recv(65536)
+        return head, body
+
+    def forward(self, c):
+        import socket
         s = socket.create_connection(("127.0.0.1", self.server_port))
         c.settimeout(30)
         s.settimeout(30)
         try:
-            req = b""
-            while b"\r\n\r\n" not in req:
-                req += c.recv(65536)
-            head, body = req.split(b"\r\n\r\n", 1)
-            n = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
-            while len(body) < n:
-                body += c.recv(65536)
+            head, body = self.read_request(c)
             head = re.sub(rb"(?i)\r\nconnection:[^\r]*", b"", head) + b"\r\nConnection: close"
             s.sendall(head + b"\r\n\r\n" + body)
             while True:
@@ -630,6 +685,38 @@ class OneShotProxy:
         except OSError:
             pass
         self.thread.join(5)
+
+
+class ForeignAnswerProxy(OneShotProxy):
+    """Forwards the first connection to the server; every later request
+    gets answer (raw HTTP) from here, as a misconfigured proxy or captive
+    portal would send it."""
+
+    def __init__(self, server_port, listen_port, answer):
+        self.answer = answer
+        self.requests = 0
+        super().__init__(server_port, listen_port)
+
+    def serve(self):
+        first = True
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            if first:
+                first = False
+                self.forward(c)
+                continue
+            try:
+                c.settimeout(30)
+                self.read_request(c)
+                self.requests += 1
+                c.sendall(self.answer)
+            except OSError:
+                pass
+            finally:
+                c.close()
 
 
 if __name__ == "__main__":

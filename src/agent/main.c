@@ -528,8 +528,8 @@ static bool after_ack(struct run *run)
 				continue;
 			if (replacement) {
 				/* The new key is escrowed: the disclosed one may go. */
-				if (luks_kill_key(v->path, run->conf->state_dir, old->key_id, msg,
-						  sizeof(msg)) < 0) {
+				if (luks_kill_key(v->path, run->conf->state_dir, old->key_id,
+						  replacement->key_id, msg, sizeof(msg)) < 0) {
 					problem(run, msg);
 					continue;
 				}

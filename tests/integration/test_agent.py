@@ -362,7 +362,8 @@ class AgentRepairTest(AgentCase):
         cryptsetup("luksAddKey", "--batch-mode", *FAST, "--key-slot", str(new_slot),
                    img.path, input="%s\n%s\n" % (img.passphrase, new_pw))
         # killed after a slot and its token were added, before the
-        # password file was kept (it cannot be: this is the lost case), and
+        # password file was kept (it cannot be: this is the lost case: the
+        # slot is not proven to be the agent's, so only the token goes), and
         # a token whose slot was killed before the token was removed
         cryptsetup("luksAddKey", "--batch-mode", *FAST, "--key-slot", "7", img.path,
                    input="%s\nlost password\n" % img.passphrase)
@@ -385,7 +386,8 @@ class AgentRepairTest(AgentCase):
         self.assertEqual(set(toks), {kid, new})
         self.assertEqual(toks[new][1:], ([new_slot], True))
         self.assertTrue(toks[kid][2])
-        self.assertNotIn(7, img.slots())          # not escrowed, not recoverable
+        self.assertIn(7, img.slots())             # not proven the agent's: kept
+        self.assertTrue(img.opens("lost password", 7))
         self.assertNotIn(9, img.slots())
         self.assertTrue(img.opens(img.passphrase))
         self.assertTrue(img.opens(kept_pw))
@@ -400,6 +402,66 @@ class AgentRepairTest(AgentCase):
         before = img.dump()
         a.ok("checkin")
         self.assertEqual(img.dump(), before)
+
+    def write_key_file(self, a, key_id, password, slot, uuid):
+        path = os.path.join(a.state, "keys", key_id)
+        with open(path, "w") as f:
+            f.write("password=%s\nslot=%d\nvolume=%s\n" % (password, slot, uuid))
+        os.chmod(path, 0o600)
+
+    def test_repair_keeps_a_slot_its_password_does_not_open(self):
+        """An unescrowed token whose password does not open its slot (the
+        slot is someone else's now): the token and file go, the slot stays."""
+        img = Image(self.tmp)
+        a = self.agent(img)
+        a.register()
+        cryptsetup("luksAddKey", "--batch-mode", *FAST, "--key-slot", "3", img.path,
+                   input="%s\nsecond admin\n" % img.passphrase)
+        kid = "3C3C3C3C-0000-4000-8000-000000000003"
+        pw = "111111-222222-333333-444444-555555-666666-000011-000033"
+        self.kw.secrets.add(pw)
+        token_import(img, {"type": "keywarden-recovery", "keyslots": ["3"], "key_id": kid,
+                           "escrowed": False})
+        self.write_key_file(a, kid, pw, 3, img.uuid)
+        rc, out, err = a.run("checkin")
+        self.assertEqual(rc, 1, out + err)            # no recovery key: a problem
+        self.assertIn(3, img.slots())
+        self.assertTrue(img.opens("second admin", 3))
+        self.assertTrue(img.opens(img.passphrase, 0))
+        self.assertEqual(img.tokens(), [])
+        self.assertEqual(os.listdir(os.path.join(a.state, "keys")), [])
+
+    def test_rotation_keeps_a_slot_its_password_does_not_open(self):
+        """The disclosed key's token names a slot its password does not
+        open (an administrator's): the rotation adds and escrows the new
+        key but never kills that slot."""
+        a, img, did, kid = self.enrolled()
+        old_pw = a.password(kid)
+        self.kw.secrets.add(old_pw)
+        (_, [old_slot], _), = img.tokens()
+        cryptsetup("luksAddKey", "--batch-mode", *FAST, "--key-slot", "6", img.path,
+                   input="%s\nsecond admin\n" % img.passphrase)
+        tid = next(t for t, v in img.dump()["tokens"].items() if v.get("key_id") == kid)
+        cryptsetup("token", "remove", "--token-id", str(tid), img.path)
+        token_import(img, {"type": "keywarden-recovery", "keyslots": ["6"], "key_id": kid,
+                           "escrowed": True})
+        self.write_key_file(a, kid, old_pw, 6, img.uuid)
+        b = self.signed_in()
+        self.kw.assoc(b.user, did)
+        self.assertKeyShown(b.recover(kid[:8]), old_pw, "LNX-TEST", kid)
+        rc, out, err = a.run("checkin")
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("keyslot 6 does not open with the password of key %s: not the "
+                      "agent's; kept" % kid, err)
+        self.assertIn(6, img.slots())
+        self.assertTrue(img.opens("second admin", 6))
+        self.assertTrue(img.opens(old_pw, old_slot))
+        toks = {t[0]: t for t in img.tokens()}
+        new = next(k for k in toks if k != kid)
+        self.kw.secrets.add(a.password(new))
+        self.assertTrue(toks[new][2])
+        self.assertTrue(img.opens(a.password(new), toks[new][1][0]))
+        self.assertEqual(self.server_keys(did)[new]["state"], "active")
 
     def test_daemon_and_lock(self):
         img = Image(self.tmp)

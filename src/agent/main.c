@@ -295,6 +295,7 @@ struct run {
 	char paths[MAX_VOLUMES][LUKS_PATH_MAX];
 	struct luks_volume vols[MAX_VOLUMES];
 	bool reported[MAX_VOLUMES];
+	bool sent[MAX_VOLUMES][LUKS_MAX_KEYS];    /* the keys in this round's body */
 	size_t nvols;
 	struct agent_volume out[MAX_VOLUMES];
 	struct agent_logon logons[MAX_LOGONS];
@@ -330,8 +331,10 @@ static size_t collect(struct run *run, bool quiet)
 		struct agent_volume *o = &run->out[n];
 		bool lost = false;
 		bool changed;
+		size_t unsent = 0;
 
 		run->reported[i] = false;
+		memset(run->sent[i], 0, sizeof(run->sent[i]));
 		luks_volume_wipe(v);
 		if (luks_inspect(run->paths[i], run->conf->state_dir, false, v, msg,
 				 sizeof(msg)) < 0) {
@@ -363,16 +366,25 @@ static size_t collect(struct run *run, bool quiet)
 		o->protection = "on";
 		snprintf(o->encryption, sizeof(o->encryption), "%s", v->encryption);
 		o->percent = 100;
-		for (size_t k = 0; k < v->nkeys && o->nkeys < CHECKIN_MAX_KEYS; k++) {
-			if (v->keys[k].opens) {
+		for (size_t k = 0; k < v->nkeys; k++) {
+			if (v->keys[k].opens && o->nkeys < CHECKIN_MAX_KEYS) {
 				memcpy(o->keys[o->nkeys].key_id, v->keys[k].key_id,
 				       sizeof(o->keys[0].key_id));
 				memcpy(o->keys[o->nkeys].password, v->keys[k].password,
 				       sizeof(o->keys[0].password));
 				o->nkeys++;
+				run->sent[i][k] = true;
+			} else if (v->keys[k].opens) {
+				unsent++;
 			} else if (v->keys[k].escrowed) {
 				lost = true;
 			}
+		}
+		if (unsent && !quiet) {
+			str_msg(msg, sizeof(msg), "%s: %zu recovery keys beyond the %d a check-in "
+				"holds were not sent (and are not escrowed)", v->path, unsent,
+				CHECKIN_MAX_KEYS);
+			problem(run, msg);
 		}
 		if (lost) {
 			/* Reporting the volume would mark the escrowed key removed
@@ -509,6 +521,9 @@ static bool after_ack(struct run *run)
 			continue;
 		for (size_t k = 0; k < v->nkeys; k++) {
 			if (!v->keys[k].opens)
+				continue;
+			/* Only what this body held is acknowledged. */
+			if (!v->keys[k].escrowed && !run->sent[i][k])
 				continue;
 			if (!v->keys[k].escrowed) {
 				if (luks_mark_escrowed(v->path, v->keys[k].key_id, msg, sizeof(msg)) < 0) {

@@ -463,6 +463,36 @@ class AgentRepairTest(AgentCase):
         self.assertTrue(img.opens(a.password(new), toks[new][1][0]))
         self.assertEqual(self.server_keys(did)[new]["state"], "active")
 
+    def test_only_sent_keys_marked_escrowed(self):
+        """More working recovery keys than a check-in holds (16): only the
+        ones sent are marked escrowed."""
+        import random
+        img = Image(self.tmp)
+        a = self.agent(img)
+        a.register()
+        rng = random.Random(13)
+        made = {}
+        for slot in range(1, 18):
+            pw = "-".join("%06d" % (11 * rng.randrange(65536)) for _ in range(8))
+            kid = "%08X-0000-4000-8000-%012X" % (0x17170000 + slot, slot)
+            self.kw.secrets.add(pw)
+            self.write_key_file(a, kid, pw, slot, img.uuid)
+            cryptsetup("luksAddKey", "--batch-mode", *FAST, "--key-slot", str(slot), img.path,
+                       input="%s\n%s\n" % (img.passphrase, pw))
+            made[kid] = pw
+        rc, out, err = a.run("checkin")
+        toks = img.tokens()
+        self.assertEqual(len(toks), 17)            # the repair gave each slot its token
+        escrowed = {k for k, _, e in toks if e}
+        self.assertEqual(len(escrowed), 16)
+        self.assertEqual(escrowed, set(self.server_keys(self.device_of(a))))
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("1 recovery keys beyond the 16 a check-in holds were not sent", err)
+
+    def device_of(self, a):
+        with open(os.path.join(a.state, "registration")) as f:
+            return re.search(r"^device_id=(.+)$", f.read(), re.M).group(1)
+
     def test_daemon_and_lock(self):
         img = Image(self.tmp)
         a = self.agent(img)

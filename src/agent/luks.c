@@ -624,7 +624,7 @@ static int read_line(const char *path, char *out, size_t len)
 
 void luks_mount_of(const char *uuid, char *mount, size_t mountlen)
 {
-	char want[80], hex[KEYID_HEX_LEN + 1], path[512], line[4096], dev[32] = "";
+	char want[80], hex[KEYID_HEX_LEN + 1], path[512], line[4096], dev[32] = "", best[1024] = "";
 	struct dirent *e;
 	DIR *d;
 	FILE *f;
@@ -651,17 +651,18 @@ void luks_mount_of(const char *uuid, char *mount, size_t mountlen)
 	if (!*dev || !(f = fopen("/proc/self/mountinfo", "re")))
 		return;
 	/* "36 35 253:0 / /mnt ...": the third field is the device, the fifth
-	 * the mount point (octal escapes for spaces left as they are). */
+	 * the mount point (octal escapes, decoded once the shortest is known). */
 	while (fgets(line, sizeof(line), f)) {
 		char mm[32], root[1024], mp[1024];
 
 		if (sscanf(line, "%*s %*s %31s %1023s %1023s", mm, root, mp) == 3 &&
 		    !strcmp(mm, dev) && !strcmp(root, "/")) {
-			if (!*mount || strlen(mp) < strlen(mount))
-				snprintf(mount, mountlen, "%s", mp);
+			if (!*best || strlen(mp) < strlen(best))
+				snprintf(best, sizeof(best), "%s", mp);
 		}
 	}
 	fclose(f);
+	body_mount_decode(best, mount, mountlen);
 }
 
 const char *luks_media_type(const char *path)

@@ -329,7 +329,7 @@ static size_t collect(struct run *run, bool quiet)
 	for (size_t i = 0; i < run->nvols; i++) {
 		struct luks_volume *v = &run->vols[i];
 		struct agent_volume *o = &run->out[n];
-		bool lost = false;
+		bool lost = false, dup = false;
 		bool changed;
 		size_t unsent = 0;
 
@@ -359,6 +359,19 @@ static size_t collect(struct run *run, bool quiet)
 		if (luks_inspect(run->paths[i], run->conf->state_dir, true, v, msg,
 				 sizeof(msg)) < 0)
 			continue;
+		for (size_t j = 0; j < n; j++)
+			if (!strcmp(run->out[j].id, v->uuid)) {
+				dup = true;
+				break;
+			}
+		if (dup) {
+			/* The same header twice (a loop device over an image, a
+			 * clone): the server takes a volume once per check-in. */
+			if (!quiet)
+				fprintf(stderr, "keywarden-agent: warning: %s: LUKS UUID %s already "
+					"seen on another device; reported once\n", v->path, v->uuid);
+			continue;
+		}
 		memset(o, 0, sizeof(*o));
 		snprintf(o->id, sizeof(o->id), "%s", v->uuid);
 		luks_mount_of(v->uuid, o->mount, sizeof(o->mount));
@@ -437,7 +450,11 @@ static int send_checkin(struct run *run, size_t nout, size_t nlogons, char *msg,
 	f.logons = run->logons;
 	f.nlogons = nlogons;
 	if ((r = body_build(&f, &body, &len)) < 0) {
-		str_msg(msg, msglen, "%s", kw_strerror(r));
+		if (r == KW_ERR_TOO_LARGE)
+			str_msg(msg, msglen, "the check-in would be larger than the server's limit "
+				"(%d bytes: too many volumes or logons); not sent", BODY_MAX);
+		else
+			str_msg(msg, msglen, "%s", kw_strerror(r));
 		return r;
 	}
 	r = http_post_json(run->conf, "/api/v1/checkin", run->reg.secret, body, len, &status,

@@ -141,6 +141,23 @@ class AgentTest(AgentCase):
                            timeout=120, env=env)
         self.assertEqual(p.returncode, 0, p.stderr)
 
+    def test_same_volume_twice_reported_once(self):
+        """Two devices with the same LUKS header (a loop device over an
+        image, a clone; here the same path twice): reported once with a
+        warning, escrowed, not refused by the server as a whole."""
+        img = Image(self.tmp)
+        a = self.agent(img, img)
+        did, _ = a.register()
+        a.ok("enroll-volume", img.path, input=img.passphrase + "\n")
+        rc, out, err = a.run("checkin")
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("LUKS UUID %s already seen on another device; reported once"
+                      % img.uuid, err)
+        (kid, _, escrowed), = img.tokens()
+        self.kw.secrets.add(a.password(kid))
+        self.assertTrue(escrowed)
+        self.assertEqual(list(self.server_keys(did)), [kid])
+
     # -- first escrow --
 
     def test_first_escrow_and_self_service(self):

@@ -69,22 +69,52 @@ static int fail(const char *msg)
 }
 
 /* Reads one line (at most max - 1 bytes) from standard input without its
- * line end. KW_ERR_INVALID when empty, KW_ERR_TOO_LARGE when longer. */
+ * line end, with read(2) one byte at a time: no copy of the secret is left
+ * in stdio's buffer, and nothing past the line is taken. KW_ERR_INVALID
+ * when empty, KW_ERR_TOO_LARGE when longer, KW_ERR_IO on a read error. */
 static int read_stdin_line(char *buf, size_t max, size_t *len)
 {
 	size_t n = 0;
-	int c;
+	char c;
+	ssize_t got;
 
-	while ((c = getchar()) != EOF && c != '\n') {
-		if (n + 1 >= max)
+	*len = 0;
+	buf[0] = '\0';
+	for (;;) {
+		got = read(STDIN_FILENO, &c, 1);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			sodium_memzero(buf, max);
+			return KW_ERR_IO;
+		}
+		if (got == 0 || c == '\n')
+			break;
+		if (n + 1 >= max) {
+			sodium_memzero(buf, max);
+			sodium_memzero(&c, sizeof(c));
 			return KW_ERR_TOO_LARGE;
-		buf[n++] = (char)c;
+		}
+		buf[n++] = c;
 	}
+	sodium_memzero(&c, sizeof(c));
 	if (n && buf[n - 1] == '\r')
 		n--;
 	buf[n] = '\0';
 	*len = n;
 	return n ? 0 : KW_ERR_INVALID;
+}
+
+/* What the server sends as a device ID or secret goes into a file of
+ * name=value lines and an HTTP header: printable ASCII, no space. */
+static bool is_printable_word(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (*s < 0x21 || *s > 0x7e)
+			return false;
+	return true;
 }
 
 /* The volumes to manage: the configured paths or, for "auto", every LUKS
@@ -140,6 +170,7 @@ static int cmd_register(const struct agent_conf *conf, bool force)
 	state_registration_wipe(&reg);
 	if ((r = read_stdin_line(token, sizeof(token), &tlen)) < 0) {
 		rc = fail(r == KW_ERR_INVALID ? "no enrollment token on standard input" :
+			  r == KW_ERR_IO ? "cannot read standard input" :
 			  "the enrollment token is too long");
 		goto out;
 	}
@@ -174,6 +205,11 @@ static int cmd_register(const struct agent_conf *conf, bool force)
 	if (strlen(id) >= sizeof(reg.device_id) || strlen(secret) >= sizeof(reg.secret) ||
 	    strlen(conf->server) >= sizeof(reg.server)) {
 		rc = fail("the server's answer does not fit");
+		goto out;
+	}
+	if (!is_printable_word(id) || !is_printable_word(secret)) {
+		rc = fail("the server's answer holds a device ID or secret with control "
+			  "characters or spaces; nothing stored");
 		goto out;
 	}
 	snprintf(reg.device_id, sizeof(reg.device_id), "%s", id);
@@ -267,6 +303,7 @@ static int cmd_enroll_volume(const struct agent_conf *conf, const char *path)
 		}
 	if ((r = read_stdin_line(pass, sizeof(pass), &plen)) < 0) {
 		rc = fail(r == KW_ERR_INVALID ? "no passphrase on standard input" :
+			  r == KW_ERR_IO ? "cannot read standard input" :
 			  "the passphrase is too long");
 		goto out;
 	}

@@ -158,6 +158,29 @@ class AgentTest(AgentCase):
         self.assertTrue(escrowed)
         self.assertEqual(list(self.server_keys(did)), [kid])
 
+    def test_register_answer_with_control_characters_refused(self):
+        """A device secret or ID with a line end (it would add lines to the
+        registration file and the Authorization header) is not stored."""
+        img = Image(self.tmp)
+        a = self.agent(img)
+        for did, secret in (("D1", "abc\nserver=http://evil"), ("D1\r\nX: y", "abc"),
+                            ("D1", "a b")):
+            body = json.dumps({"device_id": did, "device_secret": secret}).encode()
+            answer = (b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)) + body
+            port = kw.free_port()
+            fake = ForeignAnswerProxy(self.kw.port, port, answer, forward_first=False)
+            a.settings["agent"]["server"] = "http://127.0.0.1:%d" % port
+            a.write()
+            try:
+                rc, out, err = a.run("register", "--force", input="token\n")
+            finally:
+                fake.close()
+            self.assertEqual(fake.requests, 1)
+            self.assertEqual(rc, 1, out + err)
+            self.assertIn("control characters or spaces; nothing stored", err)
+            self.assertFalse(os.path.exists(os.path.join(a.state, "registration")))
+
     # -- first escrow --
 
     def test_first_escrow_and_self_service(self):
@@ -801,13 +824,14 @@ class ForeignAnswerProxy(OneShotProxy):
     gets answer (raw HTTP) from here, as a misconfigured proxy or captive
     portal would send it."""
 
-    def __init__(self, server_port, listen_port, answer):
+    def __init__(self, server_port, listen_port, answer, forward_first=True):
         self.answer = answer
         self.requests = 0
+        self.forward_first = forward_first
         super().__init__(server_port, listen_port)
 
     def serve(self):
-        first = True
+        first = self.forward_first
         while True:
             try:
                 c, _ = self.sock.accept()

@@ -396,12 +396,13 @@ out:
 }
 
 int luks_kill_key(const char *path, const char *state_dir, const char *key_id,
-		  const char *keep_key_id, char *msg, size_t msglen)
+		  const char *keep_key_id, bool *slot_kept, char *msg, size_t msglen)
 {
 	struct crypt_device *cd = NULL;
 	struct luks_key k, keep;
 	int r;
 
+	*slot_kept = false;
 	if ((r = open_luks2(path, &cd, msg, msglen)) < 0)
 		return r;
 	if ((r = find_token(cd, key_id, &k)) < 0) {
@@ -431,15 +432,20 @@ int luks_kill_key(const char *path, const char *state_dir, const char *key_id,
 				r == KW_ERR_IO ? " (it cannot be tested now)" : "", k.slot, key_id);
 			goto out;
 		}
-		/* Only the slot the agent made: its own password opens it. */
-		if ((r = prove_key(cd, state_dir, &k)) < 0) {
-			str_msg(msg, msglen, r == KW_ERR_IO ?
-				"%s: keyslot %d of key %s cannot be tested now; kept" :
-				"%s: keyslot %d does not open with the password of key %s: not the "
-				"agent's; kept", path, k.slot, key_id);
+		/* Only the slot the agent made: its own password opens it. A slot
+		 * it does not open (reused by someone, or its key material wiped by
+		 * a destroy killed halfway) stays; the agent lets go of the key. */
+		if ((r = prove_key(cd, state_dir, &k)) == KW_ERR_IO) {
+			str_msg(msg, msglen, "%s: keyslot %d of key %s cannot be tested now; kept",
+				path, k.slot, key_id);
 			goto out;
 		}
-		if (crypt_keyslot_destroy(cd, k.slot) < 0) {
+		if (r < 0) {
+			str_msg(msg, msglen, "%s: keyslot %d does not open with the password of key "
+				"%s: not proven the agent's, so kept; the agent's token and file of "
+				"that key removed", path, k.slot, key_id);
+			*slot_kept = true;
+		} else if (crypt_keyslot_destroy(cd, k.slot) < 0) {
 			str_msg(msg, msglen, "%s: cannot remove keyslot %d", path, k.slot);
 			r = KW_ERR_IO;
 			goto out;
@@ -452,6 +458,8 @@ int luks_kill_key(const char *path, const char *state_dir, const char *key_id,
 	}
 	if ((r = state_key_remove(state_dir, key_id)) < 0)
 		str_msg(msg, msglen, "%s: cannot remove the key file of %s", path, key_id);
+	if (r < 0)
+		*slot_kept = false;
 out:
 	sodium_memzero(&k, sizeof(k));
 	sodium_memzero(&keep, sizeof(keep));

@@ -105,12 +105,15 @@ int luks_mark_escrowed(const char *path, const char *key_id, char *msg, size_t m
  * file, in that order, after proving in this call (one PBKDF run each)
  * that keep_key_id's slot opens the volume with its password and that
  * key_id's slot is the one its password file names and opens with that
- * password. Refused with nothing changed (KW_ERR_PERM) when a proof fails,
+ * password. When that last proof fails (-EPERM, or the file names another
+ * slot) the slot is not proven the agent's: it stays, the token and file
+ * go, and 0 is returned with *slot_kept and the reason in msg. Refused
+ * with nothing changed (KW_ERR_PERM) when the replacement is not proven,
  * the token does not name exactly one slot or the volume would be left
  * without another active slot; KW_ERR_IO when a password cannot be tested.
  * A token whose slot is already gone loses the token and the file. */
 int luks_kill_key(const char *path, const char *state_dir, const char *key_id,
-		  const char *keep_key_id, char *msg, size_t msglen);
+		  const char *keep_key_id, bool *slot_kept, char *msg, size_t msglen);
 
 /* Device paths of the LUKS volumes on this machine (/proc/partitions and
  * device-mapper devices are not included): up to max, written to out.

@@ -564,7 +564,7 @@ static bool after_ack(struct run *run)
 {
 	struct luks_pbkdf pbkdf;
 	char msg[MSG_MAX], kid[KEYID_CANON_LEN + 1];
-	bool acted = false;
+	bool acted = false, kept;
 
 	pbkdf_of(run->conf, &pbkdf);
 	for (size_t i = 0; i < run->nvols; i++) {
@@ -598,12 +598,15 @@ static bool after_ack(struct run *run)
 			if (replacement) {
 				/* The new key is escrowed: the disclosed one may go. */
 				if (luks_kill_key(v->path, run->conf->state_dir, old->key_id,
-						  replacement->key_id, msg, sizeof(msg)) < 0) {
+						  replacement->key_id, &kept, msg, sizeof(msg)) < 0) {
 					problem(run, msg);
 					continue;
 				}
-				printf("%s: disclosed recovery key %s removed (replaced by %s)\n",
-				       v->path, old->key_id, replacement->key_id);
+				if (kept)
+					fprintf(stderr, "keywarden-agent: warning: %s\n", msg);
+				else
+					printf("%s: disclosed recovery key %s removed (replaced by %s)\n",
+					       v->path, old->key_id, replacement->key_id);
 				acted = true;
 				break;
 			}

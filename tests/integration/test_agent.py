@@ -474,7 +474,7 @@ class AgentRepairTest(AgentCase):
     def test_rotation_keeps_a_slot_its_password_does_not_open(self):
         """The disclosed key's token names a slot its password does not
         open (an administrator's): the rotation adds and escrows the new
-        key but never kills that slot."""
+        key but never kills that slot; the agent lets go of the old key."""
         a, img, did, kid = self.enrolled()
         old_pw = a.password(kid)
         self.kw.secrets.add(old_pw)
@@ -490,18 +490,21 @@ class AgentRepairTest(AgentCase):
         self.kw.assoc(b.user, did)
         self.assertKeyShown(b.recover(kid[:8]), old_pw, "LNX-TEST", kid)
         rc, out, err = a.run("checkin")
-        self.assertEqual(rc, 1, out + err)
-        self.assertIn("keyslot 6 does not open with the password of key %s: not the "
-                      "agent's; kept" % kid, err)
+        self.assertIn("keyslot 6 does not open with the password of key %s: not proven "
+                      "the agent's, so kept" % kid, err)
         self.assertIn(6, img.slots())
         self.assertTrue(img.opens("second admin", 6))
         self.assertTrue(img.opens(old_pw, old_slot))
-        toks = {t[0]: t for t in img.tokens()}
-        new = next(k for k in toks if k != kid)
+        (new, [new_slot], escrowed), = img.tokens()
+        self.assertNotEqual(new, kid)
         self.kw.secrets.add(a.password(new))
-        self.assertTrue(toks[new][2])
-        self.assertTrue(img.opens(a.password(new), toks[new][1][0]))
-        self.assertEqual(self.server_keys(did)[new]["state"], "active")
+        self.assertTrue(escrowed)
+        self.assertTrue(img.opens(a.password(new), new_slot))
+        self.assertEqual(os.listdir(os.path.join(a.state, "keys")), [new])
+        self.assertEqual(rc, 0, out + err)
+        keys = self.server_keys(did)
+        self.assertEqual(keys[new]["state"], "active")
+        self.assertEqual(keys[kid]["state"], "superseded")
 
     def test_only_sent_keys_marked_escrowed(self):
         """More working recovery keys than a check-in holds (16): only the

@@ -17,6 +17,7 @@ static const struct ini_key keys[] = {
 	{ "agent", "server", INI_STR, OFF(server), "", 0, 0, check_server, { NULL } },
 	{ "agent", "state_dir", INI_STR, OFF(state_dir), "/var/lib/keywarden-agent", 0, 0, ini_check_nonempty, { NULL } },
 	{ "agent", "ca_file", INI_OPT, OFF(ca_file), "", 0, 0, NULL, { NULL } },
+	{ "agent", "proxy", INI_OPT, OFF(proxy), "", 0, 0, NULL, { NULL } },
 	{ "agent", "volumes", INI_STR, OFF(volumes), "auto", 0, 0, ini_check_nonempty, { NULL } },
 	{ "agent", "name", INI_OPT, OFF(name), "", 0, 0, NULL, { NULL } },
 	{ "agent", "domain", INI_OPT, OFF(domain), "", 0, 0, NULL, { NULL } },

@@ -12,6 +12,7 @@ struct agent_conf {
 	char *server;            /* https://host[:port]; http:// only to loopback */
 	char *state_dir;         /* registration, recovery passwords: 0700 */
 	char *ca_file;           /* NULL: the system's CA store */
+	char *proxy;             /* NULL: none (the environment's is ignored) */
 	char *volumes;           /* "auto" or comma-separated LUKS2 device paths */
 	char *name;              /* device name; NULL: the host name */
 	char *domain;            /* NULL: none */

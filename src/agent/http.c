@@ -28,15 +28,17 @@ void http_global_cleanup(void)
 	curl_global_cleanup();
 }
 
-static bool host_is_loopback(const char *host, size_t n)
+/* host as libcurl's URL parser returns it (an IPv6 literal in brackets,
+ * perhaps with a zone). Loopback: 127.0.0.0/8, ::1 or exactly localhost. */
+static bool host_is_loopback(const char *host)
 {
 	char h[64];
 	unsigned char a[16];
+	size_t n = strlen(host);
 
 	if (n == 0 || n >= sizeof(h))
 		return false;
-	memcpy(h, host, n);
-	h[n] = '\0';
+	memcpy(h, host, n + 1);
 	if (!strcasecmp(h, "localhost"))
 		return true;
 	if (inet_pton(AF_INET, h, a) == 1)
@@ -49,30 +51,61 @@ static bool host_is_loopback(const char *host, size_t n)
 	return false;
 }
 
+/* Whether part of u is present (any value, even empty). */
+static bool url_has(CURLU *u, CURLUPart what)
+{
+	char *v = NULL;
+	bool has = curl_url_get(u, what, &v, 0) == CURLUE_OK;
+
+	curl_free(v);
+	return has;
+}
+
 int http_check_url(const char *url, char *msg, size_t msglen)
 {
-	const char *host, *end;
+	CURLU *u = NULL;
+	char *scheme = NULL, *host = NULL;
+	int r = KW_ERR_INVALID;
 
 	if (!url || !*url) {
 		str_msg(msg, msglen, "no server configured ([agent] server)");
 		return KW_ERR_INVALID;
 	}
-	if (!strncasecmp(url, "https://", 8))
-		return 0;
-	if (strncasecmp(url, "http://", 7)) {
+	if (strncasecmp(url, "https://", 8) && strncasecmp(url, "http://", 7)) {
 		str_msg(msg, msglen, "the server URL must start with https://");
 		return KW_ERR_INVALID;
 	}
-	host = url + 7;
-	if (*host == '[')
-		end = strchr(host, ']') ? strchr(host, ']') + 1 : host + strlen(host);
-	else
-		end = host + strcspn(host, ":/");
-	if (!host_is_loopback(host, (size_t)(end - host))) {
-		str_msg(msg, msglen, "plain http:// is allowed only to a loopback address; use https://");
-		return KW_ERR_INVALID;
+	/* The same parser libcurl connects with decides what the host is. */
+	if (!(u = curl_url())) {
+		str_msg(msg, msglen, "%s", kw_strerror(KW_ERR_NOMEM));
+		return KW_ERR_NOMEM;
 	}
-	return 0;
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !*host) {
+		str_msg(msg, msglen, "the server URL is not a valid URL");
+		goto out;
+	}
+	if (url_has(u, CURLUPART_USER) || url_has(u, CURLUPART_PASSWORD) ||
+	    url_has(u, CURLUPART_OPTIONS)) {
+		str_msg(msg, msglen, "the server URL must not hold a user name or password "
+			"(user@host)");
+		goto out;
+	}
+	if (url_has(u, CURLUPART_QUERY) || url_has(u, CURLUPART_FRAGMENT)) {
+		str_msg(msg, msglen, "the server URL must not hold a query or fragment ('?', '#')");
+		goto out;
+	}
+	if (strcasecmp(scheme, "https") && !host_is_loopback(host)) {
+		str_msg(msg, msglen, "plain http:// is allowed only to a loopback address; use https://");
+		goto out;
+	}
+	r = 0;
+out:
+	curl_free(scheme);
+	curl_free(host);
+	curl_url_cleanup(u);
+	return r;
 }
 
 static size_t sink_write(char *data, size_t size, size_t nmemb, void *arg)
@@ -125,6 +158,9 @@ int http_post_json(const struct agent_conf *conf, const char *path, const char *
 		str_msg(msg, msglen, "the server URL is too long");
 		return KW_ERR_INVALID;
 	}
+	/* What is connected to is checked too, not only the configured base. */
+	if ((r = http_check_url(url, msg, msglen)) < 0)
+		return r;
 	r = KW_ERR_NOMEM;
 	if (!(c = curl_easy_init()))
 		goto out;
@@ -162,6 +198,10 @@ int http_post_json(const struct agent_conf *conf, const char *path, const char *
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "keywarden-agent");
 	if (conf->ca_file)
 		curl_easy_setopt(c, CURLOPT_CAINFO, conf->ca_file);
+	/* No proxy from the environment (http_proxy, HTTPS_PROXY): a unit's or
+	 * a shell's variable must not route recovery passwords elsewhere; only
+	 * the configuration names one. */
+	curl_easy_setopt(c, CURLOPT_PROXY, conf->proxy ? conf->proxy : "");
 	cr = curl_easy_perform(c);
 	if (cr != CURLE_OK) {
 		r = KW_ERR_UNAVAILABLE;

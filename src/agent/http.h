@@ -13,8 +13,10 @@ struct agent_conf;
 int http_global_init(void);
 void http_global_cleanup(void);
 
-/* Checks that url is https://, or http:// to 127.0.0.0/8, ::1 or
- * localhost. 0, or KW_ERR_INVALID with the reason in msg. */
+/* Checks url with libcurl's URL parser: https://, or http:// to a host
+ * that is 127.0.0.0/8, ::1 or exactly "localhost"; no user name, password,
+ * query or fragment. 0, or KW_ERR_INVALID (KW_ERR_NOMEM) with the reason
+ * in msg. */
 int http_check_url(const char *url, char *msg, size_t msglen);
 
 /* POSTs body (JSON) to conf->server + path with "Authorization: Bearer

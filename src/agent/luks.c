@@ -150,10 +150,15 @@ static int load_keys(struct crypt_device *cd, const char *state_dir, bool verify
 			sodium_memzero(k->password, sizeof(k->password));
 		/* An escrowed key was proven before it was escrowed, and a slot
 		 * killed since would have left its token: no PBKDF run again. */
-		if (verify && k->known && k->active)
-			k->opens = k->escrowed ||
-				   crypt_activate_by_passphrase(cd, NULL, k->slot, k->password,
-								strlen(k->password), 0) == k->slot;
+		if (verify && k->known && k->active) {
+			if (!k->escrowed) {
+				int a = crypt_activate_by_passphrase(cd, NULL, k->slot, k->password,
+								     strlen(k->password), 0);
+
+				k->check = a == k->slot ? 1 : a < 0 ? a : -EINVAL;
+			}
+			k->opens = k->escrowed || k->check == 1;
+		}
 	}
 	return 0;
 }
@@ -371,27 +376,76 @@ static int count_active(struct crypt_device *cd)
 	return n;
 }
 
-int luks_kill_key(const char *path, const char *state_dir, const char *key_id, char *msg,
-		  size_t msglen)
+/* Proves in this run that key_id's password file names its token's slot
+ * and opens it: 0, KW_ERR_PERM (not proven: -EPERM or another slot), or
+ * KW_ERR_IO (the test itself failed). */
+static int prove_key(struct crypt_device *cd, const char *state_dir, const struct luks_key *k)
+{
+	char pw[RECPW_CANON_LEN + 1];
+	int fslot = -1, a, r;
+
+	if (state_key_read(state_dir, k->key_id, pw, &fslot, NULL) < 0 || fslot != k->slot) {
+		r = KW_ERR_PERM;
+		goto out;
+	}
+	a = crypt_activate_by_passphrase(cd, NULL, k->slot, pw, strlen(pw), 0);
+	r = a == k->slot ? 0 : a == -EPERM || a >= 0 ? KW_ERR_PERM : KW_ERR_IO;
+out:
+	sodium_memzero(pw, sizeof(pw));
+	return r;
+}
+
+int luks_kill_key(const char *path, const char *state_dir, const char *key_id,
+		  const char *keep_key_id, bool *slot_kept, char *msg, size_t msglen)
 {
 	struct crypt_device *cd = NULL;
-	struct luks_key k;
+	struct luks_key k, keep;
 	int r;
 
+	*slot_kept = false;
 	if ((r = open_luks2(path, &cd, msg, msglen)) < 0)
 		return r;
 	if ((r = find_token(cd, key_id, &k)) < 0) {
 		str_msg(msg, msglen, "%s: no token for key %s", path, key_id);
 		goto out;
 	}
-	if (k.slot >= 0 && slot_active(cd, k.slot)) {
+	if (k.slot < 0) {
+		str_msg(msg, msglen, "%s: the token of key %s names no single keyslot; kept", path,
+			key_id);
+		r = KW_ERR_PERM;
+		goto out;
+	}
+	if (slot_active(cd, k.slot)) {
 		if (count_active(cd) < 2) {
 			str_msg(msg, msglen, "%s: keyslot %d of key %s is the volume's last; kept",
 				path, k.slot, key_id);
 			r = KW_ERR_PERM;
 			goto out;
 		}
-		if (crypt_keyslot_destroy(cd, k.slot) < 0) {
+		/* The replacement first: it must open the volume now. */
+		if (find_token(cd, keep_key_id, &keep) < 0 || keep.slot < 0 ||
+		    keep.slot == k.slot || !slot_active(cd, keep.slot) ||
+		    (r = prove_key(cd, state_dir, &keep)) < 0) {
+			r = r == KW_ERR_IO ? r : KW_ERR_PERM;
+			str_msg(msg, msglen, "%s: the new key %s is not proven to open the volume%s; "
+				"keyslot %d of key %s kept", path, keep_key_id,
+				r == KW_ERR_IO ? " (it cannot be tested now)" : "", k.slot, key_id);
+			goto out;
+		}
+		/* Only the slot the agent made: its own password opens it. A slot
+		 * it does not open (reused by someone, or its key material wiped by
+		 * a destroy killed halfway) stays; the agent lets go of the key. */
+		if ((r = prove_key(cd, state_dir, &k)) == KW_ERR_IO) {
+			str_msg(msg, msglen, "%s: keyslot %d of key %s cannot be tested now; kept",
+				path, k.slot, key_id);
+			goto out;
+		}
+		if (r < 0) {
+			str_msg(msg, msglen, "%s: keyslot %d does not open with the password of key "
+				"%s: not proven the agent's, so kept; the agent's token and file of "
+				"that key removed", path, k.slot, key_id);
+			*slot_kept = true;
+		} else if (crypt_keyslot_destroy(cd, k.slot) < 0) {
 			str_msg(msg, msglen, "%s: cannot remove keyslot %d", path, k.slot);
 			r = KW_ERR_IO;
 			goto out;
@@ -404,7 +458,11 @@ int luks_kill_key(const char *path, const char *state_dir, const char *key_id, c
 	}
 	if ((r = state_key_remove(state_dir, key_id)) < 0)
 		str_msg(msg, msglen, "%s: cannot remove the key file of %s", path, key_id);
+	if (r < 0)
+		*slot_kept = false;
 out:
+	sodium_memzero(&k, sizeof(k));
+	sodium_memzero(&keep, sizeof(keep));
 	crypt_free(cd);
 	return r;
 }
@@ -414,6 +472,7 @@ struct repair_ctx {
 	const char *state_dir;
 	const struct luks_volume *v;
 	bool changed;
+	bool untested;
 	int err;
 };
 
@@ -426,7 +485,7 @@ static int repair_file(const char *key_id, void *arg)
 	struct repair_ctx *c = arg;
 	char pw[RECPW_CANON_LEN + 1], tok[256], vol[KEYID_CANON_LEN + 1];
 	bool named = false;
-	int slot;
+	int slot, a;
 
 	for (size_t i = 0; i < c->v->nkeys; i++)
 		named |= !strcmp(c->v->keys[i].key_id, key_id);
@@ -435,13 +494,17 @@ static int repair_file(const char *key_id, void *arg)
 		return 0;    /* another volume's, or damaged: left alone */
 	for (size_t i = 0; i < c->v->nkeys; i++)
 		named |= c->v->keys[i].slot == slot;
-	if (!named && slot >= 0 && slot_active(c->cd, slot) &&
-	    crypt_activate_by_passphrase(c->cd, NULL, slot, pw, strlen(pw), 0) == slot) {
+	a = !named && slot >= 0 && slot_active(c->cd, slot) ?
+	    crypt_activate_by_passphrase(c->cd, NULL, slot, pw, strlen(pw), 0) : -EPERM;
+	if (a == slot) {
 		if (token_json(key_id, slot, false, tok, sizeof(tok)) == 0 &&
 		    crypt_token_json_set(c->cd, CRYPT_ANY_TOKEN, tok) >= 0)
 			c->changed = true;
 		else
 			c->err = KW_ERR_IO;
+	} else if (a != -EPERM && a < 0) {
+		/* Not tested (ENOMEM, EIO): the file may be the slot's only copy. */
+		c->untested = true;
 	} else if (state_key_remove(c->state_dir, key_id) == 0) {
 		c->changed = true;
 	}
@@ -457,7 +520,7 @@ int luks_repair(const char *path, const char *state_dir, bool *changed, char *ms
 	struct repair_ctx ctx;
 	const char *uuid;
 	char m[8];
-	int r;
+	int r, untested = -1;
 
 	*changed = false;
 	if (!(v = calloc(1, sizeof(*v))))
@@ -483,12 +546,16 @@ int luks_repair(const char *path, const char *state_dir, bool *changed, char *ms
 			}
 			state_key_remove(state_dir, k->key_id);
 			*changed = true;
-		} else if (!k->escrowed && !k->opens && count_active(cd) > 1) {
-			/* Never escrowed and not recoverable: no one can need it. */
-			if (crypt_keyslot_destroy(cd, k->slot) < 0 ||
-			    crypt_token_json_set(cd, k->token, NULL) < 0) {
+		} else if (!k->escrowed && k->known && k->check != 1 && k->check != -EPERM) {
+			/* Not tested (ENOMEM, EIO): nothing is known, nothing changes. */
+			untested = k->slot;
+		} else if (!k->escrowed && !k->opens) {
+			/* Password lost, or it does not open the slot: the slot is
+			 * not proven to be the agent's (someone may have reused
+			 * it) and stays; only the agent's token and file go. */
+			if (crypt_token_json_set(cd, k->token, NULL) < 0) {
 				r = KW_ERR_IO;
-				str_msg(msg, msglen, "%s: cannot remove an unusable keyslot %d",
+				str_msg(msg, msglen, "%s: cannot remove the token of keyslot %d",
 					path, k->slot);
 				goto out;
 			}
@@ -498,11 +565,19 @@ int luks_repair(const char *path, const char *state_dir, bool *changed, char *ms
 	}
 	luks_volume_wipe(v);
 	load_keys(cd, state_dir, false, v);
-	ctx = (struct repair_ctx){ cd, state_dir, v, false, 0 };
+	ctx = (struct repair_ctx){ cd, state_dir, v, false, false, 0 };
 	r = state_key_each(state_dir, repair_file, &ctx);
 	if (r == 0 && ctx.err < 0) {
 		r = ctx.err;
 		str_msg(msg, msglen, "%s: cannot add a token for a keyslot made before", path);
+	} else if (r == 0 && (untested >= 0 || ctx.untested)) {
+		r = KW_ERR_IO;
+		if (untested >= 0)
+			str_msg(msg, msglen, "%s: the agent's password for keyslot %d cannot be "
+				"tested now; that key left as it is", path, untested);
+		else
+			str_msg(msg, msglen, "%s: a password file of the agent cannot be tested "
+				"against its keyslot now; left as it is", path);
 	}
 	*changed |= ctx.changed;
 out:
@@ -557,7 +632,7 @@ static int read_line(const char *path, char *out, size_t len)
 
 void luks_mount_of(const char *uuid, char *mount, size_t mountlen)
 {
-	char want[80], hex[KEYID_HEX_LEN + 1], path[512], line[4096], dev[32] = "";
+	char want[80], hex[KEYID_HEX_LEN + 1], path[512], line[4096], dev[32] = "", best[1024] = "";
 	struct dirent *e;
 	DIR *d;
 	FILE *f;
@@ -584,17 +659,18 @@ void luks_mount_of(const char *uuid, char *mount, size_t mountlen)
 	if (!*dev || !(f = fopen("/proc/self/mountinfo", "re")))
 		return;
 	/* "36 35 253:0 / /mnt ...": the third field is the device, the fifth
-	 * the mount point (octal escapes for spaces left as they are). */
+	 * the mount point (octal escapes, decoded once the shortest is known). */
 	while (fgets(line, sizeof(line), f)) {
 		char mm[32], root[1024], mp[1024];
 
 		if (sscanf(line, "%*s %*s %31s %1023s %1023s", mm, root, mp) == 3 &&
 		    !strcmp(mm, dev) && !strcmp(root, "/")) {
-			if (!*mount || strlen(mp) < strlen(mount))
-				snprintf(mount, mountlen, "%s", mp);
+			if (!*best || strlen(mp) < strlen(best))
+				snprintf(best, sizeof(best), "%s", mp);
 		}
 	}
 	fclose(f);
+	body_mount_decode(best, mount, mountlen);
 }
 
 const char *luks_media_type(const char *path)

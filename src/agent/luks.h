@@ -40,6 +40,9 @@ struct luks_key {
 	bool known;                /* its password is in the state directory */
 	bool opens;                /* the password opens the slot: proven now
 				    * (verify) or before it was escrowed */
+	int check;                 /* verify's PBKDF run: 0 not run, 1 opens,
+				    * -EPERM the password does not open the
+				    * slot, another -errno: could not tell */
 	char password[RECPW_CANON_LEN + 1];
 };
 
@@ -73,11 +76,14 @@ void luks_volume_wipe(struct luks_volume *v);
 
 /* Finishes what an interrupted run left: a token whose slot is gone is
  * removed; a password file whose slot opens with it but has no token gets
- * its token (not escrowed); a password file for no slot is removed; a
- * token not yet escrowed whose password is lost or does not open its slot
- * loses its slot and token, unless that slot is the volume's last one.
- * Escrowed slots are left alone. *changed tells whether anything was done.
- * 0 or an error with msg. */
+ * its token (not escrowed); a password file for no slot, or whose password
+ * does not open its slot (-EPERM), is removed. A token not yet escrowed
+ * whose password is lost or does not open its slot (-EPERM) loses the
+ * token and the file only: the slot is not proven to be the agent's and
+ * stays. No keyslot is ever destroyed here. When a password cannot be
+ * tested (ENOMEM, EIO) nothing about that key changes and an error is
+ * returned with msg. Escrowed keys are left alone. *changed tells whether
+ * anything was done. 0 or an error with msg. */
 int luks_repair(const char *path, const char *state_dir, bool *changed, char *msg,
 		size_t msglen);
 
@@ -96,11 +102,18 @@ int luks_add_key(const char *path, const char *state_dir, const struct luks_pbkd
 int luks_mark_escrowed(const char *path, const char *key_id, char *msg, size_t msglen);
 
 /* Removes the slot named by key_id's token, the token, and the password
- * file, in that order. Refused (KW_ERR_PERM) when the token does not name
- * exactly one active slot or the volume would be left without another
- * active slot. */
-int luks_kill_key(const char *path, const char *state_dir, const char *key_id, char *msg,
-		  size_t msglen);
+ * file, in that order, after proving in this call (one PBKDF run each)
+ * that keep_key_id's slot opens the volume with its password and that
+ * key_id's slot is the one its password file names and opens with that
+ * password. When that last proof fails (-EPERM, or the file names another
+ * slot) the slot is not proven the agent's: it stays, the token and file
+ * go, and 0 is returned with *slot_kept and the reason in msg. Refused
+ * with nothing changed (KW_ERR_PERM) when the replacement is not proven,
+ * the token does not name exactly one slot or the volume would be left
+ * without another active slot; KW_ERR_IO when a password cannot be tested.
+ * A token whose slot is already gone loses the token and the file. */
+int luks_kill_key(const char *path, const char *state_dir, const char *key_id,
+		  const char *keep_key_id, bool *slot_kept, char *msg, size_t msglen);
 
 /* Device paths of the LUKS volumes on this machine (/proc/partitions and
  * device-mapper devices are not included): up to max, written to out.

@@ -69,22 +69,52 @@ static int fail(const char *msg)
 }
 
 /* Reads one line (at most max - 1 bytes) from standard input without its
- * line end. KW_ERR_INVALID when empty, KW_ERR_TOO_LARGE when longer. */
+ * line end, with read(2) one byte at a time: no copy of the secret is left
+ * in stdio's buffer, and nothing past the line is taken. KW_ERR_INVALID
+ * when empty, KW_ERR_TOO_LARGE when longer, KW_ERR_IO on a read error. */
 static int read_stdin_line(char *buf, size_t max, size_t *len)
 {
 	size_t n = 0;
-	int c;
+	char c;
+	ssize_t got;
 
-	while ((c = getchar()) != EOF && c != '\n') {
-		if (n + 1 >= max)
+	*len = 0;
+	buf[0] = '\0';
+	for (;;) {
+		got = read(STDIN_FILENO, &c, 1);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			sodium_memzero(buf, max);
+			return KW_ERR_IO;
+		}
+		if (got == 0 || c == '\n')
+			break;
+		if (n + 1 >= max) {
+			sodium_memzero(buf, max);
+			sodium_memzero(&c, sizeof(c));
 			return KW_ERR_TOO_LARGE;
-		buf[n++] = (char)c;
+		}
+		buf[n++] = c;
 	}
+	sodium_memzero(&c, sizeof(c));
 	if (n && buf[n - 1] == '\r')
 		n--;
 	buf[n] = '\0';
 	*len = n;
 	return n ? 0 : KW_ERR_INVALID;
+}
+
+/* What the server sends as a device ID or secret goes into a file of
+ * name=value lines and an HTTP header: printable ASCII, no space. */
+static bool is_printable_word(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (*s < 0x21 || *s > 0x7e)
+			return false;
+	return true;
 }
 
 /* The volumes to manage: the configured paths or, for "auto", every LUKS
@@ -140,6 +170,7 @@ static int cmd_register(const struct agent_conf *conf, bool force)
 	state_registration_wipe(&reg);
 	if ((r = read_stdin_line(token, sizeof(token), &tlen)) < 0) {
 		rc = fail(r == KW_ERR_INVALID ? "no enrollment token on standard input" :
+			  r == KW_ERR_IO ? "cannot read standard input" :
 			  "the enrollment token is too long");
 		goto out;
 	}
@@ -174,6 +205,11 @@ static int cmd_register(const struct agent_conf *conf, bool force)
 	if (strlen(id) >= sizeof(reg.device_id) || strlen(secret) >= sizeof(reg.secret) ||
 	    strlen(conf->server) >= sizeof(reg.server)) {
 		rc = fail("the server's answer does not fit");
+		goto out;
+	}
+	if (!is_printable_word(id) || !is_printable_word(secret)) {
+		rc = fail("the server's answer holds a device ID or secret with control "
+			  "characters or spaces; nothing stored");
 		goto out;
 	}
 	snprintf(reg.device_id, sizeof(reg.device_id), "%s", id);
@@ -267,6 +303,7 @@ static int cmd_enroll_volume(const struct agent_conf *conf, const char *path)
 		}
 	if ((r = read_stdin_line(pass, sizeof(pass), &plen)) < 0) {
 		rc = fail(r == KW_ERR_INVALID ? "no passphrase on standard input" :
+			  r == KW_ERR_IO ? "cannot read standard input" :
 			  "the passphrase is too long");
 		goto out;
 	}
@@ -295,6 +332,7 @@ struct run {
 	char paths[MAX_VOLUMES][LUKS_PATH_MAX];
 	struct luks_volume vols[MAX_VOLUMES];
 	bool reported[MAX_VOLUMES];
+	bool sent[MAX_VOLUMES][LUKS_MAX_KEYS];    /* the keys in this round's body */
 	size_t nvols;
 	struct agent_volume out[MAX_VOLUMES];
 	struct agent_logon logons[MAX_LOGONS];
@@ -328,10 +366,12 @@ static size_t collect(struct run *run, bool quiet)
 	for (size_t i = 0; i < run->nvols; i++) {
 		struct luks_volume *v = &run->vols[i];
 		struct agent_volume *o = &run->out[n];
-		bool lost = false;
+		bool lost = false, dup = false;
 		bool changed;
+		size_t unsent = 0;
 
 		run->reported[i] = false;
+		memset(run->sent[i], 0, sizeof(run->sent[i]));
 		luks_volume_wipe(v);
 		if (luks_inspect(run->paths[i], run->conf->state_dir, false, v, msg,
 				 sizeof(msg)) < 0) {
@@ -356,6 +396,19 @@ static size_t collect(struct run *run, bool quiet)
 		if (luks_inspect(run->paths[i], run->conf->state_dir, true, v, msg,
 				 sizeof(msg)) < 0)
 			continue;
+		for (size_t j = 0; j < n; j++)
+			if (!strcmp(run->out[j].id, v->uuid)) {
+				dup = true;
+				break;
+			}
+		if (dup) {
+			/* The same header twice (a loop device over an image, a
+			 * clone): the server takes a volume once per check-in. */
+			if (!quiet)
+				fprintf(stderr, "keywarden-agent: warning: %s: LUKS UUID %s already "
+					"seen on another device; reported once\n", v->path, v->uuid);
+			continue;
+		}
 		memset(o, 0, sizeof(*o));
 		snprintf(o->id, sizeof(o->id), "%s", v->uuid);
 		luks_mount_of(v->uuid, o->mount, sizeof(o->mount));
@@ -363,16 +416,25 @@ static size_t collect(struct run *run, bool quiet)
 		o->protection = "on";
 		snprintf(o->encryption, sizeof(o->encryption), "%s", v->encryption);
 		o->percent = 100;
-		for (size_t k = 0; k < v->nkeys && o->nkeys < CHECKIN_MAX_KEYS; k++) {
-			if (v->keys[k].opens) {
+		for (size_t k = 0; k < v->nkeys; k++) {
+			if (v->keys[k].opens && o->nkeys < CHECKIN_MAX_KEYS) {
 				memcpy(o->keys[o->nkeys].key_id, v->keys[k].key_id,
 				       sizeof(o->keys[0].key_id));
 				memcpy(o->keys[o->nkeys].password, v->keys[k].password,
 				       sizeof(o->keys[0].password));
 				o->nkeys++;
+				run->sent[i][k] = true;
+			} else if (v->keys[k].opens) {
+				unsent++;
 			} else if (v->keys[k].escrowed) {
 				lost = true;
 			}
+		}
+		if (unsent && !quiet) {
+			str_msg(msg, sizeof(msg), "%s: %zu recovery keys beyond the %d a check-in "
+				"holds were not sent (and are not escrowed)", v->path, unsent,
+				CHECKIN_MAX_KEYS);
+			problem(run, msg);
 		}
 		if (lost) {
 			/* Reporting the volume would mark the escrowed key removed
@@ -405,8 +467,8 @@ static bool in_rotate(const struct run *run, const char *key_id)
 	return false;
 }
 
-/* One check-in: KW_OK after a 2xx (the rotate list and interval read),
- * else an error with msg. */
+/* One check-in: 0 after the server's acknowledgement (200 with the rotate
+ * array and the interval, both read), else an error with msg. */
 static int send_checkin(struct run *run, size_t nout, size_t nlogons, char *msg,
 			size_t msglen)
 {
@@ -425,7 +487,11 @@ static int send_checkin(struct run *run, size_t nout, size_t nlogons, char *msg,
 	f.logons = run->logons;
 	f.nlogons = nlogons;
 	if ((r = body_build(&f, &body, &len)) < 0) {
-		str_msg(msg, msglen, "%s", kw_strerror(r));
+		if (r == KW_ERR_TOO_LARGE)
+			str_msg(msg, msglen, "the check-in would be larger than the server's limit "
+				"(%d bytes: too many volumes or logons); not sent", BODY_MAX);
+		else
+			str_msg(msg, msglen, "%s", kw_strerror(r));
 		return r;
 	}
 	r = http_post_json(run->conf, "/api/v1/checkin", run->reg.secret, body, len, &status,
@@ -451,13 +517,25 @@ static int send_checkin(struct run *run, size_t nout, size_t nlogons, char *msg,
 			str_msg(msg, msglen, "the server refused the check-in (%ld)", status);
 		goto out;
 	}
+	/* Only the server's own answer acknowledges the keys sent: a 200 with
+	 * a JSON object holding the rotate array and the interval. A 204, or a
+	 * proxy's or captive portal's 200 page, proves nothing was stored. */
+	ans = json_loads(resp, 0, NULL);
+	rot = json_object_get(ans, "rotate");
+	iv = json_object_get(ans, "checkin_interval");
+	if (status != 200 || !json_is_object(ans) || !json_is_array(rot) ||
+	    !json_is_integer(iv)) {
+		str_msg(msg, msglen, "the answer to the check-in (%ld) is not the server's "
+			"acknowledgement; nothing marked escrowed, nothing removed", status);
+		r = KW_ERR_UNAVAILABLE;
+		goto out;
+	}
 	run->nrotate = 0;
 	run->interval = DEFAULT_INTERVAL;
-	if ((ans = json_loads(resp, 0, NULL))) {
+	{
 		size_t i;
 		json_t *k;
 
-		rot = json_object_get(ans, "rotate");
 		json_array_foreach(rot, i, k) {
 			const char *s = json_string_value(k);
 			char m[8];
@@ -466,9 +544,7 @@ static int send_checkin(struct run *run, size_t nout, size_t nlogons, char *msg,
 			    keyid_parse(s, strlen(s), run->rotate[run->nrotate], m, sizeof(m)) == 0)
 				run->nrotate++;
 		}
-		iv = json_object_get(ans, "checkin_interval");
-		if (json_is_integer(iv) && json_integer_value(iv) >= 60 &&
-		    json_integer_value(iv) <= 7 * 86400)
+		if (json_integer_value(iv) >= 60 && json_integer_value(iv) <= 7 * 86400)
 			run->interval = json_integer_value(iv);
 	}
 	r = 0;
@@ -488,7 +564,7 @@ static bool after_ack(struct run *run)
 {
 	struct luks_pbkdf pbkdf;
 	char msg[MSG_MAX], kid[KEYID_CANON_LEN + 1];
-	bool acted = false;
+	bool acted = false, kept;
 
 	pbkdf_of(run->conf, &pbkdf);
 	for (size_t i = 0; i < run->nvols; i++) {
@@ -499,6 +575,9 @@ static bool after_ack(struct run *run)
 			continue;
 		for (size_t k = 0; k < v->nkeys; k++) {
 			if (!v->keys[k].opens)
+				continue;
+			/* Only what this body held is acknowledged. */
+			if (!v->keys[k].escrowed && !run->sent[i][k])
 				continue;
 			if (!v->keys[k].escrowed) {
 				if (luks_mark_escrowed(v->path, v->keys[k].key_id, msg, sizeof(msg)) < 0) {
@@ -518,13 +597,16 @@ static bool after_ack(struct run *run)
 				continue;
 			if (replacement) {
 				/* The new key is escrowed: the disclosed one may go. */
-				if (luks_kill_key(v->path, run->conf->state_dir, old->key_id, msg,
-						  sizeof(msg)) < 0) {
+				if (luks_kill_key(v->path, run->conf->state_dir, old->key_id,
+						  replacement->key_id, &kept, msg, sizeof(msg)) < 0) {
 					problem(run, msg);
 					continue;
 				}
-				printf("%s: disclosed recovery key %s removed (replaced by %s)\n",
-				       v->path, old->key_id, replacement->key_id);
+				if (kept)
+					fprintf(stderr, "keywarden-agent: warning: %s\n", msg);
+				else
+					printf("%s: disclosed recovery key %s removed (replaced by %s)\n",
+					       v->path, old->key_id, replacement->key_id);
 				acted = true;
 				break;
 			}

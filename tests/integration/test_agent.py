@@ -111,6 +111,76 @@ class AgentTest(AgentCase):
         self.assertEqual(rc, 1)
         self.assertIn("plain http:// is allowed only to a loopback address", err)
 
+    def test_url_with_user_part_refused(self):
+        """The loopback check reads the host the way libcurl does: a user
+        part ("localhost:80@", "[::1]@") does not make a host loopback."""
+        img = Image(self.tmp)
+        a = self.agent(img)
+        for url in ("http://localhost:80@example.invalid/", "http://[::1]@evil/",
+                    "http://127.0.0.1@192.0.2.1:%d" % self.kw.port,
+                    "https://user:pw@example.invalid/", "http://localhost.example.invalid/",
+                    "http://127.0.0.1:%d#@example.invalid" % self.kw.port):
+            a.settings["agent"]["server"] = url
+            a.write()
+            rc, out, err = a.run("register", input=self.kw.enroll_token() + "\n")
+            self.assertEqual(rc, 1, url)
+            self.assertRegex(err, r"must not hold a user name or password|plain http:// is "
+                             r"allowed only to a loopback address|must not hold a query", url)
+            self.assertFalse(os.path.exists(os.path.join(a.state, "registration")), url)
+        # loopback spelled in each accepted way still works
+        for url in ("http://localhost:%d" % self.kw.port, "http://127.0.0.1:%d/" % self.kw.port):
+            a.settings["agent"]["server"] = url
+            a.write()
+            a.ok("register", "--force", input=self.kw.enroll_token() + "\n")
+        # a proxy from the environment is not used: a dead one changes nothing
+        dead = kw.free_port()
+        env = dict(os.environ, http_proxy="http://127.0.0.1:%d" % dead,
+                   HTTP_PROXY="http://127.0.0.1:%d" % dead, no_proxy="", NO_PROXY="")
+        p = subprocess.run([AGENT, "--config", a.conf, "register", "--force"],
+                           input=self.kw.enroll_token() + "\n", capture_output=True, text=True,
+                           timeout=120, env=env)
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_same_volume_twice_reported_once(self):
+        """Two devices with the same LUKS header (a loop device over an
+        image, a clone; here the same path twice): reported once with a
+        warning, escrowed, not refused by the server as a whole."""
+        img = Image(self.tmp)
+        a = self.agent(img, img)
+        did, _ = a.register()
+        a.ok("enroll-volume", img.path, input=img.passphrase + "\n")
+        rc, out, err = a.run("checkin")
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("LUKS UUID %s already seen on another device; reported once"
+                      % img.uuid, err)
+        (kid, _, escrowed), = img.tokens()
+        self.kw.secrets.add(a.password(kid))
+        self.assertTrue(escrowed)
+        self.assertEqual(list(self.server_keys(did)), [kid])
+
+    def test_register_answer_with_control_characters_refused(self):
+        """A device secret or ID with a line end (it would add lines to the
+        registration file and the Authorization header) is not stored."""
+        img = Image(self.tmp)
+        a = self.agent(img)
+        for did, secret in (("D1", "abc\nserver=http://evil"), ("D1\r\nX: y", "abc"),
+                            ("D1", "a b")):
+            body = json.dumps({"device_id": did, "device_secret": secret}).encode()
+            answer = (b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)) + body
+            port = kw.free_port()
+            fake = ForeignAnswerProxy(self.kw.port, port, answer, forward_first=False)
+            a.settings["agent"]["server"] = "http://127.0.0.1:%d" % port
+            a.write()
+            try:
+                rc, out, err = a.run("register", "--force", input="token\n")
+            finally:
+                fake.close()
+            self.assertEqual(fake.requests, 1)
+            self.assertEqual(rc, 1, out + err)
+            self.assertIn("control characters or spaces; nothing stored", err)
+            self.assertFalse(os.path.exists(os.path.join(a.state, "registration")))
+
     # -- first escrow --
 
     def test_first_escrow_and_self_service(self):
@@ -226,6 +296,50 @@ class AgentTest(AgentCase):
         self.assertEqual(keys[new]["state"], "active")
         self.assertEqual(keys[kid]["state"], "superseded")
 
+    def test_foreign_answer_during_rotation(self):
+        """A 200 that is not the server's answer (a proxy's "ok"), or a 204,
+        acknowledges nothing: the new key stays unescrowed, the old slot
+        stays."""
+        for answer in (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                       b"Content-Length: 2\r\nConnection: close\r\n\r\nok",
+                       b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n",
+                       b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                       b"Content-Length: 13\r\nConnection: close\r\n\r\n{\"rotate\": []}"):
+            with self.subTest(answer=answer[:40]):
+                self.tmp = tempfile.mkdtemp(prefix="kwagent-", dir=self.tmp)
+                a, img, did, kid = self.enrolled()
+                old_pw = a.password(kid)
+                self.kw.secrets.add(old_pw)
+                b = self.signed_in()
+                self.kw.assoc(b.user, did)
+                self.assertKeyShown(b.recover(kid[:8]), old_pw, "LNX-TEST", kid)
+                port = kw.free_port()
+                proxy = ForeignAnswerProxy(self.kw.port, port, answer)
+                a.settings["agent"]["server"] = "http://127.0.0.1:%d" % port
+                a.write()
+                try:
+                    rc, out, err = a.run("checkin")
+                finally:
+                    proxy.close()
+                self.assertEqual(rc, 1, out + err)
+                self.assertGreaterEqual(proxy.requests, 1)
+                self.assertIn("is not the server's acknowledgement", err)
+                toks = {t[0]: t for t in img.tokens()}
+                self.assertEqual(len(toks), 2)
+                new = next(k for k in toks if k != kid)
+                self.kw.secrets.add(a.password(new))
+                self.assertTrue(toks[kid][2])
+                self.assertFalse(toks[new][2])     # not escrowed: the server never saw it
+                self.assertTrue(img.opens(old_pw, toks[kid][1][0]))
+                self.assertNotIn(new, self.server_keys(did))
+                # the real server completes it
+                a.settings["agent"]["server"] = "http://127.0.0.1:%d" % self.kw.port
+                a.write()
+                a.ok("checkin")
+                (only, _, escrowed), = img.tokens()
+                self.assertEqual((only, escrowed), (new, True))
+                self.assertEqual(self.server_keys(did)[new]["state"], "active")
+
     def test_full_keyslot_table(self):
         a, img, did, kid = self.enrolled()
         pw = a.password(kid)
@@ -288,7 +402,8 @@ class AgentRepairTest(AgentCase):
         cryptsetup("luksAddKey", "--batch-mode", *FAST, "--key-slot", str(new_slot),
                    img.path, input="%s\n%s\n" % (img.passphrase, new_pw))
         # killed after a slot and its token were added, before the
-        # password file was kept (it cannot be: this is the lost case), and
+        # password file was kept (it cannot be: this is the lost case: the
+        # slot is not proven to be the agent's, so only the token goes), and
         # a token whose slot was killed before the token was removed
         cryptsetup("luksAddKey", "--batch-mode", *FAST, "--key-slot", "7", img.path,
                    input="%s\nlost password\n" % img.passphrase)
@@ -311,7 +426,8 @@ class AgentRepairTest(AgentCase):
         self.assertEqual(set(toks), {kid, new})
         self.assertEqual(toks[new][1:], ([new_slot], True))
         self.assertTrue(toks[kid][2])
-        self.assertNotIn(7, img.slots())          # not escrowed, not recoverable
+        self.assertIn(7, img.slots())             # not proven the agent's: kept
+        self.assertTrue(img.opens("lost password", 7))
         self.assertNotIn(9, img.slots())
         self.assertTrue(img.opens(img.passphrase))
         self.assertTrue(img.opens(kept_pw))
@@ -326,6 +442,99 @@ class AgentRepairTest(AgentCase):
         before = img.dump()
         a.ok("checkin")
         self.assertEqual(img.dump(), before)
+
+    def write_key_file(self, a, key_id, password, slot, uuid):
+        path = os.path.join(a.state, "keys", key_id)
+        with open(path, "w") as f:
+            f.write("password=%s\nslot=%d\nvolume=%s\n" % (password, slot, uuid))
+        os.chmod(path, 0o600)
+
+    def test_repair_keeps_a_slot_its_password_does_not_open(self):
+        """An unescrowed token whose password does not open its slot (the
+        slot is someone else's now): the token and file go, the slot stays."""
+        img = Image(self.tmp)
+        a = self.agent(img)
+        a.register()
+        cryptsetup("luksAddKey", "--batch-mode", *FAST, "--key-slot", "3", img.path,
+                   input="%s\nsecond admin\n" % img.passphrase)
+        kid = "3C3C3C3C-0000-4000-8000-000000000003"
+        pw = "111111-222222-333333-444444-555555-666666-000011-000033"
+        self.kw.secrets.add(pw)
+        token_import(img, {"type": "keywarden-recovery", "keyslots": ["3"], "key_id": kid,
+                           "escrowed": False})
+        self.write_key_file(a, kid, pw, 3, img.uuid)
+        rc, out, err = a.run("checkin")
+        self.assertEqual(rc, 1, out + err)            # no recovery key: a problem
+        self.assertIn(3, img.slots())
+        self.assertTrue(img.opens("second admin", 3))
+        self.assertTrue(img.opens(img.passphrase, 0))
+        self.assertEqual(img.tokens(), [])
+        self.assertEqual(os.listdir(os.path.join(a.state, "keys")), [])
+
+    def test_rotation_keeps_a_slot_its_password_does_not_open(self):
+        """The disclosed key's token names a slot its password does not
+        open (an administrator's): the rotation adds and escrows the new
+        key but never kills that slot; the agent lets go of the old key."""
+        a, img, did, kid = self.enrolled()
+        old_pw = a.password(kid)
+        self.kw.secrets.add(old_pw)
+        (_, [old_slot], _), = img.tokens()
+        cryptsetup("luksAddKey", "--batch-mode", *FAST, "--key-slot", "6", img.path,
+                   input="%s\nsecond admin\n" % img.passphrase)
+        tid = next(t for t, v in img.dump()["tokens"].items() if v.get("key_id") == kid)
+        cryptsetup("token", "remove", "--token-id", str(tid), img.path)
+        token_import(img, {"type": "keywarden-recovery", "keyslots": ["6"], "key_id": kid,
+                           "escrowed": True})
+        self.write_key_file(a, kid, old_pw, 6, img.uuid)
+        b = self.signed_in()
+        self.kw.assoc(b.user, did)
+        self.assertKeyShown(b.recover(kid[:8]), old_pw, "LNX-TEST", kid)
+        rc, out, err = a.run("checkin")
+        self.assertIn("keyslot 6 does not open with the password of key %s: not proven "
+                      "the agent's, so kept" % kid, err)
+        self.assertIn(6, img.slots())
+        self.assertTrue(img.opens("second admin", 6))
+        self.assertTrue(img.opens(old_pw, old_slot))
+        (new, [new_slot], escrowed), = img.tokens()
+        self.assertNotEqual(new, kid)
+        self.kw.secrets.add(a.password(new))
+        self.assertTrue(escrowed)
+        self.assertTrue(img.opens(a.password(new), new_slot))
+        self.assertEqual(os.listdir(os.path.join(a.state, "keys")), [new])
+        self.assertEqual(rc, 0, out + err)
+        keys = self.server_keys(did)
+        self.assertEqual(keys[new]["state"], "active")
+        self.assertEqual(keys[kid]["state"], "superseded")
+
+    def test_only_sent_keys_marked_escrowed(self):
+        """More working recovery keys than a check-in holds (16): only the
+        ones sent are marked escrowed."""
+        import random
+        img = Image(self.tmp)
+        a = self.agent(img)
+        a.register()
+        rng = random.Random(13)
+        made = {}
+        for slot in range(1, 18):
+            pw = "-".join("%06d" % (11 * rng.randrange(65536)) for _ in range(8))
+            kid = "%08X-0000-4000-8000-%012X" % (0x17170000 + slot, slot)
+            self.kw.secrets.add(pw)
+            self.write_key_file(a, kid, pw, slot, img.uuid)
+            cryptsetup("luksAddKey", "--batch-mode", *FAST, "--key-slot", str(slot), img.path,
+                       input="%s\n%s\n" % (img.passphrase, pw))
+            made[kid] = pw
+        rc, out, err = a.run("checkin")
+        toks = img.tokens()
+        self.assertEqual(len(toks), 17)            # the repair gave each slot its token
+        escrowed = {k for k, _, e in toks if e}
+        self.assertEqual(len(escrowed), 16)
+        self.assertEqual(escrowed, set(self.server_keys(self.device_of(a))))
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("1 recovery keys beyond the 16 a check-in holds were not sent", err)
+
+    def device_of(self, a):
+        with open(os.path.join(a.state, "registration")) as f:
+            return re.search(r"^device_id=(.+)$", f.read(), re.M).group(1)
 
     def test_daemon_and_lock(self):
         img = Image(self.tmp)
@@ -566,23 +775,34 @@ class OneShotProxy:
         self.thread.start()
 
     def serve(self):
-        import socket
         try:
             c, _ = self.sock.accept()
         except OSError:
             return
         self.sock.close()
+        self.forward(c)
+
+    @staticmethod
+    def read_request(c):
+        req = b""
+        while b"\r\n\r\n" not in req:
+            d = c.recv(65536)
+            if not d:
+                raise OSError("connection closed")
+            req += d
+        head, body = req.split(b"\r\n\r\n", 1)
+        n = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
+        while len(body) < n:
+            body += c.recv(65536)
+        return head, body
+
+    def forward(self, c):
+        import socket
         s = socket.create_connection(("127.0.0.1", self.server_port))
         c.settimeout(30)
         s.settimeout(30)
         try:
-            req = b""
-            while b"\r\n\r\n" not in req:
-                req += c.recv(65536)
-            head, body = req.split(b"\r\n\r\n", 1)
-            n = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
-            while len(body) < n:
-                body += c.recv(65536)
+            head, body = self.read_request(c)
             head = re.sub(rb"(?i)\r\nconnection:[^\r]*", b"", head) + b"\r\nConnection: close"
             s.sendall(head + b"\r\n\r\n" + body)
             while True:
@@ -600,6 +820,39 @@ class OneShotProxy:
         except OSError:
             pass
         self.thread.join(5)
+
+
+class ForeignAnswerProxy(OneShotProxy):
+    """Forwards the first connection to the server; every later request
+    gets answer (raw HTTP) from here, as a misconfigured proxy or captive
+    portal would send it."""
+
+    def __init__(self, server_port, listen_port, answer, forward_first=True):
+        self.answer = answer
+        self.requests = 0
+        self.forward_first = forward_first
+        super().__init__(server_port, listen_port)
+
+    def serve(self):
+        first = self.forward_first
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            if first:
+                first = False
+                self.forward(c)
+                continue
+            try:
+                c.settimeout(30)
+                self.read_request(c)
+                self.requests += 1
+                c.sendall(self.answer)
+            except OSError:
+                pass
+            finally:
+                c.close()
 
 
 if __name__ == "__main__":

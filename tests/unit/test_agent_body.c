@@ -17,6 +17,7 @@
 #include "core/keyid.h"
 #include "core/recpw.h"
 #include "util/err.h"
+#include "util/str.h"
 #include "util/timeutil.h"
 
 /* The fixture's facts, as the agent would have found them. */
@@ -147,6 +148,107 @@ static void encryption_names(void **state)
 	assert_string_equal(out, "serpent_cbc_essiv_sha256");
 }
 
+static void encryption_names_are_tokens(void **state)
+{
+	char out[33];
+
+	(void)state;
+	/* Whatever libcryptsetup reports, only [a-z0-9_], at most 32 bytes. */
+	body_encryption_name("Twofish+X", "CBC-plain64 \xc3\xa9", out, sizeof(out));
+	assert_string_equal(out, "twofish_x_cbc_plain64___");
+	body_encryption_name("capi:cbc(aes)", "essiv:sha256-very-long-mode-name-beyond", out,
+			     sizeof(out));
+	assert_int_equal(strlen(out), 32);
+	for (const char *p = out; *p; p++)
+		assert_non_null(strchr("abcdefghijklmnopqrstuvwxyz0123456789_", *p));
+	body_encryption_name("aes", NULL, out, sizeof(out));
+	assert_string_equal(out, "aes");
+}
+
+static void mount_points_decoded_and_cut(void **state)
+{
+	char out[CHECKIN_MOUNT_MAX + 1], raw[512];
+	size_t n = 0;
+
+	(void)state;
+	body_mount_decode("/mnt/my\\040disk\\134x", out, sizeof(out));
+	assert_string_equal(out, "/mnt/my disk\\x");
+	/* a tab or a newline is a control character: '?' */
+	body_mount_decode("/a\\011b\\012c", out, sizeof(out));
+	assert_string_equal(out, "/a?b?c");
+	/* invalid UTF-8 (a Latin-1 name, an overlong '/', a surrogate) */
+	body_mount_decode("/caf\xe9/\xc0\xaf/\xed\xa0\x80", out, sizeof(out));
+	assert_true(str_is_clean_text(out, CHECKIN_MOUNT_MAX));
+	assert_string_equal(out, "/caf?/?" "?/?" "?" "?");
+	/* cut on a character boundary: 1 + 31 x "é" (2 bytes) + "€" would be 66 */
+	raw[n++] = '/';
+	for (int i = 0; i < 31; i++) {
+		raw[n++] = '\xc3';
+		raw[n++] = '\xa9';
+	}
+	memcpy(raw + n, "\xe2\x82\xac", 4);
+	body_mount_decode(raw, out, sizeof(out));
+	assert_int_equal(strlen(out), 63);
+	assert_true(str_is_clean_text(out, CHECKIN_MOUNT_MAX));
+	body_clean_text("\xe2\x82", out, sizeof(out));    /* a cut-off character */
+	assert_string_equal(out, "??");
+}
+
+/* Odd values the machine may hold still make a body the server takes. */
+static void odd_facts_accepted_by_the_server(void **state)
+{
+	struct agent_facts f;
+	struct agent_volume vols[2];
+	struct agent_logon logons[2];
+	struct checkin ci;
+	struct field_errors errs;
+	json_t *got;
+
+	(void)state;
+	fixture_facts(&f, vols, logons);
+	memset(vols[0].mount, 0, sizeof(vols[0].mount));
+	for (size_t i = 0; i + 1 < sizeof(vols[0].mount); i++)
+		vols[0].mount[i] = i % 2 ? '\x80' : 'a';    /* stray continuation bytes */
+	snprintf(vols[1].encryption, sizeof(vols[1].encryption), "AES-XTS:Plain64+");
+	snprintf(logons[0].user, sizeof(logons[0].user), "b\x01ob\xff");
+	snprintf(f.os, sizeof(f.os), "Linux\x7f\xc2\x85");
+	got = body_json(&f);
+	assert_non_null(got);
+	memset(&errs, 0, sizeof(errs));
+	assert_int_equal(checkin_parse(got, 1800000000, &ci, &errs), 0);
+	assert_int_equal(errs.n, 0);
+	assert_int_equal(ci.nvolumes, 2);
+	assert_string_equal(ci.volumes[1].encryption, "aes_xts_plain64_");
+	assert_string_equal(ci.logons[0].user, "b?ob?");
+	checkin_free(&ci);
+	json_decref(got);
+}
+
+static void body_over_the_limit_refused(void **state)
+{
+	static struct agent_logon logons[CHECKIN_MAX_LOGONS];
+	struct agent_facts f;
+	char *text = (char *)"x";
+	size_t len = 0;
+
+	(void)state;
+	memset(&f, 0, sizeof(f));
+	snprintf(f.os, sizeof(f.os), "Linux");
+	for (size_t i = 0; i < CHECKIN_MAX_LOGONS; i++) {
+		memset(logons[i].user, 'u', CHECKIN_TEXT_MAX);
+		logons[i].user[CHECKIN_TEXT_MAX] = '\0';
+		logons[i].at = 1800000000;
+	}
+	f.logons = logons;
+	f.nlogons = CHECKIN_MAX_LOGONS;
+	assert_int_equal(body_build(&f, &text, &len), KW_ERR_TOO_LARGE);
+	assert_null(text);
+	f.nlogons = 100;    /* about 30 KB: fits */
+	assert_int_equal(body_build(&f, &text, &len), 0);
+	assert_true(len <= BODY_MAX);
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -155,6 +257,10 @@ int main(void)
 		cmocka_unit_test(new_passwords_are_valid),
 		cmocka_unit_test(new_key_ids_are_canonical),
 		cmocka_unit_test(encryption_names),
+		cmocka_unit_test(encryption_names_are_tokens),
+		cmocka_unit_test(mount_points_decoded_and_cut),
+		cmocka_unit_test(odd_facts_accepted_by_the_server),
+		cmocka_unit_test(body_over_the_limit_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

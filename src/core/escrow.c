@@ -331,25 +331,38 @@ static int write_changes(struct store_tx *tx, struct apply *ap)
 	return 0;
 }
 
+/* A reported volume and logon as the store's records. */
+static void fill_volume(struct volume_rec *v, const struct checkin_job *a,
+			const struct checkin_volume *cv)
+{
+	memset(v, 0, sizeof(*v));
+	snprintf(v->device_id, sizeof(v->device_id), "%s", a->device_id);
+	snprintf(v->guid, sizeof(v->guid), "%s", cv->guid);
+	v->mount = cv->mount;
+	v->type = cv->type;
+	v->protection = cv->protection;
+	v->encryption = cv->encryption;
+	v->percent = cv->percent;
+	v->first_seen = v->last_seen = a->now;
+}
+
+static void fill_logon(struct logon_rec *l, const struct checkin_job *a,
+		       const struct checkin_logon *cl)
+{
+	snprintf(l->device_id, sizeof(l->device_id), "%s", a->device_id);
+	l->user = cl->user;
+	l->type = cl->type;
+	l->first_seen = l->last_seen = cl->at;
+}
+
 static int put_volumes(struct store_tx *tx, struct apply *ap)
 {
 	struct checkin_job *a = ap->job;
 	const struct checkin *ci = a->ci;
 	struct volume_rec v[CHECKIN_MAX_VOLUMES];
 
-	memset(v, 0, ci->nvolumes * sizeof(*v));
-	for (size_t i = 0; i < ci->nvolumes; i++) {
-		const struct checkin_volume *cv = &ci->volumes[i];
-
-		snprintf(v[i].device_id, sizeof(v[i].device_id), "%s", a->device_id);
-		snprintf(v[i].guid, sizeof(v[i].guid), "%s", cv->guid);
-		v[i].mount = cv->mount;
-		v[i].type = cv->type;
-		v[i].protection = cv->protection;
-		v[i].encryption = cv->encryption;
-		v[i].percent = cv->percent;
-		v[i].first_seen = v[i].last_seen = a->now;
-	}
+	for (size_t i = 0; i < ci->nvolumes; i++)
+		fill_volume(&v[i], a, &ci->volumes[i]);
 	return store_volume_upsert_many(tx, v, ci->nvolumes, ap->vol_row);
 }
 
@@ -363,12 +376,8 @@ static int put_logons(struct store_tx *tx, const struct checkin_job *a)
 		return 0;
 	if (!(l = calloc(ci->nlogons, sizeof(*l))))
 		return KW_ERR_NOMEM;
-	for (size_t i = 0; i < ci->nlogons; i++) {
-		snprintf(l[i].device_id, sizeof(l[i].device_id), "%s", a->device_id);
-		l[i].user = ci->logons[i].user;
-		l[i].type = ci->logons[i].type;
-		l[i].first_seen = l[i].last_seen = ci->logons[i].at;
-	}
+	for (size_t i = 0; i < ci->nlogons; i++)
+		fill_logon(&l[i], a, &ci->logons[i]);
 	rc = store_logon_upsert_many(tx, l, ci->nlogons);
 	free(l);
 	return rc;
@@ -461,18 +470,8 @@ static int batch_volumes(struct store_tx *tx, struct batch *b)
 	for (size_t i = 0; i < b->n; i++) {
 		const struct checkin_job *a = b->ap[i].job;
 
-		for (size_t k = 0; k < a->ci->nvolumes; k++, at++) {
-			const struct checkin_volume *cv = &a->ci->volumes[k];
-
-			snprintf(v[at].device_id, sizeof(v[at].device_id), "%s", a->device_id);
-			snprintf(v[at].guid, sizeof(v[at].guid), "%s", cv->guid);
-			v[at].mount = cv->mount;
-			v[at].type = cv->type;
-			v[at].protection = cv->protection;
-			v[at].encryption = cv->encryption;
-			v[at].percent = cv->percent;
-			v[at].first_seen = v[at].last_seen = a->now;
-		}
+		for (size_t k = 0; k < a->ci->nvolumes; k++)
+			fill_volume(&v[at++], a, &a->ci->volumes[k]);
 	}
 	if ((rc = store_volume_upsert_many(tx, v, total, rows)) < 0)
 		goto out;
@@ -577,12 +576,8 @@ static int batch_writes(struct store_tx *tx, struct batch *b)
 	for (size_t i = 0; i < b->n; i++) {
 		const struct checkin_job *a = b->ap[i].job;
 
-		for (size_t k = 0; k < a->ci->nlogons; k++, at++) {
-			snprintf(l[at].device_id, sizeof(l[at].device_id), "%s", a->device_id);
-			l[at].user = a->ci->logons[k].user;
-			l[at].type = a->ci->logons[k].type;
-			l[at].first_seen = l[at].last_seen = a->ci->logons[k].at;
-		}
+		for (size_t k = 0; k < a->ci->nlogons; k++)
+			fill_logon(&l[at++], a, &a->ci->logons[k]);
 	}
 	rc = store_logon_upsert_many(tx, l, nlog);
 out:

@@ -776,7 +776,11 @@ static int cmd_status(const struct agent_conf *conf)
 	return rc;
 }
 
-int main(int argc, char **argv)
+/* Reads options up to the next non-option: -1 to go on, or the exit
+ * status when one ends the run (--help, --version before the command, an
+ * unknown option). */
+static int read_options(int argc, char **argv, bool version, const char **config,
+			bool *force, bool *daemon)
 {
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -786,35 +790,41 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': *config = optarg; break;
+		case 'f': *force = true; break;
+		case 'd': *daemon = true; break;
+		case 'h': fputs(usage_text, stdout); return 0;
+		case 'V':
+			if (!version)
+				return usage_error("unknown option");
+			printf("keywarden-agent %s\n", KW_VERSION);
+			return 0;
+		default: return usage_error("unknown option");
+		}
+	}
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
 	struct agent_conf conf;
 	const char *config = AGENT_DEFAULT_CONFIG, *cmd;
 	char msg[MSG_MAX];
 	bool force = false, daemon = false;
 	int c, rc;
 
-	while ((c = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c': config = optarg; break;
-		case 'f': force = true; break;
-		case 'd': daemon = true; break;
-		case 'h': fputs(usage_text, stdout); return 0;
-		case 'V': printf("keywarden-agent %s\n", KW_VERSION); return 0;
-		default: return usage_error("unknown option");
-		}
-	}
+	if ((c = read_options(argc, argv, true, &config, &force, &daemon)) >= 0)
+		return c;
 	if (optind >= argc)
 		return usage_error("no command given");
 	cmd = argv[optind++];
 	/* Options may follow the command too. */
-	while ((c = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c': config = optarg; break;
-		case 'f': force = true; break;
-		case 'd': daemon = true; break;
-		case 'h': fputs(usage_text, stdout); return 0;
-		default: return usage_error("unknown option");
-		}
-	}
+	if ((c = read_options(argc, argv, false, &config, &force, &daemon)) >= 0)
+		return c;
 	if ((force && strcmp(cmd, "register")) || (daemon && strcmp(cmd, "checkin")))
 		return usage_error(force ? "--force belongs to register" :
 				   "--daemon belongs to checkin");
